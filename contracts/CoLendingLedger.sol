@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {LedgerTypes} from "./libraries/LedgerTypes.sol";
+import {Allocation} from "./libraries/Allocation.sol";
+import {BorrowerBook} from "./libraries/BorrowerBook.sol";
+
+/// @title CoLendingLedger
+/// @notice Joint credit lines and co-loans, each signed (EIP-712) by the platform and every lender
+/// that funds it, with the borrower's consortium-wide exposure and each bank's concentration kept
+/// on chain. A record that would break R1-R8 reverts in the transaction that submits it.
+/// @dev Storage per loan is one slot: a 192-bit commitment to the signed terms (their EIP-712
+/// hashStruct), outstanding principal and status. Tranche detail travels in calldata and events;
+/// repayments and status changes pass the terms again and are checked against the commitment.
+contract CoLendingLedger is EIP712 {
+    using BorrowerBook for uint256;
+
+    struct LoanRecord {
+        bytes24 commitment;
+        uint56 outstanding;
+        LedgerTypes.LoanStatus status;
+    }
+
+    struct LineRecord {
+        uint48 limit;
+        uint48 drawn; // outstanding principal of loans drawn under the line
+        uint40 expiresAt;
+        LedgerTypes.LineStatus status;
+        uint8 product;
+        uint16 platformIndex;
+        uint80 institutions; // five 16-bit member indices of the share holders
+    }
+
+    /// @notice Largest principal, limit or payment accepted, in fen (2^48 - 1, about 2.8 trillion CNY).
+    uint256 public constant MAX_AMOUNT = (1 << 48) - 1;
+    uint256 private constant BPS = 10_000;
+
+    /// @notice The registry of members, capital attestations and policy.
+    ConsortiumRegistry public immutable registry;
+
+    mapping(bytes32 loanId => LoanRecord) private _loans;
+    mapping(bytes32 lineId => LineRecord) private _lines;
+    mapping(bytes32 lineId => bytes32) private _lineBorrower;
+    mapping(bytes32 borrowerKey => uint256) private _books;
+    mapping(address lender => uint256) private _lenderOutstanding;
+    mapping(address lender => mapping(address partner => uint256)) private _partnerOutstanding;
+    mapping(bytes32 repaymentId => bool) private _repaymentIds;
+
+    event LoanOriginated(
+        bytes32 indexed loanId,
+        bytes32 indexed borrowerKey,
+        address indexed platform,
+        uint32 policyVersion,
+        LedgerTypes.CoLoan loan,
+        bytes[] signatures
+    );
+    event LoanRejected(bytes32 indexed loanId, bytes reason);
+    event LineGranted(
+        bytes32 indexed lineId,
+        bytes32 indexed borrowerKey,
+        address indexed platform,
+        uint32 policyVersion,
+        LedgerTypes.CreditLine line,
+        bytes[] signatures
+    );
+    event LineEnded(
+        bytes32 indexed lineId, bytes32 indexed borrowerKey, LedgerTypes.LineStatus status, uint256 limit, uint256 drawn
+    );
+    event Repaid(
+        bytes32 indexed loanId,
+        bytes32 indexed repaymentId,
+        uint256 principal,
+        uint256 interest,
+        uint256 outstanding,
+        uint256[] principalAllocation,
+        uint256[] interestAllocation
+    );
+    event LoanStatusChanged(
+        bytes32 indexed loanId,
+        LedgerTypes.LoanStatus from,
+        LedgerTypes.LoanStatus to,
+        bytes32 reason,
+        uint256 releasedPrincipal
+    );
+
+    // rules (codes shared with ledger.rules)
+    error BorrowerCapExceeded(bytes32 borrowerKey, uint256 exposure, uint256 requested, uint256 cap); // R1, R2
+    error TooManyInstitutions(bytes32 borrowerKey, uint256 institutions, uint256 max); // R3
+    error PlatformShareTooLow(bytes32 id, uint256 platformAmount, uint256 total, uint256 minBps); // R4
+    error PartnerConcentrationExceeded(
+        address lender, address partner, uint256 outstanding, uint256 requested, uint256 limit
+    ); // R5
+    error JointLoanShareExceeded(address lender, uint256 outstanding, uint256 requested, uint256 limit); // R6
+    error BulletTermTooLong(bytes32 loanId, uint256 termDays, uint256 maxDays); // R7
+    error StaleAttestation(address lender, uint256 attestedUntil, uint256 nowTs); // R8
+    // structure
+    error ZeroAmount();
+    error AmountTooLarge(uint256 amount, uint256 max);
+    error InvalidProduct(uint8 product);
+    error InvalidRepaymentType(uint8 repayment);
+    error EmptyTranches();
+    error TranchesNotSorted(uint256 index);
+    error TrancheSumMismatch(uint256 sum, uint256 total);
+    error PlatformTrancheMissing(address platform);
+    error ExpiryInPast(uint256 expiresAt, uint256 nowTs);
+    // provenance and roles
+    error LedgerPaused();
+    error SubmitterNotPlatform(address submitter, address platform);
+    error SignatureExpired(uint256 deadline, uint256 nowTs);
+    error SignatureCountMismatch(uint256 expected, uint256 given);
+    error InvalidSignature(address signer);
+    error NotActiveMember(address account);
+    error MemberIsFrozen(address account);
+    error WrongRole(address account, ConsortiumRegistry.Role role);
+    error IdAlreadyUsed(bytes32 id);
+    error OnlySelf();
+    // lifecycle
+    error UnknownLoan(bytes32 loanId);
+    error UnknownLine(bytes32 lineId);
+    error TermsMismatch(bytes32 loanId);
+    error LoanNotOpen(bytes32 loanId, LedgerTypes.LoanStatus status);
+    error IllegalTransition(bytes32 loanId, LedgerTypes.LoanStatus from, LedgerTypes.LoanStatus to);
+    error RepaymentExceedsOutstanding(bytes32 loanId, uint256 outstanding, uint256 requested);
+    error LineNotActive(bytes32 lineId, LedgerTypes.LineStatus status);
+    error LineMismatch(bytes32 lineId);
+    error LineLimitExceeded(bytes32 lineId, uint256 drawn, uint256 requested, uint256 limit);
+    error LineNotExpired(bytes32 lineId, uint256 expiresAt, uint256 nowTs);
+    error NotLinePlatform(address account);
+
+    /// @param registry_ the consortium registry this ledger judges parties and policy by
+    constructor(ConsortiumRegistry registry_) EIP712("CoLendingLedger", "1") {
+        registry = registry_;
+    }
+
+    // ------------------------------------------------------------------ origination
+
+    /// @notice Record one co-loan. The caller must be the loan's platform; `signatures[i]` is the
+    /// EIP-712 signature of `loan.tranches[i].lender` over `loan` (the platform signs its own
+    /// tranche). Reverts with the rule's error if any of R1-R8 would break.
+    /// @return policyVersion the policy version the loan was judged under
+    function originate(LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+        external
+        returns (uint32 policyVersion)
+    {
+        return _originate(msg.sender, loan, signatures);
+    }
+
+    /// @notice Record many co-loans in one transaction. With `atomic`, any failure reverts the
+    /// whole batch; otherwise each failing loan emits `LoanRejected` with its revert data and the
+    /// rest are recorded.
+    /// @return accepted how many loans were recorded
+    function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[][] calldata signatures, bool atomic)
+        external
+        returns (uint256 accepted)
+    {
+        uint256 n = loans.length;
+        if (signatures.length != n) revert SignatureCountMismatch(n, signatures.length);
+        for (uint256 i; i < n; ++i) {
+            if (atomic) {
+                _originate(msg.sender, loans[i], signatures[i]);
+                ++accepted;
+            } else {
+                try this.originateFromBatch(msg.sender, loans[i], signatures[i]) {
+                    ++accepted;
+                } catch (bytes memory reason) {
+                    emit LoanRejected(loans[i].loanId, reason);
+                }
+            }
+        }
+    }
+
+    /// @notice Internal entry point for non-atomic batches, so one loan's revert can be caught.
+    /// Callable only by this contract.
+    function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+        external
+        returns (uint32)
+    {
+        if (msg.sender != address(this)) revert OnlySelf();
+        return _originate(submitter, loan, signatures);
+    }
+
+    /// @notice Grant a joint credit line. Its whole limit counts as the borrower's exposure until
+    /// it is closed or expires; loans drawn under it add none. `signatures[i]` belongs to
+    /// `line.shares[i].lender`.
+    /// @return policyVersion the policy version the line was judged under
+    function grantLine(LedgerTypes.CreditLine calldata line, bytes[] calldata signatures)
+        external
+        returns (uint32 policyVersion)
+    {
+        uint256 platformAmount = _checkLineTerms(line, signatures);
+        (ConsortiumRegistry.Policy memory policy, uint32 version, ConsortiumRegistry.Member[] memory members) =
+            _context(line.shares);
+        uint16 platformIndex = _checkParties(
+            line.shares, members, line.platform, _hashTypedDataV4(LedgerTypes.hashCreditLine(line)), signatures
+        );
+        _checkPlatformShare(line.lineId, platformAmount, line.limit, policy);
+        bytes32 key = line.borrowerKey;
+        _books[key] =
+            _addInstitutions(_addExposure(_books[key], key, line.product, line.limit, policy), key, members, policy);
+        _storeLine(line, platformIndex, members);
+        emit LineGranted(line.lineId, key, line.platform, version, line, signatures);
+        return version;
+    }
+
+    // ------------------------------------------------------------------ line lifecycle
+
+    /// @notice Close an active line early. Only the line's platform. Releases its limit from the
+    /// borrower's exposure; loans still outstanding under it count on their own from now on.
+    function closeLine(bytes32 lineId) external {
+        ConsortiumRegistry.Member memory m = _actor(msg.sender);
+        LineRecord storage l = _lines[lineId];
+        if (l.status == LedgerTypes.LineStatus.None) revert UnknownLine(lineId);
+        if (m.role != ConsortiumRegistry.Role.Platform || m.index != l.platformIndex) revert NotLinePlatform(msg.sender);
+        _endLine(lineId, LedgerTypes.LineStatus.Closed);
+    }
+
+    /// @notice Mark a line past its expiry as expired, releasing its limit. Anyone may call it:
+    /// it only gives effect to what the parties signed.
+    function expireLine(bytes32 lineId) external {
+        _requireNotPaused();
+        LineRecord storage l = _lines[lineId];
+        if (l.status == LedgerTypes.LineStatus.None) revert UnknownLine(lineId);
+        if (block.timestamp <= l.expiresAt) revert LineNotExpired(lineId, l.expiresAt, block.timestamp);
+        _endLine(lineId, LedgerTypes.LineStatus.Expired);
+    }
+
+    // ------------------------------------------------------------------ repayments and status
+
+    /// @notice Record a repayment of `principal` and `interest` (fen), split across the tranches by
+    /// the Allocation rule. Only the loan's platform; `loan` must be the terms it was recorded with.
+    /// Each `repaymentId` is accepted once.
+    function repay(LedgerTypes.CoLoan calldata loan, bytes32 repaymentId, uint256 principal, uint256 interest)
+        external
+    {
+        LoanRecord memory rec = _openLoan(loan);
+        if (repaymentId == bytes32(0) || _repaymentIds[repaymentId]) revert IdAlreadyUsed(repaymentId);
+        if (principal == 0 && interest == 0) revert ZeroAmount();
+        if (interest > MAX_AMOUNT) revert AmountTooLarge(interest, MAX_AMOUNT);
+        if (principal > rec.outstanding) revert RepaymentExceedsOutstanding(loan.loanId, rec.outstanding, principal);
+        _repaymentIds[repaymentId] = true;
+
+        uint256 total = loan.principal;
+        uint256 repaidBefore = total - rec.outstanding;
+        uint256[] memory pAlloc = Allocation.between(loan.tranches, total, repaidBefore, repaidBefore + principal);
+        uint256[] memory iAlloc = Allocation.split(loan.tranches, total, interest);
+        _releaseUsage(loan, pAlloc);
+        _releaseExposure(loan, principal);
+
+        uint256 outstanding = rec.outstanding - principal;
+        LedgerTypes.LoanStatus from = rec.status;
+        rec.outstanding = uint56(outstanding);
+        if (outstanding == 0) {
+            rec.status = LedgerTypes.LoanStatus.Repaid;
+            _closeInstitutions(loan);
+        }
+        _loans[loan.loanId] = rec;
+        emit Repaid(loan.loanId, repaymentId, principal, interest, outstanding, pAlloc, iAlloc);
+        if (outstanding == 0) emit LoanStatusChanged(loan.loanId, from, rec.status, "REPAID", 0);
+    }
+
+    /// @notice Move a loan to Overdue, back to Active, to Defaulted or to WrittenOff. Legal moves:
+    /// Active->Overdue, Overdue->Active, Overdue->Defaulted, Overdue->WrittenOff,
+    /// Defaulted->WrittenOff. A write-off releases the outstanding principal. Repaid is reached only
+    /// by repayment. Only the loan's platform.
+    /// @param reason a short code, never personal data
+    function setStatus(LedgerTypes.CoLoan calldata loan, LedgerTypes.LoanStatus to, bytes32 reason) external {
+        LoanRecord memory rec = _openLoan(loan);
+        LedgerTypes.LoanStatus from = rec.status;
+        if (!_legal(from, to)) revert IllegalTransition(loan.loanId, from, to);
+        uint256 released;
+        if (to == LedgerTypes.LoanStatus.WrittenOff) {
+            released = rec.outstanding;
+            uint256 total = loan.principal;
+            uint256[] memory repaid = Allocation.split(loan.tranches, total, total - released);
+            uint256 n = repaid.length;
+            for (uint256 i; i < n; ++i) {
+                repaid[i] = loan.tranches[i].amount - repaid[i];
+            }
+            _releaseUsage(loan, repaid);
+            _releaseExposure(loan, released);
+            _closeInstitutions(loan);
+            rec.outstanding = 0;
+        }
+        rec.status = to;
+        _loans[loan.loanId] = rec;
+        emit LoanStatusChanged(loan.loanId, from, to, reason, released);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice A loan's stored state: commitment to its terms, outstanding principal, status.
+    function loanState(bytes32 loanId)
+        external
+        view
+        returns (bytes24 commitment, uint256 outstanding, LedgerTypes.LoanStatus status)
+    {
+        LoanRecord memory r = _loans[loanId];
+        return (r.commitment, r.outstanding, r.status);
+    }
+
+    /// @notice Each tranche's outstanding principal, given the loan's terms.
+    function trancheOutstanding(LedgerTypes.CoLoan calldata loan) external view returns (uint256[] memory out) {
+        LoanRecord memory r = _loans[loan.loanId];
+        if (r.status == LedgerTypes.LoanStatus.None) revert UnknownLoan(loan.loanId);
+        if (r.commitment != bytes24(LedgerTypes.hashCoLoan(loan))) revert TermsMismatch(loan.loanId);
+        uint256 total = loan.principal;
+        out = Allocation.split(loan.tranches, total, total - r.outstanding);
+        for (uint256 i; i < out.length; ++i) {
+            out[i] = r.outstanding == 0 ? 0 : loan.tranches[i].amount - out[i];
+        }
+    }
+
+    /// @notice A credit line's state and borrower.
+    function lineState(bytes32 lineId) external view returns (LineRecord memory line, bytes32 borrowerKey) {
+        return (_lines[lineId], _lineBorrower[lineId]);
+    }
+
+    /// @notice A borrower's exposure by product and the institutions with open records (R3).
+    function borrowerExposure(bytes32 borrowerKey)
+        external
+        view
+        returns (uint256 consumer, uint256 business, uint16[] memory institutions, uint16[] memory openRecords)
+    {
+        uint256 book = _books[borrowerKey];
+        (institutions, openRecords) = book.entries();
+        return (book.exposure(0), book.exposure(1), institutions, openRecords);
+    }
+
+    /// @notice A borrower's headroom under R1, R2 and R3 in the policy in force now.
+    function headroom(bytes32 borrowerKey)
+        external
+        view
+        returns (uint256 consumer, uint256 business, uint256 institutions, uint256 maxInstitutions)
+    {
+        (ConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
+        uint256 book = _books[borrowerKey];
+        uint256 c = book.exposure(0);
+        uint256 b = book.exposure(1);
+        consumer = c >= p.consumerCap ? 0 : p.consumerCap - c;
+        business = b >= p.businessCap ? 0 : p.businessCap - b;
+        institutions = book.institutions();
+        maxInstitutions = p.maxInstitutions;
+    }
+
+    /// @notice A lender's outstanding joint loans, in total (R6) and with `partner` (R5), and the
+    /// limits its current attestation and the policy give.
+    function lenderUsage(address lender, address partner)
+        external
+        view
+        returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil)
+    {
+        (ConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
+        ConsortiumRegistry.Member memory m = registry.member(lender);
+        total = _lenderOutstanding[lender];
+        withPartner = _partnerOutstanding[lender][partner];
+        totalLimit = (uint256(m.totalLoanBalance) * p.maxJointLoanBps) / BPS;
+        partnerLimit = (uint256(m.tier1Capital) * p.maxPartnerCapitalBps) / BPS;
+        attestedUntil = m.attestedUntil;
+    }
+
+    /// @notice The EIP-712 digest every party of `loan` signs.
+    function loanDigest(LedgerTypes.CoLoan calldata loan) external view returns (bytes32) {
+        return _hashTypedDataV4(LedgerTypes.hashCoLoan(loan));
+    }
+
+    /// @notice The EIP-712 digest every party of `line` signs.
+    function lineDigest(LedgerTypes.CreditLine calldata line) external view returns (bytes32) {
+        return _hashTypedDataV4(LedgerTypes.hashCreditLine(line));
+    }
+
+    /// @notice Whether a repayment id has been used.
+    function repaymentRecorded(bytes32 repaymentId) external view returns (bool) {
+        return _repaymentIds[repaymentId];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _originate(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+        private
+        returns (uint32 version)
+    {
+        uint256 platformAmount = _checkLoanTerms(submitter, loan, signatures);
+        ConsortiumRegistry.Policy memory policy;
+        ConsortiumRegistry.Member[] memory members;
+        (policy, version, members) = _context(loan.tranches);
+        bytes32 structHash = LedgerTypes.hashCoLoan(loan);
+        uint16 platformIndex =
+            _checkParties(loan.tranches, members, loan.platform, _hashTypedDataV4(structHash), signatures);
+        if (
+            loan.product == uint8(LedgerTypes.Product.Consumer) && loan.repayment == uint8(LedgerTypes.Repayment.Bullet)
+                && loan.termDays > policy.maxConsumerBulletDays
+        ) revert BulletTermTooLong(loan.loanId, loan.termDays, policy.maxConsumerBulletDays);
+        _checkPlatformShare(loan.loanId, platformAmount, loan.principal, policy);
+
+        bytes32 key = loan.borrowerKey;
+        uint256 book = _books[key];
+        if (loan.lineId == bytes32(0)) {
+            book = _addExposure(book, key, loan.product, loan.principal, policy);
+        } else {
+            _draw(loan, platformIndex);
+        }
+        _books[key] = _addInstitutions(book, key, members, policy);
+        _addUsage(loan.tranches, members, loan.platform, policy);
+
+        _loans[loan.loanId] = LoanRecord({
+            commitment: bytes24(structHash),
+            outstanding: uint56(loan.principal),
+            status: LedgerTypes.LoanStatus.Active
+        });
+        emit LoanOriginated(loan.loanId, key, loan.platform, version, loan, signatures);
+    }
+
+    function _checkLoanTerms(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+        private
+        view
+        returns (uint256 platformAmount)
+    {
+        if (submitter != loan.platform) revert SubmitterNotPlatform(submitter, loan.platform);
+        if (block.timestamp > loan.deadline) revert SignatureExpired(loan.deadline, block.timestamp);
+        bytes32 loanId = loan.loanId;
+        if (loanId == bytes32(0) || _loans[loanId].status != LedgerTypes.LoanStatus.None) revert IdAlreadyUsed(loanId);
+        _checkAmount(loan.principal);
+        _checkProduct(loan.product);
+        if (loan.repayment > uint8(LedgerTypes.Repayment.Instalment)) revert InvalidRepaymentType(loan.repayment);
+        if (signatures.length != loan.tranches.length) {
+            revert SignatureCountMismatch(loan.tranches.length, signatures.length);
+        }
+        return _checkTranches(loan.tranches, loan.principal, loan.platform);
+    }
+
+    /// @dev Tranches strictly ascending by lender, each non-zero, summing to `total`. Returns the
+    /// platform's own amount.
+    function _checkTranches(LedgerTypes.Tranche[] calldata tranches, uint256 total, address platform)
+        private
+        pure
+        returns (uint256 platformAmount)
+    {
+        uint256 n = tranches.length;
+        if (n == 0) revert EmptyTranches();
+        uint256 sum;
+        address prev;
+        for (uint256 i; i < n; ++i) {
+            address lender = tranches[i].lender;
+            if (lender <= prev) revert TranchesNotSorted(i);
+            prev = lender;
+            uint256 amount = tranches[i].amount;
+            if (amount == 0) revert ZeroAmount();
+            sum += amount;
+            if (lender == platform) platformAmount = amount;
+        }
+        if (sum != total) revert TrancheSumMismatch(sum, total);
+        if (platformAmount == 0) revert PlatformTrancheMissing(platform);
+    }
+
+    function _context(LedgerTypes.Tranche[] calldata tranches)
+        private
+        view
+        returns (ConsortiumRegistry.Policy memory policy, uint32 version, ConsortiumRegistry.Member[] memory members)
+    {
+        bool isPaused;
+        (isPaused, policy, version, members) = registry.partyContext(_addresses(tranches));
+        if (isPaused) revert LedgerPaused();
+    }
+
+    /// @dev Each party active, unfrozen, in its role, with fresh capital figures if a bank (R8),
+    /// and its signature valid for `digest` (ECDSA with low s, or ERC-1271). Returns the
+    /// platform's member index.
+    function _checkParties(
+        LedgerTypes.Tranche[] calldata tranches,
+        ConsortiumRegistry.Member[] memory members,
+        address platform,
+        bytes32 digest,
+        bytes[] calldata signatures
+    ) private view returns (uint16 platformIndex) {
+        uint256 n = tranches.length;
+        for (uint256 i; i < n; ++i) {
+            address who = tranches[i].lender;
+            ConsortiumRegistry.Member memory m = members[i];
+            if (m.status != ConsortiumRegistry.Status.Active) revert NotActiveMember(who);
+            if (m.frozen) revert MemberIsFrozen(who);
+            if (who == platform) {
+                if (m.role != ConsortiumRegistry.Role.Platform) revert WrongRole(who, m.role);
+                platformIndex = m.index;
+            } else {
+                if (m.role != ConsortiumRegistry.Role.Lender) revert WrongRole(who, m.role);
+                if (m.attestedUntil < block.timestamp) revert StaleAttestation(who, m.attestedUntil, block.timestamp);
+            }
+            if (!SignatureChecker.isValidSignatureNowCalldata(who, digest, signatures[i])) revert InvalidSignature(who);
+        }
+    }
+
+    function _checkPlatformShare(
+        bytes32 id,
+        uint256 platformAmount,
+        uint256 total,
+        ConsortiumRegistry.Policy memory policy
+    ) private pure {
+        if (platformAmount * BPS < total * policy.minPlatformShareBps) {
+            revert PlatformShareTooLow(id, platformAmount, total, policy.minPlatformShareBps);
+        }
+    }
+
+    /// @dev R1 (consumer) and R2 (business).
+    function _addExposure(
+        uint256 book,
+        bytes32 key,
+        uint8 product,
+        uint256 amount,
+        ConsortiumRegistry.Policy memory policy
+    ) private pure returns (uint256) {
+        uint256 exposure = book.exposure(product);
+        uint256 cap = product == uint8(LedgerTypes.Product.Consumer) ? policy.consumerCap : policy.businessCap;
+        if (exposure + amount > cap) revert BorrowerCapExceeded(key, exposure, amount, cap);
+        return book.withExposure(product, exposure + amount);
+    }
+
+    /// @dev R3: distinct institutions with open records, after this one, within the policy.
+    function _addInstitutions(
+        uint256 book,
+        bytes32 key,
+        ConsortiumRegistry.Member[] memory members,
+        ConsortiumRegistry.Policy memory policy
+    ) private pure returns (uint256) {
+        uint256 n = members.length;
+        uint256 count = book.institutions();
+        for (uint256 i; i < n; ++i) {
+            if (!book.hasOpen(members[i].index)) ++count;
+        }
+        if (count > policy.maxInstitutions) revert TooManyInstitutions(key, count, policy.maxInstitutions);
+        for (uint256 i; i < n; ++i) {
+            book = book.addOpen(members[i].index);
+        }
+        return book;
+    }
+
+    /// @dev R5 and R6 for each bank tranche, in tranche order, R5 first.
+    function _addUsage(
+        LedgerTypes.Tranche[] calldata tranches,
+        ConsortiumRegistry.Member[] memory members,
+        address platform,
+        ConsortiumRegistry.Policy memory policy
+    ) private {
+        uint256 n = tranches.length;
+        for (uint256 i; i < n; ++i) {
+            address lender = tranches[i].lender;
+            if (lender == platform) continue;
+            uint256 amount = tranches[i].amount;
+            uint256 withPartner = _partnerOutstanding[lender][platform];
+            uint256 partnerLimit = (uint256(members[i].tier1Capital) * policy.maxPartnerCapitalBps) / BPS;
+            if (withPartner + amount > partnerLimit) {
+                revert PartnerConcentrationExceeded(lender, platform, withPartner, amount, partnerLimit);
+            }
+            uint256 total = _lenderOutstanding[lender];
+            uint256 totalLimit = (uint256(members[i].totalLoanBalance) * policy.maxJointLoanBps) / BPS;
+            if (total + amount > totalLimit) revert JointLoanShareExceeded(lender, total, amount, totalLimit);
+            _partnerOutstanding[lender][platform] = withPartner + amount;
+            _lenderOutstanding[lender] = total + amount;
+        }
+    }
+
+    function _checkLineTerms(LedgerTypes.CreditLine calldata line, bytes[] calldata signatures)
+        private
+        view
+        returns (uint256 platformAmount)
+    {
+        if (msg.sender != line.platform) revert SubmitterNotPlatform(msg.sender, line.platform);
+        if (block.timestamp > line.deadline) revert SignatureExpired(line.deadline, block.timestamp);
+        bytes32 lineId = line.lineId;
+        if (lineId == bytes32(0) || _lines[lineId].status != LedgerTypes.LineStatus.None) revert IdAlreadyUsed(lineId);
+        _checkAmount(line.limit);
+        _checkProduct(line.product);
+        if (line.expiresAt <= block.timestamp) revert ExpiryInPast(line.expiresAt, block.timestamp);
+        if (signatures.length != line.shares.length) {
+            revert SignatureCountMismatch(line.shares.length, signatures.length);
+        }
+        return _checkTranches(line.shares, line.limit, line.platform);
+    }
+
+    function _storeLine(
+        LedgerTypes.CreditLine calldata line,
+        uint16 platformIndex,
+        ConsortiumRegistry.Member[] memory members
+    ) private {
+        uint256 packed;
+        for (uint256 i; i < members.length; ++i) {
+            packed |= uint256(members[i].index) << (16 * i);
+        }
+        _lines[line.lineId] = LineRecord({
+            limit: uint48(line.limit),
+            drawn: 0,
+            expiresAt: uint40(line.expiresAt),
+            status: LedgerTypes.LineStatus.Active,
+            product: line.product,
+            platformIndex: platformIndex,
+            institutions: uint80(packed)
+        });
+        _lineBorrower[line.lineId] = line.borrowerKey;
+    }
+
+    function _draw(LedgerTypes.CoLoan calldata loan, uint16 platformIndex) private {
+        bytes32 lineId = loan.lineId;
+        LineRecord storage l = _lines[lineId];
+        if (l.status != LedgerTypes.LineStatus.Active || block.timestamp > l.expiresAt) {
+            revert LineNotActive(lineId, l.status);
+        }
+        if (
+            _lineBorrower[lineId] != loan.borrowerKey || l.product != loan.product || l.platformIndex != platformIndex
+        ) revert LineMismatch(lineId);
+        uint256 drawn = l.drawn;
+        if (drawn + loan.principal > l.limit) revert LineLimitExceeded(lineId, drawn, loan.principal, l.limit);
+        l.drawn = uint48(drawn + loan.principal);
+    }
+
+    function _endLine(bytes32 lineId, LedgerTypes.LineStatus to) private {
+        LineRecord storage l = _lines[lineId];
+        if (l.status != LedgerTypes.LineStatus.Active) revert LineNotActive(lineId, l.status);
+        bytes32 key = _lineBorrower[lineId];
+        uint256 book = _books[key];
+        uint256 exposure = book.exposure(l.product);
+        // the limit stops counting; what is drawn and still outstanding now counts on its own
+        book = book.withExposure(l.product, exposure - l.limit + l.drawn);
+        uint256 packed = l.institutions;
+        for (uint256 i; i < BorrowerBook.SLOTS; ++i) {
+            uint16 idx = uint16(packed >> (16 * i));
+            if (idx != 0) book = book.removeOpen(idx);
+        }
+        _books[key] = book;
+        l.status = to;
+        emit LineEnded(lineId, key, to, l.limit, l.drawn);
+    }
+
+    /// @dev Loads an open loan whose terms match its commitment, with the caller as its platform.
+    function _openLoan(LedgerTypes.CoLoan calldata loan) private view returns (LoanRecord memory rec) {
+        ConsortiumRegistry.Member memory m = _actor(msg.sender);
+        if (msg.sender != loan.platform) revert SubmitterNotPlatform(msg.sender, loan.platform);
+        if (m.role != ConsortiumRegistry.Role.Platform) revert WrongRole(msg.sender, m.role);
+        rec = _loans[loan.loanId];
+        if (rec.status == LedgerTypes.LoanStatus.None) revert UnknownLoan(loan.loanId);
+        if (rec.commitment != bytes24(LedgerTypes.hashCoLoan(loan))) revert TermsMismatch(loan.loanId);
+        if (
+            rec.status != LedgerTypes.LoanStatus.Active && rec.status != LedgerTypes.LoanStatus.Overdue
+                && rec.status != LedgerTypes.LoanStatus.Defaulted
+        ) revert LoanNotOpen(loan.loanId, rec.status);
+    }
+
+    function _actor(address account) private view returns (ConsortiumRegistry.Member memory m) {
+        bool isPaused;
+        (isPaused, m) = registry.actorContext(account);
+        if (isPaused) revert LedgerPaused();
+        if (m.status != ConsortiumRegistry.Status.Active) revert NotActiveMember(account);
+        if (m.frozen) revert MemberIsFrozen(account);
+    }
+
+    function _requireNotPaused() private view {
+        if (registry.paused()) revert LedgerPaused();
+    }
+
+    function _releaseUsage(LedgerTypes.CoLoan calldata loan, uint256[] memory amounts) private {
+        address platform = loan.platform;
+        uint256 n = amounts.length;
+        for (uint256 i; i < n; ++i) {
+            address lender = loan.tranches[i].lender;
+            uint256 a = amounts[i];
+            if (lender == platform || a == 0) continue;
+            _lenderOutstanding[lender] -= a;
+            _partnerOutstanding[lender][platform] -= a;
+        }
+    }
+
+    /// @dev Principal leaving a loan: it leaves the borrower's exposure unless the loan sits under a
+    /// line that is still active (then the line's limit is what counts).
+    function _releaseExposure(LedgerTypes.CoLoan calldata loan, uint256 amount) private {
+        if (amount == 0) return;
+        bool counted = true;
+        if (loan.lineId != bytes32(0)) {
+            LineRecord storage l = _lines[loan.lineId];
+            l.drawn -= uint48(amount);
+            counted = l.status != LedgerTypes.LineStatus.Active;
+        }
+        if (counted) {
+            bytes32 key = loan.borrowerKey;
+            uint256 book = _books[key];
+            _books[key] = book.withExposure(loan.product, book.exposure(loan.product) - amount);
+        }
+    }
+
+    function _closeInstitutions(LedgerTypes.CoLoan calldata loan) private {
+        bytes32 key = loan.borrowerKey;
+        uint256 book = _books[key];
+        (,,, ConsortiumRegistry.Member[] memory members) = registry.partyContext(_addresses(loan.tranches));
+        for (uint256 i; i < members.length; ++i) {
+            book = book.removeOpen(members[i].index);
+        }
+        _books[key] = book;
+    }
+
+    function _addresses(LedgerTypes.Tranche[] calldata tranches) private pure returns (address[] memory parties) {
+        uint256 n = tranches.length;
+        parties = new address[](n);
+        for (uint256 i; i < n; ++i) {
+            parties[i] = tranches[i].lender;
+        }
+    }
+
+    function _checkAmount(uint256 amount) private pure {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > MAX_AMOUNT) revert AmountTooLarge(amount, MAX_AMOUNT);
+    }
+
+    function _checkProduct(uint8 product) private pure {
+        if (product > uint8(LedgerTypes.Product.Business)) revert InvalidProduct(product);
+    }
+
+    function _legal(LedgerTypes.LoanStatus from, LedgerTypes.LoanStatus to) private pure returns (bool) {
+        if (from == LedgerTypes.LoanStatus.Active) return to == LedgerTypes.LoanStatus.Overdue;
+        if (from == LedgerTypes.LoanStatus.Overdue) {
+            return to == LedgerTypes.LoanStatus.Active || to == LedgerTypes.LoanStatus.Defaulted
+                || to == LedgerTypes.LoanStatus.WrittenOff;
+        }
+        if (from == LedgerTypes.LoanStatus.Defaulted) return to == LedgerTypes.LoanStatus.WrittenOff;
+        return false;
+    }
+}
