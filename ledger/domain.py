@@ -1,0 +1,286 @@
+"""Domain values shared by every layer: the signed records, their enums and integer-fen amounts.
+
+Field order follows the EIP-712 structs in contracts/libraries/LedgerTypes.sol exactly, so
+`as_abi()` is what the contract's calldata tuple expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from eth_utils import to_checksum_address
+
+MAX_AMOUNT = (1 << 48) - 1
+ZERO32 = b"\x00" * 32
+
+
+class Product(IntEnum):
+    CONSUMER = 0
+    BUSINESS = 1
+
+
+class Repayment(IntEnum):
+    BULLET = 0
+    INSTALMENT = 1
+
+
+class LoanStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    OVERDUE = 2
+    DEFAULTED = 3
+    WRITTEN_OFF = 4
+    REPAID = 5
+
+
+class LineStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    CLOSED = 2
+    EXPIRED = 3
+
+
+class Role(IntEnum):
+    NONE = 0
+    GOVERNOR = 1
+    PLATFORM = 2
+    LENDER = 3
+    AUDITOR = 4
+
+
+class MemberStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    SUSPENDED = 2
+    REMOVED = 3
+
+
+def as_bytes32(value: bytes | str) -> bytes:
+    """A 32-byte value from bytes or 0x-hex."""
+    if isinstance(value, str):
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    else:
+        raw = bytes(value)
+    if len(raw) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Tranche:
+    lender: str
+    amount: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lender", to_checksum_address(self.lender))
+
+    def as_abi(self) -> tuple[str, int]:
+        return (self.lender, self.amount)
+
+
+def sort_tranches(tranches: list[Tranche] | tuple[Tranche, ...]) -> tuple[Tranche, ...]:
+    """Tranches in the contract's canonical order: ascending lender address."""
+    return tuple(sorted(tranches, key=lambda t: int(t.lender, 16)))
+
+
+@dataclass(frozen=True, slots=True)
+class CoLoan:
+    loan_id: bytes
+    borrower_key: bytes
+    platform: str
+    product: Product
+    principal: int
+    apr_bps: int
+    term_days: int
+    repayment: Repayment
+    deadline: int
+    tranches: tuple[Tranche, ...]
+    line_id: bytes = ZERO32
+    document_digest: bytes = ZERO32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "loan_id", as_bytes32(self.loan_id))
+        object.__setattr__(self, "borrower_key", as_bytes32(self.borrower_key))
+        object.__setattr__(self, "line_id", as_bytes32(self.line_id))
+        object.__setattr__(self, "document_digest", as_bytes32(self.document_digest))
+        object.__setattr__(self, "platform", to_checksum_address(self.platform))
+        object.__setattr__(self, "product", Product(self.product))
+        object.__setattr__(self, "repayment", Repayment(self.repayment))
+        object.__setattr__(self, "tranches", tuple(self.tranches))
+
+    def as_abi(self) -> tuple:
+        return (
+            self.loan_id,
+            self.borrower_key,
+            self.platform,
+            int(self.product),
+            self.principal,
+            self.apr_bps,
+            self.term_days,
+            int(self.repayment),
+            self.line_id,
+            self.document_digest,
+            self.deadline,
+            [t.as_abi() for t in self.tranches],
+        )
+
+    @classmethod
+    def from_abi(cls, value: tuple | dict) -> CoLoan:
+        if isinstance(value, dict):
+            v = value
+            return cls(
+                loan_id=v["loanId"],
+                borrower_key=v["borrowerKey"],
+                platform=v["platform"],
+                product=v["product"],
+                principal=v["principal"],
+                apr_bps=v["aprBps"],
+                term_days=v["termDays"],
+                repayment=v["repayment"],
+                line_id=v["lineId"],
+                document_digest=v["documentDigest"],
+                deadline=v["deadline"],
+                tranches=tuple(_tranche(t) for t in v["tranches"]),
+            )
+        (lid, key, platform, product, principal, apr, term, rep, line, doc, deadline, trs) = value
+        return cls(
+            loan_id=lid,
+            borrower_key=key,
+            platform=platform,
+            product=product,
+            principal=principal,
+            apr_bps=apr,
+            term_days=term,
+            repayment=rep,
+            line_id=line,
+            document_digest=doc,
+            deadline=deadline,
+            tranches=tuple(_tranche(t) for t in trs),
+        )
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        return tuple(t.lender for t in self.tranches)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLine:
+    line_id: bytes
+    borrower_key: bytes
+    platform: str
+    product: Product
+    limit: int
+    expires_at: int
+    deadline: int
+    shares: tuple[Tranche, ...]
+    document_digest: bytes = ZERO32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "line_id", as_bytes32(self.line_id))
+        object.__setattr__(self, "borrower_key", as_bytes32(self.borrower_key))
+        object.__setattr__(self, "document_digest", as_bytes32(self.document_digest))
+        object.__setattr__(self, "platform", to_checksum_address(self.platform))
+        object.__setattr__(self, "product", Product(self.product))
+        object.__setattr__(self, "shares", tuple(self.shares))
+
+    def as_abi(self) -> tuple:
+        return (
+            self.line_id,
+            self.borrower_key,
+            self.platform,
+            int(self.product),
+            self.limit,
+            self.expires_at,
+            self.document_digest,
+            self.deadline,
+            [t.as_abi() for t in self.shares],
+        )
+
+    @classmethod
+    def from_abi(cls, value: tuple | dict) -> CreditLine:
+        if isinstance(value, dict):
+            v = value
+            return cls(
+                line_id=v["lineId"],
+                borrower_key=v["borrowerKey"],
+                platform=v["platform"],
+                product=v["product"],
+                limit=v["limit"],
+                expires_at=v["expiresAt"],
+                document_digest=v["documentDigest"],
+                deadline=v["deadline"],
+                shares=tuple(_tranche(t) for t in v["shares"]),
+            )
+        (lid, key, platform, product, limit, expires, doc, deadline, shares) = value
+        return cls(
+            line_id=lid,
+            borrower_key=key,
+            platform=platform,
+            product=product,
+            limit=limit,
+            expires_at=expires,
+            document_digest=doc,
+            deadline=deadline,
+            shares=tuple(_tranche(t) for t in shares),
+        )
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        return tuple(t.lender for t in self.shares)
+
+
+def _tranche(t: tuple | dict) -> Tranche:
+    if isinstance(t, dict):
+        return Tranche(t["lender"], t["amount"])
+    return Tranche(t[0], t[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """One version of the governed lending policy (R1-R8). Caps in fen, shares in basis points."""
+
+    consumer_cap: int = 200_000 * 100
+    business_cap: int = 1_000_000 * 100
+    max_institutions: int = 3
+    min_platform_share_bps: int = 3_000
+    max_partner_capital_bps: int = 2_500
+    max_joint_loan_bps: int = 5_000
+    max_consumer_bullet_days: int = 365
+    max_attestation_age: int = 90 * 86_400
+    effective_block: int = field(default=0, compare=False)
+
+    def as_abi(self) -> tuple:
+        return (
+            self.consumer_cap,
+            self.business_cap,
+            self.max_institutions,
+            self.min_platform_share_bps,
+            self.max_partner_capital_bps,
+            self.max_joint_loan_bps,
+            self.max_consumer_bullet_days,
+            self.max_attestation_age,
+            self.effective_block,
+        )
+
+    @classmethod
+    def from_abi(cls, v: tuple | dict) -> Policy:
+        if isinstance(v, dict):
+            v = (
+                v["consumerCap"],
+                v["businessCap"],
+                v["maxInstitutions"],
+                v["minPlatformShareBps"],
+                v["maxPartnerCapitalBps"],
+                v["maxJointLoanBps"],
+                v["maxConsumerBulletDays"],
+                v["maxAttestationAge"],
+                v["effectiveBlock"],
+            )
+        return cls(*v)
+
+    def cap(self, product: Product) -> int:
+        return self.consumer_cap if product == Product.CONSUMER else self.business_cap
+
+
+DEFAULT_POLICY = Policy()

@@ -1,0 +1,276 @@
+"""EIP-712 provenance: the typed data every party signs, identical to the contracts' hashing.
+
+The struct hashes are computed directly (eth_abi + keccak) rather than through eth_account's
+generic typed-data encoder: the result is the same (a test checks both, and the contract's
+`loanDigest` view), and this path is fast enough for bulk signing and the audit's replay.
+Verification mirrors OpenZeppelin's ECDSA: 65-byte signatures, v in {27, 28}, and s in the lower
+half of the curve order, so a malleable signature that the contract would refuse is refused here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import encode
+from eth_account import Account
+from eth_keys import keys
+from eth_keys.exceptions import BadSignature
+from eth_utils import keccak, to_checksum_address
+
+from ledger.domain import CoLoan, CreditLine, Tranche
+
+DOMAIN_NAME = "CoLendingLedger"
+DOMAIN_VERSION = "1"
+
+TRANCHE_TYPE = "Tranche(address lender,uint128 amount)"
+COLOAN_TYPE = (
+    "CoLoan(bytes32 loanId,bytes32 borrowerKey,address platform,uint8 product,uint128 principal,"
+    "uint32 aprBps,uint32 termDays,uint8 repayment,bytes32 lineId,bytes32 documentDigest,"
+    "uint64 deadline,Tranche[] tranches)" + TRANCHE_TYPE
+)
+CREDITLINE_TYPE = (
+    "CreditLine(bytes32 lineId,bytes32 borrowerKey,address platform,uint8 product,uint128 limit,"
+    "uint64 expiresAt,bytes32 documentDigest,uint64 deadline,Tranche[] shares)" + TRANCHE_TYPE
+)
+TRANCHE_TYPEHASH = keccak(text=TRANCHE_TYPE)
+COLOAN_TYPEHASH = keccak(text=COLOAN_TYPE)
+CREDITLINE_TYPEHASH = keccak(text=CREDITLINE_TYPE)
+_DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = _SECP256K1_N // 2
+
+
+class SignatureError(ValueError):
+    """A signature that is malformed or not by the expected signer."""
+
+    def __init__(self, signer: str, reason: str) -> None:
+        super().__init__(f"signature for {signer}: {reason}")
+        self.signer = signer
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """The EIP-712 domain of one ledger deployment: a signature binds to its chain and address."""
+
+    chain_id: int
+    verifying_contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    @property
+    def separator(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [
+                    _DOMAIN_TYPEHASH,
+                    keccak(text=self.name),
+                    keccak(text=self.version),
+                    self.chain_id,
+                    to_checksum_address(self.verifying_contract),
+                ],
+            )
+        )
+
+    def as_eip712(self) -> dict:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.verifying_contract),
+        }
+
+
+def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
+    return keccak(
+        b"".join(
+            keccak(encode(["bytes32", "address", "uint128"], [TRANCHE_TYPEHASH, t.lender, t.amount]))
+            for t in tranches
+        )
+    )
+
+
+def hash_loan(loan: CoLoan) -> bytes:
+    """EIP-712 hashStruct of a co-loan; its first 24 bytes are the on-chain commitment."""
+    return keccak(
+        encode(
+            [
+                "bytes32", "bytes32", "bytes32", "address", "uint8", "uint128", "uint32", "uint32",
+                "uint8", "bytes32", "bytes32", "uint64", "bytes32",
+            ],
+            [
+                COLOAN_TYPEHASH,
+                loan.loan_id,
+                loan.borrower_key,
+                loan.platform,
+                int(loan.product),
+                loan.principal,
+                loan.apr_bps,
+                loan.term_days,
+                int(loan.repayment),
+                loan.line_id,
+                loan.document_digest,
+                loan.deadline,
+                hash_tranches(loan.tranches),
+            ],
+        )
+    )
+
+
+def hash_line(line: CreditLine) -> bytes:
+    """EIP-712 hashStruct of a credit line."""
+    return keccak(
+        encode(
+            [
+                "bytes32", "bytes32", "bytes32", "address", "uint8", "uint128", "uint64", "bytes32",
+                "uint64", "bytes32",
+            ],
+            [
+                CREDITLINE_TYPEHASH,
+                line.line_id,
+                line.borrower_key,
+                line.platform,
+                int(line.product),
+                line.limit,
+                line.expires_at,
+                line.document_digest,
+                line.deadline,
+                hash_tranches(line.shares),
+            ],
+        )
+    )
+
+
+def digest(domain: Domain, record: CoLoan | CreditLine) -> bytes:
+    """The 32-byte EIP-712 digest every party of `record` signs."""
+    struct_hash = hash_loan(record) if isinstance(record, CoLoan) else hash_line(record)
+    return keccak(b"\x19\x01" + domain.separator + struct_hash)
+
+
+def sign_digest(private_key: bytes | str, message_digest: bytes) -> bytes:
+    """A 65-byte (r, s, v) signature with v in {27, 28} and low s."""
+    signed = Account.unsafe_sign_hash(message_digest, private_key)
+    return bytes(signed.signature)
+
+
+def sign(private_key: bytes | str, domain: Domain, record: CoLoan | CreditLine) -> bytes:
+    return sign_digest(private_key, digest(domain, record))
+
+
+def recover(message_digest: bytes, signature: bytes) -> str:
+    """The signer of `signature`, with OpenZeppelin ECDSA's checks. Raises SignatureError."""
+    if len(signature) != 65:
+        raise SignatureError("?", f"length {len(signature)}, expected 65")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if s > _HALF_N:
+        raise SignatureError("?", "malleable signature (s in the upper half of the curve order)")
+    if v not in (27, 28):
+        raise SignatureError("?", f"invalid v {v}")
+    try:
+        pub = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(message_digest)
+    except (BadSignature, ValueError) as exc:
+        raise SignatureError("?", f"unrecoverable ({exc.__class__.__name__})") from None
+    return pub.to_checksum_address()
+
+
+def verify(domain: Domain, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:
+    """Check one signature per tranche (or share), each by that tranche's lender.
+
+    Only EOA signatures are checked here; an ERC-1271 wallet's signature is left to the contract
+    (see `verify_with`).
+    """
+    verify_with(domain, record, signatures, contract_signers=frozenset())
+
+
+def verify_with(
+    domain: Domain,
+    record: CoLoan | CreditLine,
+    signatures: list[bytes],
+    contract_signers: frozenset[str],
+) -> None:
+    signers = record.signers
+    if len(signatures) != len(signers):
+        raise SignatureError(
+            record.platform, f"{len(signatures)} signatures for {len(signers)} signers"
+        )
+    d = digest(domain, record)
+    for signer, sig in zip(signers, signatures, strict=True):
+        if signer in contract_signers:
+            continue
+        try:
+            got = recover(d, bytes(sig))
+        except SignatureError as exc:
+            raise SignatureError(signer, exc.reason) from None
+        if got != signer:
+            raise SignatureError(signer, f"signed by {got}")
+
+
+def commitment(loan: CoLoan) -> bytes:
+    """The 24-byte on-chain commitment to a loan's terms."""
+    return hash_loan(loan)[:24]
+
+
+def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
+    """The full EIP-712 JSON (as eth_signTypedData_v4 takes it), for wallets and cross-checks."""
+    tranche_fields = [{"name": "lender", "type": "address"}, {"name": "amount", "type": "uint128"}]
+    domain_fields = [
+        {"name": "name", "type": "string"},
+        {"name": "version", "type": "string"},
+        {"name": "chainId", "type": "uint256"},
+        {"name": "verifyingContract", "type": "address"},
+    ]
+    if isinstance(record, CoLoan):
+        primary = "CoLoan"
+        fields = [
+            ("loanId", "bytes32"), ("borrowerKey", "bytes32"), ("platform", "address"),
+            ("product", "uint8"), ("principal", "uint128"), ("aprBps", "uint32"),
+            ("termDays", "uint32"), ("repayment", "uint8"), ("lineId", "bytes32"),
+            ("documentDigest", "bytes32"), ("deadline", "uint64"), ("tranches", "Tranche[]"),
+        ]
+        message = {
+            "loanId": record.loan_id,
+            "borrowerKey": record.borrower_key,
+            "platform": record.platform,
+            "product": int(record.product),
+            "principal": record.principal,
+            "aprBps": record.apr_bps,
+            "termDays": record.term_days,
+            "repayment": int(record.repayment),
+            "lineId": record.line_id,
+            "documentDigest": record.document_digest,
+            "deadline": record.deadline,
+            "tranches": [{"lender": t.lender, "amount": t.amount} for t in record.tranches],
+        }
+    else:
+        primary = "CreditLine"
+        fields = [
+            ("lineId", "bytes32"), ("borrowerKey", "bytes32"), ("platform", "address"),
+            ("product", "uint8"), ("limit", "uint128"), ("expiresAt", "uint64"),
+            ("documentDigest", "bytes32"), ("deadline", "uint64"), ("shares", "Tranche[]"),
+        ]
+        message = {
+            "lineId": record.line_id,
+            "borrowerKey": record.borrower_key,
+            "platform": record.platform,
+            "product": int(record.product),
+            "limit": record.limit,
+            "expiresAt": record.expires_at,
+            "documentDigest": record.document_digest,
+            "deadline": record.deadline,
+            "shares": [{"lender": t.lender, "amount": t.amount} for t in record.shares],
+        }
+    return {
+        "types": {
+            "EIP712Domain": domain_fields,
+            primary: [{"name": n, "type": t} for n, t in fields],
+            "Tranche": tranche_fields,
+        },
+        "primaryType": primary,
+        "domain": domain.as_eip712(),
+        "message": message,
+    }
