@@ -2,12 +2,14 @@
 pragma solidity 0.8.28;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
 import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 import {LedgerTypes} from "./libraries/LedgerTypes.sol";
 import {Allocation} from "./libraries/Allocation.sol";
 import {BorrowerBook} from "./libraries/BorrowerBook.sol";
+import {PackedWords} from "./libraries/PackedWords.sol";
 
 /// @title CoLendingLedger
 /// @notice Joint credit lines and co-loans, each signed (EIP-712) by the platform and every lender
@@ -18,6 +20,7 @@ import {BorrowerBook} from "./libraries/BorrowerBook.sol";
 /// repayments and status changes pass the terms again and are checked against the commitment.
 contract CoLendingLedger is EIP712 {
     using BorrowerBook for uint256;
+    using PackedWords for uint256;
 
     struct LoanRecord {
         bytes24 commitment;
@@ -192,8 +195,7 @@ contract CoLendingLedger is EIP712 {
         returns (uint32 policyVersion)
     {
         uint256 platformAmount = _checkLineTerms(line, signatures);
-        (ConsortiumRegistry.Policy memory policy, uint32 version, ConsortiumRegistry.Member[] memory members) =
-            _context(line.shares);
+        (uint256 policy, uint32 version, uint256[] memory members) = _context(line.shares);
         uint16 platformIndex = _checkParties(
             line.shares, members, line.platform, _hashTypedDataV4(LedgerTypes.hashCreditLine(line)), signatures
         );
@@ -384,16 +386,16 @@ contract CoLendingLedger is EIP712 {
         returns (uint32 version)
     {
         uint256 platformAmount = _checkLoanTerms(submitter, loan, signatures);
-        ConsortiumRegistry.Policy memory policy;
-        ConsortiumRegistry.Member[] memory members;
+        uint256 policy;
+        uint256[] memory members;
         (policy, version, members) = _context(loan.tranches);
         bytes32 structHash = LedgerTypes.hashCoLoan(loan);
         uint16 platformIndex =
             _checkParties(loan.tranches, members, loan.platform, _hashTypedDataV4(structHash), signatures);
         if (
             loan.product == uint8(LedgerTypes.Product.Consumer) && loan.repayment == uint8(LedgerTypes.Repayment.Bullet)
-                && loan.termDays > policy.maxConsumerBulletDays
-        ) revert BulletTermTooLong(loan.loanId, loan.termDays, policy.maxConsumerBulletDays);
+                && loan.termDays > policy.maxConsumerBulletDays()
+        ) revert BulletTermTooLong(loan.loanId, loan.termDays, policy.maxConsumerBulletDays());
         _checkPlatformShare(loan.loanId, platformAmount, loan.principal, policy);
 
         bytes32 key = loan.borrowerKey;
@@ -459,19 +461,20 @@ contract CoLendingLedger is EIP712 {
     function _context(LedgerTypes.Tranche[] calldata tranches)
         private
         view
-        returns (ConsortiumRegistry.Policy memory policy, uint32 version, ConsortiumRegistry.Member[] memory members)
+        returns (uint256 policy, uint32 version, uint256[] memory members)
     {
-        bool isPaused;
-        (isPaused, policy, version, members) = registry.partyContext(_addresses(tranches));
-        if (isPaused) revert LedgerPaused();
+        uint256 versionAndPause;
+        (policy, versionAndPause, members) = registry.partyWords(_addresses(tranches));
+        if (versionAndPause >> 32 != 0) revert LedgerPaused();
+        version = uint32(versionAndPause);
     }
 
     /// @dev Each party active, unfrozen, in its role, with fresh capital figures if a bank (R8),
-    /// and its signature valid for `digest` (ECDSA with low s, or ERC-1271). Returns the
-    /// platform's member index.
+    /// and its signature valid for `digest`: ECDSA (low s) first, then ERC-1271 for a contract
+    /// wallet, so an EOA signer costs no code lookup. Returns the platform's member index.
     function _checkParties(
         LedgerTypes.Tranche[] calldata tranches,
-        ConsortiumRegistry.Member[] memory members,
+        uint256[] memory members,
         address platform,
         bytes32 digest,
         bytes[] calldata signatures
@@ -479,60 +482,65 @@ contract CoLendingLedger is EIP712 {
         uint256 n = tranches.length;
         for (uint256 i; i < n; ++i) {
             address who = tranches[i].lender;
-            ConsortiumRegistry.Member memory m = members[i];
-            if (m.status != ConsortiumRegistry.Status.Active) revert NotActiveMember(who);
-            if (m.frozen) revert MemberIsFrozen(who);
+            uint256 m = members[i];
+            if (m.status() != uint8(ConsortiumRegistry.Status.Active)) revert NotActiveMember(who);
+            if (m.frozen()) revert MemberIsFrozen(who);
             if (who == platform) {
-                if (m.role != ConsortiumRegistry.Role.Platform) revert WrongRole(who, m.role);
-                platformIndex = m.index;
+                if (m.role() != uint8(ConsortiumRegistry.Role.Platform)) {
+                    revert WrongRole(who, ConsortiumRegistry.Role(m.role()));
+                }
+                platformIndex = m.index();
             } else {
-                if (m.role != ConsortiumRegistry.Role.Lender) revert WrongRole(who, m.role);
-                if (m.attestedUntil < block.timestamp) revert StaleAttestation(who, m.attestedUntil, block.timestamp);
+                if (m.role() != uint8(ConsortiumRegistry.Role.Lender)) {
+                    revert WrongRole(who, ConsortiumRegistry.Role(m.role()));
+                }
+                if (m.attestedUntil() < block.timestamp) {
+                    revert StaleAttestation(who, m.attestedUntil(), block.timestamp);
+                }
             }
-            if (!SignatureChecker.isValidSignatureNowCalldata(who, digest, signatures[i])) revert InvalidSignature(who);
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
+            if (
+                (err != ECDSA.RecoverError.NoError || recovered != who)
+                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(who, digest, signatures[i])
+            ) revert InvalidSignature(who);
         }
     }
 
-    function _checkPlatformShare(
-        bytes32 id,
-        uint256 platformAmount,
-        uint256 total,
-        ConsortiumRegistry.Policy memory policy
-    ) private pure {
-        if (platformAmount * BPS < total * policy.minPlatformShareBps) {
-            revert PlatformShareTooLow(id, platformAmount, total, policy.minPlatformShareBps);
-        }
+    function _checkPlatformShare(bytes32 id, uint256 platformAmount, uint256 total, uint256 policy)
+        private
+        pure
+    {
+        uint256 minBps = policy.minPlatformShareBps();
+        if (platformAmount * BPS < total * minBps) revert PlatformShareTooLow(id, platformAmount, total, minBps);
     }
 
     /// @dev R1 (consumer) and R2 (business).
-    function _addExposure(
-        uint256 book,
-        bytes32 key,
-        uint8 product,
-        uint256 amount,
-        ConsortiumRegistry.Policy memory policy
-    ) private pure returns (uint256) {
+    function _addExposure(uint256 book, bytes32 key, uint8 product, uint256 amount, uint256 policy)
+        private
+        pure
+        returns (uint256)
+    {
         uint256 exposure = book.exposure(product);
-        uint256 cap = product == uint8(LedgerTypes.Product.Consumer) ? policy.consumerCap : policy.businessCap;
+        uint256 cap = policy.cap(product);
         if (exposure + amount > cap) revert BorrowerCapExceeded(key, exposure, amount, cap);
         return book.withExposure(product, exposure + amount);
     }
 
     /// @dev R3: distinct institutions with open records, after this one, within the policy.
-    function _addInstitutions(
-        uint256 book,
-        bytes32 key,
-        ConsortiumRegistry.Member[] memory members,
-        ConsortiumRegistry.Policy memory policy
-    ) private pure returns (uint256) {
+    function _addInstitutions(uint256 book, bytes32 key, uint256[] memory members, uint256 policy)
+        private
+        pure
+        returns (uint256)
+    {
         uint256 n = members.length;
         uint256 count = book.institutions();
         for (uint256 i; i < n; ++i) {
-            if (!book.hasOpen(members[i].index)) ++count;
+            if (!book.hasOpen(members[i].index())) ++count;
         }
-        if (count > policy.maxInstitutions) revert TooManyInstitutions(key, count, policy.maxInstitutions);
+        uint256 max = policy.maxInstitutions();
+        if (count > max) revert TooManyInstitutions(key, count, max);
         for (uint256 i; i < n; ++i) {
-            book = book.addOpen(members[i].index);
+            book = book.addOpen(members[i].index());
         }
         return book;
     }
@@ -540,9 +548,9 @@ contract CoLendingLedger is EIP712 {
     /// @dev R5 and R6 for each bank tranche, in tranche order, R5 first.
     function _addUsage(
         LedgerTypes.Tranche[] calldata tranches,
-        ConsortiumRegistry.Member[] memory members,
+        uint256[] memory members,
         address platform,
-        ConsortiumRegistry.Policy memory policy
+        uint256 policy
     ) private {
         uint256 n = tranches.length;
         for (uint256 i; i < n; ++i) {
@@ -550,12 +558,12 @@ contract CoLendingLedger is EIP712 {
             if (lender == platform) continue;
             uint256 amount = tranches[i].amount;
             uint256 withPartner = _partnerOutstanding[lender][platform];
-            uint256 partnerLimit = (uint256(members[i].tier1Capital) * policy.maxPartnerCapitalBps) / BPS;
+            uint256 partnerLimit = (members[i].tier1Capital() * policy.maxPartnerCapitalBps()) / BPS;
             if (withPartner + amount > partnerLimit) {
                 revert PartnerConcentrationExceeded(lender, platform, withPartner, amount, partnerLimit);
             }
             uint256 total = _lenderOutstanding[lender];
-            uint256 totalLimit = (uint256(members[i].totalLoanBalance) * policy.maxJointLoanBps) / BPS;
+            uint256 totalLimit = (members[i].totalLoanBalance() * policy.maxJointLoanBps()) / BPS;
             if (total + amount > totalLimit) revert JointLoanShareExceeded(lender, total, amount, totalLimit);
             _partnerOutstanding[lender][platform] = withPartner + amount;
             _lenderOutstanding[lender] = total + amount;
@@ -580,14 +588,12 @@ contract CoLendingLedger is EIP712 {
         return _checkTranches(line.shares, line.limit, line.platform);
     }
 
-    function _storeLine(
-        LedgerTypes.CreditLine calldata line,
-        uint16 platformIndex,
-        ConsortiumRegistry.Member[] memory members
-    ) private {
+    function _storeLine(LedgerTypes.CreditLine calldata line, uint16 platformIndex, uint256[] memory members)
+        private
+    {
         uint256 packed;
         for (uint256 i; i < members.length; ++i) {
-            packed |= uint256(members[i].index) << (16 * i);
+            packed |= uint256(members[i].index()) << (16 * i);
         }
         _lines[line.lineId] = LineRecord({
             limit: uint48(line.limit),
@@ -691,9 +697,9 @@ contract CoLendingLedger is EIP712 {
     function _closeInstitutions(LedgerTypes.CoLoan calldata loan) private {
         bytes32 key = loan.borrowerKey;
         uint256 book = _books[key];
-        (,,, ConsortiumRegistry.Member[] memory members) = registry.partyContext(_addresses(loan.tranches));
+        (,, uint256[] memory members) = registry.partyWords(_addresses(loan.tranches));
         for (uint256 i; i < members.length; ++i) {
-            book = book.removeOpen(members[i].index);
+            book = book.removeOpen(members[i].index());
         }
         _books[key] = book;
     }

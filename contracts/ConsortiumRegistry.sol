@@ -217,20 +217,32 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         return uint32(_policies.length);
     }
 
-    /// @notice Everything the ledger needs to judge a record in one call: the pause flag, the
-    /// policy in force and its version, and each party's packed record.
-    function partyContext(address[] calldata parties)
+    /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
+    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag,
+    /// and each party's Member slot.
+    /// @return policyWord the current Policy slot
+    /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
+    /// @return words each party's Member slot, in `parties` order
+    function partyWords(address[] calldata parties)
         external
         view
-        returns (bool isPaused, Policy memory policy, uint32 version, Member[] memory members)
+        returns (uint256 policyWord, uint256 versionAndPause, uint256[] memory words)
     {
-        isPaused = paused();
-        version = uint32(_policies.length);
-        policy = _policies[version - 1];
+        uint256 version = _policies.length;
+        Policy storage p = _policies[version - 1];
+        assembly ("memory-safe") {
+            policyWord := sload(p.slot)
+        }
+        versionAndPause = version | (paused() ? 1 << 32 : 0);
         uint256 n = parties.length;
-        members = new Member[](n);
+        words = new uint256[](n);
         for (uint256 i; i < n; ++i) {
-            members[i] = _members[parties[i]];
+            Member storage m = _members[parties[i]];
+            uint256 w;
+            assembly ("memory-safe") {
+                w := sload(m.slot)
+            }
+            words[i] = w;
         }
     }
 
