@@ -1,0 +1,64 @@
+"""Shared fixtures: real chains (anvil and Hardhat node) started on free loopback ports, and a
+deployed DEV-ONLY consortium on each, reset between tests with evm_snapshot/evm_revert."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ledger.chain.consortium import LocalConsortium, bootstrap
+from ledger.chain.node import LocalChain
+
+CHAIN_KINDS = [k for k in os.environ.get("LEDGER_TEST_CHAINS", "anvil,hardhat").split(",") if k]
+
+
+@pytest.fixture(scope="session", params=CHAIN_KINDS)
+def chain(request: pytest.FixtureRequest) -> Iterator[LocalChain]:
+    with LocalChain(request.param) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[LocalChain]:
+    with LocalChain("anvil") as c:
+        yield c
+
+
+class Snapshots:
+    """evm_snapshot/evm_revert around a test; clients are rebuilt so nonces start fresh."""
+
+    def __init__(self, cx: LocalConsortium) -> None:
+        self.cx = cx
+
+    def take(self) -> str:
+        return self.cx.gov.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snap: str) -> None:
+        self.cx.gov.w3.provider.make_request("evm_revert", [snap])
+        self.cx.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def _deployed(chain: LocalChain) -> LocalConsortium:
+    return bootstrap(chain.url)
+
+
+@pytest.fixture
+def cx(_deployed: LocalConsortium) -> Iterator[LocalConsortium]:
+    """A freshly reset consortium on the session's chain (anvil or Hardhat node)."""
+    snaps = Snapshots(_deployed)
+    snap = snaps.take()
+    _deployed.reset_clients()
+    try:
+        yield _deployed
+    finally:
+        snaps.revert(snap)
+
+
+def advance_time(cx: LocalConsortium, seconds: int) -> None:
+    """Move the chain's clock forward and mine a block."""
+    w3 = cx.gov.w3
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
