@@ -1,4 +1,6 @@
-"""The one rounding rule for splitting money across tranches; mirrors contracts/libraries/Allocation.sol.
+"""The one rounding rule for splitting money across tranches.
+
+Mirrors contracts/libraries/Allocation.sol bit for bit.
 
 Cumulative share of a total T for tranche i is floor(T * amount_i / principal); the fen the floors
 leave over (at most n - 1) go one at a time to the tranche with the highest

@@ -4,7 +4,7 @@ The struct hashes are computed directly (eth_abi + keccak) rather than through e
 generic typed-data encoder: the result is the same (a test checks both, and the contract's
 `loanDigest` view), and this path is fast enough for bulk signing and the audit's replay.
 Verification mirrors OpenZeppelin's ECDSA: 65-byte signatures, v in {27, 28}, and s in the lower
-half of the curve order, so a malleable signature that the contract would refuse is refused here too.
+half of the curve order, so a malleable signature the contract would refuse is refused here too.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ class Domain:
 def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
     return keccak(
         b"".join(
-            keccak(encode(["bytes32", "address", "uint128"], [TRANCHE_TYPEHASH, t.lender, t.amount]))
+            keccak(
+                encode(["bytes32", "address", "uint128"], [TRANCHE_TYPEHASH, t.lender, t.amount])
+            )
             for t in tranches
         )
     )
@@ -98,8 +100,19 @@ def hash_loan(loan: CoLoan) -> bytes:
     return keccak(
         encode(
             [
-                "bytes32", "bytes32", "bytes32", "address", "uint8", "uint128", "uint32", "uint32",
-                "uint8", "bytes32", "bytes32", "uint64", "bytes32",
+                "bytes32",
+                "bytes32",
+                "bytes32",
+                "address",
+                "uint8",
+                "uint128",
+                "uint32",
+                "uint32",
+                "uint8",
+                "bytes32",
+                "bytes32",
+                "uint64",
+                "bytes32",
             ],
             [
                 COLOAN_TYPEHASH,
@@ -125,8 +138,16 @@ def hash_line(line: CreditLine) -> bytes:
     return keccak(
         encode(
             [
-                "bytes32", "bytes32", "bytes32", "address", "uint8", "uint128", "uint64", "bytes32",
-                "uint64", "bytes32",
+                "bytes32",
+                "bytes32",
+                "bytes32",
+                "address",
+                "uint8",
+                "uint128",
+                "uint64",
+                "bytes32",
+                "uint64",
+                "bytes32",
             ],
             [
                 CREDITLINE_TYPEHASH,
@@ -227,10 +248,18 @@ def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
     if isinstance(record, CoLoan):
         primary = "CoLoan"
         fields = [
-            ("loanId", "bytes32"), ("borrowerKey", "bytes32"), ("platform", "address"),
-            ("product", "uint8"), ("principal", "uint128"), ("aprBps", "uint32"),
-            ("termDays", "uint32"), ("repayment", "uint8"), ("lineId", "bytes32"),
-            ("documentDigest", "bytes32"), ("deadline", "uint64"), ("tranches", "Tranche[]"),
+            ("loanId", "bytes32"),
+            ("borrowerKey", "bytes32"),
+            ("platform", "address"),
+            ("product", "uint8"),
+            ("principal", "uint128"),
+            ("aprBps", "uint32"),
+            ("termDays", "uint32"),
+            ("repayment", "uint8"),
+            ("lineId", "bytes32"),
+            ("documentDigest", "bytes32"),
+            ("deadline", "uint64"),
+            ("tranches", "Tranche[]"),
         ]
         message = {
             "loanId": record.loan_id,
@@ -249,9 +278,15 @@ def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
     else:
         primary = "CreditLine"
         fields = [
-            ("lineId", "bytes32"), ("borrowerKey", "bytes32"), ("platform", "address"),
-            ("product", "uint8"), ("limit", "uint128"), ("expiresAt", "uint64"),
-            ("documentDigest", "bytes32"), ("deadline", "uint64"), ("shares", "Tranche[]"),
+            ("lineId", "bytes32"),
+            ("borrowerKey", "bytes32"),
+            ("platform", "address"),
+            ("product", "uint8"),
+            ("limit", "uint128"),
+            ("expiresAt", "uint64"),
+            ("documentDigest", "bytes32"),
+            ("deadline", "uint64"),
+            ("shares", "Tranche[]"),
         ]
         message = {
             "lineId": record.line_id,

@@ -104,7 +104,9 @@ class LedgerClient:
         self.registry = self.w3.eth.contract(
             address=deployment.registry, abi=art["ConsortiumRegistry"].abi
         )
-        self.ledger = self.w3.eth.contract(address=deployment.ledger, abi=art["CoLendingLedger"].abi)
+        self.ledger = self.w3.eth.contract(
+            address=deployment.ledger, abi=art["CoLendingLedger"].abi
+        )
         self.errors = ErrorDecoder(art["CoLendingLedger"].abi, art["ConsortiumRegistry"].abi)
         self.domain = Domain(deployment.chain_id, deployment.ledger)
         self._fee_mode = fee_mode
@@ -154,8 +156,14 @@ class LedgerClient:
             self._fees = {"gasPrice": int(self.w3.eth.gas_price)}
         return self._fees
 
-    def build(self, contract: Any, fn: str, args: Sequence[Any], gas: int | None = None,
-              nonce: int | None = None) -> dict:
+    def build(
+        self,
+        contract: Any,
+        fn: str,
+        args: Sequence[Any],
+        gas: int | None = None,
+        nonce: int | None = None,
+    ) -> dict:
         """An unsigned transaction calling `fn`. Without `gas` it is estimated, which also
         surfaces a revert as a typed exception before anything is sent."""
         data = contract.encode_abi(fn, args=list(args))
@@ -190,8 +198,12 @@ class LedgerClient:
     def send_raw_batch(self, raws: Sequence[bytes]) -> list[str | LedgerError]:
         """Send many signed transactions in one JSON-RPC batch (web3's batching is read-only)."""
         body = [
-            {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
-             "params": ["0x" + r.hex()]}
+            {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "eth_sendRawTransaction",
+                "params": ["0x" + r.hex()],
+            }
             for i, r in enumerate(raws)
         ]
         resp = self._http.post(self.rpc_url, json=body)
@@ -216,7 +228,9 @@ class LedgerClient:
             if r is not None:
                 break
             if time.monotonic() > deadline:
-                raise ReceiptTimeout(f"no receipt for {tx_hash} after {timeout or self.receipt_timeout}s")
+                raise ReceiptTimeout(
+                    f"no receipt for {tx_hash} after {timeout or self.receipt_timeout}s"
+                )
             time.sleep(self.poll_interval)
         receipt = Receipt(
             tx_hash=tx_hash,
@@ -263,9 +277,17 @@ class LedgerClient:
 
     # ------------------------------------------------------------------ registry (governor)
 
-    def admit_member(self, account: str, role: int, name: str, licence_hash: bytes = b"\0" * 32) -> Receipt:
-        return self.transact(self.registry, "admitMember", to_checksum_address(account), int(role),
-                             name, licence_hash)
+    def admit_member(
+        self, account: str, role: int, name: str, licence_hash: bytes = b"\0" * 32
+    ) -> Receipt:
+        return self.transact(
+            self.registry,
+            "admitMember",
+            to_checksum_address(account),
+            int(role),
+            name,
+            licence_hash,
+        )
 
     def suspend_member(self, account: str) -> Receipt:
         return self.transact(self.registry, "suspendMember", to_checksum_address(account))
@@ -296,19 +318,27 @@ class LedgerClient:
 
     # ------------------------------------------------------------------ registry (lender)
 
-    def attest_capital(self, tier1_capital: int, total_loan_balance: int, valid_until: int) -> Receipt:
-        return self.transact(self.registry, "attestCapital", tier1_capital, total_loan_balance, valid_until)
+    def attest_capital(
+        self, tier1_capital: int, total_loan_balance: int, valid_until: int
+    ) -> Receipt:
+        return self.transact(
+            self.registry, "attestCapital", tier1_capital, total_loan_balance, valid_until
+        )
 
     # ------------------------------------------------------------------ ledger (platform)
 
-    def originate(self, loan: CoLoan, signatures: Sequence[bytes], *, gas: int | None = None) -> OriginateResult:
+    def originate(
+        self, loan: CoLoan, signatures: Sequence[bytes], *, gas: int | None = None
+    ) -> OriginateResult:
         """Record one co-loan; if a loan with this id and these terms is already on chain, report
         it as already recorded instead of sending again."""
         existing = self.existing_loan(loan)
         if existing is not None:
             return existing
         receipt = self.transact(self.ledger, "originate", loan.as_abi(), list(signatures), gas=gas)
-        return OriginateResult(loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used)
+        return OriginateResult(
+            loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
+        )
 
     def existing_loan(self, loan: CoLoan) -> OriginateResult | None:
         from ledger.provenance import commitment
@@ -320,12 +350,26 @@ class LedgerClient:
             return None  # a different loan owns this id: let the contract refuse it
         return OriginateResult(loan.loan_id, None, 0, 0, already_recorded=True)
 
-    def originate_batch(self, loans: Sequence[CoLoan], signatures: Sequence[Sequence[bytes]], *,
-                        atomic: bool, gas: int | None = None) -> Receipt:
-        return self.transact(self.ledger, "originateBatch", [ln.as_abi() for ln in loans],
-                             [list(s) for s in signatures], atomic, gas=gas)
+    def originate_batch(
+        self,
+        loans: Sequence[CoLoan],
+        signatures: Sequence[Sequence[bytes]],
+        *,
+        atomic: bool,
+        gas: int | None = None,
+    ) -> Receipt:
+        return self.transact(
+            self.ledger,
+            "originateBatch",
+            [ln.as_abi() for ln in loans],
+            [list(s) for s in signatures],
+            atomic,
+            gas=gas,
+        )
 
-    def grant_line(self, line: CreditLine, signatures: Sequence[bytes], *, gas: int | None = None) -> Receipt:
+    def grant_line(
+        self, line: CreditLine, signatures: Sequence[bytes], *, gas: int | None = None
+    ) -> Receipt:
         return self.transact(self.ledger, "grantLine", line.as_abi(), list(signatures), gas=gas)
 
     def close_line(self, line_id: bytes) -> Receipt:
@@ -334,7 +378,9 @@ class LedgerClient:
     def expire_line(self, line_id: bytes) -> Receipt:
         return self.transact(self.ledger, "expireLine", line_id)
 
-    def repay(self, loan: CoLoan, repayment_id: bytes, principal: int, interest: int = 0) -> Receipt:
+    def repay(
+        self, loan: CoLoan, repayment_id: bytes, principal: int, interest: int = 0
+    ) -> Receipt:
         return self.transact(self.ledger, "repay", loan.as_abi(), repayment_id, principal, interest)
 
     def set_status(self, loan: CoLoan, status: LoanStatus, reason: bytes = b"\0" * 32) -> Receipt:
@@ -361,19 +407,39 @@ class LedgerClient:
         total, with_p, total_limit, partner_limit, until = self.call(
             self.ledger, "lenderUsage", to_checksum_address(lender), to_checksum_address(partner)
         )
-        return {"total": total, "with_partner": with_p, "total_limit": total_limit,
-                "partner_limit": partner_limit, "attested_until": until}
+        return {
+            "total": total,
+            "with_partner": with_p,
+            "total_limit": total_limit,
+            "partner_limit": partner_limit,
+            "attested_until": until,
+        }
 
     def line_state(self, line_id: bytes) -> dict:
         rec, key = self.call(self.ledger, "lineState", line_id)
         limit, drawn, expires, status, product, pidx, inst = rec
-        return {"limit": limit, "drawn": drawn, "expires_at": expires, "status": status,
-                "product": product, "platform_index": pidx, "borrower_key": bytes(key)}
+        return {
+            "limit": limit,
+            "drawn": drawn,
+            "expires_at": expires,
+            "status": status,
+            "product": product,
+            "platform_index": pidx,
+            "borrower_key": bytes(key),
+        }
 
     def member(self, account: str) -> dict:
         m = self.call(self.registry, "member", to_checksum_address(account))
-        keys = ["role", "status", "frozen", "index", "tier1_capital", "total_loan_balance",
-                "attested_at", "attested_until"]
+        keys = [
+            "role",
+            "status",
+            "frozen",
+            "index",
+            "tier1_capital",
+            "total_loan_balance",
+            "attested_at",
+            "attested_until",
+        ]
         return dict(zip(keys, m, strict=True))
 
     def current_policy(self) -> tuple[Policy, int]:

@@ -60,7 +60,9 @@ def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> dict:
     raw = account.sign_transaction(tx).raw_transaction
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(raw), timeout=120)
     if receipt["status"] != 1:
-        raise RuntimeError(f"deployment transaction failed: {receipt['transactionHash'].to_0x_hex()}")
+        raise RuntimeError(
+            f"deployment transaction failed: {receipt['transactionHash'].to_0x_hex()}"
+        )
     return receipt
 
 

@@ -80,10 +80,22 @@ def error_class(name: str) -> type[ContractRevert]:
 
 
 for _name in list(RULE_CODES) + [
-    "IdAlreadyUsed", "InvalidSignature", "SignatureExpired", "NotActiveMember", "MemberIsFrozen",
-    "WrongRole", "LedgerPaused", "SubmitterNotPlatform", "TrancheSumMismatch", "TranchesNotSorted",
-    "LineLimitExceeded", "LineNotActive", "RepaymentExceedsOutstanding", "IllegalTransition",
-    "TermsMismatch", "UnknownLoan",
+    "IdAlreadyUsed",
+    "InvalidSignature",
+    "SignatureExpired",
+    "NotActiveMember",
+    "MemberIsFrozen",
+    "WrongRole",
+    "LedgerPaused",
+    "SubmitterNotPlatform",
+    "TrancheSumMismatch",
+    "TranchesNotSorted",
+    "LineLimitExceeded",
+    "LineNotActive",
+    "RepaymentExceedsOutstanding",
+    "IllegalTransition",
+    "TermsMismatch",
+    "UnknownLoan",
 ]:
     error_class(_name)
 
@@ -101,7 +113,9 @@ class ErrorDecoder:
                 names = [i["name"] or f"arg{n}" for n, i in enumerate(item["inputs"])]
                 sig = f"{item['name']}({','.join(types)})"
                 self._by_selector[function_signature_to_4byte_selector(sig)] = (
-                    item["name"], types, names,
+                    item["name"],
+                    types,
+                    names,
                 )
 
     def decode(self, data: bytes | str | None) -> ContractRevert:

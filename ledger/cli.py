@@ -1,0 +1,305 @@
+"""The `ledger` command line: chains, compilation, deployment, gas report, local consortium."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Joint-lending consortium ledger.",
+)
+chain_app = typer.Typer(no_args_is_help=True, help="A local chain (anvil or Hardhat node).")
+app.add_typer(chain_app, name="chain")
+
+console = Console(stderr=True)
+out = Console()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+StateDir = Annotated[
+    Path, typer.Option("--state-dir", help="Where the local chain and deployment are recorded.")
+]
+DEFAULT_STATE = Path(".ledger")
+
+
+class CliError(Exception):
+    """One readable line for the user, non-zero exit."""
+
+
+def _emit(data: object, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(data, default=str))
+
+
+def _project_root() -> Path:
+    from ledger.chain.compiler import project_root
+
+    return project_root()
+
+
+# ------------------------------------------------------------------ chain
+
+
+@chain_app.command("up")
+def chain_up(
+    kind: Annotated[str, typer.Option(help="anvil or hardhat")] = "anvil",
+    port: Annotated[
+        int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")
+    ] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a local chain in the background (idempotent), bound to 127.0.0.1."""
+    from ledger.chain.node import up_detached
+
+    if kind not in ("anvil", "hardhat"):
+        raise CliError(f"--kind must be anvil or hardhat, not {kind!r}")
+    with console.status(f"starting {kind}"):
+        info = up_detached(kind, port, state_dir=state_dir)  # type: ignore[arg-type]
+    if as_json:
+        _emit(asdict(info), True)
+    else:
+        out.print(f"{info.kind} running at {info.url} (chain id {info.chain_id}, pid {info.pid})")
+
+
+@chain_app.command("down")
+def chain_down(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """Stop the local chain (anvil keeps its state for the next `up`)."""
+    from ledger.chain.node import down
+
+    stopped = down(state_dir)
+    if as_json:
+        _emit({"stopped": stopped}, True)
+    else:
+        out.print("stopped" if stopped else "no chain was running")
+
+
+@chain_app.command("status")
+def chain_status(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """Is the local chain running, and where. Exit code 1 when it is not."""
+    from ledger.chain.node import status
+
+    info = status(state_dir)
+    if as_json:
+        _emit({"running": info is not None, **(asdict(info) if info else {})}, True)
+    elif info is None:
+        out.print("no chain running")
+    else:
+        out.print(f"{info.kind} running at {info.url} (chain id {info.chain_id}, pid {info.pid})")
+    if info is None:
+        raise typer.Exit(1)
+
+
+# ------------------------------------------------------------------ compile / deploy
+
+
+@app.command("compile")
+def compile_cmd(
+    force: Annotated[bool, typer.Option(help="Ignore the cache.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compile the contracts with py-solc-x (same standard-JSON input as Hardhat)."""
+    from eth_utils import keccak
+
+    from ledger.chain.compiler import compile_contracts
+
+    with console.status("compiling"):
+        result = compile_contracts(use_cache=not force)
+    rows = []
+    for name, c in sorted(result.project().items()):
+        code = bytes.fromhex(c.deployed_bytecode.removeprefix("0x"))
+        rows.append(
+            {
+                "contract": name,
+                "source": c.source,
+                "runtime_bytes": len(code),
+                "runtime_keccak": "0x" + keccak(code).hex() if code else None,
+            }
+        )
+    if as_json:
+        _emit(
+            {"solc": result.solc_version, "input_hash": result.input_hash, "contracts": rows}, True
+        )
+        return
+    table = Table(title=f"solc {result.solc_version}")
+    for col in ("contract", "source", "runtime bytes"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["contract"], r["source"], str(r["runtime_bytes"]))
+    out.print(table)
+
+
+@app.command("deploy")
+def deploy_cmd(
+    rpc_url: Annotated[
+        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
+    ] = None,
+    keystore: Annotated[
+        Path | None,
+        typer.Option(
+            help="Governor keystore (password from LEDGER_KEY_PASSWORD). "
+            "Without it, the DEV-ONLY governor key is used, on a local chain only."
+        ),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Deployment file to write.")
+    ] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deploy the registry and the ledger; write the deployment file."""
+    from ledger.chain.deployment import deploy, fund
+    from ledger.chain.node import status
+    from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
+
+    url = rpc_url
+    if url is None:
+        info = status(state_dir)
+        if info is None:
+            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
+        url = info.url
+    if keystore is not None:
+        governor = load_keystore(keystore)
+    else:
+        if rpc_url is not None and not rpc_url.startswith(("http://127.", "http://localhost")):
+            raise CliError("dev keys are for a local chain only: pass --keystore for " + rpc_url)
+        console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+        governor = dev_account("governor", 0)
+        fund(url, [governor.address])
+    with console.status("deploying"):
+        dep = deploy(url, governor)
+    path = out_file or state_dir / "deployment.json"
+    dep.save(path)
+    if as_json:
+        _emit({**dep.to_json(), "file": str(path)}, True)
+    else:
+        out.print(
+            f"registry {dep.registry}\nledger   {dep.ledger}\nblock    {dep.deployment_block}"
+            f"\nwritten  {path}"
+        )
+
+
+# ------------------------------------------------------------------ gas
+
+
+@app.command("gas")
+def gas_cmd(as_json: JsonOpt = False) -> None:
+    """Gas for a co-loan by tranche count (1, 3, 5) and batch size (1, 10, 50), new and existing
+    borrower, on a fresh local anvil."""
+    from ledger.gas import run
+
+    with console.status("measuring gas on a fresh anvil") as st:
+        rows = run(progress=lambda msg: st.update(f"measuring: {msg}"))
+    if as_json:
+        _emit({"target_3_tranche_new_borrower": 150_000, "rows": [asdict(r) for r in rows]}, True)
+        return
+    table = Table(
+        title="co-loan gas (per loan; DESIGN §8 target ≤ 150,000 for 3 tranches, new borrower)"
+    )
+    for col in ("tranches", "batch", "borrower", "gas per loan", "tx gas"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            str(r.tranches), str(r.batch), r.borrower, f"{r.gas_per_loan:,}", f"{r.gas_total:,}"
+        )
+    out.print(table)
+
+
+# ------------------------------------------------------------------ local consortium
+
+
+@app.command("up")
+def up_cmd(
+    kind: Annotated[str, typer.Option(help="anvil or hardhat")] = "anvil",
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the local consortium: chain, contracts, DEV-ONLY members and demo data."""
+    from ledger.chain.consortium import bootstrap
+    from ledger.chain.deployment import Deployment
+    from ledger.chain.node import up_detached
+    from ledger.demo import seed
+    from ledger.keys import DEV_KEYS_WARNING
+
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    with console.status(f"starting {kind}"):
+        info = up_detached(kind, None, state_dir=state_dir)  # type: ignore[arg-type]
+    dep_file = state_dir / "deployment.json"
+    summary: dict[str, object]
+    if dep_file.exists() and _deployed(info.url, Deployment.load(dep_file)):
+        dep = Deployment.load(dep_file)
+        summary = {"chain": asdict(info), "deployment": dep.to_json(), "seeded": False}
+    else:
+        with console.status("deploying and admitting members"):
+            cx = bootstrap(info.url)
+        cx.deployment.save(dep_file)
+        with console.status("recording demo credit lines, loans and repayments"):
+            demo = seed(cx)
+        summary = {
+            "chain": asdict(info),
+            "deployment": cx.deployment.to_json(),
+            "seeded": True,
+            "demo": demo,
+        }
+    if as_json:
+        _emit(summary, True)
+        return
+    dep_json = summary["deployment"]
+    out.print(f"chain     {info.kind} at {info.url} (chain id {info.chain_id})")
+    out.print(f"registry  {dep_json['registry']}")  # type: ignore[index]
+    out.print(f"ledger    {dep_json['ledger']}")  # type: ignore[index]
+    if summary["seeded"]:
+        out.print(f"demo      {summary['demo']}")
+    else:
+        out.print(
+            "demo      already deployed and seeded (ledger chain down --state-dir ... and "
+            "remove the state dir to start over)"
+        )
+    out.print(f"stop with: ledger chain down --state-dir {state_dir}")
+
+
+def _deployed(url: str, dep: object) -> bool:
+    from web3 import Web3
+
+    try:
+        w3 = Web3(Web3.HTTPProvider(url))
+        return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - any failure means "not there"
+        return False
+
+
+def main() -> None:
+    try:
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
+    except CliError as exc:
+        console.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - click usage errors and the rest: one line, no trace
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            console.print(f"error: {exc.format_message()}", highlight=False, markup=False)
+            sys.exit(exc.exit_code)
+        console.print(f"error: {exc.__class__.__name__}: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

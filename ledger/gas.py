@@ -1,0 +1,82 @@
+"""Gas report: a co-loan's gas by tranche count and batch size, new and existing borrower.
+
+Runs on a fresh local anvil with a DEV-ONLY consortium. Lender usage slots (R5/R6) are warmed
+by one loan first, as they are in any consortium after its first day; "new borrower" means the
+borrower's exposure slot is written for the first time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
+from ledger.chain.node import LocalChain
+from ledger.domain import DEFAULT_POLICY, CoLoan, Policy
+
+TRANCHE_COUNTS = (1, 3, 5)
+BATCH_SIZES = (1, 10, 50)
+PRINCIPAL = 1_000_000  # fen
+
+
+@dataclass(frozen=True, slots=True)
+class GasRow:
+    tranches: int
+    batch: int
+    borrower: str  # "new" or "existing"
+    gas_total: int
+    gas_per_loan: int
+
+
+def _shares(cx: LocalConsortium, tranches: int, principal: int) -> list[tuple]:
+    if tranches == 1:
+        return [(cx.platform, principal)]
+    bank = (principal * 6 // 10) // (tranches - 1)
+    shares = [(cx.lenders[i], bank) for i in range(tranches - 1)]
+    return [(cx.platform, principal - bank * (tranches - 1)), *shares]
+
+
+def measure(
+    cx: LocalConsortium,
+    tranche_counts: tuple[int, ...] = TRANCHE_COUNTS,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
+    progress: Callable[[str], None] | None = None,
+) -> list[GasRow]:
+    rows: list[GasRow] = []
+    plat = cx.plat
+    for tranches in tranche_counts:
+        warm = cx.loan(PRINCIPAL, _shares(cx, tranches, PRINCIPAL))
+        plat.originate(warm, cx.sign(warm))
+        for batch in batch_sizes:
+            for kind in ("new", "existing"):
+                loans: list[CoLoan] = []
+                for _ in range(batch):
+                    key = new_id("borrower")
+                    if kind == "existing":
+                        first = cx.loan(
+                            PRINCIPAL, _shares(cx, tranches, PRINCIPAL), borrower_key=key
+                        )
+                        plat.originate(first, cx.sign(first))
+                    loans.append(
+                        cx.loan(PRINCIPAL, _shares(cx, tranches, PRINCIPAL), borrower_key=key)
+                    )
+                sigs = [cx.sign(ln) for ln in loans]
+                if batch == 1:
+                    gas = plat.originate(loans[0], sigs[0]).gas_used
+                else:
+                    gas = plat.originate_batch(loans, sigs, atomic=True).gas_used
+                rows.append(GasRow(tranches, batch, kind, gas, gas // batch))
+                if progress:
+                    progress(f"{tranches} tranches, batch {batch}, {kind} borrower")
+    return rows
+
+
+def run(progress: Callable[[str], None] | None = None) -> list[GasRow]:
+    """Start anvil, deploy, measure, stop. Five tranches need R3 raised to five institutions."""
+    policy = Policy(**{**asdict(DEFAULT_POLICY), "max_institutions": 5})
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url, n_lenders=4, policy=policy)
+        try:
+            return measure(cx, progress=progress)
+        finally:
+            cx.reset_clients()

@@ -1,0 +1,85 @@
+"""The `ledger` command line, run as a user runs it: a subprocess, real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ledger(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "ledger.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_gas_json_table_covers_every_case() -> None:
+    r = ledger("gas", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    rows = {(x["tranches"], x["batch"], x["borrower"]): x for x in data["rows"]}
+    assert set(rows) == {
+        (t, b, k) for t in (1, 3, 5) for b in (1, 10, 50) for k in ("new", "existing")
+    }
+    for row in rows.values():
+        assert row["gas_per_loan"] == row["gas_total"] // row["batch"]
+        # a new borrower's exposure slot is written for the first time, so it costs more
+    for t in (1, 3, 5):
+        for b in (1, 10, 50):
+            assert rows[(t, b, "new")]["gas_per_loan"] > rows[(t, b, "existing")]["gas_per_loan"]
+    # batching amortises the transaction's base cost
+    assert rows[(3, 50, "new")]["gas_per_loan"] < rows[(3, 1, "new")]["gas_per_loan"]
+
+
+def test_chain_up_status_down_and_deploy(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    up = ledger("chain", "up", "--state-dir", state, "--json")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    assert info["url"].startswith("http://127.0.0.1:")
+    try:
+        again = ledger("chain", "up", "--state-dir", state, "--json")
+        assert json.loads(again.stdout)["pid"] == info["pid"]  # idempotent
+        st = ledger("chain", "status", "--state-dir", state, "--json")
+        assert st.returncode == 0 and json.loads(st.stdout)["running"] is True
+        dep = ledger("deploy", "--state-dir", state, "--json")
+        assert dep.returncode == 0, dep.stderr
+        d = json.loads(dep.stdout)
+        assert d["chain_id"] == 31337 and d["registry"] != d["ledger"]
+        assert json.loads(Path(d["file"]).read_text())["ledger"] == d["ledger"]
+        assert "DEV-ONLY" in dep.stderr
+    finally:
+        down = ledger("chain", "down", "--state-dir", state, "--json")
+    assert json.loads(down.stdout) == {"stopped": True}
+    st = ledger("chain", "status", "--state-dir", state)
+    assert st.returncode == 1 and "no chain running" in st.stdout
+
+
+def test_bad_arguments_give_one_line_and_non_zero_exit(tmp_path: Path) -> None:
+    for args in (
+        ["chain", "up", "--kind", "geth"],
+        ["no-such-command"],
+        ["deploy", "--state-dir", str(tmp_path / "none")],
+    ):
+        r = ledger(*args)
+        assert r.returncode != 0
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        assert "Traceback" not in r.stderr
+
+
+def test_compile_json_lists_the_contracts() -> None:
+    r = ledger("compile", "--json")
+    assert r.returncode == 0, r.stderr
+    names = {c["contract"] for c in json.loads(r.stdout)["contracts"]}
+    assert {"ConsortiumRegistry", "CoLendingLedger"} <= names
