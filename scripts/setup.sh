@@ -11,6 +11,11 @@ fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+  # Slither's metadata caps web3 below 8, though its analysis never imports web3: install it and
+  # its own dependencies without the resolver (docs/slither-triage.md).
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    slither-analyzer==0.11.6 crytic-compile==0.4.2 solc-select==1.2.0 cbor2==6.3.0 \
+    prettytable==3.18.0 wcwidth==0.9.4 packaging==26.4 pycryptodome==3.24.1
   touch "$stamp"
 fi
 
