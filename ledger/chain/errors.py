@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
 RULE_CODES = {
     "BorrowerCapExceeded": "R1/R2",
@@ -133,7 +133,10 @@ class ErrorDecoder:
         if found is None:
             return UnknownRevert({"selector": sel}, raw)
         name, types, names = found
-        values = decode(types, raw[4:])
+        values = [
+            to_checksum_address(v) if t == "address" else v
+            for t, v in zip(types, decode(types, raw[4:]), strict=True)
+        ]
         return error_class(name)(dict(zip(names, values, strict=True)), raw)
 
 
