@@ -278,6 +278,13 @@ def _deployed(url: str, dep: object) -> bool:
 
 
 def main() -> None:
+    from ledger.keys import CryptoBackendError, ensure_coincurve_backend
+
+    try:
+        ensure_coincurve_backend()
+    except CryptoBackendError as exc:
+        console.print(f"error: {exc}", highlight=False, markup=False)
+        sys.exit(2)
     try:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and rc:
