@@ -20,7 +20,7 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.deployment import Deployment
@@ -35,6 +35,20 @@ from ledger.domain import CoLoan, CreditLine, LoanStatus, Policy
 from ledger.provenance import Domain
 
 FeeMode = Literal["auto", "eip1559", "legacy"]
+
+# Node answers that mean "this nonce is taken or out of order": resynchronise and send again.
+_NONCE_RACE = (
+    "nonce too low",
+    "nonce too high",
+    "already known",
+    "replacement transaction underpriced",
+    "transaction already imported",
+    "known transaction",
+)
+
+
+def _is_nonce_race(exc: Exception) -> bool:
+    return any(m in str(exc).lower() for m in _NONCE_RACE)
 
 
 class NonceManager:
@@ -113,6 +127,10 @@ class LedgerClient:
         self._fees: dict[str, int] | None = None
         self._http = httpx.Client(timeout=60)
         self.nonces = NonceManager(self._pending_nonce) if account else None
+        self.max_attempts = 12
+        self.retry_backoff = 0.25
+        self._retry_lock = threading.Lock()
+        self.retried: list[str] = []  # what was retried, e.g. "originate 0x1234…", for reports
 
     # ------------------------------------------------------------------ plumbing
 
@@ -150,7 +168,8 @@ class LedgerClient:
                 tip = int(self.w3.eth.max_priority_fee)
             except Exception:  # noqa: BLE001 - nodes without eth_maxPriorityFeePerGas
                 tip = 0
-            tip = min(tip, 10**9) if base else tip
+            # a free-gas network (base fee 0) needs no tip; elsewhere cap it at 1 gwei
+            tip = min(tip, 10**9) if base else 0
             self._fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
         else:
             self._fees = {"gasPrice": int(self.w3.eth.gas_price)}
@@ -255,19 +274,50 @@ class LedgerClient:
             pass
         return TransactionFailed(f"transaction {tx_hash} failed in block {receipt.block_number}")
 
-    def transact(self, contract: Any, fn: str, *args: Any, gas: int | None = None) -> Receipt:
-        """Build, sign, send and wait. A nonce left unused by a failure before sending is
-        recovered by resynchronising."""
-        try:
-            tx = self.build(contract, fn, args, gas=gas)
-        except ContractRevert:
-            raise
-        try:
-            tx_hash = self.send_raw(self.sign(tx))
-        except Exception:
-            self.nonces.resync()  # type: ignore[union-attr]
-            raise
-        return self.wait(tx_hash)
+    def transact(
+        self,
+        contract: Any,
+        fn: str,
+        *args: Any,
+        gas: int | None = None,
+        landed: Callable[[], bool] | None = None,
+        label: str | None = None,
+    ) -> Receipt | None:
+        """Build, sign, send and wait, retrying what a restart or a race can cause.
+
+        A connection failure, a lost transaction (no receipt in time) or a nonce race is retried
+        after resynchronising the nonce. Once a transaction may have reached the node, it is only
+        sent again when `landed` is given and says the record is not on chain: that is what makes
+        a retry idempotent. Returns None when `landed` found the record already there.
+        """
+        attempt = 0
+        sent = False
+        while True:
+            attempt += 1
+            try:
+                if landed is not None and landed():
+                    return None
+                tx = self.build(contract, fn, args, gas=gas)
+                raw = self.sign(tx)
+                sent = True
+                return self.wait(self.send_raw(raw))
+            except ContractRevert:
+                raise
+            except (OSError, ReceiptTimeout, Web3RPCError) as exc:
+                race = isinstance(exc, Web3RPCError)
+                if race and not _is_nonce_race(exc):
+                    raise
+                if sent and not race and landed is None:
+                    raise
+                if attempt >= self.max_attempts:
+                    raise LedgerError(f"{fn}: gave up after {attempt} attempts: {exc}") from exc
+                with self._retry_lock:
+                    self.retried.append(label or fn)
+                time.sleep(self.retry_backoff * min(attempt, 8))
+                try:
+                    self.nonces.resync()  # type: ignore[union-attr]
+                except OSError:
+                    pass  # the node is still down; the next attempt finds out
 
     def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
         try:
@@ -332,10 +382,23 @@ class LedgerClient:
     ) -> OriginateResult:
         """Record one co-loan; if a loan with this id and these terms is already on chain, report
         it as already recorded instead of sending again."""
-        existing = self.existing_loan(loan)
-        if existing is not None:
-            return existing
-        receipt = self.transact(self.ledger, "originate", loan.as_abi(), list(signatures), gas=gas)
+        try:
+            receipt = self.transact(
+                self.ledger,
+                "originate",
+                loan.as_abi(),
+                list(signatures),
+                gas=gas,
+                landed=lambda: self.existing_loan(loan) is not None,
+                label=f"originate 0x{loan.loan_id.hex()}",
+            )
+        except ContractRevert as exc:
+            # a transaction that looked lost but landed after all: the id is ours, with our terms
+            if exc.code == "IdAlreadyUsed" and (found := self.existing_loan(loan)) is not None:
+                return found
+            raise
+        if receipt is None:
+            return OriginateResult(loan.loan_id, None, 0, 0, already_recorded=True)
         return OriginateResult(
             loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
         )
@@ -380,8 +443,18 @@ class LedgerClient:
 
     def repay(
         self, loan: CoLoan, repayment_id: bytes, principal: int, interest: int = 0
-    ) -> Receipt:
-        return self.transact(self.ledger, "repay", loan.as_abi(), repayment_id, principal, interest)
+    ) -> Receipt | None:
+        """Record a repayment; its id makes a retry idempotent (None: it was already on chain)."""
+        return self.transact(
+            self.ledger,
+            "repay",
+            loan.as_abi(),
+            repayment_id,
+            principal,
+            interest,
+            landed=lambda: bool(self.call(self.ledger, "repaymentRecorded", repayment_id)),
+            label=f"repay 0x{repayment_id.hex()}",
+        )
 
     def set_status(self, loan: CoLoan, status: LoanStatus, reason: bytes = b"\0" * 32) -> Receipt:
         return self.transact(self.ledger, "setStatus", loan.as_abi(), int(status), reason)

@@ -391,6 +391,7 @@ class _Options:
     mnemonic: str
     hardfork: str
     block_time: float | None
+    extra_args: tuple[str, ...] = ()
 
 
 def _anvil_argv(root: Path, port: int, opts: _Options, state_path: Path | None) -> list[str]:
@@ -407,6 +408,7 @@ def _anvil_argv(root: Path, port: int, opts: _Options, state_path: Path | None) 
     ]  # fmt: skip
     if opts.block_time is not None:
         argv += ["--block-time", f"{opts.block_time:g}"]
+    argv += list(opts.extra_args)
     if state_path is not None:
         # --state = --load-state + --dump-state: loads the file if present, dumps on SIGTERM or
         # SIGINT. --preserve-historical-states also keeps per-block states so eth_call and
@@ -539,6 +541,7 @@ class LocalChain:
         mnemonic: str = DEFAULT_MNEMONIC,
         hardfork: str = DEFAULT_HARDFORK,
         log_path: Path | None = None,
+        extra_args: Sequence[str] = (),
         startup_timeout: float = 60.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -551,7 +554,11 @@ class LocalChain:
         self._kind: ChainKind = kind
         self._requested_port = port
         self._port = port
-        self._opts = _Options(chain_id, accounts, balance_eth, mnemonic, hardfork, block_time)
+        if extra_args and kind != "anvil":
+            raise ValueError("extra_args are anvil flags; a Hardhat node takes its config instead")
+        self._opts = _Options(
+            chain_id, accounts, balance_eth, mnemonic, hardfork, block_time, tuple(extra_args)
+        )
         self._state_path = state_path.resolve() if state_path is not None else None
         self._log_path = log_path.resolve() if log_path is not None else None
         self._startup_timeout = startup_timeout
