@@ -140,18 +140,28 @@ def parse_digest(digest: bytes | str) -> bytes:
     return raw
 
 
-def verify_document(doc: bytes, onchain_digest: bytes | str) -> bool:
+def verify_document(doc: bytes, onchain_digest: bytes | str | object) -> bool:
     """True if ``doc`` is the document whose digest was recorded on chain.
 
-    A malformed digest raises ValueError rather than returning False: that is a caller bug,
-    not evidence that the document was altered.
+    ``onchain_digest`` is the digest itself, or a record (a CoLoan or CreditLine, as read back
+    from the chain) whose ``document_digest`` it is. A malformed digest raises ValueError rather
+    than returning False: that is a caller bug, not evidence that the document was altered.
     """
-    return hmac.compare_digest(document_digest(doc), parse_digest(onchain_digest))
+    return hmac.compare_digest(document_digest(doc), parse_digest(_digest_of(onchain_digest)))
 
 
-def check_document(doc: bytes, onchain_digest: bytes | str) -> None:
+def _digest_of(value: bytes | str | object) -> bytes | str:
+    if isinstance(value, bytes | bytearray | memoryview | str):
+        return value  # type: ignore[return-value]
+    digest = getattr(value, "document_digest", None)
+    if digest is None:
+        raise TypeError("expected a digest or a record with a document_digest")
+    return digest
+
+
+def check_document(doc: bytes, onchain_digest: bytes | str | object) -> None:
     """Like ``verify_document`` but raises DocumentMismatch carrying both digests."""
-    expected = parse_digest(onchain_digest)
+    expected = parse_digest(_digest_of(onchain_digest))
     actual = document_digest(doc)
     if not hmac.compare_digest(actual, expected):
         raise DocumentMismatch(expected, actual)

@@ -114,3 +114,23 @@ def test_free_gas_network(fee_mode: str) -> None:
         assert tx["type"] == (0 if fee_mode == "legacy" else 2)
         assert client.w3.eth.get_balance(cx.platform.address) == before
         assert client.loan_state(loan.loan_id)[2] == LoanStatus.ACTIVE
+
+
+def test_pipelined_submission_gives_each_record_its_own_outcome() -> None:
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        plat = cx.plat
+        start_block = plat.w3.eth.block_number + 1
+        items = [(ln, cx.sign(ln)) for ln in (cx.loan(300_000) for _ in range(400))]
+        over = cx.loan(20_000_001)
+        items.insert(200, (over, cx.sign(over)))
+        t0 = time.perf_counter()
+        results = plat.originate_pipelined(items)
+        elapsed = time.perf_counter() - t0
+        refused = [r for r in results if not hasattr(r, "loan_id")]
+        assert len(refused) == 1 and refused[0].code == "BorrowerCapExceeded"
+        assert refused[0].values["requested"] == 20_000_001
+        ids = _originated_ids(plat, start_block)
+        assert set(ids) == {ln.loan_id for ln, _ in items} - {over.loan_id}
+        assert max(ids.values()) == 1
+        print(f"\n400 co-loans pipelined in {elapsed:.2f}s ({400 / elapsed:.0f}/s)")
