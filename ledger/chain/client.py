@@ -290,3 +290,31 @@ class LedgerClient(Transactor):
 
     def line_digest(self, line: CreditLine) -> bytes:
         return bytes(self.call(self.ledger, "lineDigest", line.as_abi()))
+
+    def profile(self, account: str) -> tuple[str, bytes]:
+        name, licence = self.call(self.registry, "profile", to_checksum_address(account))
+        return name, bytes(licence)
+
+    def member_count(self) -> int:
+        return self.call(self.registry, "memberCount")
+
+    def member_at(self, index: int) -> str:
+        return self.call(self.registry, "memberAt", index)
+
+    def is_active(self, account: str, role: int) -> bool:
+        return self.call(self.registry, "isActive", to_checksum_address(account), int(role))
+
+    def policy_version(self) -> int:
+        return self.call(self.registry, "policyVersion")
+
+    def governor(self) -> str:
+        return self.call(self.registry, "owner")
+
+    def pending_governor(self) -> str:
+        return self.call(self.registry, "pendingOwner")
+
+    def paused(self) -> bool:
+        return self.call(self.registry, "paused")
+
+    def repayment_recorded(self, repayment_id: bytes) -> bool:
+        return self.call(self.ledger, "repaymentRecorded", repayment_id)
