@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
 
 app = typer.Typer(
     add_completion=False,
@@ -20,20 +21,6 @@ app = typer.Typer(
 )
 chain_app = typer.Typer(no_args_is_help=True, help="A local chain (anvil or Hardhat node).")
 app.add_typer(chain_app, name="chain")
-
-console = Console(stderr=True)
-out = Console()
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-StateDir = Annotated[
-    Path, typer.Option("--state-dir", help="Where the local chain and deployment are recorded.")
-]
-DEFAULT_STATE = Path(".ledger")
-
-
-class CliError(Exception):
-    """One readable line for the user, non-zero exit."""
-
 
 def _emit(data: object, as_json: bool) -> None:
     if as_json:
@@ -277,9 +264,18 @@ def _deployed(url: str, dep: object) -> bool:
         return False
 
 
+def _register_commands() -> None:
+    # Command groups kept in their own modules add themselves to this module's `app` (which is
+    # `__main__`'s under `python -m ledger.cli`, hence a call rather than an import side effect).
+    from ledger import cli_audit
+
+    cli_audit.register(app)
+
+
 def main() -> None:
     from ledger.keys import CryptoBackendError, ensure_coincurve_backend
 
+    _register_commands()
     try:
         ensure_coincurve_backend()
     except CryptoBackendError as exc:

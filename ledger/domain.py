@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 
-from eth_utils import to_checksum_address
+from eth_utils import to_checksum_address as _to_checksum_address
 
 MAX_AMOUNT = (1 << 48) - 1
+
+
+@lru_cache(maxsize=4096)
+def to_checksum_address(address: str) -> str:
+    """EIP-55 form; cached because a consortium has few members and this is on hot paths."""
+    return _to_checksum_address(address)
+
 ZERO32 = b"\x00" * 32
 
 

@@ -10,6 +10,7 @@ half of the curve order, so a malleable signature the contract would refuse is r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_abi import encode
 from eth_account import Account
@@ -62,18 +63,7 @@ class Domain:
 
     @property
     def separator(self) -> bytes:
-        return keccak(
-            encode(
-                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [
-                    _DOMAIN_TYPEHASH,
-                    keccak(text=self.name),
-                    keccak(text=self.version),
-                    self.chain_id,
-                    to_checksum_address(self.verifying_contract),
-                ],
-            )
-        )
+        return _separator(self.name, self.version, self.chain_id, self.verifying_contract)
 
     def as_eip712(self) -> dict:
         return {
@@ -84,13 +74,38 @@ class Domain:
         }
 
 
+@lru_cache(maxsize=64)
+def _separator(name: str, version: str, chain_id: int, verifying_contract: str) -> bytes:
+    return keccak(
+        encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                _DOMAIN_TYPEHASH,
+                keccak(text=name),
+                keccak(text=version),
+                chain_id,
+                to_checksum_address(verifying_contract),
+            ],
+        )
+    )
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(32, "big")
+
+
+def _address_word(address: str) -> bytes:
+    return b"\0" * 12 + bytes.fromhex(address[2:])
+
+
+# Every field of these structs is a static 32-byte word, so the ABI encoding is a plain
+# concatenation; building it by hand is several times faster than eth_abi's validating encoder.
+
+
 def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
     return keccak(
         b"".join(
-            keccak(
-                encode(["bytes32", "address", "uint128"], [TRANCHE_TYPEHASH, t.lender, t.amount])
-            )
-            for t in tranches
+            keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount)) for t in tranches
         )
     )
 
@@ -98,37 +113,22 @@ def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
 def hash_loan(loan: CoLoan) -> bytes:
     """EIP-712 hashStruct of a co-loan; its first 24 bytes are the on-chain commitment."""
     return keccak(
-        encode(
-            [
-                "bytes32",
-                "bytes32",
-                "bytes32",
-                "address",
-                "uint8",
-                "uint128",
-                "uint32",
-                "uint32",
-                "uint8",
-                "bytes32",
-                "bytes32",
-                "uint64",
-                "bytes32",
-            ],
-            [
+        b"".join(
+            (
                 COLOAN_TYPEHASH,
                 loan.loan_id,
                 loan.borrower_key,
-                loan.platform,
-                int(loan.product),
-                loan.principal,
-                loan.apr_bps,
-                loan.term_days,
-                int(loan.repayment),
+                _address_word(loan.platform),
+                _word(int(loan.product)),
+                _word(loan.principal),
+                _word(loan.apr_bps),
+                _word(loan.term_days),
+                _word(int(loan.repayment)),
                 loan.line_id,
                 loan.document_digest,
-                loan.deadline,
+                _word(loan.deadline),
                 hash_tranches(loan.tranches),
-            ],
+            )
         )
     )
 
@@ -136,31 +136,19 @@ def hash_loan(loan: CoLoan) -> bytes:
 def hash_line(line: CreditLine) -> bytes:
     """EIP-712 hashStruct of a credit line."""
     return keccak(
-        encode(
-            [
-                "bytes32",
-                "bytes32",
-                "bytes32",
-                "address",
-                "uint8",
-                "uint128",
-                "uint64",
-                "bytes32",
-                "uint64",
-                "bytes32",
-            ],
-            [
+        b"".join(
+            (
                 CREDITLINE_TYPEHASH,
                 line.line_id,
                 line.borrower_key,
-                line.platform,
-                int(line.product),
-                line.limit,
-                line.expires_at,
+                _address_word(line.platform),
+                _word(int(line.product)),
+                _word(line.limit),
+                _word(line.expires_at),
                 line.document_digest,
-                line.deadline,
+                _word(line.deadline),
                 hash_tranches(line.shares),
-            ],
+            )
         )
     )
 

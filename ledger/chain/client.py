@@ -215,17 +215,42 @@ class LedgerClient(Transactor):
             repayment_id,
             principal,
             interest,
-            landed=lambda: bool(self.call(self.ledger, "repaymentRecorded", repayment_id)),
+            landed=lambda: self._repayment_landed(loan, repayment_id, principal, interest),
             label=f"repay 0x{repayment_id.hex()}",
         )
+
+    def _repayment_landed(
+        self, loan: CoLoan, repayment_id: bytes, principal: int, interest: int
+    ) -> bool:
+        """True when this very repayment is on chain; an id already used by a different
+        repayment is refused as the contract would refuse it, never taken for a retry."""
+        if not self.call(self.ledger, "repaymentRecorded", repayment_id):
+            return False
+        logs = self.ledger.events.Repaid().get_logs(
+            from_block=self.deployment.deployment_block,
+            argument_filters={"repaymentId": repayment_id},
+        )
+        for log in logs:
+            a = log["args"]
+            if (bytes(a["loanId"]), a["principal"], a["interest"]) == (
+                loan.loan_id,
+                principal,
+                interest,
+            ):
+                return True
+        from ledger.chain.errors import error_class
+
+        raise error_class("IdAlreadyUsed")({"id": repayment_id})
 
     def set_status(self, loan: CoLoan, status: LoanStatus, reason: bytes = b"\0" * 32) -> Receipt:
         return self.transact(self.ledger, "setStatus", loan.as_abi(), int(status), reason)
 
     # ------------------------------------------------------------------ views
 
-    def loan_state(self, loan_id: bytes) -> tuple[bytes, int, LoanStatus]:
-        c, o, s = self.call(self.ledger, "loanState", loan_id)
+    def loan_state(
+        self, loan_id: bytes, block: int | str = "latest"
+    ) -> tuple[bytes, int, LoanStatus]:
+        c, o, s = self.call(self.ledger, "loanState", loan_id, block=block)
         return bytes(c), o, LoanStatus(s)
 
     def tranche_outstanding(self, loan: CoLoan) -> list[int]:
@@ -239,9 +264,13 @@ class LedgerClient(Transactor):
         c, b, n, mx = self.call(self.ledger, "headroom", borrower_key)
         return {"consumer": c, "business": b, "institutions": n, "max_institutions": mx}
 
-    def lender_usage(self, lender: str, partner: str) -> dict:
+    def lender_usage(self, lender: str, partner: str, block: int | str = "latest") -> dict:
         total, with_p, total_limit, partner_limit, until = self.call(
-            self.ledger, "lenderUsage", to_checksum_address(lender), to_checksum_address(partner)
+            self.ledger,
+            "lenderUsage",
+            to_checksum_address(lender),
+            to_checksum_address(partner),
+            block=block,
         )
         return {
             "total": total,

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ CACHE_FILE = "build/compiled.json"
 WRAPPER_FILE = "build/solcjs-wrapper"
 
 # Bump when the cache layout changes, so an old build/compiled.json is never misread.
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 # Hardhat's defaultSolcOutputSelection (hardhat/internal/core/config/default-config.js). It is
 # merged into the user's settings, so it is part of the input Hardhat hands to solc.
@@ -100,6 +100,9 @@ class CompiledContract:
     method_identifiers: dict[str, str]
     kind: str  # "contract", "interface" or "library"
     abstract: bool
+    # immutable variable id -> [{"start", "length"}] byte ranges in deployed_bytecode that the
+    # constructor fills in; an audit masks them when comparing with the code on chain
+    immutable_references: dict[str, list[dict[str, int]]] = field(default_factory=dict)
 
     @property
     def fully_qualified_name(self) -> str:
@@ -119,6 +122,7 @@ class CompiledContract:
             "methodIdentifiers": self.method_identifiers,
             "kind": self.kind,
             "abstract": self.abstract,
+            "immutableReferences": self.immutable_references,
         }
 
     @classmethod
@@ -132,6 +136,7 @@ class CompiledContract:
             method_identifiers=data["methodIdentifiers"],
             kind=data["kind"],
             abstract=data["abstract"],
+            immutable_references=data.get("immutableReferences", {}),
         )
 
 
@@ -648,6 +653,9 @@ def _contracts(output: Mapping[str, Any]) -> list[CompiledContract]:
                     method_identifiers=evm.get("methodIdentifiers", {}),
                     kind=kind,
                     abstract=abstract,
+                    immutable_references=evm.get("deployedBytecode", {}).get(
+                        "immutableReferences", {}
+                    ),
                 )
             )
     return contracts

@@ -1,0 +1,329 @@
+"""Verify the complete on-chain history of a deployment from the chain alone.
+
+`run_audit(rpc_url, deployment)` needs only an RPC URL and the deployment file. It recompiles the
+sources and compares the code at both addresses, replays every event from the deployment block
+(signatures, membership and rules as of each record's block, arithmetic of every repayment),
+compares the replayed exposures and lender usage with the contract's views at the audited block,
+and, when given, checks a document archive. A report with no violation is the only passing one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from eth_abi import decode, encode
+from eth_utils import keccak
+
+from ledger.audit.events import ChainEvent, EventDecoder, Rpc, block_timestamps, fetch_logs
+from ledger.audit.replay import Replay
+from ledger.audit.report import AuditReport, CheckResult, Violation
+from ledger.chain.artifacts import load_artifacts
+from ledger.chain.deployment import Deployment
+from ledger.documents import document_digest
+from ledger.domain import ZERO32, Product
+from ledger.provenance import Domain
+
+__all__ = [
+    "AuditReport",
+    "CheckResult",
+    "Violation",
+    "load_history",
+    "record_timestamps",
+    "replay_events",
+    "run_audit",
+]
+
+ERC1271_MAGIC = bytes.fromhex("1626ba7e")
+Progress = Callable[[str, int, int], None]
+
+
+def load_history(
+    rpc: Rpc, deployment: Deployment, to_block: int, progress: Progress | None = None
+) -> list[ChainEvent]:
+    art = load_artifacts()
+    decoder = EventDecoder(art["ConsortiumRegistry"].abi, art["CoLendingLedger"].abi)
+    events: list[ChainEvent] = []
+    for contract, log in fetch_logs(
+        rpc,
+        deployment,
+        to_block,
+        progress=(lambda d, t: progress("reading events", d, t)) if progress else None,
+    ):
+        ev = decoder.decode(contract, log)
+        if ev is not None:
+            events.append(ev)
+    events.sort(key=lambda e: (e.block_number, e.log_index))
+    return events
+
+
+def record_timestamps(rpc: Rpc, events: list[ChainEvent]) -> dict[int, int]:
+    """Timestamps of the blocks holding records: rules are judged at their block's time."""
+    blocks = {e.block_number for e in events if e.name in ("LoanOriginated", "LineGranted")}
+    return block_timestamps(rpc, blocks)
+
+
+def replay_events(
+    report: AuditReport,
+    events: list[ChainEvent],
+    domain: Domain,
+    timestamps: dict[int, int],
+    rpc: Rpc | None = None,
+) -> Replay:
+    """Judge and apply every event; exposed separately so a test can replay an altered history."""
+
+    def contract_signature_ok(signer: str, d: bytes, sig: bytes, block: int) -> bool:
+        # an ERC-1271 wallet is asked, as of the record's block, whether it signed
+        if rpc is None or rpc.call("eth_getCode", [signer, hex(block)]) in ("0x", "0x0"):
+            return False
+        data = (
+            "0x1626ba7e"
+            + (
+                d
+                + (64).to_bytes(32, "big")
+                + len(sig).to_bytes(32, "big")
+                + sig
+                + b"\0" * (-len(sig) % 32)
+            ).hex()
+        )
+        try:
+            out = rpc.call("eth_call", [{"to": signer, "data": data}, hex(block)])
+        except Exception:  # noqa: BLE001 - a reverting wallet did not sign
+            return False
+        return bytes.fromhex(out[2:10]) == ERC1271_MAGIC
+
+    replay = Replay(report, domain, timestamps, contract_signature_ok)
+    replay.run(events)
+    return replay
+
+
+def run_audit(
+    rpc_url: str,
+    deployment: Deployment,
+    *,
+    block: int | None = None,
+    documents_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    t0 = time.perf_counter()
+    rpc = Rpc(rpc_url)
+    try:
+        chain_id = int(rpc.call("eth_chainId", []), 16)
+        head = int(rpc.call("eth_blockNumber", []), 16)
+        to_block = head if block is None else block
+        report = AuditReport(
+            chain_id, deployment.registry, deployment.ledger, deployment.deployment_block, to_block
+        )
+        if chain_id != deployment.chain_id:
+            report.add(
+                "bytecode",
+                "WrongChain",
+                f"the RPC serves chain {chain_id}, the deployment is on {deployment.chain_id}",
+            )
+            return report
+        _check_bytecode(report, rpc, deployment, to_block)
+        events = load_history(rpc, deployment, to_block, progress)
+        timestamps = record_timestamps(rpc, events)
+        replay = replay_events(report, events, Domain(chain_id, deployment.ledger), timestamps, rpc)
+        book = replay.book
+        n_records = replay.records["loans"] + replay.records["lines"]
+        report.records = dict(replay.records)
+        report.checks["provenance"] = CheckResult(
+            "provenance",
+            True,
+            replay.signatures,
+            f"{replay.signatures} signatures over {n_records} records",
+        )
+        report.checks["rules"] = CheckResult(
+            "rules",
+            True,
+            n_records,
+            f"R1-R8 under the policy in force at each record's block "
+            f"({len(replay.policies)} policy versions)",
+        )
+        report.checks["arithmetic"] = CheckResult(
+            "arithmetic",
+            True,
+            n_records + replay.records["repayments"],
+            "tranche sums, repayment allocations, outstanding, write-offs",
+        )
+        try:
+            _check_state(report, rpc, deployment, book, to_block)
+        except Exception as exc:  # noqa: BLE001 - e.g. foreign code at the address: say so
+            report.add(
+                "state",
+                "ViewsUnreadable",
+                f"the ledger's views could not be read at block {to_block}: {exc}",
+            )
+            report.checks["state"] = CheckResult("state", True, 0, "views unreadable")
+        if documents_dir is not None:
+            _check_documents(report, book, Path(documents_dir))
+        else:
+            report.checks["documents"].note = "no document archive given (--documents DIR)"
+        report.checks["read_model"].note = "no node database given (--database-url)"
+        for product in Product:
+            report.exposure_by_product[product.name.lower()] = sum(
+                b.exposure[product] for b in book.borrowers.values()
+            )
+        for lender, total in sorted(book.lender_total.items()):
+            report.usage_by_lender[lender] = total
+        return report
+    finally:
+        report_time = time.perf_counter() - t0
+        if "report" in locals():
+            report.seconds = report_time
+        rpc.close()
+
+
+def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block: int) -> None:
+    art = load_artifacts()
+    pairs = (
+        ("ConsortiumRegistry", deployment.registry, deployment.registry_code_hash),
+        ("CoLendingLedger", deployment.ledger, deployment.ledger_code_hash),
+    )
+    for name, address, recorded_hash in pairs:
+        onchain = bytes.fromhex(rpc.call("eth_getCode", [address, hex(block)])[2:])
+        compiled = art[name]
+        expected = bytes.fromhex(compiled.deployed_bytecode[2:])
+        # the constructor writes immutables into the code; blank those ranges on both sides
+        masked = bytearray(onchain)
+        if len(masked) == len(expected):
+            for refs in compiled.immutable_references.values():
+                for r in refs:
+                    masked[r["start"] : r["start"] + r["length"]] = expected[
+                        r["start"] : r["start"] + r["length"]
+                    ]
+        if bytes(masked) != expected:
+            report.add(
+                "bytecode",
+                "BytecodeMismatch",
+                f"code at {address} is not what contracts/ compiles to for {name} "
+                f"({len(onchain)} bytes on chain, {len(expected)} compiled)",
+                details={"contract": name, "address": address},
+            )
+        if recorded_hash and "0x" + keccak(onchain).hex() != recorded_hash:
+            report.add(
+                "bytecode",
+                "CodeHashMismatch",
+                f"code at {address} differs from the hash in the deployment file",
+                details={"contract": name, "address": address},
+            )
+    report.checks["bytecode"] = CheckResult("bytecode", True, 2, "recompiled and compared")
+
+
+def _batched_views(
+    rpc: Rpc,
+    to: str,
+    block: int,
+    calls: list[tuple[str, list[str], list]],
+    out_types: dict[str, list[str]],
+) -> list[tuple]:
+    """eth_call many views in JSON-RPC batches (one HTTP round trip per 500 calls)."""
+    results: list[tuple] = []
+    for i in range(0, len(calls), 500):
+        part = calls[i : i + 500]
+        raw = rpc.batch(
+            [
+                (
+                    "eth_call",
+                    [
+                        {
+                            "to": to,
+                            "data": "0x"
+                            + (
+                                keccak(text=f"{fn}({','.join(types)})")[:4] + encode(types, args)
+                            ).hex(),
+                        },
+                        hex(block),
+                    ],
+                )
+                for fn, types, args in part
+            ]
+        )
+        results += [
+            decode(out_types[fn], bytes.fromhex(r[2:]))
+            for (fn, _, _), r in zip(part, raw, strict=True)
+        ]
+    return results
+
+
+_VIEW_OUTPUTS = {
+    "borrowerExposure": ["uint256", "uint256", "uint16[]", "uint16[]"],
+    "lenderUsage": ["uint256", "uint256", "uint256", "uint256", "uint256"],
+    "loanState": ["bytes24", "uint256", "uint8"],
+}
+
+
+def _check_state(report: AuditReport, rpc: Rpc, deployment: Deployment, book, block: int) -> None:
+    """The replayed exposures, lender usage and loan states equal the contract's views."""
+    borrowers = list(book.borrowers.items())
+    usages = list(book.lender_partner.items())
+    loans = list(book.loans.items())
+    calls = [("borrowerExposure", ["bytes32"], [k]) for k, _ in borrowers]
+    calls += [("lenderUsage", ["address", "address"], [lp[0], lp[1]]) for lp, _ in usages]
+    calls += [("loanState", ["bytes32"], [lid]) for lid, _ in loans]
+    views = iter(_batched_views(rpc, deployment.ledger, block, calls, _VIEW_OUTPUTS))
+    for key, b in borrowers:
+        consumer, business, idx, counts = next(views)
+        got = (consumer, business, dict(zip(idx, counts, strict=True)))
+        want = (b.exposure[Product.CONSUMER], b.exposure[Product.BUSINESS], dict(b.open_records))
+        if got != want:
+            report.add(
+                "state",
+                "ExposureMismatch",
+                f"contract consumer/business/institutions {got}, replay {want}",
+                record="0x" + key.hex(),
+                where=f"block {block}",
+            )
+    for (lender, partner), amount in usages:
+        total, with_partner, *_ = next(views)
+        want_total = book.lender_total.get(lender, 0)
+        if (total, with_partner) != (want_total, amount):
+            report.add(
+                "state",
+                "LenderUsageMismatch",
+                f"contract total/with partner {total}/{with_partner}, replay {want_total}/{amount}",
+                details={"lender": lender, "partner": partner},
+                where=f"block {block}",
+            )
+    for lid, rec in loans:
+        _, outstanding, status = next(views)
+        if (outstanding, status) != (rec.outstanding, int(rec.status)):
+            report.add(
+                "state",
+                "LoanStateMismatch",
+                f"contract {outstanding}/{status}, replay {rec.outstanding}/{int(rec.status)}",
+                record="0x" + lid.hex(),
+                where=f"block {block}",
+            )
+    report.checks["state"] = CheckResult(
+        "state", True, len(calls), f"contract views at block {block}"
+    )
+
+
+def _check_documents(report: AuditReport, book, archive: Path) -> None:
+    """The archive holds one file per record with a document, named by the record's 0x id
+    (any extension). Its SHA-256 must equal the digest recorded on chain."""
+    files = {p.name.split(".")[0].lower(): p for p in archive.iterdir() if p.is_file()}
+    checked = 0
+    records = [(r.loan.loan_id, r.loan.document_digest) for r in book.loans.values()]
+    records += [(r.line.line_id, r.line.document_digest) for r in book.lines.values()]
+    for rid, onchain in records:
+        if onchain == ZERO32:
+            continue
+        name = "0x" + rid.hex()
+        path = files.get(name)
+        if path is None:
+            report.add("documents", "DocumentMissing", "no document in the archive", record=name)
+            continue
+        checked += 1
+        actual = document_digest(path.read_bytes())
+        if actual != onchain:
+            report.add(
+                "documents",
+                "DocumentMismatch",
+                f"{path.name} hashes to 0x{actual.hex()}, the chain has 0x{onchain.hex()}",
+                record=name,
+            )
+    report.checks["documents"] = CheckResult("documents", True, checked, str(archive))

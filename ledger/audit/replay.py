@@ -1,0 +1,351 @@
+"""Replays the history record by record and judges each one as of its own block.
+
+The registry's events rebuild who was a member in which role and status, the capital figures and
+the policy version in force at every point; the ledger's events are judged against that state
+with the same ledger.rules the nodes use, then applied to the same `Book`, so exposure and lender
+usage are replayed exactly as the contract keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from ledger import allocation, rules
+from ledger.audit.events import ChainEvent
+from ledger.audit.report import AuditReport
+from ledger.domain import (
+    CoLoan,
+    CreditLine,
+    LineStatus,
+    LoanStatus,
+    MemberStatus,
+    Policy,
+    Role,
+)
+from ledger.provenance import Domain, SignatureError, digest, recover
+
+# rule codes by the check that owns them
+_PROVENANCE = {
+    "NotActiveMember",
+    "MemberIsFrozen",
+    "WrongRole",
+    "SubmitterNotPlatform",
+    "SignatureExpired",
+    "LedgerPaused",
+}
+_ARITHMETIC = {
+    "TrancheSumMismatch",
+    "TranchesNotSorted",
+    "ZeroAmount",
+    "AmountTooLarge",
+    "EmptyTranches",
+    "PlatformTrancheMissing",
+    "IdAlreadyUsed",
+}
+_LEGAL = {
+    LoanStatus.ACTIVE: {LoanStatus.OVERDUE},
+    LoanStatus.OVERDUE: {LoanStatus.ACTIVE, LoanStatus.DEFAULTED, LoanStatus.WRITTEN_OFF},
+    LoanStatus.DEFAULTED: {LoanStatus.WRITTEN_OFF},
+}
+
+ContractSigCheck = Callable[[str, bytes, bytes, int], bool]
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+class Replay:
+    def __init__(
+        self,
+        report: AuditReport,
+        domain: Domain,
+        timestamps: dict[int, int],
+        contract_signature_ok: ContractSigCheck,
+    ) -> None:
+        self.report = report
+        self.domain = domain
+        self.timestamps = timestamps
+        self.contract_signature_ok = contract_signature_ok
+        self.book = rules.Book(policy=Policy())
+        self.policies: list[Policy] = []
+        self.signatures = 0
+        self.records = {
+            "loans": 0,
+            "lines": 0,
+            "repayments": 0,
+            "status_changes": 0,
+            "line_ends": 0,
+            "member_changes": 0,
+            "attestations": 0,
+            "policies": 0,
+        }
+
+    def run(self, events: Iterable[ChainEvent]) -> None:
+        for ev in events:
+            handler = getattr(self, f"_on_{ev.name}", None)
+            if handler is not None:
+                handler(ev)
+
+    # ------------------------------------------------------------------ registry
+
+    def _on_MemberAdmitted(self, ev: ChainEvent) -> None:  # noqa: N802 - event names
+        m = rules.Member(role=Role(ev.args["role"]), index=ev.args["index"])
+        self.book.members[ev.args["account"]] = m
+        self.records["member_changes"] += 1
+
+    def _on_MemberStatusChanged(self, ev: ChainEvent) -> None:  # noqa: N802
+        m = self.book.members.get(ev.args["account"])
+        if m is not None:
+            m.status = MemberStatus(ev.args["to"])
+        self.records["member_changes"] += 1
+
+    def _on_MemberFrozen(self, ev: ChainEvent) -> None:  # noqa: N802
+        m = self.book.members.get(ev.args["account"])
+        if m is not None:
+            m.frozen = bool(ev.args["frozen"])
+        self.records["member_changes"] += 1
+
+    def _on_CapitalAttested(self, ev: ChainEvent) -> None:  # noqa: N802
+        m = self.book.members[ev.args["lender"]]
+        m.tier1_capital = ev.args["tier1Capital"]
+        m.total_loan_balance = ev.args["totalLoanBalance"]
+        m.attested_until = ev.args["validUntil"]
+        self.records["attestations"] += 1
+
+    def _on_PolicyUpdated(self, ev: ChainEvent) -> None:  # noqa: N802
+        p = Policy.from_abi(ev.args["policy"])
+        self.policies.append(p)
+        self.book.policy = p
+        if ev.args["version"] != len(self.policies):
+            self.report.add(
+                "rules",
+                "PolicyVersionGap",
+                f"policy version {ev.args['version']} follows {len(self.policies) - 1}",
+                where=ev.where,
+            )
+        self.records["policies"] += 1
+
+    def _on_Paused(self, ev: ChainEvent) -> None:  # noqa: N802
+        self.book.paused = True
+
+    def _on_Unpaused(self, ev: ChainEvent) -> None:  # noqa: N802
+        self.book.paused = False
+
+    # ------------------------------------------------------------------ ledger records
+
+    def _judge(self, ev: ChainEvent, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:
+        rid = _hex(record.loan_id if isinstance(record, CoLoan) else record.line_id)
+        now = self.timestamps[ev.block_number]
+        if ev.args["policyVersion"] != len(self.policies):
+            self.report.add(
+                "rules",
+                "PolicyVersionMismatch",
+                f"judged under version {ev.args['policyVersion']}, "
+                f"but version {len(self.policies)} was in force",
+                record=rid,
+                where=ev.where,
+            )
+        self._check_signatures(ev, record, signatures, rid)
+        if isinstance(record, CoLoan):
+            verdict = rules.check_loan(self.book, record, now)
+        else:
+            verdict = rules.check_line(self.book, record, now)
+        if verdict is not None:
+            check = (
+                "provenance"
+                if verdict.code in _PROVENANCE
+                else "arithmetic"
+                if verdict.code in _ARITHMETIC
+                else "rules"
+            )
+            self.report.add(
+                check,
+                verdict.code,
+                f"recorded although {verdict}",
+                record=rid,
+                where=ev.where,
+                details={k: _plain(v) for k, v in verdict.values.items()},
+            )
+
+    def _check_signatures(
+        self, ev: ChainEvent, record: CoLoan | CreditLine, signatures: list[bytes], rid: str
+    ) -> None:
+        signers = record.signers
+        if len(signatures) != len(signers):
+            self.report.add(
+                "provenance",
+                "SignatureCountMismatch",
+                f"{len(signatures)} signatures for {len(signers)} signers",
+                record=rid,
+                where=ev.where,
+            )
+            return
+        d = digest(self.domain, record)
+        for signer, sig in zip(signers, signatures, strict=True):
+            self.signatures += 1
+            try:
+                ok = recover(d, bytes(sig)) == signer
+            except SignatureError:
+                ok = False
+            if not ok and not self.contract_signature_ok(signer, d, bytes(sig), ev.block_number):
+                self.report.add(
+                    "provenance",
+                    "InvalidSignature",
+                    f"no valid signature by {signer}",
+                    record=rid,
+                    where=ev.where,
+                    details={"signer": signer},
+                )
+
+    def _on_LoanOriginated(self, ev: ChainEvent) -> None:  # noqa: N802
+        loan = CoLoan.from_abi(ev.args["loan"])
+        self._judge(ev, loan, ev.args["signatures"])
+        if loan.loan_id in self.book.loans:
+            return  # reported as IdAlreadyUsed; the first record stands
+        rules.apply_loan(self.book, loan)
+        self.records["loans"] += 1
+
+    def _on_LineGranted(self, ev: ChainEvent) -> None:  # noqa: N802
+        line = CreditLine.from_abi(ev.args["line"])
+        self._judge(ev, line, ev.args["signatures"])
+        if line.line_id in self.book.lines:
+            return
+        rules.apply_line(self.book, line)
+        self.records["lines"] += 1
+
+    def _on_Repaid(self, ev: ChainEvent) -> None:  # noqa: N802
+        lid = bytes(ev.args["loanId"])
+        rec = self.book.loans.get(lid)
+        if rec is None:
+            self.report.add(
+                "arithmetic",
+                "UnknownLoan",
+                "repayment of a loan never originated",
+                record=_hex(lid),
+                where=ev.where,
+            )
+            return
+        self.records["repayments"] += 1
+        principal, interest = ev.args["principal"], ev.args["interest"]
+        rid = bytes(ev.args["repaymentId"])
+        if rid in self.book.repayment_ids:
+            self.report.add(
+                "arithmetic",
+                "IdAlreadyUsed",
+                "repayment id used twice",
+                record=_hex(rid),
+                where=ev.where,
+            )
+        if principal > rec.outstanding:
+            self.report.add(
+                "arithmetic",
+                "RepaymentExceedsOutstanding",
+                f"repaid {principal} of {rec.outstanding} outstanding",
+                record=_hex(lid),
+                where=ev.where,
+            )
+            return
+        amounts = [t.amount for t in rec.loan.tranches]
+        expected_i = allocation.split(amounts, rec.loan.principal, interest)
+        expected_p = rules.apply_repayment(self.book, lid, rid, principal)
+        if list(ev.args["principalAllocation"]) != expected_p:
+            self.report.add(
+                "arithmetic",
+                "AllocationMismatch",
+                f"principal split {list(ev.args['principalAllocation'])}, "
+                f"rounding rule gives {expected_p}",
+                record=_hex(lid),
+                where=ev.where,
+            )
+        if list(ev.args["interestAllocation"]) != expected_i:
+            self.report.add(
+                "arithmetic",
+                "AllocationMismatch",
+                f"interest split {list(ev.args['interestAllocation'])}, "
+                f"rounding rule gives {expected_i}",
+                record=_hex(lid),
+                where=ev.where,
+            )
+        if ev.args["outstanding"] != self.book.loans[lid].outstanding:
+            self.report.add(
+                "arithmetic",
+                "OutstandingMismatch",
+                f"event says {ev.args['outstanding']} outstanding, replay "
+                f"{self.book.loans[lid].outstanding}",
+                record=_hex(lid),
+                where=ev.where,
+            )
+
+    def _on_LoanStatusChanged(self, ev: ChainEvent) -> None:  # noqa: N802
+        lid = bytes(ev.args["loanId"])
+        rec = self.book.loans.get(lid)
+        to = LoanStatus(ev.args["to"])
+        self.records["status_changes"] += 1
+        if rec is None:
+            self.report.add(
+                "arithmetic",
+                "UnknownLoan",
+                "status change of an unknown loan",
+                record=_hex(lid),
+                where=ev.where,
+            )
+            return
+        if to == LoanStatus.REPAID:
+            if rec.status != LoanStatus.REPAID:
+                self.report.add(
+                    "arithmetic",
+                    "IllegalTransition",
+                    "marked repaid with principal outstanding",
+                    record=_hex(lid),
+                    where=ev.where,
+                )
+            return
+        if to not in _LEGAL.get(rec.status, set()):
+            self.report.add(
+                "rules",
+                "IllegalTransition",
+                f"{rec.status.name} -> {to.name}",
+                record=_hex(lid),
+                where=ev.where,
+            )
+        if to == LoanStatus.WRITTEN_OFF:
+            released = rules.apply_write_off(self.book, lid)
+            if released != ev.args["releasedPrincipal"]:
+                self.report.add(
+                    "arithmetic",
+                    "WriteOffMismatch",
+                    f"released {ev.args['releasedPrincipal']}, outstanding was {released}",
+                    record=_hex(lid),
+                    where=ev.where,
+                )
+        else:
+            rec.status = to
+
+    def _on_LineEnded(self, ev: ChainEvent) -> None:  # noqa: N802
+        lid = bytes(ev.args["lineId"])
+        line = self.book.lines.get(lid)
+        self.records["line_ends"] += 1
+        if line is None or line.status != LineStatus.ACTIVE:
+            self.report.add(
+                "arithmetic",
+                "LineNotActive",
+                "an inactive line ended again",
+                record=_hex(lid),
+                where=ev.where,
+            )
+            return
+        if (ev.args["limit"], ev.args["drawn"]) != (line.line.limit, line.drawn):
+            self.report.add(
+                "arithmetic",
+                "LineMismatch",
+                f"event limit/drawn {ev.args['limit']}/{ev.args['drawn']}, replay "
+                f"{line.line.limit}/{line.drawn}",
+                record=_hex(lid),
+                where=ev.where,
+            )
+        rules.apply_line_end(self.book, lid, LineStatus(ev.args["status"]))
+
+
+def _plain(v: object) -> object:
+    return _hex(v) if isinstance(v, bytes) else v

@@ -1,0 +1,110 @@
+"""`ledger audit`: verify the whole on-chain history from an RPC URL and the deployment file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+
+
+def _rpc_and_deployment(rpc_url: str | None, deployment_file: Path | None, state_dir: Path):
+    from ledger.chain.deployment import Deployment
+    from ledger.chain.node import status
+
+    path = deployment_file or state_dir / "deployment.json"
+    if not path.exists():
+        raise CliError(f"no deployment file at {path} (--deployment FILE)")
+    url = rpc_url
+    if url is None:
+        info = status(state_dir)
+        if info is None:
+            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
+        url = info.url
+    return url, Deployment.load(path)
+
+
+def audit_cmd(
+    rpc_url: Annotated[
+        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
+    ] = None,
+    deployment_file: Annotated[
+        Path | None, typer.Option("--deployment", help="Deployment file (default: state dir).")
+    ] = None,
+    block: Annotated[
+        int | None, typer.Option(help="Audit as of this block (default: head).")
+    ] = None,
+    documents: Annotated[
+        Path | None, typer.Option(help="Document archive: one file per record, named by its 0x id.")
+    ] = None,
+    html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report.")] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify the complete history: bytecode, signatures, rules, state, arithmetic, documents.
+    Exit code 0 only when there is no violation."""
+    from ledger.audit import run_audit
+
+    url, dep = _rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    if documents is not None and not documents.is_dir():
+        raise CliError(f"--documents {documents} is not a directory")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("auditing", total=None)
+
+        def progress(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        report = run_audit(url, dep, block=block, documents_dir=documents, progress=progress)
+    if html_file is not None:
+        html_file.write_text(report.to_html(), encoding="utf-8")
+    if as_json:
+        out.print_json(json.dumps(report.to_json(), default=str))
+    else:
+        _print_summary(report, html_file)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_summary(report, html_file: Path | None) -> None:
+    table = Table(
+        title=f"audit of ledger {report.ledger} (chain {report.chain_id}, "
+        f"blocks {report.from_block}-{report.to_block})"
+    )
+    for col in ("check", "run", "covered", "violations", "note"):
+        table.add_column(col)
+    for c in report.checks.values():
+        n = sum(1 for v in report.violations if v.check == c.name)
+        table.add_row(
+            c.name, "yes" if c.run else "no", str(c.items), f"[red]{n}[/red]" if n else "0", c.note
+        )
+    out.print(table)
+    for v in report.violations[:50]:
+        out.print(
+            f"[red]{v.check}[/red] {v.code}: {v.message}"
+            + (f" (record {v.record})" if v.record else "")
+            + (f" at {v.where}" if v.where else "")
+        )
+    if len(report.violations) > 50:
+        out.print(f"... and {len(report.violations) - 50} more (use --json)")
+    out.print(
+        "[green]no violations[/green]"
+        if report.ok
+        else f"[red]{len(report.violations)} violations[/red]"
+    )
+    if html_file is not None:
+        out.print(f"HTML report: {html_file}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit_cmd)
