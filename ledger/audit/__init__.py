@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eth_abi import decode, encode
@@ -125,7 +126,15 @@ def run_audit(
         _check_bytecode(report, rpc, deployment, to_block)
         events = load_history(rpc, deployment, to_block, progress)
         timestamps = record_timestamps(rpc, events)
-        replay = replay_events(report, events, Domain(chain_id, deployment.ledger), timestamps, rpc)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            views = pool.submit(_fetch_views, rpc_url, deployment, to_block, _view_keys(events))
+            replay = replay_events(
+                report, events, Domain(chain_id, deployment.ledger), timestamps, rpc
+            )
+            try:
+                state_views = views.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. foreign code at the address
+                state_views = exc
         book = replay.book
         n_records = replay.records["loans"] + replay.records["lines"]
         report.records = dict(replay.records)
@@ -148,15 +157,15 @@ def run_audit(
             n_records + replay.records["repayments"],
             "tranche sums, repayment allocations, outstanding, write-offs",
         )
-        try:
-            _check_state(report, rpc, deployment, book, to_block)
-        except Exception as exc:  # noqa: BLE001 - e.g. foreign code at the address: say so
+        if isinstance(state_views, Exception):
             report.add(
                 "state",
                 "ViewsUnreadable",
-                f"the ledger's views could not be read at block {to_block}: {exc}",
+                f"the ledger's views could not be read at block {to_block}: {state_views}",
             )
             report.checks["state"] = CheckResult("state", True, 0, "views unreadable")
+        else:
+            _check_state(report, state_views, book, to_block)
         if documents_dir is not None:
             _check_documents(report, book, Path(documents_dir))
         else:
@@ -255,17 +264,55 @@ _VIEW_OUTPUTS = {
 }
 
 
-def _check_state(report: AuditReport, rpc: Rpc, deployment: Deployment, book, block: int) -> None:
+def _view_keys(events: list[ChainEvent]) -> tuple[list[bytes], list[tuple[str, str]], list[bytes]]:
+    """Which borrowers, lender-partner pairs and loans the history touches, known before the
+    replay, so the contract's views can be read while the replay runs."""
+    borrowers: dict[bytes, None] = {}
+    pairs: dict[tuple[str, str], None] = {}
+    loans: dict[bytes, None] = {}
+    for e in events:
+        if e.name in ("LoanOriginated", "LineGranted"):
+            rec = e.args["loan"] if e.name == "LoanOriginated" else e.args["line"]
+            borrowers[bytes(rec["borrowerKey"])] = None
+            if e.name == "LoanOriginated":
+                loans[bytes(rec["loanId"])] = None
+                for t in rec["tranches"]:
+                    if t["lender"] != rec["platform"]:
+                        pairs[(t["lender"], rec["platform"])] = None
+    return list(borrowers), list(pairs), list(loans)
+
+
+def _fetch_views(
+    rpc_url: str,
+    deployment: Deployment,
+    block: int,
+    keys: tuple[list[bytes], list[tuple[str, str]], list[bytes]],
+) -> dict:
+    borrowers, pairs, loans = keys
+    calls = [("borrowerExposure", ["bytes32"], [k]) for k in borrowers]
+    calls += [
+        ("lenderUsage", ["address", "address"], [lender, partner]) for lender, partner in pairs
+    ]
+    calls += [("loanState", ["bytes32"], [lid]) for lid in loans]
+    rpc = Rpc(rpc_url)  # its own connection: this runs beside the replay
+    try:
+        results = iter(_batched_views(rpc, deployment.ledger, block, calls, _VIEW_OUTPUTS))
+    finally:
+        rpc.close()
+    views: dict = {}
+    for k in borrowers:
+        views["b", k] = next(results)
+    for pair in pairs:
+        views["u", pair] = next(results)
+    for lid in loans:
+        views["l", lid] = next(results)
+    return views
+
+
+def _check_state(report: AuditReport, views: dict, book, block: int) -> None:
     """The replayed exposures, lender usage and loan states equal the contract's views."""
-    borrowers = list(book.borrowers.items())
-    usages = list(book.lender_partner.items())
-    loans = list(book.loans.items())
-    calls = [("borrowerExposure", ["bytes32"], [k]) for k, _ in borrowers]
-    calls += [("lenderUsage", ["address", "address"], [lp[0], lp[1]]) for lp, _ in usages]
-    calls += [("loanState", ["bytes32"], [lid]) for lid, _ in loans]
-    views = iter(_batched_views(rpc, deployment.ledger, block, calls, _VIEW_OUTPUTS))
-    for key, b in borrowers:
-        consumer, business, idx, counts = next(views)
+    for key, b in book.borrowers.items():
+        consumer, business, idx, counts = views["b", key]
         got = (consumer, business, dict(zip(idx, counts, strict=True)))
         want = (b.exposure[Product.CONSUMER], b.exposure[Product.BUSINESS], dict(b.open_records))
         if got != want:
@@ -276,8 +323,8 @@ def _check_state(report: AuditReport, rpc: Rpc, deployment: Deployment, book, bl
                 record="0x" + key.hex(),
                 where=f"block {block}",
             )
-    for (lender, partner), amount in usages:
-        total, with_partner, *_ = next(views)
+    for (lender, partner), amount in book.lender_partner.items():
+        total, with_partner, *_ = views["u", (lender, partner)]
         want_total = book.lender_total.get(lender, 0)
         if (total, with_partner) != (want_total, amount):
             report.add(
@@ -287,8 +334,8 @@ def _check_state(report: AuditReport, rpc: Rpc, deployment: Deployment, book, bl
                 details={"lender": lender, "partner": partner},
                 where=f"block {block}",
             )
-    for lid, rec in loans:
-        _, outstanding, status = next(views)
+    for lid, rec in book.loans.items():
+        _, outstanding, status = views["l", lid]
         if (outstanding, status) != (rec.outstanding, int(rec.status)):
             report.add(
                 "state",
@@ -298,7 +345,7 @@ def _check_state(report: AuditReport, rpc: Rpc, deployment: Deployment, book, bl
                 where=f"block {block}",
             )
     report.checks["state"] = CheckResult(
-        "state", True, len(calls), f"contract views at block {block}"
+        "state", True, len(views), f"contract views at block {block}"
     )
 
 
