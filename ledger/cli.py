@@ -22,6 +22,7 @@ app = typer.Typer(
 chain_app = typer.Typer(no_args_is_help=True, help="A local chain (anvil or Hardhat node).")
 app.add_typer(chain_app, name="chain")
 
+
 def _emit(data: object, as_json: bool) -> None:
     if as_json:
         out.print_json(json.dumps(data, default=str))
@@ -201,75 +202,19 @@ def gas_cmd(as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-# ------------------------------------------------------------------ local consortium
-
-
-@app.command("up")
-def up_cmd(
-    kind: Annotated[str, typer.Option(help="anvil or hardhat")] = "anvil",
-    state_dir: StateDir = DEFAULT_STATE,
-    as_json: JsonOpt = False,
-) -> None:
-    """Start the local consortium: chain, contracts, DEV-ONLY members and demo data."""
-    from ledger.chain.consortium import bootstrap
-    from ledger.chain.deployment import Deployment
-    from ledger.chain.node import up_detached
-    from ledger.demo import seed
-    from ledger.keys import DEV_KEYS_WARNING
-
-    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
-    with console.status(f"starting {kind}"):
-        info = up_detached(kind, None, state_dir=state_dir)  # type: ignore[arg-type]
-    dep_file = state_dir / "deployment.json"
-    summary: dict[str, object]
-    if dep_file.exists() and _deployed(info.url, Deployment.load(dep_file)):
-        dep = Deployment.load(dep_file)
-        summary = {"chain": asdict(info), "deployment": dep.to_json(), "seeded": False}
-    else:
-        with console.status("deploying and admitting members"):
-            cx = bootstrap(info.url)
-        cx.deployment.save(dep_file)
-        with console.status("recording demo credit lines, loans and repayments"):
-            demo = seed(cx)
-        summary = {
-            "chain": asdict(info),
-            "deployment": cx.deployment.to_json(),
-            "seeded": True,
-            "demo": demo,
-        }
-    if as_json:
-        _emit(summary, True)
-        return
-    dep_json = summary["deployment"]
-    out.print(f"chain     {info.kind} at {info.url} (chain id {info.chain_id})")
-    out.print(f"registry  {dep_json['registry']}")  # type: ignore[index]
-    out.print(f"ledger    {dep_json['ledger']}")  # type: ignore[index]
-    if summary["seeded"]:
-        out.print(f"demo      {summary['demo']}")
-    else:
-        out.print(
-            "demo      already deployed and seeded (ledger chain down --state-dir ... and "
-            "remove the state dir to start over)"
-        )
-    out.print(f"stop with: ledger chain down --state-dir {state_dir}")
-
-
-def _deployed(url: str, dep: object) -> bool:
-    from web3 import Web3
-
-    try:
-        w3 = Web3(Web3.HTTPProvider(url))
-        return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - any failure means "not there"
-        return False
+def _error_line(text: str) -> None:
+    # one line, never wrapped by rich: scripts and people both read it whole
+    print(" ".join(text.split()), file=sys.stderr)
 
 
 def _register_commands() -> None:
     # Command groups kept in their own modules add themselves to this module's `app` (which is
     # `__main__`'s under `python -m ledger.cli`, hence a call rather than an import side effect).
-    from ledger import cli_audit
+    from ledger import cli_audit, cli_index, cli_nodes
 
     cli_audit.register(app)
+    cli_nodes.register(app)
+    cli_index.register(app)
 
 
 def main() -> None:
@@ -279,14 +224,14 @@ def main() -> None:
     try:
         ensure_coincurve_backend()
     except CryptoBackendError as exc:
-        console.print(f"error: {exc}", highlight=False, markup=False)
+        _error_line(f"error: {exc}")
         sys.exit(2)
     try:
         rc = app(standalone_mode=False)
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except CliError as exc:
-        console.print(f"error: {exc}", highlight=False, markup=False)
+        _error_line(f"error: {exc}")
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -298,9 +243,9 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - click usage errors and the rest: one line, no trace
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            console.print(f"error: {exc.format_message()}", highlight=False, markup=False)
+            _error_line(f"error: {exc.format_message()}")
             sys.exit(exc.exit_code)
-        console.print(f"error: {exc.__class__.__name__}: {exc}", highlight=False, markup=False)
+        _error_line(f"error: {exc.__class__.__name__}: {exc}")
         sys.exit(1)
 
 

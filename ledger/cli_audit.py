@@ -106,5 +106,71 @@ def _print_summary(report, html_file: Path | None) -> None:
         out.print(f"HTML report: {html_file}")
 
 
+def evidence_cmd(
+    loan_id: Annotated[str, typer.Argument(help="The loan's id: 0x + 64 hex digits.")],
+    rpc_url: Annotated[
+        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
+    ] = None,
+    deployment_file: Annotated[
+        Path | None, typer.Option("--deployment", help="Deployment file (default: state dir).")
+    ] = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the evidence here.")] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Gather the evidence for one loan: transaction, block, receipt, log, signatures with their
+    recovered signers, document digest and a storage proof of the borrower's exposure."""
+    from ledger.evidence import EvidenceError, collect
+
+    try:
+        lid = bytes.fromhex(loan_id.removeprefix("0x"))
+    except ValueError:
+        lid = b""
+    if len(lid) != 32:
+        raise CliError("LOAN_ID must be 0x followed by 64 hex digits")
+    url, dep = _rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    try:
+        ev = collect(url, dep, lid)
+    except EvidenceError as exc:
+        raise CliError(str(exc)) from None
+    text = json.dumps(ev, indent=2)
+    if out_file is not None:
+        out_file.write_text(text + "\n", encoding="utf-8")
+    if as_json or out_file is None:
+        out.print_json(text)
+    else:
+        out.print(f"evidence for {ev['loan_id']} written to {out_file}")
+
+
+def verify_evidence_cmd(
+    file: Annotated[Path, typer.Argument(help="Evidence file from `ledger evidence`.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a piece of evidence offline, without any node. Exit code 0 only when it holds."""
+    from ledger.evidence import EvidenceError, verify
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {file}: {exc}") from None
+    try:
+        verdict = verify(data)
+    except (EvidenceError, KeyError, ValueError, TypeError) as exc:
+        raise CliError(f"malformed evidence: {exc}") from None
+    if as_json:
+        out.print_json(
+            json.dumps({"ok": verdict.ok, "checks": verdict.checks, "problems": verdict.problems})
+        )
+    else:
+        for name, ok in verdict.checks.items():
+            out.print(f"{'[green]ok[/green]' if ok else '[red]FAIL[/red]'}  {name}")
+        for p in verdict.problems:
+            out.print(f"[red]{p}[/red]")
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("audit")(audit_cmd)
+    app.command("evidence")(evidence_cmd)
+    app.command("verify-evidence")(verify_evidence_cmd)
