@@ -7,8 +7,10 @@ borrower's exposure slot is written for the first time.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.chain.node import LocalChain
@@ -80,3 +82,34 @@ def run(progress: Callable[[str], None] | None = None) -> list[GasRow]:
             return measure(cx, progress=progress)
         finally:
             cx.reset_clients()
+
+
+TOLERANCE = 0.02
+SNAPSHOT_NOTE = (
+    "Gas per co-loan (ledger gas). tests/test_gas_snapshot.py fails when any figure rises by more "
+    "than 2%. Refresh with: ledger gas --write-snapshot gas-snapshot.json"
+)
+
+
+def write_snapshot_file(path: Path, rows: list[GasRow]) -> None:
+    data = {"note": SNAPSHOT_NOTE, "rows": [asdict(r) for r in rows]}
+    Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+
+
+def compare_snapshot(path: Path, rows: list[GasRow]) -> list[str]:
+    """Every case whose gas per loan rose by more than 2% over the snapshot, described."""
+    old = {
+        (r["tranches"], r["batch"], r["borrower"]): r["gas_per_loan"]
+        for r in json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
+    }
+    rises = []
+    for r in rows:
+        before = old.get((r.tranches, r.batch, r.borrower))
+        if before is None:
+            rises.append(f"{r.tranches} tranches, batch {r.batch}, {r.borrower}: not in snapshot")
+        elif r.gas_per_loan > before * (1 + TOLERANCE):
+            rises.append(
+                f"{r.tranches} tranches, batch {r.batch}, {r.borrower} borrower: "
+                f"{before:,} -> {r.gas_per_loan:,} (+{(r.gas_per_loan - before) / before:.1%})"
+            )
+    return rises
