@@ -6,6 +6,7 @@ terms is reported as already recorded, never sent twice (see Transactor.transact
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from eth_utils import to_checksum_address
@@ -139,6 +140,7 @@ class LedgerClient(Transactor):
                     self.ledger, "originate", [loan.as_abi(), list(sigs)], gas=gas, nonce=first + k
                 )
                 raws.append(self.sign(tx))
+            sent_at = time.monotonic()
             sent = self.send_raw_batch(raws)
             hashes: dict[int, str] = {}
             unsent = False
@@ -149,7 +151,7 @@ class LedgerClient(Transactor):
                     unsent = True
             if unsent:
                 self.nonces.resync()  # type: ignore[union-attr]
-            for i, receipt in self._receipts(hashes).items():
+            for i, receipt in self._receipts(hashes, sent_at).items():
                 loan = items[i][0]
                 if isinstance(receipt, LedgerError):
                     results[i] = receipt

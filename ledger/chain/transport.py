@@ -137,6 +137,7 @@ class Transactor:
         self.retry_backoff = 0.25
         self._retry_lock = threading.Lock()
         self.retried: list[str] = []  # what was retried, e.g. "originate 0x1234…", for reports
+        self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
 
     # ------------------------------------------------------------------ plumbing
 
@@ -352,8 +353,11 @@ class Transactor:
         except ContractLogicError as exc:
             raise self.errors.decode(exc.data) from None
 
-    def _receipts(self, hashes: dict[int, str]) -> dict[int, Receipt | LedgerError]:
-        """Poll receipts for many transactions with JSON-RPC batches until all are mined."""
+    def _receipts(
+        self, hashes: dict[int, str], sent_at: float | None = None
+    ) -> dict[int, Receipt | LedgerError]:
+        """Poll receipts for many transactions with JSON-RPC batches until all are mined.
+        With `sent_at`, each receipt's submit-to-receipt time joins `receipt_latencies`."""
         pending = dict(hashes)
         out: dict[int, Receipt | LedgerError] = {}
         deadline = time.monotonic() + self.receipt_timeout
@@ -379,6 +383,8 @@ class Transactor:
                 )
                 out[i] = receipt if receipt.status == 1 else self._failure(pending[i], receipt)
                 del pending[i]
+                if sent_at is not None:
+                    self.receipt_latencies.append(time.monotonic() - sent_at)
             if pending:
                 if time.monotonic() > deadline:
                     for i, h in pending.items():

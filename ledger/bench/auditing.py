@@ -1,0 +1,30 @@
+"""Audit replay in records/s, every signature verified."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from ledger.audit import run_audit
+from ledger.chain.consortium import bootstrap
+from ledger.chain.node import LocalChain
+
+
+def run(n: int, runs: int) -> dict[str, Any]:
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        items = [(ln, cx.sign(ln)) for ln in (cx.loan(100_000) for _ in range(n))]
+        cx.plat.originate_pipelined(items)
+        rates, ok = [], True
+        for _ in range(runs):
+            report = run_audit(chain.url, cx.deployment)
+            ok &= report.ok
+            rates.append(report.to_json()["records_per_second"])
+        cx.reset_clients()
+    return {
+        "records": n,
+        "clean": ok,
+        "median_records_per_s": statistics.median(rates),
+        "spread_records_per_s": [min(rates), max(rates)],
+        "target_records_per_s": 2_000,
+    }

@@ -1,0 +1,86 @@
+"""`ledger bench`: the DESIGN §8 figures, medians with their spread; --json for machines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ledger.cli_common import JsonOpt, console, out
+
+
+def bench_cmd(
+    quick: Annotated[
+        bool, typer.Option(help="Small sizes, one run each (under 2 minutes).")
+    ] = False,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the JSON here.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Benchmark gas, sustained recording, indexer catch-up, audit replay and crypto on a fresh
+    local anvil (and PostgreSQL when TEST_DATABASE_URL or DATABASE_URL is set)."""
+    from ledger.bench.suite import run
+
+    with console.status("benchmarking") as st:
+        result = run(quick=quick, progress=lambda msg: st.update(f"benchmarking: {msg}"))
+    text = json.dumps(result, indent=1)
+    if out_file is not None:
+        out_file.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        out.print_json(text)
+        return
+    t = Table(title=f"ledger bench ({result['mode']}, {result['seconds']} s)")
+    for col in ("figure", "median", "spread", "target"):
+        t.add_column(col)
+    rec, idx, aud, cr = result["recording"], result["indexer"], result["audit"], result["crypto"]
+    gas3 = next(
+        r for r in result["gas"] if (r["tranches"], r["batch"], r["borrower"]) == (3, 1, "new")
+    )
+    t.add_row(
+        "gas, 3 tranches, new borrower, single tx", f"{gas3['gas_per_loan']:,}", "", "≤ 150,000"
+    )
+    t.add_row(
+        "recording, records/s",
+        str(rec["median_records_per_s"]),
+        str(rec["spread_records_per_s"]),
+        "≥ 300",
+    )
+    t.add_row(
+        "recording vs transact() loop", f"{rec['median_ratio_to_transact_loop']}×", "", "≥ 10×"
+    )
+    t.add_row(
+        "recording p50 / p99 latency ms",
+        f"{rec['median_latency_p50_ms']} / {rec['median_latency_p99_ms']}",
+        "",
+        "",
+    )
+    t.add_row("recording success rate", f"{rec['success_rate']:.0%}", "", "100%")
+    for kind in ("sqlite", "postgresql"):
+        if kind in idx:
+            t.add_row(
+                f"indexer into {kind}, events/s",
+                str(idx[kind]["median_events_per_s"]),
+                "",
+                "≥ 2,000",
+            )
+    t.add_row(
+        "audit replay, records/s",
+        str(aud["median_records_per_s"]),
+        str(aud["spread_records_per_s"]),
+        "≥ 2,000",
+    )
+    t.add_row("EIP-712 signs/s", str(cr["median_signs_per_s"]), str(cr["spread_signs_per_s"]), "")
+    t.add_row(
+        "EIP-712 recovers/s", str(cr["median_recovers_per_s"]), str(cr["spread_recovers_per_s"]), ""
+    )
+    out.print(t)
+    for note in result.get("not_measured", []):
+        out.print(f"[yellow]not measured[/yellow]: {note}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench_cmd)
