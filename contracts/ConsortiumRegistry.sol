@@ -60,6 +60,10 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
     mapping(address account => bytes32) private _licences;
     address[] private _memberList;
     Policy[] private _policies;
+    /// @dev The ledger's hot path reads one word: the current policy's fields (the low 200 bits,
+    /// laid out as in Policy), the policy version (bits 200-231) and the pause flag (bit 232).
+    /// Kept in step by _setPolicy, pause and unpause.
+    uint256 private _hot;
 
     event MemberAdmitted(address indexed account, Role role, uint16 index, string name, bytes32 licenceHash);
     event MemberStatusChanged(address indexed account, Status from, Status to);
@@ -135,11 +139,13 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
     /// @notice Pause every ledger write consortium-wide. Governor only.
     function pause() external onlyOwner {
         _pause();
+        _hot |= 1 << 232;
     }
 
     /// @notice Lift a global pause. Governor only.
     function unpause() external onlyOwner {
         _unpause();
+        _hot &= ~uint256(1 << 232);
     }
 
     // ------------------------------------------------------------------ capital (R5, R6, R8)
@@ -218,9 +224,9 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
     }
 
     /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
-    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag,
-    /// and each party's Member slot.
-    /// @return policyWord the current Policy slot
+    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag
+    /// from one hot word, and each party's Member slot.
+    /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
     /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
     /// @return words each party's Member slot, in `parties` order
     function partyWords(address[] calldata parties)
@@ -228,12 +234,9 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         view
         returns (uint256 policyWord, uint256 versionAndPause, uint256[] memory words)
     {
-        uint256 version = _policies.length;
-        Policy storage p = _policies[version - 1];
-        assembly ("memory-safe") {
-            policyWord := sload(p.slot)
-        }
-        versionAndPause = version | (paused() ? 1 << 32 : 0);
+        uint256 hot = _hot;
+        policyWord = hot & ((1 << 200) - 1);
+        versionAndPause = hot >> 200;
         uint256 n = parties.length;
         words = new uint256[](n);
         for (uint256 i; i < n; ++i) {
@@ -317,6 +320,12 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         if (p.maxAttestationAge == 0) revert InvalidPolicy("maxAttestationAge");
         p.effectiveBlock = uint48(block.number);
         _policies.push(p);
+        Policy storage stored = _policies[_policies.length - 1];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(stored.slot)
+        }
+        _hot = (word & ((1 << 200) - 1)) | (_policies.length << 200) | (_hot & (1 << 232));
         emit PolicyUpdated(uint32(_policies.length), p.effectiveBlock, p);
     }
 }
