@@ -180,26 +180,45 @@ def deploy_cmd(
 
 
 @app.command("gas")
-def gas_cmd(as_json: JsonOpt = False) -> None:
+def gas_cmd(
+    write_snapshot: Annotated[
+        Path | None, typer.Option(help="Write the figures as the new gas snapshot file.")
+    ] = None,
+    check: Annotated[
+        Path | None, typer.Option(help="Compare with a snapshot; exit 1 on a rise above 2%.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Gas for a co-loan by tranche count (1, 3, 5) and batch size (1, 10, 50), new and existing
     borrower, on a fresh local anvil."""
-    from ledger.gas import run
+    from ledger.gas import compare_snapshot, run, write_snapshot_file
 
     with console.status("measuring gas on a fresh anvil") as st:
         rows = run(progress=lambda msg: st.update(f"measuring: {msg}"))
+    if write_snapshot is not None:
+        write_snapshot_file(write_snapshot, rows)
+    rises = compare_snapshot(check, rows) if check is not None else []
     if as_json:
-        _emit({"target_3_tranche_new_borrower": 150_000, "rows": [asdict(r) for r in rows]}, True)
-        return
-    table = Table(
-        title="co-loan gas (per loan; DESIGN §8 target ≤ 150,000 for 3 tranches, new borrower)"
-    )
-    for col in ("tranches", "batch", "borrower", "gas per loan", "tx gas"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            str(r.tranches), str(r.batch), r.borrower, f"{r.gas_per_loan:,}", f"{r.gas_total:,}"
+        _emit(
+            {"target_3_tranche_new_borrower": 150_000, "rows": [asdict(r) for r in rows],
+             "regressions": rises},
+            True,
         )
-    out.print(table)
+    else:
+        table = Table(
+            title="co-loan gas (per loan; DESIGN §8 target ≤ 150,000 for 3 tranches, new borrower)"
+        )
+        for col in ("tranches", "batch", "borrower", "gas per loan", "tx gas"):
+            table.add_column(col, justify="right")
+        for r in rows:
+            table.add_row(
+                str(r.tranches), str(r.batch), r.borrower, f"{r.gas_per_loan:,}", f"{r.gas_total:,}"
+            )
+        out.print(table)
+        for rise in rises:
+            out.print(f"[red]regression[/red] {rise}")
+    if rises:
+        raise typer.Exit(1)
 
 
 def _error_line(text: str) -> None:
@@ -210,11 +229,12 @@ def _error_line(text: str) -> None:
 def _register_commands() -> None:
     # Command groups kept in their own modules add themselves to this module's `app` (which is
     # `__main__`'s under `python -m ledger.cli`, hence a call rather than an import side effect).
-    from ledger import cli_audit, cli_index, cli_nodes
+    from ledger import cli_audit, cli_bench, cli_index, cli_nodes
 
     cli_audit.register(app)
     cli_nodes.register(app)
     cli_index.register(app)
+    cli_bench.register(app)
 
 
 def main() -> None:

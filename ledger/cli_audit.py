@@ -42,6 +42,10 @@ def audit_cmd(
     documents: Annotated[
         Path | None, typer.Option(help="Document archive: one file per record, named by its 0x id.")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="A node's read model to check against the chain (SQLAlchemy URL)."),
+    ] = None,
     html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report.")] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
@@ -65,7 +69,14 @@ def audit_cmd(
         def progress(what: str, done: int, total: int) -> None:
             bar.update(task, description=what, completed=done, total=total)
 
-        report = run_audit(url, dep, block=block, documents_dir=documents, progress=progress)
+        report = run_audit(
+            url,
+            dep,
+            block=block,
+            documents_dir=documents,
+            database_url=database_url,
+            progress=progress,
+        )
     if html_file is not None:
         html_file.write_text(report.to_html(), encoding="utf-8")
     if as_json:

@@ -1,6 +1,7 @@
-"""DEV-ONLY demo data for the local consortium: synthetic borrowers, a credit line, co-loans,
-repayments and a status change. The resident IDs are synthetic (valid check digits, made-up
-numbers) and only their keyed pseudonyms reach the chain."""
+"""DEV-ONLY demo data: a little synthetic history recorded straight through the chain client
+(the story told over HTTP against the running nodes is ledger.story, `ledger demo`). The resident
+IDs are synthetic (valid check digits, made-up numbers) and only their keyed pseudonyms reach the
+chain."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ def to_checksum_address(address: str) -> str:
     """EIP-55 form; cached because a consortium has few members and this is on hot paths."""
     return _to_checksum_address(address)
 
+
 ZERO32 = b"\x00" * 32
 
 

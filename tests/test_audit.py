@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from eth_utils import keccak
 
 from ledger.audit import Violation, load_history, record_timestamps, replay_events, run_audit
@@ -19,7 +20,9 @@ from ledger.chain.consortium import bootstrap, new_id
 from ledger.chain.node import LocalChain
 from ledger.documents import document_digest
 from ledger.domain import LoanStatus, MemberStatus, Product
+from ledger.indexer import Indexer
 from ledger.provenance import Domain
+from tests.dbs import DB_KINDS, Databases
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -229,3 +232,70 @@ def test_cli_exit_code_and_json(history, tmp_path):
     assert tampered.returncode == 1
     names = {v["code"] for v in json.loads(tampered.stdout)["violations"]}
     assert "DocumentMismatch" in names
+
+
+# ---------------------------------------------------------------------- read model (check 6)
+
+
+@pytest.fixture(params=DB_KINDS)
+def indexed(request, history, tmp_path):
+    """The history indexed into a fresh node database (SQLite; PostgreSQL when configured)."""
+    cx, chain, _ = history
+    dbs = Databases(request.param, tmp_path)
+    try:
+        url = dbs.new()
+        engine = dbs.engine(url)
+        ix = Indexer(engine, chain.url, cx.deployment)
+        ix.prepare()
+        ix.catch_up()
+        yield cx, chain, url, engine
+    finally:
+        dbs.close()
+
+
+def _codes(report) -> set[tuple[str, str]]:
+    return {(v.code, v.details.get("table", "")) for v in report.violations}
+
+
+def test_read_model_matches_the_chain(indexed):
+    cx, chain, url, _ = indexed
+    report = run_audit(chain.url, cx.deployment, database_url=url)
+    assert report.violations == []
+    assert report.checks["read_model"].run and report.checks["read_model"].items > 4_000
+
+
+def test_read_model_tampering_is_listed(indexed):
+    cx, chain, url, engine = indexed
+    key = cx.lenders[0].address
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE lender_usage SET total = total + 1 WHERE lender = :l"), {"l": key}
+        )
+        victim = conn.execute(
+            sa.text("SELECT repayment_id FROM repayments ORDER BY repayment_id LIMIT 1")
+        ).scalar()
+        conn.execute(
+            sa.text("DELETE FROM repayment_allocations WHERE repayment_id = :r"), {"r": victim}
+        )
+        conn.execute(sa.text("DELETE FROM repayments WHERE repayment_id = :r"), {"r": victim})
+        conn.execute(
+            sa.text(
+                "UPDATE borrower_exposure SET consumer = consumer + 5 WHERE borrower_key = "
+                "(SELECT borrower_key FROM borrower_exposure ORDER BY borrower_key LIMIT 1)"
+            )
+        )
+        row = conn.execute(sa.text("SELECT * FROM loans ORDER BY loan_id LIMIT 1")).mappings().one()
+        fake = {**row, "loan_id": b"\xee" * 32}
+        cols = ", ".join(fake)
+        conn.execute(
+            sa.text(f"INSERT INTO loans ({cols}) VALUES ({', '.join(':' + c for c in fake)})"), fake
+        )
+    report = run_audit(chain.url, cx.deployment, database_url=url)
+    found = _codes(report)
+    assert ("RowAltered", "lender_usage") in found
+    assert ("RowMissing", "repayments") in found
+    assert ("RowAltered", "borrower_exposure") in found
+    assert ("RowExtra", "loans") in found
+    extra = next(v for v in report.violations if v.code == "RowExtra")
+    assert extra.record == "0x" + "ee" * 32
+    assert not report.ok

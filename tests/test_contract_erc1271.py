@@ -38,7 +38,9 @@ def test_contract_wallet_lender_signs_through_erc1271(cx):
 
     loan = cx.loan(1_000_000, [(cx.platform, 400_000), (wallet.address, 600_000)])
     sigs = [
-        sign(cx.platform.key if t.lender == cx.platform.address else owner.key, cx.plat.domain, loan)
+        sign(
+            cx.platform.key if t.lender == cx.platform.address else owner.key, cx.plat.domain, loan
+        )
         for t in loan.tranches
     ]
     cx.plat.originate(loan, sigs)
@@ -47,8 +49,11 @@ def test_contract_wallet_lender_signs_through_erc1271(cx):
     # the wallet refuses a signature by anyone but its owner
     other = cx.loan(1_000_000, [(cx.platform, 400_000), (wallet.address, 600_000)])
     bad = [
-        sign(cx.platform.key if t.lender == cx.platform.address else cx.lenders[0].key,
-             cx.plat.domain, other)
+        sign(
+            cx.platform.key if t.lender == cx.platform.address else cx.lenders[0].key,
+            cx.plat.domain,
+            other,
+        )
         for t in other.tranches
     ]
     try:

@@ -105,6 +105,7 @@ def run_audit(
     *,
     block: int | None = None,
     documents_dir: Path | None = None,
+    database_url: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
     t0 = time.perf_counter()
@@ -170,7 +171,12 @@ def run_audit(
             _check_documents(report, book, Path(documents_dir))
         else:
             report.checks["documents"].note = "no document archive given (--documents DIR)"
-        report.checks["read_model"].note = "no node database given (--database-url)"
+        if database_url is not None:
+            from ledger.audit.readmodel import check_read_model
+
+            check_read_model(report, book, replay.repayments, database_url, to_block)
+        else:
+            report.checks["read_model"].note = "no node database given (--database-url)"
         for product in Product:
             report.exposure_by_product[product.name.lower()] = sum(
                 b.exposure[product] for b in book.borrowers.values()

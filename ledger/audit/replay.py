@@ -70,6 +70,7 @@ class Replay:
         self.book = rules.Book(policy=Policy())
         self.policies: list[Policy] = []
         self.signatures = 0
+        self.repayments: dict[bytes, tuple[bytes, int, int, int]] = {}
         self.records = {
             "loans": 0,
             "lines": 0,
@@ -249,6 +250,7 @@ class Replay:
         amounts = [t.amount for t in rec.loan.tranches]
         expected_i = allocation.split(amounts, rec.loan.principal, interest)
         expected_p = rules.apply_repayment(self.book, lid, rid, principal)
+        self.repayments[rid] = (lid, principal, interest, self.book.loans[lid].outstanding)
         if list(ev.args["principalAllocation"]) != expected_p:
             self.report.add(
                 "arithmetic",

@@ -77,11 +77,14 @@ class AuditReport:
             f"<td>{e(c.note)}</td></tr>"
             for c in self.checks.values()
         )
-        vrows = "".join(
-            f"<tr><td>{e(v.check)}</td><td>{e(v.code)}</td><td>{e(v.record or '')}</td>"
-            f"<td>{e(v.where or '')}</td><td>{e(v.message)}</td></tr>"
-            for v in self.violations
-        ) or '<tr><td colspan="5">none</td></tr>'
+        vrows = (
+            "".join(
+                f"<tr><td>{e(v.check)}</td><td>{e(v.code)}</td><td>{e(v.record or '')}</td>"
+                f"<td>{e(v.where or '')}</td><td>{e(v.message)}</td></tr>"
+                for v in self.violations
+            )
+            or '<tr><td colspan="5">none</td></tr>'
+        )
         recs = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in self.records.items())
         prod = "".join(
             f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>" for k, v in self.exposure_by_product.items()
@@ -99,7 +102,7 @@ td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}
 <h1>Joint-lending ledger audit</h1>
 <p>Chain {self.chain_id}, ledger {e(self.ledger)}, registry {e(self.registry)},
 blocks {self.from_block}–{self.to_block}.</p>
-<h2 class="{'ok' if self.ok else 'bad'}">{verdict}</h2>
+<h2 class="{"ok" if self.ok else "bad"}">{verdict}</h2>
 <h3>Checks</h3><table><tr><th>check</th><th>run</th><th>items</th><th>note</th></tr>{rows}</table>
 <h3>Violations</h3><table><tr><th>check</th><th>code</th><th>record</th><th>where</th>
 <th>message</th></tr>{vrows}</table>

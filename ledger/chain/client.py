@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from eth_utils import to_checksum_address
 
-from ledger.chain.errors import ContractRevert, LedgerError
+from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
 from ledger.chain.transport import (
     FeeMode,
     NonceManager,
@@ -153,7 +153,11 @@ class LedgerClient(Transactor):
                 self.nonces.resync()  # type: ignore[union-attr]
             for i, receipt in self._receipts(hashes, sent_at).items():
                 loan = items[i][0]
-                if isinstance(receipt, LedgerError):
+                if isinstance(receipt, ReceiptTimeout):
+                    # stuck behind a nonce the node never took: retried one by one below,
+                    # after a resync fills the gap (idempotent by loan id)
+                    self.nonces.resync()  # type: ignore[union-attr]
+                elif isinstance(receipt, LedgerError):
                     results[i] = receipt
                 else:
                     results[i] = OriginateResult(

@@ -1,0 +1,117 @@
+"""create_app(settings): one consortium node, acting as the member its settings name.
+
+Every node serves sign-in, borrower keys, exposure, loan reads, lender limits, health and
+metrics. A platform node adds the writing endpoints for lines, loans, repayments and status; a
+lender node adds co-signing and capital attestation. An endpoint a node's role does not serve is
+simply absent (404), rather than present and always refusing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api import problems
+from api.routes import audit, auth, borrowers, cosign, health, lenders, lines, loans
+from api.service.node import Node, build
+from api.settings import NodeSettings
+
+log = logging.getLogger("api")
+
+_ROLE_OF = {"platform": 2, "lender": 3, "auditor": 4}
+
+
+def _check_membership(node: Node) -> None:
+    """Refuse to serve as a member the chain does not know in this role: a misconfigured key
+    would otherwise sign (and be refused) on every request."""
+    try:
+        m = node.member(node.address)
+    except Exception as exc:  # noqa: BLE001 - chain down at start-up: /readyz reports it
+        log.warning("cannot check membership of %s yet: %s", node.address, type(exc).__name__)
+        return
+    if m.role != node.settings.role:
+        raise RuntimeError(
+            f"{node.address} is registered as {m.role!r} on chain, but this node is configured "
+            f"as {node.settings.role!r}"
+        )
+
+
+def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
+    node = node or build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        _check_membership(node)
+        if node.indexed is not None:
+            node.indexed.start()
+        try:
+            yield
+        finally:
+            if node.indexed is not None:
+                node.indexed.stop()
+            if node.peers is not None:
+                node.peers.close()
+            node.client.close()
+            node.engine.dispose()
+
+    app = FastAPI(
+        title=f"Joint-lending consortium node: {settings.name} ({settings.role})",
+        version="1",
+        description=(
+            "Amounts are integer fen. Errors are RFC 9457 application/problem+json with a stable "
+            "`code`. Sign in with EIP-4361 (POST /v1/auth/challenge, then /v1/auth/token)."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.node = node
+    problems.install(app)
+
+    def _lag() -> float | None:
+        if node.indexed_block is None:
+            return None
+        return node.indexer_lag(int(node.client.w3.eth.block_number))
+
+    node.metrics.gauge(
+        "ledger_indexer_lag_blocks", "Blocks the node's read model is behind the chain head.", _lag
+    )
+
+    @app.middleware("http")
+    async def _timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            # Unexpected errors are answered here: a handler for Exception would run in
+            # Starlette's outermost middleware, which re-raises and can reset the connection.
+            try:
+                response = await call_next(request)
+            except Exception as exc:  # noqa: BLE001 - the catch-all for the 500 problem
+                response = problems.unexpected(request, exc)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            # The route template, never the raw path: one series per loan id would explode.
+            template = getattr(route, "path", "unmatched")
+            node.metrics.observe_request(
+                request.method, template, status, time.perf_counter() - start
+            )
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(borrowers.router)
+    app.include_router(lenders.router)
+    if settings.role == "platform":
+        app.include_router(lines.router)
+        app.include_router(loans.writes)
+    app.include_router(loans.views)
+    if settings.role == "lender":
+        app.include_router(cosign.router)
+    if settings.role == "auditor":
+        app.include_router(audit.router)
+    return app

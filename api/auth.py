@@ -1,0 +1,124 @@
+"""Sign-in with Ethereum (EIP-4361) and the node's bearer tokens.
+
+No passwords and no shared secrets: a member proves it holds its key by signing a challenge this
+node issued (single-use nonce, short expiry, this node's domain and chain id), and gets an opaque
+random token. Only the token's SHA-256 is stored, with its address and expiry, in this node's own
+database, so a token means nothing to another node and a database leak gives no usable tokens.
+The member's role and status are read from the chain on every request (see deps.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from api import store
+from api.problems import Problem
+from api.schemas.reads import ChallengeOut, TokenOut
+from api.service.node import MemberInfo, Node
+from ledger import siwe
+
+STATEMENT = "Sign in to the joint-lending consortium node {name}."
+_CLOCK_SKEW = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller of a request: an address, and its member record as of this request."""
+
+    address: str
+    role: str
+    member: MemberInfo
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def challenge(node: Node, address: str) -> ChallengeOut:
+    """A fresh EIP-4361 message for `address` to sign. Issued to anyone (it reveals nothing);
+    membership is checked when the signed message comes back."""
+    s = node.settings
+    now = _now()
+    expires = now + timedelta(seconds=s.challenge_ttl_s)
+    nonce = secrets.token_hex(12)
+    message = siwe.SiweMessage(
+        domain=s.domain,
+        address=address,
+        statement=STATEMENT.format(name=s.name),
+        uri=s.public_url,
+        chain_id=node.deployment.chain_id,
+        nonce=nonce,
+        issued_at=now,
+        expiration_time=expires,
+    )
+    store.add_nonce(node.engine, nonce, address, int(expires.timestamp()))
+    return ChallengeOut(message=message.text(), nonce=nonce, expires_at=siwe.utc(expires))
+
+
+def _unauthorised(code: str, detail: str) -> Problem:
+    return Problem(401, code, detail)
+
+
+def issue_token(node: Node, text: str, signature: str) -> TokenOut:
+    s = node.settings
+    try:
+        msg = siwe.parse(text)
+    except siwe.SiweError as exc:
+        raise _unauthorised("InvalidSiweMessage", str(exc)) from None
+    now = _now()
+    if msg.domain != s.domain or msg.uri != s.public_url:
+        raise _unauthorised("WrongDomain", f"the message is for {msg.domain}, not {s.domain}")
+    if msg.chain_id != node.deployment.chain_id:
+        raise _unauthorised(
+            "WrongChain", f"chain id {msg.chain_id}, expected {node.deployment.chain_id}"
+        )
+    if msg.expiration_time is None or msg.expiration_time < now:
+        raise _unauthorised("ChallengeExpired", "the sign-in message has expired")
+    if msg.issued_at > now + _CLOCK_SKEW or (msg.not_before and msg.not_before > now + _CLOCK_SKEW):
+        raise _unauthorised("ChallengeNotYetValid", "the sign-in message is not valid yet")
+    try:
+        signer = siwe.recover(text, signature)
+    except siwe.SiweError as exc:
+        raise _unauthorised("InvalidSignature", str(exc)) from None
+    if signer != msg.address:
+        raise _unauthorised("InvalidSignature", "the signature is not by the message's address")
+    # Last, after the signature: a forged request must not burn a real member's nonce.
+    if not store.use_nonce(node.engine, msg.nonce, msg.address, int(now.timestamp())):
+        raise _unauthorised("NonceInvalid", "unknown, expired or already used nonce")
+    member = node.member(msg.address)
+    if not member.active or member.role == "none":
+        raise Problem(403, "MemberNotActive", f"{msg.address} is not an active consortium member")
+    token = secrets.token_urlsafe(32)
+    expires = now + timedelta(seconds=s.token_ttl_s)
+    store.add_token(
+        node.engine, _hash(token), msg.address, int(now.timestamp()), int(expires.timestamp())
+    )
+    return TokenOut(
+        access_token=token,
+        token_type="bearer",
+        expires_at=siwe.utc(expires),
+        role=member.role,
+        address=msg.address,
+    )
+
+
+def authenticate(node: Node, token: str) -> Principal:
+    """The principal behind a bearer token; 401 if unknown or expired, 403 if no longer active."""
+    row = store.find_token(node.engine, _hash(token))
+    if row is None:
+        raise _unauthorised("InvalidToken", "unknown bearer token")
+    if row.expires_at < int(_now().timestamp()):
+        raise _unauthorised("TokenExpired", "the bearer token has expired; sign in again")
+    member = node.member(row.address)
+    if not member.active:
+        raise Problem(
+            403, "MemberNotActive", f"{row.address} is {member.status.name.lower()} on chain"
+        )
+    return Principal(row.address, member.role, member)

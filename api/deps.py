@@ -1,0 +1,69 @@
+"""Route dependencies: the node, the authenticated caller, and role guards.
+
+Every authenticated request maps its bearer token to an address, then reads that address's
+member record from the chain (`registry.member`, one eth_call), so a member suspended on chain
+loses access on its very next request. Guards then check the role; object-level scoping (which
+loans a lender may see) is done where the object is known (service/reads.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.auth import Principal, authenticate
+from api.problems import Problem
+from api.service.node import Node
+
+_bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
+
+
+def get_node(request: Request) -> Node:
+    return request.app.state.node
+
+
+NodeDep = Annotated[Node, Depends(get_node)]
+
+
+def current_principal(
+    node: NodeDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
+        raise Problem(401, "Unauthenticated", "a bearer token is required (POST /v1/auth/token)")
+    return authenticate(node, creds.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
+    """A guard: the caller must have one of `roles`; with `own_node`, it must also be the member
+    this node acts for (writes are signed with the node's key, so only its owner may ask)."""
+
+    def guard(principal: PrincipalDep, node: NodeDep) -> Principal:
+        if principal.role not in roles:
+            raise Problem(
+                403,
+                "RoleForbidden",
+                f"role {principal.role} may not call this endpoint (allowed: {', '.join(roles)})",
+                role=principal.role,
+            )
+        if own_node and principal.address != node.address:
+            raise Problem(
+                403,
+                "NotThisNodesMember",
+                f"this node acts for {node.address}; {principal.address} may not instruct it",
+            )
+        return principal
+
+    return guard
+
+
+ReaderDep = Annotated[Principal, Depends(require("platform", "lender", "auditor"))]
+PlatformSelf = Annotated[Principal, Depends(require("platform", own_node=True))]
+LenderSelf = Annotated[Principal, Depends(require("lender", own_node=True))]
+PlatformCaller = Annotated[Principal, Depends(require("platform"))]

@@ -1,0 +1,24 @@
+"""Sign-in: POST /v1/auth/challenge, then POST /v1/auth/token with the signed message."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api import auth
+from api.deps import NodeDep
+from api.problems import responses
+from api.schemas.reads import ChallengeIn, ChallengeOut, TokenIn, TokenOut
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+@router.post("/challenge", response_model=ChallengeOut, responses=responses(422))
+def challenge(body: ChallengeIn, node: NodeDep) -> ChallengeOut:
+    """An EIP-4361 message for `address` to sign (single-use nonce, short expiry)."""
+    return auth.challenge(node, body.address)
+
+
+@router.post("/token", response_model=TokenOut, responses=responses(401, 403, 422))
+def token(body: TokenIn, node: NodeDep) -> TokenOut:
+    """Exchange the signed message for a short-lived bearer token bound to the address."""
+    return auth.issue_token(node, body.message, body.signature)

@@ -1,0 +1,32 @@
+"""Borrower keys and consortium-wide exposure (every node)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api.deps import NodeDep, ReaderDep
+from api.problems import responses
+from api.schemas.reads import BorrowerKeyIn, BorrowerKeyOut, ExposureOut
+from api.service import reads
+from ledger.identity import borrower_key_hex
+
+router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
+
+KeyPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
+
+
+@router.post("/key", response_model=BorrowerKeyOut, responses=responses(401, 403, 422))
+def key(body: BorrowerKeyIn, node: NodeDep, _p: ReaderDep) -> BorrowerKeyOut:
+    """The borrower key for a national ID. The ID is validated (422 naming the rule it broke),
+    keyed with the consortium pepper, and then dropped: never stored, logged or echoed."""
+    return BorrowerKeyOut(borrower_key=borrower_key_hex(body.national_id, node.pepper))
+
+
+@router.get(
+    "/{borrower_key}/exposure", response_model=ExposureOut, responses=responses(401, 403, 422)
+)
+def exposure(borrower_key: KeyPath, node: NodeDep, principal: ReaderDep) -> ExposureOut:
+    """Consortium-wide exposure, institutions, caps and headroom, plus the caller's own part."""
+    return reads.exposure(node, principal, bytes.fromhex(borrower_key[2:]))

@@ -1,0 +1,51 @@
+"""Liveness, readiness and Prometheus metrics. Unauthenticated: they say nothing about records,
+and the node binds loopback only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api.deps import NodeDep
+from api.problems import MEDIA_TYPE, Problem
+from api.schemas.reads import Health, Ready
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
+def readyz(node: NodeDep) -> JSONResponse:
+    """Ready: the chain answers and the indexer's lag is within `max_indexer_lag` blocks."""
+    max_lag = node.settings.max_indexer_lag
+    try:
+        block = int(node.client.w3.eth.block_number)
+    except Exception:  # noqa: BLE001 - any failure to reach the chain means not ready
+        block = None
+    lag = node.indexer_lag(block) if block is not None else None
+    ready = block is not None and (lag is None or lag <= max_lag)
+    body = Ready(
+        status="ready" if ready else "not ready",
+        chain_reachable=block is not None,
+        block_number=block,
+        indexer_lag=lag,
+        max_indexer_lag=max_lag,
+    )
+    if ready:
+        return JSONResponse(body.model_dump())
+    reason = "the chain is not reachable" if block is None else f"indexer lag {lag} > {max_lag}"
+    problem = Problem(503, "NotReady", reason, **body.model_dump(exclude={"status"}))
+    return JSONResponse(problem.body("/readyz"), status_code=503, media_type=MEDIA_TYPE)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(node: NodeDep) -> PlainTextResponse:
+    """Prometheus text format: request latencies, indexer lag, records submitted and refused."""
+    return PlainTextResponse(
+        node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,385 @@
+"""Request and response models of the writing endpoints: credit lines, loans, repayments, status
+changes, batches, co-signatures and capital attestations."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
+
+from api.schemas.common import (
+    Address,
+    ApiId,
+    BorrowerRef,
+    Document,
+    Fen,
+    FenOrZero,
+    Hex32,
+    Model,
+    ProductName,
+    RepaymentName,
+    Share,
+    unique_lenders,
+)
+
+PLATFORM = "0xbA954b03dd012d0B065e554Ec4c9Bd8396c19801"  # the DEV-ONLY consortium's
+BANK_A = "0x99427C5eCD7200c06cfa34817657bd2FB118a897"
+BANK_B = "0x3275307473659Df12B8cEd8a06c806a6D0492561"
+
+Shares = Annotated[list[Share], Field(min_length=1, max_length=8), AfterValidator(unique_lenders)]
+U32 = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]
+
+
+class LineIn(BorrowerRef):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "line_id": "line-2024-000042",
+                    "borrower_key": "0x" + "ab" * 32,
+                    "product": "consumer",
+                    "limit": 5_000_000,
+                    "expires_at": 1_767_225_600,
+                    "shares": [
+                        {"lender": PLATFORM, "amount": 2_000_000},
+                        {"lender": BANK_A, "amount": 3_000_000},
+                    ],
+                }
+            ]
+        },
+    )
+
+    line_id: ApiId
+    product: ProductName
+    limit: Fen
+    expires_at: Annotated[int, Strict(), Field(gt=0, lt=2**40, description="unix seconds")]
+    shares: Shares
+    document: Document = None
+
+
+class LoanIn(BorrowerRef):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "loan-2024-000123",
+                    "borrower_id": "11010519491231002X",
+                    "product": "consumer",
+                    "principal": 3_000_000,
+                    "apr_bps": 1_200,
+                    "term_days": 180,
+                    "repayment": "instalment",
+                    "tranches": [
+                        {"lender": PLATFORM, "amount": 1_200_000},
+                        {"lender": BANK_A, "amount": 900_000},
+                        {"lender": BANK_B, "amount": 900_000},
+                    ],
+                }
+            ]
+        },
+    )
+
+    loan_id: ApiId
+    product: ProductName
+    principal: Fen
+    apr_bps: U32 = Field(..., examples=[1_200])
+    term_days: Annotated[int, Strict(), Field(gt=0, le=2**32 - 1, examples=[180])]
+    repayment: RepaymentName
+    tranches: Shares
+    line_id: ApiId | None = None
+    document: Document = None
+
+
+class RecordOut(Model):
+    """A record as recorded on chain."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "0x" + "12" * 32,
+                    "borrower_key": "0x" + "ab" * 32,
+                    "tx_hash": "0x" + "cd" * 32,
+                    "block_number": 42,
+                    "status": "active",
+                }
+            ]
+        },
+    )
+
+    loan_id: str | None = None
+    line_id: str | None = None
+    borrower_key: str
+    tx_hash: str | None
+    block_number: int
+    status: str
+    document_digest: str | None = None
+
+
+class BatchIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"loans": ["<LoanIn>", "<LoanIn>"]}]},
+    )
+    loans: Annotated[list[LoanIn], Field(min_length=1, max_length=100)]
+
+
+class BatchItem(Model):
+    loan_id: str
+    status: int = Field(..., description="201 recorded, else the problem's status")
+    result: RecordOut | None = None
+    problem: dict[str, Any] | None = None
+
+
+class BatchOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "accepted": 1,
+                    "rejected": 1,
+                    "results": [
+                        {"loan_id": "0x" + "12" * 32, "status": 201, "result": {"...": "..."}},
+                        {
+                            "loan_id": "0x" + "34" * 32,
+                            "status": 409,
+                            "problem": {"code": "BorrowerCapExceeded", "rule": "R1/R2"},
+                        },
+                    ],
+                }
+            ]
+        },
+    )
+    accepted: int
+    rejected: int
+    results: list[BatchItem]
+
+
+class RepaymentIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"repayment_id": "rp-2024-0001", "principal": 1_000_000, "interest": 30_000}
+            ]
+        },
+    )
+    repayment_id: ApiId
+    principal: FenOrZero
+    interest: FenOrZero = 0
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> RepaymentIn:
+        if self.principal == 0 and self.interest == 0:
+            raise ValueError("principal and interest cannot both be zero")
+        return self
+
+
+class Allocation(Model):
+    lender: str
+    principal: int
+    interest: int
+
+
+class RepaymentOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "0x" + "12" * 32,
+                    "repayment_id": "0x" + "56" * 32,
+                    "principal": 1_000_000,
+                    "interest": 30_000,
+                    "outstanding": 2_000_000,
+                    "status": "active",
+                    "allocation": [{"lender": PLATFORM, "principal": 400_000, "interest": 12_000}],
+                    "tx_hash": "0x" + "cd" * 32,
+                    "block_number": 43,
+                }
+            ]
+        },
+    )
+    loan_id: str
+    repayment_id: str
+    principal: int
+    interest: int
+    outstanding: int
+    status: str
+    allocation: list[Allocation]
+    tx_hash: str | None
+    block_number: int
+
+
+StatusName = Literal["active", "overdue", "defaulted", "written_off"]
+
+
+class StatusIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"status": "overdue", "reason": "DPD30", "change_id": "st-1"}]
+        },
+    )
+    status: StatusName
+    reason: str = Field(
+        "",
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_.\-]*$",
+        description="a short code (at most 32 ASCII characters), never personal data",
+    )
+    change_id: ApiId | None = Field(None, description="makes a retry idempotent")
+
+
+class StatusOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "loan_id": "0x" + "12" * 32,
+                    "status": "overdue",
+                    "previous_status": "active",
+                    "released_principal": 0,
+                    "tx_hash": "0x" + "cd" * 32,
+                    "block_number": 44,
+                }
+            ]
+        },
+    )
+    loan_id: str
+    status: str
+    previous_status: str
+    released_principal: int
+    tx_hash: str | None
+    block_number: int
+
+
+class LoanTerms(Model):
+    """A co-loan exactly as every party signs it (EIP-712 CoLoan)."""
+
+    loan_id: Hex32
+    borrower_key: Hex32
+    platform: Address
+    product: ProductName
+    principal: Fen
+    apr_bps: U32
+    term_days: U32
+    repayment: RepaymentName
+    line_id: Hex32
+    document_digest: Hex32
+    deadline: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
+    tranches: Shares
+
+
+class LineTerms(Model):
+    """A credit line exactly as every party signs it (EIP-712 CreditLine)."""
+
+    line_id: Hex32
+    borrower_key: Hex32
+    platform: Address
+    product: ProductName
+    limit: Fen
+    expires_at: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
+    document_digest: Hex32
+    deadline: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
+    shares: Shares
+
+
+class CosignIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "loan",
+                    "terms": {
+                        "loan_id": "0x" + "12" * 32,
+                        "borrower_key": "0x" + "ab" * 32,
+                        "platform": PLATFORM,
+                        "product": "consumer",
+                        "principal": 3_000_000,
+                        "apr_bps": 1_200,
+                        "term_days": 180,
+                        "repayment": "instalment",
+                        "line_id": "0x" + "00" * 32,
+                        "document_digest": "0x" + "00" * 32,
+                        "deadline": 1_767_225_600,
+                        "tranches": [
+                            {"lender": BANK_A, "amount": 1_800_000},
+                            {"lender": PLATFORM, "amount": 1_200_000},
+                        ],
+                    },
+                }
+            ]
+        },
+    )
+    kind: Literal["loan", "line"]
+    terms: LoanTerms | LineTerms
+
+    @model_validator(mode="after")
+    def _kind_matches(self) -> CosignIn:
+        want = LoanTerms if self.kind == "loan" else LineTerms
+        if not isinstance(self.terms, want):
+            raise ValueError(f"terms must be {want.__name__} for kind {self.kind!r}")
+        return self
+
+
+class CosignOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"signature": "0x" + "ef" * 65, "signer": BANK_A, "digest": "0x" + "77" * 32}
+            ]
+        },
+    )
+    signature: str
+    signer: str
+    digest: str
+
+
+class AttestationIn(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "tier1_capital": 10**12,
+                    "total_loan_balance": 10**13,
+                    "valid_until": 1_767_225_600,
+                }
+            ]
+        },
+    )
+    tier1_capital: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
+    total_loan_balance: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
+    valid_until: Annotated[int, Strict(), Field(gt=0, lt=2**40, description="unix seconds")]
+
+
+class AttestationOut(Model):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lender": BANK_A,
+                    "tier1_capital": 10**12,
+                    "total_loan_balance": 10**13,
+                    "valid_until": 1_767_225_600,
+                    "tx_hash": "0x" + "cd" * 32,
+                    "block_number": 45,
+                }
+            ]
+        },
+    )
+    lender: str
+    tier1_capital: int
+    total_loan_balance: int
+    valid_until: int
+    tx_hash: str | None
+    block_number: int

@@ -1,0 +1,1 @@
+"""Node services: the work behind the routes, which stay thin."""

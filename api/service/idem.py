@@ -1,0 +1,80 @@
+"""Idempotent writes: one record per (kind, id), whatever the retries.
+
+A write first claims its id in the node's database with a hash of its canonical request (the
+national ID already replaced by the borrower key, the document by its digest). A retry with the
+same body gets the stored response and status code; a different body under the same id is a 409
+`IdempotencyConflict`. Once a record has been signed and sent, the proposed terms and signatures
+are saved with the claim, so a retry after a crash or a lost receipt resubmits exactly the same
+record (which the chain then recognises) rather than a second, different one. A refusal is not
+stored: nothing was recorded, so the same id may be tried again once it fits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from api import store
+from api.problems import Problem
+from api.service.node import Node
+from api.service.peers import CosignRefused, PeerUnavailable
+from ledger.chain.errors import ContractRevert
+from ledger.rules import RuleError
+
+Pending = dict[str, Any]
+Save = Callable[[Pending], None]
+Work = Callable[[Pending | None, Save], tuple[int, dict[str, Any]]]
+
+# Errors that prove nothing was recorded: the claim is dropped so the id stays usable.
+_REFUSALS = (ContractRevert, RuleError, Problem, CosignRefused, PeerUnavailable)
+
+
+def request_hash(canonical: dict[str, Any]) -> str:
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(
+    node: Node, kind: str, key: str, canonical: dict[str, Any], work: Work
+) -> tuple[int, dict[str, Any], bool]:
+    """(status, body, replayed). `work(pending, save)` does the write; `pending` is what an
+    earlier attempt saved (None on a first attempt); `save` records progress."""
+    h = request_hash(canonical)
+    with node.locks((kind, key)):
+        rec = store.get_record(node.engine, kind, key)
+        pending: Pending | None = None
+        if rec is not None:
+            if rec.request_hash != h:
+                raise Problem(
+                    409,
+                    "IdempotencyConflict",
+                    f"{kind} id {key} was already used with a different request",
+                    id=key,
+                )
+            if rec.state == "done":
+                return rec.status_code, json.loads(rec.response), True
+            pending = json.loads(rec.pending) if rec.pending else None
+        elif not store.put_pending(node.engine, kind, key, h, ""):
+            raise Problem(409, "RequestInProgress", f"{kind} {key} is being written; retry", id=key)
+        sent = bool(pending and pending.get("submitted"))
+
+        def save(p: Pending) -> None:
+            nonlocal sent
+            store.save_pending(node.engine, kind, key, json.dumps(p))
+            sent = bool(p.get("submitted"))
+
+        try:
+            status, body = work(pending, save)
+        except _REFUSALS:
+            store.forget(node.engine, kind, key)
+            raise
+        except BaseException:
+            # Unknown outcome (timeout, chain down): keep the claim once something was sent, so
+            # the retry resumes with the same terms.
+            if not sent:
+                store.forget(node.engine, kind, key)
+            raise
+        store.finish(node.engine, kind, key, status, json.dumps(body))
+        return status, body, False

@@ -1,0 +1,172 @@
+"""The node's read model: its own indexer (ledger.indexer) following the chain into its own
+database (ledger.store), and the scoped loan queries served from it.
+
+Listing a borrower's loans and a member's own share of an exposure need per-lender amounts the
+contract does not keep; the read model maintains them as events arrive. A read first waits
+(briefly) for the indexer to reach the chain head, so a member reads its own writes; the answer
+says which block it is as of. Live consortium totals still come from the contract's views, at
+that same block.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine, and_, exists, false, func, select, true
+
+from api.schemas.common import product_name, repayment_name
+from api.schemas.reads import LoanView, TrancheView
+from api.service.reads import status_name
+from api.settings import NodeSettings
+from ledger.chain.deployment import Deployment
+from ledger.domain import LineStatus
+
+log = logging.getLogger("api.indexer")
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + bytes(b).hex()
+
+
+class IndexedReads:
+    def __init__(self, settings: NodeSettings, deployment: Deployment) -> None:
+        from ledger.indexer import Indexer
+        from ledger.store import make_engine
+        from ledger.store.models import TABLES
+
+        self.t = TABLES
+        self.engine: Engine = make_engine(settings.database_url)
+        self._writer: Engine = make_engine(settings.database_url, writer=True)
+        self.indexer = Indexer(self._writer, settings.rpc_url, deployment)
+        self.poll = settings.indexer_poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.indexer.prepare()
+            self.indexer.follow(poll_interval=self.poll, stop=self._stop)
+        except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("indexer stopped: %s", self.error, exc_info=exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.indexer.close()
+        self.engine.dispose()
+        self._writer.dispose()
+
+    def last_block(self) -> int:
+        return self.indexer.last_block
+
+    def fresh(self, head: int, timeout: float = 3.0) -> int:
+        """Wait until the read model holds block `head` (or `timeout` passes); the block it is
+        as of."""
+        deadline = time.monotonic() + timeout
+        while self.indexer.last_block < head and time.monotonic() < deadline and not self.error:
+            time.sleep(0.01)
+        return min(head, self.indexer.last_block)
+
+    # ------------------------------------------------------------------ queries
+
+    def _views(self, where: Any) -> list[LoanView]:
+        loans, tranches = self.t["loans"], self.t["tranches"]
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(select(loans).where(where).order_by(loans.c.block_number))
+                .mappings()
+                .all()
+            )
+            ids = [r["loan_id"] for r in rows]
+            parts: dict[bytes, list[Any]] = {i: [] for i in ids}
+            if ids:
+                for t in conn.execute(
+                    select(tranches).where(tranches.c.loan_id.in_(ids)).order_by(tranches.c.idx)
+                ).mappings():
+                    parts[t["loan_id"]].append(t)
+        return [
+            LoanView(
+                loan_id=_hex(r["loan_id"]),
+                borrower_key=_hex(r["borrower_key"]),
+                platform=r["platform"],
+                product=product_name(r["product"]),
+                principal=r["principal"],
+                apr_bps=r["apr_bps"],
+                term_days=r["term_days"],
+                repayment=repayment_name(r["repayment"]),
+                line_id=_hex(r["line_id"]) if r["line_id"] and any(r["line_id"]) else None,
+                document_digest=_hex(r["document_digest"]) if any(r["document_digest"]) else None,
+                outstanding=r["outstanding"],
+                status=status_name(r["status"]),
+                tranches=[
+                    TrancheView(
+                        lender=t["lender"], amount=t["amount"], outstanding=t["outstanding"]
+                    )
+                    for t in parts[r["loan_id"]]
+                ],
+                policy_version=r["policy_version"],
+                block_number=r["block_number"],
+                tx_hash=_hex(r["tx_hash"]),
+            )
+            for r in rows
+        ]
+
+    def _scope(self, role: str, address: str) -> Any:
+        loans, tranches = self.t["loans"], self.t["tranches"]
+        if role == "auditor":
+            return true()
+        if role == "platform":
+            return loans.c.platform == address
+        if role == "lender":
+            return exists().where(
+                and_(tranches.c.loan_id == loans.c.loan_id, tranches.c.lender == address)
+            )
+        return false()
+
+    def loan(self, loan_id: bytes, role: str, address: str) -> LoanView | None:
+        found = self._views(and_(self.t["loans"].c.loan_id == loan_id, self._scope(role, address)))
+        return found[0] if found else None
+
+    def loans_of(self, key: bytes, role: str, address: str) -> list[LoanView]:
+        return self._views(and_(self.t["loans"].c.borrower_key == key, self._scope(role, address)))
+
+    def own_exposure(self, key: bytes, address: str) -> int:
+        """The member's share of active lines' limits plus its outstanding tranches of loans not
+        drawn under an active line (drawings are covered by the line's limit)."""
+        bl, loans, tranches, lines = (
+            self.t[n] for n in ("borrower_lenders", "loans", "tranches", "credit_lines")
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(bl.c.loan_outstanding, bl.c.line_limit).where(
+                    bl.c.borrower_key == key, bl.c.lender == address
+                )
+            ).first()
+            if row is None:
+                return 0
+            drawn = conn.execute(
+                select(func.coalesce(func.sum(tranches.c.outstanding), 0))
+                .select_from(
+                    tranches.join(loans, tranches.c.loan_id == loans.c.loan_id).join(
+                        lines, loans.c.line_id == lines.c.line_id
+                    )
+                )  # fmt: skip
+                .where(
+                    loans.c.borrower_key == key,
+                    tranches.c.lender == address,
+                    lines.c.status == int(LineStatus.ACTIVE),
+                )
+            ).scalar_one()
+        return int(row[0]) + int(row[1]) - int(drawn)

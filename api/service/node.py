@@ -1,0 +1,146 @@
+"""One node's live state: its member key, chain client, database, pepper, documents and peers.
+
+Built once per process from NodeSettings; routes reach it through `request.app.state.node`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import Engine
+
+from api import store
+from api.metrics import Metrics
+from api.settings import NodeSettings
+from ledger.chain.client import LedgerClient
+from ledger.chain.deployment import Deployment
+from ledger.documents import DocumentKey, DocumentStore, KeyRing, write_key_file
+from ledger.domain import MemberStatus, Role
+from ledger.identity import Pepper
+
+ROLE_NAMES = {
+    Role.NONE: "none",
+    Role.GOVERNOR: "governor",
+    Role.PLATFORM: "platform",
+    Role.LENDER: "lender",
+    Role.AUDITOR: "auditor",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    address: str
+    role: str
+    status: MemberStatus
+    frozen: bool
+    index: int
+
+    @property
+    def active(self) -> bool:
+        return self.status == MemberStatus.ACTIVE
+
+
+class KeyedLocks:
+    """One lock per idempotency key, so two concurrent retries of one write run one at a time."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Any, threading.Lock] = defaultdict(threading.Lock)
+
+    def __call__(self, key: Any) -> threading.Lock:
+        with self._guard:
+            return self._locks[key]
+
+
+@dataclass
+class Node:
+    settings: NodeSettings
+    deployment: Deployment
+    account: LocalAccount
+    client: LedgerClient
+    engine: Engine
+    pepper: Pepper
+    documents: DocumentStore
+    metrics: Metrics
+    locks: KeyedLocks = field(default_factory=KeyedLocks)
+    peers: Any = None  # api.service.peers.PeerPool on a platform node
+    indexed_block: Any = None  # () -> last block the read model holds, when an indexer runs
+    indexed: Any = None  # api.service.indexed.IndexedReads when settings.read_model == "indexed"
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    @property
+    def role(self) -> str:
+        return self.settings.role
+
+    def member(self, address: str, block: int | str = "latest") -> MemberInfo:
+        """The registry's record of `address`, read from the chain on every call: a suspension
+        takes effect on the next request, with no cache to go stale."""
+        m = self.client.call(self.client.registry, "member", address, block=block)
+        role, status, frozen, index = m[0], m[1], m[2], m[3]
+        return MemberInfo(
+            address,
+            ROLE_NAMES.get(Role(role), "none"),
+            MemberStatus(status),
+            bool(frozen),
+            int(index),
+        )
+
+    def indexer_lag(self, head: int) -> int | None:
+        """Blocks the read model is behind `head`; None when this node reads the chain directly
+        (no indexer configured), which is never behind."""
+        if self.indexed_block is None:
+            return None
+        return max(head - self.indexed_block(), 0)
+
+    def chain_now(self) -> tuple[int, int]:
+        """(latest block number, its timestamp): the clock the contract judges by."""
+        block = self.client.w3.eth.get_block("latest")
+        return int(block["number"]), int(block["timestamp"])
+
+
+def _keyring(settings: NodeSettings, dev: bool) -> KeyRing:
+    directory = settings.document_key_dir
+    if dev and not any(directory.glob("*.key")):
+        # A local dev node makes its own key on first start; a real one is provisioned.
+        write_key_file(directory, DocumentKey.generate("k1"))
+    return KeyRing.from_directory(directory)
+
+
+def build(settings: NodeSettings) -> Node:
+    from api.settings import DEV_CHAIN_ID
+
+    deployment = Deployment.load(settings.deployment_file)
+    account = settings.key.load(deployment.chain_id)
+    pepper = settings.load_pepper(deployment.chain_id)
+    client = LedgerClient(settings.rpc_url, deployment, account)
+    engine = store.make_engine(settings.database_url)
+    documents = DocumentStore(
+        settings.document_dir, _keyring(settings, deployment.chain_id == DEV_CHAIN_ID)
+    )
+    node = Node(
+        settings=settings,
+        deployment=deployment,
+        account=account,
+        client=client,
+        engine=engine,
+        pepper=pepper,
+        documents=documents,
+        metrics=Metrics(),
+    )
+    if settings.read_model == "indexed":
+        from api.service.indexed import IndexedReads
+
+        node.indexed = IndexedReads(settings, deployment)
+        node.indexed_block = node.indexed.last_block
+    if settings.role == "platform":
+        from api.service.peers import PeerPool
+
+        node.peers = PeerPool(settings, account, deployment.chain_id)
+    return node

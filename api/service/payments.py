@@ -1,0 +1,232 @@
+"""Repayments and status changes on the platform node, and the per-item batch origination."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from api import store
+from api.problems import Problem, from_revert, from_rule
+from api.schemas.common import chain_id_of
+from api.schemas.records import (
+    Allocation,
+    BatchIn,
+    BatchItem,
+    BatchOut,
+    RecordOut,
+    RepaymentIn,
+    RepaymentOut,
+    StatusIn,
+    StatusOut,
+)
+from api.service import idem, originate, reads
+from api.service.node import Node
+from api.service.reads import status_name
+from api.service.terms import loan_terms
+from ledger.chain.errors import ContractRevert
+from ledger.domain import CoLoan, LoanStatus
+from ledger.identity import InvalidResidentId
+from ledger.rules import RuleError
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def _own_loan(node: Node, loan_id: str) -> CoLoan:
+    rec = reads.find_loan(node, chain_id_of(loan_id))
+    if rec is None or rec.loan.platform != node.address:
+        raise reads.not_found(loan_id)
+    return rec.loan
+
+
+def repay(node: Node, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, Any], bool]:
+    rid = chain_id_of(req.repayment_id)
+    canonical = {"loan_id": _hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
+    canonical["repayment_id"] = _hex(rid)
+
+    def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
+        loan = _own_loan(node, loan_id)
+        save({"submitted": True})
+        try:
+            receipt = node.client.repay(loan, rid, req.principal, req.interest)
+        except ContractRevert as exc:
+            node.metrics.rejected("repayment", exc.code, exc.rule, "contract")
+            raise from_revert(exc) from None
+        node.metrics.submitted("repayment")
+        ev = node.client.ledger.events.Repaid()
+        if receipt is not None:
+            logs = ev.process_receipt(receipt.raw)
+        else:  # recorded by an earlier attempt whose receipt was lost
+            logs = ev.get_logs(
+                argument_filters={"repaymentId": rid}, from_block=node.deployment.deployment_block
+            )
+        e = logs[0]
+        a = e["args"]
+        out = RepaymentOut(
+            loan_id=_hex(loan.loan_id),
+            repayment_id=_hex(rid),
+            principal=int(a["principal"]),
+            interest=int(a["interest"]),
+            outstanding=int(a["outstanding"]),
+            status="repaid" if int(a["outstanding"]) == 0 else _status_now(node, loan),
+            allocation=[
+                Allocation(lender=t.lender, principal=int(p), interest=int(i))
+                for t, p, i in zip(
+                    loan.tranches, a["principalAllocation"], a["interestAllocation"], strict=True
+                )
+            ],
+            tx_hash=e["transactionHash"].to_0x_hex(),
+            block_number=int(e["blockNumber"]),
+        )
+        return 201, out.model_dump()
+
+    return idem.run(node, "repayment", _hex(rid), canonical, work)
+
+
+def _status_now(node: Node, loan: CoLoan) -> str:
+    _c, _o, status = node.client.call(node.client.ledger, "loanState", loan.loan_id)
+    return status_name(status)
+
+
+def set_status(node: Node, loan_id: str, req: StatusIn) -> tuple[int, dict[str, Any], bool]:
+    def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
+        loan = _own_loan(node, loan_id)
+        reason = req.reason.encode("ascii").ljust(32, b"\0")
+        save({"submitted": True})
+        try:
+            receipt = node.client.set_status(loan, LoanStatus[req.status.upper()], reason)
+        except ContractRevert as exc:
+            node.metrics.rejected("status", exc.code, exc.rule, "contract")
+            raise from_revert(exc) from None
+        e = node.client.ledger.events.LoanStatusChanged().process_receipt(receipt.raw)[0]
+        a = e["args"]
+        out = StatusOut(
+            loan_id=_hex(loan.loan_id),
+            status=status_name(a["to"]),
+            previous_status=status_name(a["from"]),
+            released_principal=int(a["releasedPrincipal"]),
+            tx_hash=receipt.tx_hash,
+            block_number=receipt.block_number,
+        )
+        return 200, out.model_dump()
+
+    if req.change_id is None:
+        status, body = work(None, lambda _p: None)
+        return status, body, False
+    canonical = {"loan_id": _hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
+    return idem.run(node, "status", _hex(chain_id_of(req.change_id)), canonical, work)
+
+
+def batch(node: Node, req: BatchIn) -> BatchOut:
+    """Each loan is checked and co-signed on its own; those that pass go to the chain in one
+    non-atomic batch, where each is recorded or rejected (LoanRejected) on its own. Items already
+    recorded under their id return their original result."""
+    items: list[BatchItem | None] = [None] * len(req.loans)
+    ready: list[tuple[int, CoLoan, list[bytes], str]] = []
+    try:
+        for i, item in enumerate(req.loans):
+            loan_id = _hex(chain_id_of(item.loan_id))
+            try:
+                key, doc, digest, canonical = originate.loan_request(node, item)
+                claim = _claim(node, loan_id, canonical)
+                if claim is not None:
+                    items[i] = BatchItem(loan_id=loan_id, status=claim[0], result=claim[1])
+                    continue
+                try:
+                    loan, sigs = originate.prepare_loan(node, item, doc, digest, key)
+                except BaseException:
+                    _release(node, loan_id)
+                    raise
+                ready.append((i, loan, sigs, loan_id))
+            except (Problem, RuleError, ContractRevert, InvalidResidentId) as exc:
+                items[i] = _failed(loan_id, exc)
+    except BaseException:
+        for *_rest, loan_id in ready:  # nothing was sent: free every claim taken so far
+            _release(node, loan_id)
+        raise
+    if ready:
+        for _i, loan, sigs, loan_id in ready:
+            # As for a single loan: once sent, a retry resumes with these very terms.
+            pending = {
+                "terms": loan_terms(loan),
+                "signatures": [_hex(s) for s in sigs],
+                "submitted": True,
+            }
+            store.save_pending(node.engine, "loan", loan_id, json.dumps(pending))
+        try:
+            receipt = node.client.originate_batch(
+                [r[1] for r in ready], [r[2] for r in ready], atomic=False
+            )
+        except ContractRevert as exc:
+            for i, _loan, _sigs, loan_id in ready:
+                _release(node, loan_id)
+                items[i] = _failed(loan_id, exc)
+        else:
+            rejected = {
+                bytes(e["args"]["loanId"]): node.client.errors.decode(bytes(e["args"]["reason"]))
+                for e in node.client.ledger.events.LoanRejected().process_receipt(receipt.raw)
+            }
+            for i, loan, _sigs, loan_id in ready:
+                err = rejected.get(loan.loan_id)
+                if err is not None:
+                    node.metrics.rejected("loan", err.code, err.rule, "contract")
+                    _release(node, loan_id)
+                    items[i] = _failed(loan_id, err)
+                    continue
+                node.metrics.submitted("loan")
+                out = originate.record_out(loan, receipt.tx_hash, receipt.block_number)
+                store.finish(
+                    node.engine, "loan", loan_id, 201, out.model_dump_json(exclude_none=True)
+                )
+                items[i] = BatchItem(loan_id=loan_id, status=201, result=out)
+    done = [x for x in items if x is not None]
+    accepted = sum(1 for x in done if x.status == 201)
+    return BatchOut(accepted=accepted, rejected=len(done) - accepted, results=done)
+
+
+def _claim(node: Node, loan_id: str, canonical: dict[str, Any]) -> tuple[int, Any] | None:
+    """Claim the id for this batch, or the stored result of an earlier identical request."""
+    h = idem.request_hash(canonical)
+    rec = store.get_record(node.engine, "loan", loan_id)
+    if rec is not None:
+        if rec.request_hash != h:
+            raise Problem(
+                409,
+                "IdempotencyConflict",
+                f"loan id {loan_id} was already used with a different request",
+                id=loan_id,
+            )
+        if rec.state == "done":
+            return rec.status_code, RecordOut.model_validate_json(rec.response)
+        raise Problem(
+            409, "RequestInProgress", f"loan {loan_id} is being written; retry", id=loan_id
+        )
+    if not store.put_pending(node.engine, "loan", loan_id, h, ""):
+        raise Problem(
+            409, "RequestInProgress", f"loan {loan_id} is being written; retry", id=loan_id
+        )
+    return None
+
+
+def _release(node: Node, loan_id: str) -> None:
+    store.forget(node.engine, "loan", loan_id)
+
+
+def _failed(
+    loan_id: str, exc: Problem | RuleError | ContractRevert | InvalidResidentId
+) -> BatchItem:
+    if isinstance(exc, InvalidResidentId):
+        problem = Problem(
+            422,
+            "InvalidResidentId",
+            str(exc),
+            errors=[{"field": exc.field, "rule": exc.rule, "message": str(exc)}],
+        )
+    elif isinstance(exc, RuleError):
+        problem = from_rule(exc)
+    elif isinstance(exc, ContractRevert):
+        problem = from_revert(exc)
+    else:
+        problem = exc
+    return BatchItem(loan_id=loan_id, status=problem.status, problem=problem.body())

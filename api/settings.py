@@ -1,0 +1,140 @@
+"""One node's settings: which member it acts for, where the chain and its database are, its
+peers and its lending appetite. Loaded from a JSON file (`python -m api --config FILE`).
+
+Private keys never sit in the file: a real key is a keystore whose password comes from
+LEDGER_KEY_PASSWORD. The pepper comes from LEDGER_PEPPER unless the file names one. The DEV-ONLY
+key and pepper are allowed only on chain id 31337, where nothing real can be at stake.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ledger.identity import Pepper
+
+DEV_CHAIN_ID = 31337
+
+NodeRole = Literal["platform", "lender", "auditor"]
+ProductName = Literal["consumer", "business"]
+
+
+class DevOnlyRefused(RuntimeError):
+    """A DEV-ONLY key or pepper was configured for a chain other than the local dev chain."""
+
+
+class KeySource(BaseModel):
+    """Where the node's signing key comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["dev", "keystore"]
+    role: str | None = Field(None, description="dev: the dev_account role name")
+    index: int = Field(0, ge=0, description="dev: the dev_account index")
+    path: Path | None = Field(None, description="keystore: V3 file, password in the environment")
+
+    def load(self, chain_id: int) -> LocalAccount:
+        from ledger.keys import dev_account, load_keystore
+
+        if self.kind == "keystore":
+            if self.path is None:
+                raise ValueError("key.path is required for a keystore key")
+            return load_keystore(self.path)
+        if chain_id != DEV_CHAIN_ID:
+            raise DevOnlyRefused(
+                f"DEV-ONLY keys are allowed on chain id {DEV_CHAIN_ID} only, not {chain_id}"
+            )
+        if not self.role:
+            raise ValueError("key.role is required for a dev key")
+        return dev_account(self.role, self.index)
+
+
+class Appetite(BaseModel):
+    """A lender's own limits, checked before it co-signs (on top of the consortium rules)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_tranche: int | None = Field(None, gt=0, description="largest tranche it funds, fen")
+    products: list[ProductName] = Field(default_factory=lambda: ["consumer", "business"])
+
+
+class NodeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(..., min_length=1, max_length=64)
+    role: NodeRole
+    rpc_url: str
+    deployment_file: Path
+    database_url: str
+    key: KeySource
+    host: str = "127.0.0.1"
+    port: int = Field(..., gt=0, lt=65536)
+    peers: dict[str, str] = Field(
+        default_factory=dict, description="lender address -> that lender node's base URL"
+    )
+    appetite: Appetite = Field(default_factory=Appetite)
+    token_ttl_s: int = Field(900, gt=0, le=86_400)
+    challenge_ttl_s: int = Field(300, gt=0, le=3_600)
+    cosign_deadline_s: int = Field(600, gt=0, description="deadline given to records it proposes")
+    max_cosign_deadline_s: int = Field(
+        3_600, gt=0, description="a lender refuses to sign terms with a later deadline"
+    )
+    peer_timeout_s: float = Field(15.0, gt=0)
+    pepper: str | None = Field(None, description="hex; None reads LEDGER_PEPPER")
+    dev_pepper: bool = Field(False, description="use the public DEV-ONLY pepper (31337 only)")
+    document_key_dir: Path
+    document_dir: Path
+    max_indexer_lag: int = Field(10, ge=0, description="blocks; readiness fails above it")
+    read_model: Literal["indexed", "chain"] = Field(
+        "indexed",
+        description="indexed: this node's indexer and database serve loan reads; "
+        "chain: read events and views from the chain directly (no indexer)",
+    )
+    indexer_poll_s: float = Field(0.1, gt=0, description="how often the indexer polls the chain")
+
+    @field_validator("peers")
+    @classmethod
+    def _checksum_peers(cls, value: dict[str, str]) -> dict[str, str]:
+        return {to_checksum_address(k): v.rstrip("/") for k, v in value.items()}
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        # The local consortium binds loopback only; a production deployment sits behind a proxy
+        # that terminates TLS and forwards to it.
+        if value not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("host must be a loopback address")
+        return value
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def domain(self) -> str:
+        """The EIP-4361 domain: this node's authority. A sign-in for another node is refused."""
+        return f"{self.host}:{self.port}"
+
+    def load_pepper(self, chain_id: int) -> Pepper:
+        if self.dev_pepper:
+            if chain_id != DEV_CHAIN_ID:
+                raise DevOnlyRefused(
+                    f"the DEV-ONLY pepper is allowed on chain id {DEV_CHAIN_ID} only"
+                )
+            return Pepper.dev()
+        if self.pepper is not None:
+            return Pepper.from_hex(self.pepper)
+        return Pepper.from_env()
+
+    @classmethod
+    def load(cls, path: Path) -> NodeSettings:
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2) + "\n")

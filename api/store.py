@@ -1,0 +1,183 @@
+"""The node's own small tables: idempotency records, sign-in nonces and access tokens.
+
+They live in the node's database beside the read model, created on start-up. Only these tables
+are created here (`tables=`), so the read model's own migrations stay in charge of theirs.
+Nothing here holds personal data: requests are hashed after the national ID has been replaced
+by its borrower key, and tokens are stored as SHA-256 hashes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Engine, event, update
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """One write, by its API id. `pending` holds the record as proposed (terms, signatures) so a
+    retry after a crash resubmits the same thing rather than a second, different record."""
+
+    __tablename__ = "api_idempotency"
+
+    kind: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=80)
+    request_hash: str = Field(max_length=64)
+    state: str = Field(max_length=16)  # pending | done
+    status_code: int = 0
+    response: str = ""
+    pending: str = ""
+    updated_at: int = Field(default_factory=lambda: int(time.time()))
+
+
+class AuthNonce(SQLModel, table=True):
+    __tablename__ = "api_auth_nonce"
+
+    nonce: str = Field(primary_key=True, max_length=64)
+    address: str = Field(max_length=42)
+    expires_at: int
+    used: bool = False
+
+
+class AuthToken(SQLModel, table=True):
+    __tablename__ = "api_auth_token"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    address: str = Field(max_length=42, index=True)
+    expires_at: int
+    issued_at: int
+
+
+TABLES = [IdempotencyRecord.__table__, AuthNonce.__table__, AuthToken.__table__]  # type: ignore[attr-defined]
+
+
+def make_engine(url: str) -> Engine:
+    from ledger.store.db import database_url
+
+    url = database_url(url)  # postgres:// and postgresql:// get the psycopg (v3) driver
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn, _record) -> None:  # type: ignore[no-untyped-def]
+            # WAL lets the request threads read while one writes; busy_timeout waits for the
+            # writer instead of failing with "database is locked".
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine, tables=TABLES)
+    return engine
+
+
+# ------------------------------------------------------------------ idempotency
+
+
+def get_record(engine: Engine, kind: str, key: str) -> IdempotencyRecord | None:
+    with Session(engine) as s:
+        return s.get(IdempotencyRecord, (kind, key))
+
+
+def put_pending(engine: Engine, kind: str, key: str, request_hash: str, pending: str) -> bool:
+    """Claim (kind, key) for a new write. False if another request claimed it first."""
+    from sqlalchemy.exc import IntegrityError
+
+    with Session(engine) as s:
+        s.add(
+            IdempotencyRecord(
+                kind=kind, key=key, request_hash=request_hash, state="pending", pending=pending
+            )
+        )
+        try:
+            s.commit()
+        except IntegrityError:
+            return False
+    return True
+
+
+def save_pending(engine: Engine, kind: str, key: str, pending: str) -> None:
+    with Session(engine) as s:
+        s.exec(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+            .values(pending=pending, updated_at=int(time.time()))
+        )
+        s.commit()
+
+
+def finish(engine: Engine, kind: str, key: str, status_code: int, response: str) -> None:
+    with Session(engine) as s:
+        s.exec(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+            .values(
+                state="done",
+                status_code=status_code,
+                response=response,
+                updated_at=int(time.time()),
+            )
+        )
+        s.commit()
+
+
+def forget(engine: Engine, kind: str, key: str) -> None:
+    """Drop a pending claim whose write was refused, so the same id can be tried again later."""
+    with Session(engine) as s:
+        s.exec(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
+                IdempotencyRecord.key == key,  # type: ignore[arg-type]
+                IdempotencyRecord.state == "pending",  # type: ignore[arg-type]
+            )
+        )
+        s.commit()
+
+
+# ------------------------------------------------------------------ sign-in
+
+
+def add_nonce(engine: Engine, nonce: str, address: str, expires_at: int) -> None:
+    with Session(engine) as s:
+        # Expired nonces and tokens are swept as new ones arrive; nothing else needs them.
+        now = int(time.time())
+        s.exec(delete(AuthNonce).where(AuthNonce.expires_at < now))  # type: ignore[arg-type]
+        s.exec(delete(AuthToken).where(AuthToken.expires_at < now))  # type: ignore[arg-type]
+        s.add(AuthNonce(nonce=nonce, address=address, expires_at=expires_at))
+        s.commit()
+
+
+def use_nonce(engine: Engine, nonce: str, address: str, now: int) -> bool:
+    """Mark a nonce used, atomically: True only for the first use of a live nonce of `address`."""
+    with Session(engine) as s:
+        result = s.exec(
+            update(AuthNonce)
+            .where(
+                AuthNonce.nonce == nonce,  # type: ignore[arg-type]
+                AuthNonce.address == address,  # type: ignore[arg-type]
+                AuthNonce.used == False,  # type: ignore[arg-type]  # noqa: E712
+                AuthNonce.expires_at >= now,  # type: ignore[arg-type]
+            )
+            .values(used=True)
+        )
+        s.commit()
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def add_token(
+    engine: Engine, token_hash: str, address: str, issued_at: int, expires_at: int
+) -> None:
+    with Session(engine) as s:
+        s.add(
+            AuthToken(
+                token_hash=token_hash, address=address, issued_at=issued_at, expires_at=expires_at
+            )
+        )
+        s.commit()
+
+
+def find_token(engine: Engine, token_hash: str) -> AuthToken | None:
+    with Session(engine) as s:
+        return s.exec(select(AuthToken).where(AuthToken.token_hash == token_hash)).first()  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Benchmarks of DESIGN §8's targets (not timed tests)."""

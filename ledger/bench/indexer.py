@@ -1,0 +1,215 @@
+"""Indexer catch-up benchmark (DESIGN §8: ≥ 2,000 events/s into SQLite and PostgreSQL).
+
+Builds a DEV-ONLY consortium on a fresh anvil, records co-loans in batches of 50 (one
+`LoanOriginated` each) and repays a share of them one transaction each (`Repaid`, plus
+`LoanStatusChanged` when repaid in full), then times `Indexer.catch_up` from the deployment
+block into a fresh database, several times per database; the median counts.
+
+    python -m ledger.bench.indexer --loans 10000 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ledger.chain.client import LedgerClient
+from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
+from ledger.domain import CoLoan
+from ledger.ingest.abi import Function
+from ledger.ingest.rpc import Rpc
+
+# gas per 50-loan batch is about 6M; an explicit limit skips estimation (which runs it twice)
+_BATCH_GAS = 9_000_000
+_REPAY_GAS = 300_000
+
+
+def _send(client: LedgerClient, txs: Sequence[tuple[Any, str, tuple, int]]) -> None:
+    """Sign and send many transactions in JSON-RPC batches of at most about 500 kB (nodes cap
+    request bodies), then wait for every receipt.
+
+    Automine is off meanwhile and blocks are mined explicitly: with automine, a transaction that
+    no longer fits the block being mined waits for the next arrival, and mining requests made
+    alongside it land after they were answered, moving the head later. Full blocks raise the
+    base fee, so fees are refreshed per batch."""
+    w3 = client.w3
+
+    def rpc(method: str, *params: Any) -> Any:
+        return w3.provider.make_request(method, list(params)).get("result")  # type: ignore[arg-type]
+
+    rpc("evm_setAutomine", False)
+    try:
+        start = 0
+        while start < len(txs):
+            client.fees(refresh=True)
+            raws: list[bytes] = []
+            while start < len(txs) and len(raws) < 200 and sum(map(len, raws)) < 500_000:
+                contract, fn, args, gas = txs[start]
+                tx = {
+                    "from": client.address,
+                    "to": contract.address,
+                    "data": Function(contract.abi, fn).data(*args),
+                    "value": 0,
+                    "chainId": client.deployment.chain_id,
+                    "gas": gas,
+                    **client.fees(),
+                    "nonce": client.nonces.take(),  # type: ignore[union-attr]
+                }
+                raws.append(client.sign(tx))
+                start += 1
+            hashes = client.send_raw_batch(raws)
+            for h in hashes:
+                if not isinstance(h, str):
+                    raise RuntimeError(f"transaction refused: {h}")
+            while int(rpc("txpool_status")["pending"], 16):
+                rpc("evm_mine")
+            with Rpc(client.rpc_url) as raw_rpc:
+                receipts = raw_rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+            failed = [h for h, r in zip(hashes, receipts, strict=True) if r["status"] != "0x1"]
+            if failed:
+                raise RuntimeError(f"{len(failed)} transactions failed, the first {failed[0]}")
+    finally:
+        rpc("evm_setAutomine", True)
+
+
+def make_events(
+    cx: LocalConsortium,
+    loans: int,
+    *,
+    batch: int = 50,
+    repay_every: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> list[CoLoan]:
+    """Record `loans` co-loans in atomic batches, and repay every `repay_every`-th one
+    (alternately in part and in full). Returns the loans."""
+    plat = cx.plat
+    recorded: list[CoLoan] = []
+    txs = []
+    deadline = cx.now() + 86_400  # one clock read, not one per loan
+    for start in range(0, loans, batch):
+        group = [
+            cx.loan(100_000 + i, deadline=deadline) for i in range(start, min(loans, start + batch))
+        ]
+        sigs = [cx.sign(ln) for ln in group]
+        txs.append(
+            (plat.ledger, "originateBatch", ([ln.as_abi() for ln in group], sigs, True), _BATCH_GAS)
+        )
+        recorded.extend(group)
+    _send(plat, txs)
+    if progress:
+        progress(f"{len(recorded)} loans recorded")
+    repays = []
+    for i, ln in enumerate(recorded[::repay_every]):
+        amount = ln.principal if i % 2 else ln.principal // 3
+        repays.append(
+            (plat.ledger, "repay", (ln.as_abi(), new_id("repay"), amount, 99), _REPAY_GAS)
+        )
+    _send(plat, repays)
+    if progress:
+        progress(f"{len(repays)} repayments recorded")
+    return recorded
+
+
+@contextmanager
+def fresh_database(kind: str, pg_url: str | None) -> Iterator[str]:
+    """A URL to an empty database: a temporary SQLite file, or a new PostgreSQL schema."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-") as d:
+            yield f"sqlite:///{Path(d) / 'bench.db'}"
+        return
+    import sqlalchemy as sa
+
+    assert pg_url is not None
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def time_catch_up(rpc_url: str, cx: LocalConsortium, db_url: str) -> dict[str, Any]:
+    from ledger.indexer import Indexer
+    from ledger.store.db import make_engine
+
+    engine = make_engine(db_url, writer=True)
+    ix = Indexer(engine, rpc_url, cx.deployment)
+    try:
+        ix.prepare()  # migrations are not part of the figure
+        res = ix.catch_up()
+    finally:
+        ix.close()
+        engine.dispose()
+    return {
+        "events": res.events,
+        "seconds": round(res.seconds, 3),
+        "events_per_s": round(res.events_per_s),
+    }
+
+
+def run(
+    loans: int = 10_000,
+    runs: int = 3,
+    pg_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    from ledger.chain.node import LocalChain
+
+    kinds = ["sqlite"] + (["postgresql"] if pg_url else [])
+    out: dict[str, Any] = {"loans": loans, "runs": runs, "target_events_per_s": 2_000}
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        make_events(cx, loans, progress=progress)
+        for kind in kinds:
+            results = []
+            for i in range(runs):
+                with fresh_database(kind, pg_url) as url:
+                    results.append(time_catch_up(chain.url, cx, url))
+                if progress:
+                    progress(f"{kind} run {i + 1}: {results[-1]['events_per_s']} events/s")
+            out[kind] = {
+                "runs": results,
+                "median_events_per_s": statistics.median(r["events_per_s"] for r in results),
+            }
+        out["events"] = out["sqlite"]["runs"][0]["events"]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--loans", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--pg-url",
+        default=os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"),
+        help="PostgreSQL to benchmark too (default: TEST_DATABASE_URL or DATABASE_URL)",
+    )
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    say = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+    result = run(args.loans, args.runs, args.pg_url, progress=say)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"{result['events']} events")
+    for kind in ("sqlite", "postgresql"):
+        if kind in result:
+            print(f"{kind:>10}: median {result[kind]['median_events_per_s']:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""`ledger up|status|down|token|demo`: the local consortium of five nodes. DEV-ONLY keys.
+
+`up` starts the chain (or uses `--rpc-url`), deploys and admits the members once, has the banks
+attest capital, then starts the five node processes and waits until each is ready. Everything
+is recorded in the state directory, which is how `status`, `token`, `demo` and `down` find it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+
+DEV_CHAIN_ID = 31337
+
+
+def _emit(data: object) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def _deployed(url: str, dep: Any) -> bool:
+    from web3 import Web3
+
+    try:
+        w3 = Web3(Web3.HTTPProvider(url))
+        return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0
+    except Exception:  # noqa: BLE001 - any failure means "not there"
+        return False
+
+
+def _chain_id(url: str) -> int:
+    from ledger.chain.node import ChainError, rpc_call
+
+    try:
+        return int(rpc_call(url, "eth_chainId"), 16)
+    except ChainError as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from None
+
+
+def _rpc_url_file(state_dir: Path) -> Path:
+    return state_dir / "rpc-url"
+
+
+def _summary(state_dir: Path) -> dict[str, Any]:
+    from ledger import nodes
+    from ledger.chain.deployment import Deployment
+    from ledger.chain.node import status
+
+    chain = status(state_dir)
+    dep_file = state_dir / "deployment.json"
+    external = _rpc_url_file(state_dir)
+    return {
+        "chain": asdict(chain) if chain else None,
+        "rpc_url": chain.url
+        if chain
+        else (external.read_text().strip() if external.exists() else None),
+        "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
+        "nodes": nodes.status(state_dir),
+    }
+
+
+def _print_nodes(summary: dict[str, Any]) -> None:
+    # Plain aligned lines rather than a table: addresses and URLs must never be cut off.
+    out.print(f"chain     {summary['rpc_url']}", highlight=False)
+    if summary["deployment"]:
+        out.print(f"registry  {summary['deployment']['registry']}", highlight=False)
+        out.print(f"ledger    {summary['deployment']['ledger']}", highlight=False)
+    out.print("nodes (DEV-ONLY keys):")
+    for n in summary["nodes"]:
+        ready = "ready" if n["ready"] else ("running, not ready" if n["running"] else "stopped")
+        out.print(
+            f"  {n['name']:<9} {n['role']:<9} {n['address']}  {n['url']:<24} pid {n['pid']:<7} "
+            f"{ready}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def up_cmd(
+    kind: Annotated[str, typer.Option("--chain", "--kind", help="anvil or hardhat")] = "anvil",
+    rpc_url: Annotated[
+        str | None, typer.Option(help="Use this chain instead of starting one (chain id 31337).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Node database URL instead of one SQLite file each; '{node}' in it "
+            "is replaced by the node's name."
+        ),
+    ] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the local consortium: chain, contracts, five DEV-ONLY members, their five nodes."""
+    from ledger import nodes
+    from ledger.chain.consortium import bootstrap
+    from ledger.chain.deployment import Deployment
+    from ledger.chain.node import up_detached
+    from ledger.keys import DEV_KEYS_WARNING
+
+    if kind not in ("anvil", "hardhat"):
+        raise CliError(f"--chain must be anvil or hardhat, not {kind!r}")
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = state_dir.resolve()
+    if rpc_url is None:
+        with console.status(f"starting {kind}"):
+            url = up_detached(kind, None, state_dir=state_dir).url  # type: ignore[arg-type]
+        _rpc_url_file(state_dir).unlink(missing_ok=True)
+    else:
+        url = rpc_url.rstrip("/")
+        if _chain_id(url) != DEV_CHAIN_ID:
+            raise CliError(f"DEV-ONLY keys are for chain id {DEV_CHAIN_ID} only; {url} is not")
+        _rpc_url_file(state_dir).write_text(url + "\n")
+    dep_file = state_dir / "deployment.json"
+    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
+    if fresh:
+        with console.status("compiling, deploying, admitting members, attesting capital"):
+            cx = bootstrap(url)
+        cx.deployment.save(dep_file)
+        nodes.down(state_dir)  # nodes of an older deployment must go
+    running = nodes.status(state_dir)
+    if not (running and all(n["ready"] for n in running)):
+        nodes.down(state_dir)
+        with console.status("starting five nodes"):
+            configs = nodes.write_configs(
+                state_dir,
+                url,
+                database_url=database_url,
+                ports=nodes.ports_of(state_dir),
+                fresh=fresh,
+            )
+            nodes.start(state_dir, configs)
+    summary = _summary(state_dir)
+    if as_json:
+        _emit(summary)
+        return
+    _print_nodes(summary)
+    out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
+
+
+def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """The chain and the five nodes. Exit code 1 unless everything is running and ready."""
+    summary = _summary(state_dir)
+    ok = (
+        summary["rpc_url"] is not None
+        and bool(summary["nodes"])
+        and all(n["ready"] for n in summary["nodes"])
+    )
+    summary["ready"] = ok
+    if as_json:
+        _emit(summary)
+    elif not summary["nodes"] and summary["chain"] is None:
+        out.print("no consortium running (ledger up)")
+    else:
+        _print_nodes(summary)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """Stop the five nodes and the chain; no process is left behind."""
+    from ledger import nodes
+    from ledger.chain.node import down
+
+    stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
+    stopped_chain = down(state_dir)
+    _rpc_url_file(state_dir).unlink(missing_ok=True)
+    if as_json:
+        _emit({"nodes_stopped": stopped_nodes, "chain_stopped": stopped_chain})
+    else:
+        out.print(f"stopped {stopped_nodes} nodes" + (" and the chain" if stopped_chain else ""))
+
+
+def _dev_urls(state_dir: Path) -> dict[str, str]:
+    """The node URLs of this dev consortium, refusing anything but the local dev chain."""
+    from ledger import nodes
+    from ledger.chain.deployment import Deployment
+
+    dep_file = state_dir / "deployment.json"
+    infos = nodes.recorded(state_dir)
+    summary = _summary(state_dir)
+    if not dep_file.exists() or not infos or summary["rpc_url"] is None:
+        raise CliError("no local consortium running here (ledger up)")
+    if (
+        Deployment.load(dep_file).chain_id != DEV_CHAIN_ID
+        or _chain_id(summary["rpc_url"]) != DEV_CHAIN_ID
+    ):
+        raise CliError(f"DEV-ONLY tokens are for the local dev chain (id {DEV_CHAIN_ID}) only")
+    return {i.name: i.url for i in infos}
+
+
+def token_cmd(
+    member: Annotated[
+        str, typer.Argument(help="platform, bank-a, bank-b, bank-c, auditor, governor")
+    ],
+    node: Annotated[
+        str | None, typer.Option(help="Node to sign in to (default: the member's).")
+    ] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a bearer token for a member of this DEV-ONLY consortium (signs in with its dev key)."""
+    from ledger import nodes
+    from ledger.keys import DEV_KEYS_WARNING, dev_account
+    from ledger.nodeclient import SignInError, sign_in
+
+    try:
+        m = nodes.member(member)
+    except KeyError as exc:
+        raise CliError(str(exc.args[0])) from None
+    urls = _dev_urls(state_dir)
+    target = node or (m.name if m.name in urls else None)
+    if target is None or target not in urls:
+        raise CliError(f"{member} has no node of its own: pass --node ({', '.join(urls)})")
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    try:
+        tok = sign_in(urls[target], dev_account(m.key_role, m.key_index))
+    except SignInError as exc:
+        raise CliError(f"sign-in to {target} refused: {exc}") from None
+    if as_json:
+        _emit({**tok, "node": target, "url": urls[target]})
+    else:
+        out.print(tok["access_token"], highlight=False)
+
+
+def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
+    """Run the seed story against the running consortium and show what happened."""
+    from ledger.keys import DEV_KEYS_WARNING
+    from ledger.story import run_story
+
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    urls = _dev_urls(state_dir)
+    with console.status("running the story"):
+        steps = run_story(urls, state_dir)
+    ok = all(s["ok"] for s in steps)
+    if as_json:
+        _emit({"ok": ok, "steps": steps})
+    elif out.width >= 120:
+        table = Table(title="the consortium story (DEV-ONLY members, synthetic borrowers)")
+        for col in ("#", "who", "what", "expected", "outcome", ""):
+            table.add_column(col, overflow="fold")
+        for i, s in enumerate(steps, 1):
+            mark = "[green]ok[/green]" if s["ok"] else "[red]UNEXPECTED[/red]"
+            table.add_row(str(i), s["actor"], s["action"], s["expected"], s["outcome"], mark)
+        out.print(table)
+    else:  # a narrow terminal or a pipe: one block per step reads better than a squeezed table
+        for i, s in enumerate(steps, 1):
+            mark = "[green]ok[/green]" if s["ok"] else "[red]UNEXPECTED[/red]"
+            out.print(f"{i:>2}. [bold]{s['actor']}[/bold] {s['action']}  {mark}")
+            out.print(f"    expected: {s['expected']}", highlight=False)
+            out.print(f"    outcome:  {s['outcome']}", highlight=False)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("up")(up_cmd)
+    app.command("status")(status_cmd)
+    app.command("down")(down_cmd)
+    app.command("token")(token_cmd)
+    app.command("demo")(demo_cmd)

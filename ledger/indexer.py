@@ -1,0 +1,418 @@
+"""The indexer: the two contracts' events into the SQL read model, reorg-safe and resumable.
+
+* **Ranges that adapt.** One eth_getLogs per block range, for both contract addresses. A range
+  the node refuses is halved (and not tried that large again for a while); a range that
+  succeeds with few events doubles, one with far too many halves.
+* **One transaction per range.** Raw events, derived rows, aggregates, block hashes and the
+  cursor commit together, so a process killed at any point (SIGKILL included) leaves the
+  database at the end of the last committed range: nothing lost, nothing twice. Raw events are
+  unique on (block hash, log index) and the cursor row is locked and checked inside the
+  transaction, so a second indexer on the same database cannot apply a range twice either.
+* **Reorg-safe.** Before a range is written, the parent hash of its first block must be the hash
+  stored for the cursor block, and every log's block hash must match a header fetched after the
+  logs. On a mismatch the indexer finds the newest stored block the chain still has (it keeps
+  the last `keep_blocks` headers and every block with events), rolls back to it in one
+  transaction (`ledger.ingest.rollback`) and ingests again.
+* **Confirmations**: how far behind the head to stay (0 for anvil and for QBFT's immediate
+  finality).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select, update
+
+from ledger.chain.deployment import Deployment
+from ledger.ingest.decode import EventDecoder
+from ledger.ingest.rollback import rollback
+from ledger.ingest.rpc import NodeUnavailable, Rpc, RpcError
+from ledger.ingest.writer import prune_blocks, write_range
+from ledger.store.db import insert_missing, upgrade
+from ledger.store.models import TABLES
+
+if TYPE_CHECKING:
+    from ledger.chain.client import LedgerClient
+    from ledger.ingest.consistency import Mismatch
+
+log = logging.getLogger("ledger.indexer")
+
+# Ranges after a refusal before a larger one is tried again.
+_PROBE_AFTER = 100
+
+
+class IndexerError(Exception):
+    """The indexer cannot go on (wrong database, wrong chain, node gone for too long)."""
+
+
+class _Reorg(Exception):
+    """The chain no longer has the block the cursor points at."""
+
+
+class _Retry(Exception):
+    """The chain changed while a range was being read; read it again."""
+
+
+class _CursorMoved(Exception):
+    """Another indexer committed first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a catch-up stands, handed to the `progress` callback after each range."""
+
+    start_block: int
+    block: int
+    target: int
+    events: int
+    elapsed: float
+
+
+@dataclass(slots=True)
+class CatchUpResult:
+    """What one catch-up did."""
+
+    start_block: int
+    last_block: int
+    target: int
+    events: int = 0
+    ranges: int = 0
+    refused_ranges: int = 0
+    reorgs: int = 0
+    rolled_back_events: int = 0
+    seconds: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class Indexer:
+    """Indexes one deployment into one database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rpc: str | Rpc,
+        deployment: Deployment,
+        *,
+        confirmations: int = 0,
+        span: int = 1_000,
+        max_span: int = 50_000,
+        target_events: int = 5_000,
+        keep_blocks: int = 256,
+        retries: int = 8,
+        migrate: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.rpc = rpc if isinstance(rpc, Rpc) else Rpc(rpc)
+        self.deployment = deployment
+        self.confirmations = confirmations
+        self.span = span
+        self.max_span = max_span
+        self.target_events = target_events
+        self.keep_blocks = keep_blocks
+        self.retries = retries
+        self.decoder = EventDecoder(deployment.registry, deployment.ledger)
+        self._migrate = migrate
+        self._prepared = False
+        self._last_block = deployment.deployment_block - 1
+        self._last_hash: bytes | None = None
+        self._pruned_below = 0
+        self._retries = 0  # consecutive ranges the chain changed under
+        self._ceiling = max_span  # below the last range the node refused
+        self._since_refused = 0
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    @property
+    def last_block(self) -> int:
+        """The last block whose events are all in the database."""
+        return self._last_block
+
+    # ------------------------------------------------------------------ set-up
+
+    def prepare(self) -> None:
+        """Upgrade the schema, check the database and node are this deployment's, load the
+        cursor. Idempotent."""
+        if self._prepared:
+            return
+        if self._migrate:
+            upgrade(self.engine)
+        dep = self.deployment
+        chain_id = self.rpc.chain_id()
+        if chain_id != dep.chain_id:
+            raise IndexerError(f"the node is chain {chain_id}, the deployment chain {dep.chain_id}")
+        cur = TABLES["indexer_cursor"]
+        with self.engine.begin() as conn:
+            # a second indexer starting at the same moment may have written it first
+            insert_missing(
+                conn,
+                cur,
+                [
+                    {
+                        "id": 1,
+                        "chain_id": dep.chain_id,
+                        "registry_address": dep.registry,
+                        "ledger_address": dep.ledger,
+                        "deployment_block": dep.deployment_block,
+                        "last_block": dep.deployment_block - 1,
+                        "last_hash": None,
+                        "updated_at": datetime.now(UTC),
+                    }
+                ],
+                ["id"],
+            )
+            row = conn.execute(select(cur)).mappings().one()
+            if (row["chain_id"], row["registry_address"], row["ledger_address"]) != (
+                dep.chain_id,
+                dep.registry,
+                dep.ledger,
+            ):
+                raise IndexerError(
+                    f"this database indexes registry {row['registry_address']} and ledger "
+                    f"{row['ledger_address']} on chain {row['chain_id']}, not this deployment; "
+                    "use another database"
+                )
+        self._load_cursor()
+        self._prepared = True
+
+    def _load_cursor(self) -> None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TABLES["indexer_cursor"])).mappings().one()
+        self._last_block, self._last_hash = row["last_block"], row["last_hash"]
+
+    def _lock_cursor(self, conn: Connection) -> None:
+        row = conn.execute(select(TABLES["indexer_cursor"]).with_for_update()).mappings().one()
+        if (row["last_block"], row["last_hash"]) != (self._last_block, self._last_hash):
+            raise _CursorMoved
+
+    def _set_cursor(self, conn: Connection, block: int, block_hash: bytes | None) -> None:
+        conn.execute(
+            update(TABLES["indexer_cursor"]).values(
+                last_block=block, last_hash=block_hash, updated_at=datetime.now(UTC)
+            )
+        )
+
+    # ------------------------------------------------------------------ catch-up
+
+    def _target(self, to_block: int | None) -> int:
+        safe = self.rpc.block_number() - self.confirmations
+        return safe if to_block is None else min(to_block, safe)
+
+    def catch_up(
+        self, to_block: int | None = None, progress: Callable[[Progress], None] | None = None
+    ) -> CatchUpResult:
+        """Index up to `to_block` (default: the head less the confirmations, as of now)."""
+        self.prepare()
+        t0 = time.perf_counter()
+        res = CatchUpResult(self._last_block + 1, self._last_block, self._target(to_block))
+        failures = 0
+        while True:
+            try:
+                n = self._step(res, to_block)
+            except NodeUnavailable as exc:
+                failures += 1
+                if failures > self.retries:
+                    raise IndexerError(f"node unavailable: {exc}") from exc
+                log.warning("node unavailable (%s); retrying", exc)
+                time.sleep(min(0.25 * 2**failures, 10.0))
+                continue
+            except RpcError as exc:
+                failures += 1
+                if failures > self.retries:
+                    raise IndexerError(
+                        f"the node refuses block {self._last_block + 1}: {exc}"
+                    ) from exc
+                time.sleep(min(0.25 * 2**failures, 10.0))
+                continue
+            if n is None:
+                break
+            failures = 0
+            if progress is not None and n >= 0:
+                elapsed = time.perf_counter() - t0
+                progress(
+                    Progress(res.start_block, self._last_block, res.target, res.events, elapsed)
+                )
+        res.last_block = self._last_block
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _step(self, res: CatchUpResult, to_block: int | None) -> int | None:
+        """One range (or one reorg). Returns the events ingested, -1 when nothing was ingested
+        but there is more to do, None when caught up."""
+        if self._last_block >= res.target:
+            if self._tip_matches():
+                return None
+            self._reorg(res)
+            res.target = self._target(to_block)
+            return -1
+        frm = self._last_block + 1
+        to = min(res.target, frm + self.span - 1)
+        try:
+            n = self._ingest(frm, to)
+        except _Reorg:
+            self._reorg(res)
+            res.target = self._target(to_block)
+            return -1
+        except _Retry:
+            self._retries += 1
+            if self._retries > 50:
+                raise IndexerError(
+                    "the node's logs and block headers keep disagreeing; is it a load balancer "
+                    "over nodes at different heights?"
+                ) from None
+            res.target = self._target(to_block)
+            return -1
+        except _CursorMoved:
+            self._load_cursor()
+            return -1
+        except RpcError as exc:
+            if isinstance(exc, NodeUnavailable) or to == frm:
+                raise
+            # refused: too many blocks or results at once; do not ask for that many again soon
+            self._ceiling = self.span = max(1, (to - frm + 1) // 2)
+            self._since_refused = 0
+            res.refused_ranges += 1
+            return -1
+        self._retries = 0
+        res.events += n
+        res.ranges += 1
+        res.last_block = self._last_block
+        self._since_refused += 1
+        if self._since_refused >= _PROBE_AFTER:  # a limit may have been a passing overload
+            self._ceiling = self.max_span
+        if n * 2 < self.target_events:
+            self.span = min(self._ceiling, self.max_span, self.span * 2)
+        elif n > self.target_events * 2:
+            self.span = max(1, self.span // 2)
+        return n
+
+    def _tip_matches(self) -> bool:
+        if self._last_hash is None:
+            return True
+        h = self.rpc.headers([self._last_block])[self._last_block]
+        return h is not None and h.hash == self._last_hash
+
+    def _ingest(self, frm: int, to: int) -> int:
+        before = self.rpc.headers([frm, to])
+        h_frm, h_to = before[frm], before[to]
+        if h_frm is None or h_to is None:
+            raise _Retry  # the chain is shorter than it was
+        if self._last_hash is not None and h_frm.parent_hash != self._last_hash:
+            raise _Reorg
+        logs = self.rpc.get_logs(frm, to, self.decoder.addresses)
+        events = [ev for ev in map(self.decoder.decode, logs) if ev is not None]
+        after = self.rpc.headers({ev.block_number for ev in events} | {to})
+        if after[to] is None or after[to].hash != h_to.hash:  # type: ignore[union-attr]
+            raise _Retry
+        for ev in events:
+            h = after[ev.block_number]
+            if h is None or h.hash != ev.block_hash:
+                raise _Retry
+            ev.timestamp = h.timestamp
+        with self.engine.begin() as conn:
+            self._lock_cursor(conn)
+            write_range(conn, events, after, to)
+            # blocks without events are only needed near the head, to find a common ancestor
+            below = to - self.keep_blocks
+            if below > self._pruned_below:
+                prune_blocks(conn, self._pruned_below, below)
+                self._pruned_below = below
+            self._set_cursor(conn, to, h_to.hash)
+        self._last_block, self._last_hash = to, h_to.hash
+        return len(events)
+
+    # ------------------------------------------------------------------ reorgs
+
+    def _find_ancestor(self) -> tuple[int, bytes | None]:
+        """The newest stored block the chain still has, else just before the deployment."""
+        blocks = TABLES["blocks"]
+        upper = self._last_block
+        while True:
+            with self.engine.connect() as conn:
+                stored = conn.execute(
+                    select(blocks.c.number, blocks.c.hash)
+                    .where(blocks.c.number <= upper)
+                    .order_by(blocks.c.number.desc())
+                    .limit(128)
+                ).all()
+            if not stored:
+                return self.deployment.deployment_block - 1, None
+            chain = self.rpc.headers(n for n, _ in stored)
+            for number, block_hash in stored:
+                h = chain[number]
+                if h is not None and h.hash == block_hash:
+                    return number, block_hash
+            upper = stored[-1][0] - 1
+
+    def _reorg(self, res: CatchUpResult) -> None:
+        ancestor, ancestor_hash = self._find_ancestor()
+        old = self._last_block
+        removed = self._rollback(ancestor, ancestor_hash)
+        log.warning("reorg: rolled back from block %d to %d (%d events)", old, ancestor, removed)
+        res.reorgs += 1
+        res.rolled_back_events += removed
+
+    def _rollback(self, block: int, block_hash: bytes | None) -> int:
+        with self.engine.begin() as conn:
+            self._lock_cursor(conn)
+            removed = rollback(conn, block)
+            self._set_cursor(conn, block, block_hash)
+        self._last_block, self._last_hash = block, block_hash
+        self._pruned_below = min(self._pruned_below, max(0, block - self.keep_blocks))
+        return removed
+
+    def rollback_to(self, block: int) -> int:
+        """Forget everything above `block` (to index it again), in one transaction.
+        Returns the number of events removed."""
+        self.prepare()
+        if block >= self._last_block:
+            return 0
+        if block < self.deployment.deployment_block:
+            return self._rollback(self.deployment.deployment_block - 1, None)
+        h = self.rpc.headers([block])[block]
+        if h is None:
+            raise IndexerError(f"the node has no block {block}")
+        return self._rollback(block, h.hash)
+
+    # ------------------------------------------------------------------ follow and check
+
+    def follow(
+        self,
+        poll_interval: float = 1.0,
+        stop: threading.Event | None = None,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        """Keep indexing new blocks until `stop` is set; a node outage is waited out."""
+        stop = stop or threading.Event()
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.catch_up(progress=progress)
+                failures = 0
+            except (IndexerError, NodeUnavailable) as exc:
+                if not isinstance(exc, NodeUnavailable) and not isinstance(
+                    exc.__cause__, NodeUnavailable
+                ):
+                    raise
+                failures += 1
+                log.warning("node unavailable, waiting (%s)", exc)
+                stop.wait(min(2.0**failures, 30.0))
+                continue
+            stop.wait(poll_interval)
+
+    def check_consistency(self, client: LedgerClient, block: int | None = None) -> list[Mismatch]:
+        """Every maintained aggregate, loan, line and member against the contracts' views at
+        `block` (default: the block the database is indexed to). Empty when they agree."""
+        from ledger.ingest.consistency import check
+
+        self.prepare()
+        return check(self.engine, self.rpc, client, block)

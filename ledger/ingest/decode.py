@@ -1,0 +1,164 @@
+"""Decoding the two contracts' logs into JSON-ready arguments.
+
+Each event's ABI is compiled once into its topic, its eth_abi types and a converter, so a log
+costs one dict lookup and one `eth_abi.decode`. Arguments come out in the form they are stored
+in `raw_events.args`: bytes as 0x-hex, addresses checksummed, structs as dicts by field name.
+The projection works on that same form, so an event read back from the database during a
+rollback is handled exactly like one fresh from the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from ledger.chain.artifacts import Artifacts, load_artifacts
+from ledger.ingest.abi import canonical
+
+
+@dataclass(slots=True)
+class ChainEvent:
+    """One decoded log, positioned in the chain."""
+
+    block_number: int
+    log_index: int
+    block_hash: bytes
+    tx_hash: bytes
+    tx_index: int
+    contract: str  # "registry" or "ledger"
+    name: str
+    args: dict[str, Any]
+    timestamp: int = 0  # the block's, filled in from its header
+
+
+class DecodeError(Exception):
+    """A log from one of our contracts that does not match its ABI."""
+
+
+@lru_cache(maxsize=65_536)
+def checksum(address: str) -> str:
+    # Few distinct addresses (the members) appear in many events; keccak once per address.
+    return to_checksum_address(address)
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+def _text(value: bytes) -> str:
+    # Names are governor input: invalid UTF-8 or NULs (which PostgreSQL text refuses) must not
+    # stop the indexer, so they are replaced rather than rejected.
+    return value.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _decode_type(inp: dict[str, Any]) -> str:
+    # strings are decoded as bytes, then as lenient UTF-8 (see _text)
+    t = inp["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_decode_type(c) for c in inp["components"]) + ")" + t[5:]
+    return "bytes" + t[6:] if t.startswith("string") else t
+
+
+def _converter(inp: dict[str, Any]) -> Callable[[Any], Any]:
+    t = inp["type"]
+    if t.endswith("]"):
+        inner = _converter({**inp, "type": t[: t.rindex("[")]})
+        return lambda v: [inner(x) for x in v]
+    if t == "tuple":
+        names = [c["name"] for c in inp["components"]]
+        convs = [_converter(c) for c in inp["components"]]
+        return lambda v: {n: c(x) for n, c, x in zip(names, convs, v, strict=True)}
+    if t == "address":
+        return checksum
+    if t.startswith("bytes"):
+        return _hex
+    if t == "string":
+        return _text
+    if t == "bool":
+        return bool
+    return _same
+
+
+def _topic_converter(inp: dict[str, Any]) -> Callable[[str], Any]:
+    t = inp["type"]
+    if t == "address":
+        return lambda topic: checksum("0x" + topic[-40:])
+    if t.startswith(("uint", "int")) and not t.endswith("]"):
+        return lambda topic: int(topic, 16)
+    if t == "bool":
+        return lambda topic: int(topic, 16) != 0
+    return _same  # bytes32 as is; dynamic types are logged as their hash
+
+
+class _Spec:
+    def __init__(self, contract: str, item: dict[str, Any]) -> None:
+        self.contract = contract
+        self.name: str = item["name"]
+        signature = f"{self.name}({','.join(canonical(i) for i in item['inputs'])})"
+        self.topic = "0x" + keccak(text=signature).hex()
+        self.indexed = [(i["name"], _topic_converter(i)) for i in item["inputs"] if i["indexed"]]
+        data = [i for i in item["inputs"] if not i["indexed"]]
+        self.names = [i["name"] for i in data]
+        self.types = [_decode_type(i) for i in data]
+        self.convs = [_converter(i) for i in data]
+
+    def args(self, topics: list[str], data: str) -> dict[str, Any]:
+        if len(topics) != len(self.indexed) + 1:
+            raise DecodeError(f"{self.name}: {len(topics) - 1} indexed topics")
+        out = {n: conv(t) for (n, conv), t in zip(self.indexed, topics[1:], strict=True)}
+        if self.types:
+            values = abi_decode(self.types, bytes.fromhex(data[2:]))
+            for n, conv, v in zip(self.names, self.convs, values, strict=True):
+                out[n] = conv(v)
+        return out
+
+
+class EventDecoder:
+    """Logs of the registry and the ledger at their deployed addresses."""
+
+    def __init__(self, registry: str, ledger: str, artifacts: Artifacts | None = None) -> None:
+        art = artifacts or load_artifacts()
+        self.addresses = [checksum(registry), checksum(ledger)]
+        self._specs: dict[tuple[str, str], _Spec] = {}
+        for contract, address, name in (
+            ("registry", registry, "ConsortiumRegistry"),
+            ("ledger", ledger, "CoLendingLedger"),
+        ):
+            for item in art[name].abi:
+                if item["type"] == "event" and not item.get("anonymous"):
+                    spec = _Spec(contract, item)
+                    self._specs[(address.lower(), spec.topic)] = spec
+
+    def decode(self, log: dict[str, Any]) -> ChainEvent | None:
+        """The event of one eth_getLogs entry; None for a log no ABI of ours describes."""
+        topics = log["topics"]
+        if not topics:
+            return None
+        spec = self._specs.get((log["address"].lower(), topics[0].lower()))
+        if spec is None:
+            return None
+        try:
+            args = spec.args(topics, log["data"])
+        except DecodeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - eth_abi raises several types
+            raise DecodeError(f"{spec.name} at block {log['blockNumber']}: {exc}") from exc
+        return ChainEvent(
+            block_number=int(log["blockNumber"], 16),
+            log_index=int(log["logIndex"], 16),
+            block_hash=bytes.fromhex(log["blockHash"][2:]),
+            tx_hash=bytes.fromhex(log["transactionHash"][2:]),
+            tx_index=int(log["transactionIndex"], 16),
+            contract=spec.contract,
+            name=spec.name,
+            args=args,
+        )

@@ -1,0 +1,144 @@
+"""Raw JSON-RPC for the indexer: eth_getLogs over block ranges and batched block headers.
+
+web3's result formatting costs more than the indexer's whole per-event budget, so logs and
+headers are read as plain JSON over one keep-alive HTTP connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+# Nodes cap JSON-RPC batches (geth at 1,000 calls); stay well below.
+MAX_BATCH = 500
+
+
+class RpcError(Exception):
+    """The node answered with an error (for eth_getLogs often: range or result set too large)."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        super().__init__(f"{method}: {error}")
+        self.method = method
+        self.error = error
+
+
+class NodeUnavailable(RpcError):
+    """No answer at all: connection refused or reset, timeout, HTTP error."""
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    timestamp: int
+
+
+def _header(raw: dict[str, Any] | None) -> Header | None:
+    if raw is None:
+        return None
+    return Header(
+        number=int(raw["number"], 16),
+        hash=bytes.fromhex(raw["hash"][2:]),
+        parent_hash=bytes.fromhex(raw["parentHash"][2:]),
+        timestamp=int(raw["timestamp"], 16),
+    )
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class Rpc:
+    """A minimal JSON-RPC client over HTTP."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        self.url = url
+        # A configured HTTP(S)_PROXY must never see loopback traffic (cf. ledger.chain.node).
+        self._http = httpx.Client(timeout=timeout, trust_env=not _is_loopback(url))
+        self._ids = itertools.count(1)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Rpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, body: Any, method: str) -> Any:
+        try:
+            resp = self._http.post(self.url, json=body)
+        except httpx.ReadTimeout as exc:
+            # the node is there but too slow for what was asked: a smaller range may do
+            raise RpcError(method, f"no answer within {self._http.timeout.read}s") from exc
+        except httpx.HTTPError as exc:
+            raise NodeUnavailable(method, str(exc) or type(exc).__name__) from exc
+        if resp.status_code != 200:
+            # 413 and similar mean "too much asked at once": the caller shrinks its range
+            raise RpcError(method, f"HTTP {resp.status_code}: {resp.text[:200]}")
+        try:
+            return resp.json()
+        except ValueError as exc:
+            raise RpcError(method, f"not JSON: {resp.text[:200]}") from exc
+
+    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+        payload = self._post(
+            {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)},
+            method,
+        )
+        if "error" in payload:
+            raise RpcError(method, payload["error"])
+        return payload.get("result")
+
+    def batch(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, return_errors: bool = False
+    ) -> list[Any]:
+        """Results in call order. An error raises, or with `return_errors` takes the place of
+        its result as an RpcError."""
+        out: list[Any] = []
+        for start in range(0, len(calls), MAX_BATCH):
+            chunk = calls[start : start + MAX_BATCH]
+            body = [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
+                for i, (m, p) in enumerate(chunk)
+            ]
+            answer = self._post(body, chunk[0][0])
+            if not isinstance(answer, list):
+                raise RpcError(chunk[0][0], answer.get("error", answer))
+            results: list[Any] = [None] * len(chunk)
+            for item in answer:
+                if "error" in item:
+                    err = RpcError(chunk[item["id"]][0], item["error"])
+                    if not return_errors:
+                        raise err
+                    results[item["id"]] = err
+                else:
+                    results[item["id"]] = item.get("result")
+            out.extend(results)
+        return out
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def headers(self, numbers: Iterable[int]) -> dict[int, Header | None]:
+        """Headers by number (None past the head), one batched request."""
+        nums = sorted(set(numbers))
+        raws = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in nums])
+        return {n: _header(r) for n, r in zip(nums, raws, strict=True)}
+
+    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[dict]:
+        return self.call(
+            "eth_getLogs",
+            [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}],
+        )

@@ -1,0 +1,307 @@
+"""The local consortium's five node processes: configs, start, readiness, status, stop.
+
+Each node is `python -m api --config <state>/nodes/<name>/config.json`, a process of its own in
+its own process group (so `down` reaches anything it spawns), logging to a file beside its
+config, with its own SQLite file (or a schema of its own in one PostgreSQL database). What runs
+is recorded in `<state>/nodes.json` with each pid's kernel start time, so a reused pid is never
+mistaken for a node. DEV-ONLY: the members use the public dev keys and the dev pepper.
+
+This module starts processes and speaks HTTP to them; it never imports `api/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+# The chain module's process helpers (process groups, /proc start times, kill with grace) are
+# exactly what nodes need too; reusing them keeps one definition of "our process".
+from ledger.chain.node import (
+    HOST,
+    _free_port,
+    _kill_group,
+    _log_tail,
+    _port_is_free,
+    _proc_stat,
+    _start_ticks,
+    find_project_root,
+)
+from ledger.keys import dev_account
+
+NODES_FILE = "nodes.json"
+
+# Popen objects of nodes this process started, so down() in the same process reaps them rather
+# than leaving zombies behind (tests start and stop nodes in one process).
+_STARTED: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@dataclass(frozen=True)
+class Member:
+    """One dev member: its node name, role, dev key and (for banks) appetite."""
+
+    name: str
+    role: str
+    key_role: str
+    key_index: int
+    display: str
+    appetite: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return dev_account(self.key_role, self.key_index).address
+
+
+# Appetites differ on purpose, so the demo can show a bank refusing by its own policy:
+# Bank C funds consumer loans only, in tranches of at most 20,000 CNY.
+MEMBERS: tuple[Member, ...] = (
+    Member("platform", "platform", "platform", 0, "Platform (dev)"),
+    Member("bank-a", "lender", "lender", 0, "Bank A (dev)",
+           {"max_tranche": 50_000_000, "products": ["consumer", "business"]}),
+    Member("bank-b", "lender", "lender", 1, "Bank B (dev)",
+           {"max_tranche": 10_000_000, "products": ["consumer", "business"]}),
+    Member("bank-c", "lender", "lender", 2, "Bank C (dev)",
+           {"max_tranche": 2_000_000, "products": ["consumer"]}),
+    Member("auditor", "auditor", "auditor", 0, "Auditor (dev)"),
+)  # fmt: skip
+GOVERNOR = Member("governor", "governor", "governor", 0, "Governor (dev)")
+
+
+def member(name: str) -> Member:
+    for m in (*MEMBERS, GOVERNOR):
+        if m.name == name:
+            return m
+    names = ", ".join(m.name for m in (*MEMBERS, GOVERNOR))
+    raise KeyError(f"no member {name!r} in the dev consortium (members: {names})")
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    role: str
+    address: str
+    url: str
+    port: int
+    pid: int
+    pgid: int
+    start_ticks: int | None
+    config: str
+    log: str
+
+
+class NodesError(RuntimeError):
+    pass
+
+
+def _database_url(
+    template: str | None, state_dir: Path, name: str, fresh: bool, prefix: str = "ledger_"
+) -> str:
+    """The node's database: its own SQLite file by default; with a PostgreSQL URL, its own
+    schema in that database (created here), or its own database where the URL says `{node}`.
+    `fresh` (a new deployment) empties it: a read model and idempotency records of another
+    deployment must not survive into this one."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    ident = name.replace("-", "_")
+    if template is None:
+        path = state_dir / "nodes" / name / "node.db"
+        if fresh:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    if "{node}" in template:
+        return template.replace("{node}", ident)
+    url = make_url(template.replace("postgresql://", "postgresql+psycopg://", 1))
+    if url.get_backend_name() != "postgresql":
+        raise NodesError("--database-url: one database for five nodes needs PostgreSQL (or {node})")
+    schema = f"{prefix}{ident}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if fresh:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    finally:
+        engine.dispose()
+    return url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+def write_configs(
+    state_dir: Path,
+    rpc_url: str,
+    *,
+    database_url: str | None = None,
+    ports: dict[str, int] | None = None,
+    fresh: bool = True,
+    schema_prefix: str = "ledger_",
+) -> dict[str, Path]:
+    """One config file per member; ports are reused from `ports` where still free. `fresh`
+    empties the nodes' databases (for a new deployment)."""
+    state_dir = state_dir.resolve()
+    chosen: dict[str, int] = {}
+    for m in MEMBERS:
+        p = (ports or {}).get(m.name)
+        if p is None or not _port_is_free(p) or p in chosen.values():
+            p = _free_port()
+            while p in chosen.values():
+                p = _free_port()
+        chosen[m.name] = p
+    peers = {m.address: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"}
+    paths = {}
+    for m in MEMBERS:
+        home = state_dir / "nodes" / m.name
+        home.mkdir(parents=True, exist_ok=True)
+        config = {
+            "name": m.name,
+            "role": m.role,
+            "rpc_url": rpc_url,
+            "deployment_file": str(state_dir / "deployment.json"),
+            "database_url": _database_url(database_url, state_dir, m.name, fresh, schema_prefix),
+            "key": {"kind": "dev", "role": m.key_role, "index": m.key_index},
+            "host": HOST,
+            "port": chosen[m.name],
+            "peers": peers if m.role == "platform" else {},
+            "appetite": m.appetite or {"max_tranche": None},
+            "dev_pepper": True,
+            "document_key_dir": str(home / "document-keys"),
+            "document_dir": str(home / "documents"),
+        }
+        path = home / "config.json"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        paths[m.name] = path
+    return paths
+
+
+def _spawn(name: str, config: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
+    log = config.parent / "node.log"
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "api", "--config", str(config), "--log-level", "info"],
+            cwd=find_project_root(),
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            # Own session and process group: outlives the CLI, and killpg reaches all of it.
+            start_new_session=True,
+        )
+
+
+def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -> list[NodeInfo]:
+    """Start every node, wait until each answers /readyz, record them. On failure, stop all."""
+    state_dir = state_dir.resolve()
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    infos: list[NodeInfo] = []
+    try:
+        for m in MEMBERS:
+            procs[m.name] = _spawn(m.name, configs[m.name], None)
+        for m in MEMBERS:
+            cfg = json.loads(configs[m.name].read_text())
+            proc = procs[m.name]
+            url = f"http://{HOST}:{cfg['port']}"
+            infos.append(
+                NodeInfo(m.name, m.role, m.address, url, cfg["port"], proc.pid, proc.pid,
+                         _start_ticks(proc.pid), str(configs[m.name]),
+                         str(configs[m.name].parent / "node.log"))
+            )  # fmt: skip
+        _record(state_dir, infos)
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            _wait_ready(info, procs[info.name], deadline)
+    except BaseException:
+        for proc in procs.values():
+            _kill_group(proc.pid, proc, 5.0)
+        (state_dir / NODES_FILE).unlink(missing_ok=True)
+        raise
+    _STARTED.update({p.pid: p for p in procs.values()})
+    return infos
+
+
+def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) -> None:
+    with httpx.Client(timeout=2.0, trust_env=False) as http:
+        while True:
+            if proc.poll() is not None:
+                raise NodesError(
+                    f"node {info.name} exited with code {proc.returncode}\n"
+                    f"--- last output of {info.name} ---\n{_log_tail(Path(info.log))}"
+                )
+            try:
+                if http.get(f"{info.url}/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise NodesError(
+                    f"node {info.name} not ready at {info.url}\n{_log_tail(Path(info.log))}"
+                )
+            time.sleep(0.1)
+
+
+def _record(state_dir: Path, infos: list[NodeInfo]) -> None:
+    tmp = state_dir / f".{NODES_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps([asdict(i) for i in infos], indent=2) + "\n")
+    os.replace(tmp, state_dir / NODES_FILE)
+
+
+def recorded(state_dir: Path) -> list[NodeInfo]:
+    try:
+        data = json.loads((Path(state_dir) / NODES_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    return [NodeInfo(**d) for d in data]
+
+
+def alive(info: NodeInfo) -> bool:
+    st = _proc_stat(info.pid)
+    if st is None or st[0] in ("Z", "X"):
+        return False
+    return st[1] == info.pgid and (info.start_ticks is None or st[2] == info.start_ticks)
+
+
+def ready(info: NodeInfo) -> bool:
+    try:
+        with httpx.Client(timeout=2.0, trust_env=False) as http:
+            return http.get(f"{info.url}/readyz").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def status(state_dir: Path) -> list[dict[str, Any]]:
+    return [{**asdict(i), "running": alive(i), "ready": alive(i) and ready(i)}
+            for i in recorded(state_dir)]  # fmt: skip
+
+
+def down(state_dir: Path, *, timeout: float = 10.0) -> int:
+    """Stop every recorded node (SIGTERM, then SIGKILL after `timeout`); how many were running."""
+    stopped = 0
+    for info in recorded(state_dir):
+        proc = _STARTED.pop(info.pid, None)
+        if alive(info):
+            _kill_group(info.pgid, proc, timeout)
+            stopped += 1
+        elif proc is not None:
+            proc.wait()  # exited on its own: reap it
+    (Path(state_dir) / NODES_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def ports_of(state_dir: Path) -> dict[str, int]:
+    """The ports of the previous run, from the configs, so URLs stay stable across down/up."""
+    out = {}
+    for m in MEMBERS:
+        try:
+            cfg = json.loads((Path(state_dir) / "nodes" / m.name / "config.json").read_text())
+            out[m.name] = int(cfg["port"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return out

@@ -1,0 +1,92 @@
+"""`ledger up|status|token|demo|down` as a user runs them: subprocesses, real anvil, five real
+node processes; afterwards no process of the consortium may be left (checked in /proc)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import ledger
+
+EXPECTED_STEPS = 17
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"  # a zombie is dead, merely not yet reaped
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_up_status_token_demo_down(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    up = ledger("up", "--state-dir", state, "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "DEV-ONLY" in up.stderr
+        summary = json.loads(up.stdout)
+        nodes = {n["name"]: n for n in summary["nodes"]}
+        assert set(nodes) == {"platform", "bank-a", "bank-b", "bank-c", "auditor"}
+        assert all(n["ready"] and n["url"].startswith("http://127.0.0.1:") for n in nodes.values())
+        pids = [n["pid"] for n in nodes.values()] + [summary["chain"]["pid"]]
+
+        again = ledger("up", "--state-dir", state, "--json")  # idempotent: same processes
+        assert again.returncode == 0, again.stderr
+        assert {n["pid"] for n in json.loads(again.stdout)["nodes"]} == set(pids[:-1])
+
+        st = ledger("status", "--state-dir", state, "--json")
+        assert st.returncode == 0 and json.loads(st.stdout)["ready"] is True
+
+        tok = ledger("token", "bank-a", "--state-dir", state)
+        assert tok.returncode == 0, tok.stderr
+        r = httpx.get(
+            f"{nodes['bank-a']['url']}/v1/lenders/{nodes['bank-a']['address']}/limits",
+            headers={"Authorization": f"Bearer {tok.stdout.strip()}"},
+            trust_env=False,
+        )
+        assert r.status_code == 200, r.text
+        bad = ledger("token", "nobody", "--state-dir", state)
+        assert bad.returncode != 0 and bad.stderr.startswith("error: no member")
+
+        for _run in range(2):  # the story plays the same way every time
+            demo = ledger("demo", "--state-dir", state, "--json")
+            assert demo.returncode == 0, demo.stdout + demo.stderr
+            story = json.loads(demo.stdout)
+            assert story["ok"] is True and len(story["steps"]) == EXPECTED_STEPS
+            assert all(s["ok"] for s in story["steps"]), [s for s in story["steps"] if not s["ok"]]
+        codes = [s["response"].get("code") for s in story["steps"] if s["status"] >= 400]
+        assert {"BorrowerCapExceeded", "TooManyInstitutions", "PlatformShareTooLow",
+                "AppetiteExceeded", "RoleForbidden"} <= set(codes)  # fmt: skip
+    finally:
+        down = ledger("down", "--state-dir", state, "--json")
+    assert down.returncode == 0, down.stderr
+    assert json.loads(down.stdout) == {"nodes_stopped": 5, "chain_stopped": True}
+    assert [p for p in pids if _alive(p)] == []
+    assert _processes_mentioning(state) == []
+    st = ledger("status", "--state-dir", state, "--json")
+    assert st.returncode == 1 and json.loads(st.stdout)["nodes"] == []
+
+
+def test_token_refuses_without_a_dev_consortium(tmp_path: Path) -> None:
+    r = ledger("token", "bank-a", "--state-dir", str(tmp_path))
+    assert r.returncode != 0 and "no local consortium" in r.stderr

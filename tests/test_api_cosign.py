@@ -1,0 +1,309 @@
+"""The co-signing flow end to end, over real HTTP between the node processes on real anvil:
+origination with every lender node's signature, refusals by rule (with the numbers) and by a
+bank's own appetite, idempotent retries, credit lines, batches, repayments, status changes,
+encrypted documents, metrics, and a lender node that is down."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from api.service.reads import plain
+from ledger import provenance
+from ledger.domain import CoLoan
+from ledger.nodes import recorded
+from tests.api_support import Consortium, address, loan_body, problem, running_consortium
+
+P, A, B, C = "platform", "bank-a", "bank-b", "bank-c"
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
+    with running_consortium(tmp_path_factory.mktemp("cosign")) as c:
+        yield c
+
+
+def post(net: Consortium, path: str, body: dict) -> tuple[int, dict]:
+    r = net.session(P, "platform").post(path, body)
+    return r.status_code, (problem(r) if r.status_code >= 400 else r.json())
+
+
+def test_co_origination_collects_and_verifies_every_signature(net: Consortium) -> None:
+    body = loan_body(
+        "flow-1", {P: 1_200_000, A: 900_000, B: 900_000}, borrower_id="11010519491231002X"
+    )
+    status, out = post(net, "/v1/loans", body)
+    assert status == 201 and out["status"] == "active", out
+    # on chain, with the platform's and both banks' signatures, each verifiable from the event
+    plat = net.cx.plat
+    logs = plat.ledger.events.LoanOriginated().get_logs(
+        argument_filters={"loanId": bytes.fromhex(out["loan_id"][2:])}, from_block=0
+    )
+    assert len(logs) == 1 and logs[0]["transactionHash"].to_0x_hex() == out["tx_hash"]
+    loan = CoLoan.from_abi(plain(logs[0]["args"]["loan"]))
+    assert {t.lender for t in loan.tranches} == {address(P), address(A), address(B)}
+    provenance.verify(plat.domain, loan, [bytes(s) for s in logs[0]["args"]["signatures"]])
+    assert loan.borrower_key.hex() == out["borrower_key"][2:]
+    # every reader sees it the same way
+    view = net.session(A, "bank-a").get(f"/v1/loans/{out['loan_id']}").json()
+    assert view["principal"] == 3_000_000 and view["outstanding"] == 3_000_000
+    assert [t["amount"] for t in view["tranches"]] == [t.amount for t in loan.tranches]
+
+
+def test_idempotent_retry_returns_the_original_result(net: Consortium) -> None:
+    body = loan_body("retry-1", {P: 400_000, A: 600_000})
+    first = net.session(P, "platform").post("/v1/loans", body)
+    again = net.session(P, "platform").post("/v1/loans", body)
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and again.headers["idempotent-replayed"] == "true"
+    # tranches in another order are the same request
+    reordered = dict(body, tranches=list(reversed(body["tranches"])))
+    assert post(net, "/v1/loans", reordered) == (201, first.json())
+    # the same id with other terms is a conflict, and nothing more was recorded
+    status, p = post(net, "/v1/loans", dict(body, apr_bps=1_500))
+    assert status == 409 and p["code"] == "IdempotencyConflict"
+    logs = net.cx.plat.ledger.events.LoanOriginated().get_logs(
+        argument_filters={"loanId": bytes.fromhex(first.json()["loan_id"][2:])}, from_block=0
+    )
+    assert len(logs) == 1
+    # the id as a string and as its bytes32 are one and the same record
+    hexed = dict(body, loan_id=first.json()["loan_id"])
+    assert post(net, "/v1/loans", hexed) == (201, first.json())
+
+
+def test_refusal_by_rule_carries_the_numbers_and_is_not_recorded(net: Consortium) -> None:
+    key = "0x" + "c1" * 32
+    assert (
+        post(net, "/v1/loans", loan_body("cap-1", {P: 6_000_000, A: 9_000_000}, borrower_key=key))[
+            0
+        ]
+        == 201
+    )
+    status, p = post(
+        net, "/v1/loans", loan_body("cap-2", {P: 3_000_000, A: 3_000_000}, borrower_key=key)
+    )
+    assert status == 409 and p["code"] == "BorrowerCapExceeded" and p["rule"] == "R1/R2"
+    assert (p["exposure"], p["requested"], p["cap"], p["headroom"]) == (
+        15_000_000,
+        6_000_000,
+        20_000_000,
+        5_000_000,
+    )
+    # refused, not stored: after a repayment the same id and request go through
+    loan_id = post(
+        net, "/v1/loans", loan_body("cap-1", {P: 6_000_000, A: 9_000_000}, borrower_key=key)
+    )[1]["loan_id"]
+    status, rep = post(
+        net, f"/v1/loans/{loan_id}/repayments", {"repayment_id": "cap-rp", "principal": 1_000_000}
+    )
+    assert status == 201 and rep["outstanding"] == 14_000_000
+    assert (
+        post(net, "/v1/loans", loan_body("cap-2", {P: 3_000_000, A: 3_000_000}, borrower_key=key))[
+            0
+        ]
+        == 201
+    )
+
+
+def test_r3_and_r4_refusals(net: Consortium) -> None:
+    key = "0x" + "c3" * 32
+    three = loan_body("r3-1", {P: 400_000, A: 300_000, B: 300_000}, borrower_key=key)
+    assert post(net, "/v1/loans", three)[0] == 201
+    status, p = post(
+        net, "/v1/loans", loan_body("r3-2", {P: 400_000, C: 600_000}, borrower_key=key)
+    )
+    assert status == 409 and (p["code"], p["rule"], p["institutions"], p["max"]) == (
+        "TooManyInstitutions",
+        "R3",
+        4,
+        3,
+    )
+    status, p = post(net, "/v1/loans", loan_body("r4", {P: 200_000, A: 800_000}))
+    assert status == 409 and (p["code"], p["rule"], p["platformAmount"], p["minBps"]) == (
+        "PlatformShareTooLow",
+        "R4",
+        200_000,
+        3_000,
+    )
+
+
+def test_bank_refuses_by_its_own_appetite(net: Consortium) -> None:
+    status, p = post(net, "/v1/loans", loan_body("appetite", {P: 2_000_000, C: 3_000_000}))
+    assert status == 409 and p["code"] == "AppetiteExceeded"
+    assert (p["lender"], p["requested"], p["max_tranche"]) == (address(C), 3_000_000, 2_000_000)
+    status, p = post(
+        net, "/v1/loans", loan_body("product", {P: 400_000, C: 600_000}, product="business")
+    )
+    assert status == 409 and p["code"] == "ProductNotAccepted" and p["lender"] == address(C)
+    metrics = net.session(None, "bank-c").get("/metrics").text
+    assert 'ledger_records_rejected_total{kind="loan",code="AppetiteExceeded"' in metrics
+
+
+def test_lender_refuses_terms_not_proposed_by_their_platform(net: Consortium) -> None:
+    loan = net.cx.loan(1_000_000, [(net.cx.platform, 400_000), (net.cx.lenders[0], 600_000)])
+    from api.service.terms import loan_terms
+
+    terms = loan_terms(loan) | {"deadline": net.cx.now() + 7 * 86_400}
+    r = net.session(P, A).post("/v1/cosign", {"kind": "loan", "terms": terms})
+    assert r.status_code == 409 and problem(r)["code"] == "DeadlineTooFar"
+    other = loan_terms(loan) | {
+        "tranches": [
+            {"lender": address(P), "amount": 400_000},
+            {"lender": address(B), "amount": 600_000},
+        ]
+    }
+    r = net.session(P, A).post("/v1/cosign", {"kind": "loan", "terms": other})
+    assert r.status_code == 409 and problem(r)["code"] == "NotAParty"
+    ok = net.session(P, A).post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan)})
+    assert ok.status_code == 200
+    sig = bytes.fromhex(ok.json()["signature"][2:])
+    assert provenance.recover(provenance.digest(net.cx.plat.domain, loan), sig) == address(A)
+
+
+def test_credit_line_then_a_drawing_under_it(net: Consortium) -> None:
+    key = "0x" + "d1" * 32
+    line = {
+        "line_id": "line-1", "borrower_key": key, "product": "consumer", "limit": 5_000_000,
+        "expires_at": net.cx.now() + 30 * 86_400,
+        "shares": [{"lender": address(P), "amount": 2_000_000},
+                   {"lender": address(A), "amount": 3_000_000}],
+    }  # fmt: skip
+    status, out = post(net, "/v1/credit-lines", line)
+    assert status == 201 and out["line_id"] and out["status"] == "active"
+    assert post(net, "/v1/credit-lines", line) == (201, out)  # idempotent
+    drawn = loan_body("drawn", {P: 400_000, A: 600_000}, borrower_key=key, line_id="line-1")
+    assert post(net, "/v1/loans", drawn)[0] == 201
+    expo = net.session(A, "bank-a").get(f"/v1/borrowers/{key}/exposure").json()
+    assert expo["total_exposure"] == 5_000_000 and expo["own_exposure"] == 3_000_000
+
+
+def test_batch_gives_per_item_results(net: Consortium) -> None:
+    key = "0x" + "ba" * 32
+    items = [
+        loan_body("batch-ok", {P: 400_000, A: 600_000}, borrower_key=key),
+        loan_body("batch-r4", {P: 100_000, A: 900_000}, borrower_key=key),
+        loan_body("batch-cap", {P: 8_000_000, A: 12_000_000}, borrower_key=key),
+    ]
+    status, out = post(net, "/v1/loans/batch", {"loans": items})
+    assert status == 200 and (out["accepted"], out["rejected"]) == (1, 2)
+    by_code = {r["status"]: r for r in out["results"]}
+    assert by_code[201]["result"]["block_number"] > 0
+    codes = sorted(r["problem"]["code"] for r in out["results"] if r["status"] != 201)
+    # the cap refusal is the contract's: 400,000 + 20,000,000 only exceed it within the batch
+    assert codes == ["BorrowerCapExceeded", "PlatformShareTooLow"]
+    again = post(net, "/v1/loans/batch", {"loans": items[:1]})[1]
+    assert again["results"][0]["result"] == by_code[201]["result"]
+
+
+def test_repayment_allocation_idempotency_and_status(net: Consortium) -> None:
+    status, loan = post(net, "/v1/loans", loan_body("repay", {P: 400_000, A: 300_000, B: 300_000}))
+    assert status == 201
+    path = f"/v1/loans/{loan['loan_id']}"
+    first = net.session(P, "platform").post(
+        f"{path}/repayments", {"repayment_id": "rp-1", "principal": 100_000, "interest": 1_000}
+    )
+    assert first.status_code == 201
+    alloc = {a["lender"]: (a["principal"], a["interest"]) for a in first.json()["allocation"]}
+    assert alloc == {
+        address(P): (40_000, 400),
+        address(A): (30_000, 300),
+        address(B): (30_000, 300),
+    }
+    again = net.session(P, "platform").post(
+        f"{path}/repayments", {"repayment_id": "rp-1", "principal": 100_000, "interest": 1_000}
+    )
+    assert again.status_code == 201 and again.json() == first.json()
+    status, p = post(net, f"{path}/repayments", {"repayment_id": "rp-1", "principal": 5})
+    assert status == 409 and p["code"] == "IdempotencyConflict"
+    status, p = post(net, f"{path}/repayments", {"repayment_id": "rp-2", "principal": 10**9})
+    assert status == 409 and p["code"] == "RepaymentExceedsOutstanding"
+    status, st = post(net, f"{path}/status", {"status": "overdue", "reason": "DPD30"})
+    assert status == 200 and (st["previous_status"], st["status"]) == ("active", "overdue")
+    status, p = post(net, f"{path}/status", {"status": "overdue", "reason": "DPD30"})
+    assert status == 409 and p["code"] == "IllegalTransition"
+    status, st = post(
+        net, f"{path}/status", {"status": "written_off", "reason": "WO", "change_id": "wo-1"}
+    )
+    assert status == 200 and st["released_principal"] == 900_000
+    assert post(
+        net, f"{path}/status", {"status": "written_off", "reason": "WO", "change_id": "wo-1"}
+    ) == (200, st)
+    status, p = post(
+        net, "/v1/loans/no-such-loan/repayments", {"repayment_id": "x", "principal": 1}
+    )
+    assert status == 404
+
+
+def test_document_is_stored_encrypted_and_only_its_digest_goes_on_chain(net: Consortium) -> None:
+    doc = b"Joint loan agreement no. 42 (synthetic)"
+    body = loan_body("with-doc", {P: 400_000, A: 600_000}, document=base64.b64encode(doc).decode())
+    status, out = post(net, "/v1/loans", body)
+    digest = hashlib.sha256(doc).hexdigest()
+    assert status == 201 and out["document_digest"] == "0x" + digest
+    view = net.session("auditor", "platform").get(f"/v1/loans/{out['loan_id']}").json()
+    assert view["document_digest"] == "0x" + digest
+    stored = list((net.state / "nodes" / "platform" / "documents").glob(f"{digest}*"))
+    assert len(stored) == 1 and doc not in stored[0].read_bytes()
+
+
+def test_metrics_and_readiness(net: Consortium) -> None:
+    anon = net.session(None, "platform")
+    ready = anon.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["chain_reachable"] is True
+    assert 0 <= ready["indexer_lag"] <= ready["max_indexer_lag"]
+    text = anon.get("/metrics").text
+    assert "ledger_indexer_lag_blocks " in text
+    assert 'ledger_records_submitted_total{kind="loan"}' in text
+    assert 'code="BorrowerCapExceeded",rule="R1/R2"' in text
+    assert 'route="/v1/loans",status="201"' in text
+
+
+def test_lender_node_down_is_a_503_naming_it_and_nothing_is_submitted(net: Consortium) -> None:
+    import os
+    import signal
+
+    info = next(i for i in recorded(net.state) if i.name == B)
+    os.killpg(info.pgid, signal.SIGKILL)
+    body = loan_body("peer-down", {P: 400_000, A: 300_000, B: 300_000})
+    status, p = post(net, "/v1/loans", body)
+    assert status == 503 and p["code"] == "LenderNodeUnavailable" and p["lender"] == address(B)
+    logs = net.cx.plat.ledger.events.LoanOriginated().get_logs(
+        argument_filters={"loanId": bytes.fromhex(_id("peer-down")[2:])}, from_block=0
+    )
+    assert logs == []
+    # nothing was claimed for good: the id is still free for a request without that lender
+    assert post(net, "/v1/loans", loan_body("peer-down", {P: 400_000, A: 600_000}))[0] == 201
+
+
+def _id(text: str) -> str:
+    from eth_utils import keccak
+
+    return "0x" + keccak(text=text).hex()
+
+
+def test_openapi_documents_every_body_with_examples_and_problems(net: Consortium) -> None:
+    spec = net.session(None, "platform").get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for name in ("LoanIn", "LineIn", "RecordOut", "RepaymentIn", "RepaymentOut", "StatusIn",
+                 "StatusOut", "BatchIn", "BatchOut", "ExposureOut", "LoanView", "LimitsOut",
+                 "ChallengeIn", "TokenOut", "BorrowerKeyIn"):  # fmt: skip
+        assert schemas[name].get("examples"), name
+    create = spec["paths"]["/v1/loans"]["post"]["responses"]
+    assert "application/problem+json" in create["409"]["content"]
+    lender_spec = net.session(None, "bank-a").get("/openapi.json").json()
+    assert "/v1/cosign" in lender_spec["paths"] and "/v1/cosign" not in spec["paths"]
+
+
+def test_chain_down_makes_nodes_unready_and_requests_503(net: Consortium) -> None:
+    # Last in this module: it stops the module's chain.
+    bank = net.session(A, "bank-a")
+    net.chain.stop()
+    r = net.session(None, "bank-a").get("/readyz")
+    p = problem(r)
+    assert r.status_code == 503 and p["code"] == "NotReady" and p["chain_reachable"] is False
+    r = bank.get(f"/v1/borrowers/0x{'00' * 32}/exposure")
+    assert r.status_code == 503 and problem(r)["code"] == "ChainUnavailable"
+    assert net.session(None, "bank-a").get("/healthz").status_code == 200

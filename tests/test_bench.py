@@ -1,0 +1,50 @@
+"""`ledger bench --quick --json` runs and its output is well-formed (figures are not judged here:
+targets are met in the full benchmark, quoted in the notes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_bench_output_is_well_formed(tmp_path):
+    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    out = tmp_path / "bench.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "bench", "--quick", "--json", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data == json.loads(out.read_text())
+    assert data["mode"] == "quick"
+    rec = data["recording"]
+    assert rec["success_rate"] == 1.0 and rec["records"] == 500
+    for key in (
+        "median_records_per_s",
+        "median_gas_per_s",
+        "median_latency_p50_ms",
+        "median_latency_p99_ms",
+        "median_ratio_to_transact_loop",
+    ):
+        assert isinstance(rec[key], int | float) and rec[key] > 0, key
+    assert rec["median_latency_p50_ms"] <= rec["median_latency_p99_ms"]
+    assert len(rec["spread_records_per_s"]) == 2
+    assert {(g["tranches"], g["batch"], g["borrower"]) for g in data["gas"]} == {
+        (t, b, k) for t in (1, 3, 5) for b in (1, 10, 50) for k in ("new", "existing")
+    }
+    assert data["indexer"]["sqlite"]["median_events_per_s"] > 0
+    if os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"):
+        assert data["indexer"]["postgresql"]["median_events_per_s"] > 0
+    assert data["audit"]["clean"] is True and data["audit"]["median_records_per_s"] > 0
+    assert data["crypto"]["median_signs_per_s"] > 0 and data["crypto"]["median_recovers_per_s"] > 0
+    assert data["seconds"] < 120

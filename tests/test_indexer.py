@@ -1,0 +1,381 @@
+"""The indexer on real anvil chains, into SQLite and (with TEST_DATABASE_URL) PostgreSQL:
+equivalence with the contract views, reorgs, SIGKILL mid-catch-up, adaptive ranges, concurrent
+indexers, follow mode, and the aggregates a migration fills in."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.bench.indexer import make_events
+from ledger.chain.consortium import LocalConsortium, bootstrap
+from ledger.chain.node import LocalChain
+from ledger.indexer import Indexer, IndexerError
+from ledger.ingest.rpc import Rpc, RpcError
+from ledger.store import db
+from ledger.store.models import TABLES
+from tests.dbs import PG_URL, Databases, assert_same, dbs_fixture, dump  # noqa: F401
+from tests.workload import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rpc(cx: LocalConsortium, method: str, params: list | None = None) -> Any:
+    return cx.gov.w3.provider.make_request(method, params or [])["result"]
+
+
+def _head(cx: LocalConsortium) -> int:
+    return int(_rpc(cx, "eth_blockNumber"), 16)
+
+
+def _log_count(url: str, cx: LocalConsortium) -> int:
+    dep = cx.deployment
+    with Rpc(url) as rpc:
+        return len(
+            rpc.get_logs(dep.deployment_block, rpc.block_number(), [dep.registry, dep.ledger])
+        )
+
+
+def _index(dbs: Databases, url: str, cx: LocalConsortium, **kw: Any) -> tuple[Indexer, sa.Engine]:
+    engine = dbs.engine()
+    return Indexer(engine, url, cx.deployment, **kw), engine
+
+
+@pytest.fixture(scope="module")
+def workload() -> Iterator[tuple[LocalChain, LocalConsortium]]:
+    """Lines, loans, repayments, status changes and registry events across three lenders."""
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        done = Workload(cx, seed=5).run(160)
+        assert done["loan"] > 10 and done["repay"] > 10 and done["line"] > 2
+        yield chain, cx
+
+
+def test_random_workload_aggregates_equal_the_contract_views(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    ix, engine = _index(dbs, chain.url, cx)
+    res = ix.catch_up()
+    assert res.events == _log_count(chain.url, cx) and res.last_block == _head(cx)
+    assert ix.check_consistency(cx.plat) == []
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.select(TABLES["raw_events"].c.event)).scalars())
+        exposures = conn.execute(sa.select(TABLES["borrower_exposure"])).mappings().all()
+        usage = dict(conn.execute(sa.select(TABLES["lender_usage"])).all())
+        drawn = conn.execute(
+            sa.select(sa.func.count()).where(TABLES["loans"].c.line_id.is_not(None))
+        ).scalar()
+    assert {"LoanOriginated", "LineGranted", "LineEnded", "Repaid", "LoanStatusChanged",
+            "LoanRejected", "CapitalAttested", "MemberAdmitted"} <= names  # fmt: skip
+    assert drawn and exposures and len(usage) == 3  # the workload reached every aggregate
+    for row in exposures:  # spot check through the client, as a user would
+        view = cx.plat.borrower_exposure(row["borrower_key"])
+        assert (view["consumer"], view["business"]) == (row["consumer"], row["business"])
+    for lender, total in usage.items():
+        assert cx.plat.lender_usage(lender, cx.platform.address)["total"] == total
+    assert ix.catch_up().events == 0  # caught up: nothing twice
+
+
+def test_consistency_check_names_a_tampered_aggregate(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    ix, engine = _index(dbs, chain.url, cx)
+    ix.catch_up()
+    exposure, usage = TABLES["borrower_exposure"], TABLES["lender_usage"]
+    pairs = TABLES["borrower_lenders"]
+    with engine.begin() as conn:
+        key = conn.execute(sa.select(exposure.c.borrower_key).limit(1)).scalar()
+        conn.execute(
+            exposure.update()
+            .where(exposure.c.borrower_key == key)
+            .values(consumer=exposure.c.consumer + 1)
+        )
+        conn.execute(usage.update().values(total=usage.c.total - 1))
+        conn.execute(pairs.delete().where(pairs.c.borrower_key == key))
+    kinds = {m.kind for m in ix.check_consistency(cx.plat)}
+    assert {"borrower_exposure", "lender_usage", "borrower_lender"} <= kinds
+
+
+def test_rollback_to_any_block_equals_a_fresh_index_up_to_it(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    ix, engine = _index(dbs, chain.url, cx)
+    ix.catch_up()
+    head = ix.last_block
+    points = sorted(random.Random(3).sample(range(cx.deployment.deployment_block, head), 4))
+    for k in reversed(points):  # each rollback undoes a longer stretch of events
+        assert ix.rollback_to(k) > 0
+        fresh, fresh_engine = _index(dbs, chain.url, cx)
+        fresh.catch_up(to_block=k)
+        assert_same(dump(engine), dump(fresh_engine))
+    ix.catch_up()
+    assert ix.last_block == head and ix.check_consistency(cx.plat) == []
+
+
+def test_upgrading_from_the_first_migration_fills_the_aggregates(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    """The SQL definitions in migration 0002 and the indexer's incremental ones agree."""
+    chain, cx = workload
+    ix, engine = _index(dbs, chain.url, cx)
+    ix.catch_up()
+    maintained = dump(engine)
+    db.downgrade(engine, "0001")
+    db.upgrade(engine)
+    assert_same(maintained, dump(engine))
+
+
+class RefusingRpc(Rpc):
+    """A node that refuses eth_getLogs over more than `limit` blocks, as public nodes do."""
+
+    def __init__(self, url: str, limit: int) -> None:
+        super().__init__(url)
+        self.limit, self.spans, self.refused = limit, [], 0
+
+    def get_logs(self, from_block: int, to_block: int, addresses: Any) -> list[dict]:
+        if to_block - from_block + 1 > self.limit:
+            self.refused += 1
+            raise RpcError("eth_getLogs", {"code": -32005, "message": "block range too large"})
+        self.spans.append(to_block - from_block + 1)
+        return super().get_logs(from_block, to_block, addresses)
+
+
+def test_ranges_shrink_when_refused_and_grow_when_they_succeed(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    normal, normal_engine = _index(dbs, chain.url, cx)
+    normal.catch_up()
+    for start in (1_000, 1):
+        rpc = RefusingRpc(chain.url, 5)
+        engine = dbs.engine()
+        ix = Indexer(engine, rpc, cx.deployment, span=start)
+        res = ix.catch_up()
+        assert res.refused_ranges == rpc.refused > 0
+        assert max(rpc.spans) <= 5 and len(rpc.spans) == res.ranges
+        if start == 1:
+            assert rpc.spans[:3] == [1, 2, 4]  # doubling after each success
+        assert_same(dump(normal_engine), dump(engine))
+
+
+def test_two_indexers_on_one_database_never_apply_a_range_twice(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    url = dbs.new()
+    indexers = [
+        Indexer(dbs.engine(url), chain.url, cx.deployment, span=2, max_span=2) for _ in "ab"
+    ]
+    errors: list[BaseException] = []
+
+    def run(ix: Indexer) -> None:
+        try:
+            ix.catch_up()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(ix,)) for ix in indexers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    fresh, fresh_engine = _index(dbs, chain.url, cx)
+    fresh.catch_up()
+    assert_same(dump(fresh_engine), dump(dbs.engine(url)))
+    # and the raw events are unique on (block hash, log index)
+    with pytest.raises(sa.exc.IntegrityError), fresh_engine.begin() as conn:
+        row = conn.execute(sa.select(TABLES["raw_events"]).limit(1)).mappings().one()
+        conn.execute(
+            TABLES["raw_events"].insert(), {**row, "block_number": row["block_number"] + 10**9}
+        )
+
+
+def test_confirmations_keep_the_indexer_behind_the_head(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    ix, _ = _index(dbs, chain.url, cx, confirmations=3)
+    assert ix.catch_up().last_block == _head(cx) - 3
+
+
+def test_another_deployment_is_refused(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = workload
+    url = dbs.new()
+    Indexer(dbs.engine(url), chain.url, cx.deployment).catch_up()
+    other = dataclasses.replace(cx.deployment, ledger=cx.deployment.registry)
+    with pytest.raises(IndexerError, match="not this deployment"):
+        Indexer(dbs.engine(url), chain.url, other).prepare()
+
+
+@pytest.mark.parametrize("new_branch", ["longer", "shorter"])
+def test_reorg_rolls_back_to_the_common_ancestor_and_equals_a_fresh_index(
+    dbs: Databases, new_branch: str
+) -> None:
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        Workload(cx, seed=21).run(30)  # common history
+        snap = _rpc(cx, "evm_snapshot")
+        ancestor = _head(cx)
+        Workload(cx, seed=22).run(40)  # the branch that will be orphaned
+        ix, engine = _index(dbs, chain.url, cx)
+        ix.catch_up()
+        old_head = ix.last_block
+        _rpc(cx, "evm_revert", [snap])
+        cx.reset_clients()
+        Workload(cx, seed=23).run(70 if new_branch == "longer" else 8)
+        if new_branch == "longer":
+            while _head(cx) <= old_head:
+                _rpc(cx, "evm_mine")
+        assert (_head(cx) > old_head) == (new_branch == "longer")
+        res = ix.catch_up()
+        assert res.reorgs == 1 and res.rolled_back_events > 0
+        with engine.connect() as conn:  # nothing the ancestor had was undone
+            assert (
+                conn.execute(sa.select(sa.func.max(TABLES["blocks"].c.number))).scalar() >= ancestor
+            )
+        fresh, fresh_engine = _index(dbs, chain.url, cx)
+        fresh.catch_up()
+        assert_same(dump(engine), dump(fresh_engine))
+        assert ix.check_consistency(cx.plat) == []
+
+
+def test_follow_mode_indexes_new_blocks_and_rides_out_a_reorg(dbs: Databases) -> None:
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        ix, engine = _index(dbs, chain.url, cx)
+        ix.prepare()  # the tables exist before the test looks into them
+        stop = threading.Event()
+        runner = threading.Thread(target=ix.follow, kwargs={"poll_interval": 0.02, "stop": stop})
+        runner.start()
+
+        def indexed(loan_id: bytes) -> bool:
+            with engine.connect() as conn:
+                t = TABLES["loans"]
+                return (
+                    conn.execute(sa.select(t.c.loan_id).where(t.c.loan_id == loan_id)).first()
+                    is not None
+                )
+
+        def wait_for(cond: Any) -> None:
+            deadline = time.monotonic() + 20
+            while not cond():
+                assert runner.is_alive() and time.monotonic() < deadline
+                time.sleep(0.02)
+
+        try:
+            snap = _rpc(cx, "evm_snapshot")
+            old = cx.loan(500_000)
+            cx.plat.originate(old, cx.sign(old))
+            wait_for(lambda: indexed(old.loan_id))
+            _rpc(cx, "evm_revert", [snap])
+            cx.reset_clients()
+            new = cx.loan(700_000)
+            cx.plat.originate(new, cx.sign(new))
+            wait_for(lambda: indexed(new.loan_id) and not indexed(old.loan_id))
+        finally:
+            stop.set()
+            runner.join(10)
+        assert not runner.is_alive()
+        assert ix.check_consistency(cx.plat) == []
+
+
+@pytest.fixture(scope="module")
+def bulk(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LocalChain, LocalConsortium, Path]]:
+    """Several thousand events: 3,000 co-loans in batches of 50, 750 repayments."""
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        make_events(cx, 3_000)
+        dep = tmp_path_factory.mktemp("bulk") / "deployment.json"
+        cx.deployment.save(dep)
+        yield chain, cx, dep
+
+
+def _cursor(engine: sa.Engine) -> int | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(TABLES["indexer_cursor"].c.last_block)).scalar()
+    except sa.exc.DBAPIError:
+        return None  # not created yet
+
+
+def test_sigkill_during_catch_up_then_restart_equals_a_fresh_index(
+    dbs: Databases, bulk: tuple[LocalChain, LocalConsortium, Path]
+) -> None:
+    chain, cx, dep = bulk
+    url = dbs.new()
+    engine = dbs.engine(url, writer=False)
+    head = _head(cx)
+    cmd = [sys.executable, "-m", "ledger.cli", "index", "--rpc-url", chain.url,
+           "--deployment", str(dep), "--database-url", url, "--max-span", "1",
+           "--json"]  # fmt: skip
+    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    rng = random.Random(9)
+    killed_mid_way = 0
+    for _ in range(3):
+        before = _cursor(engine) or 0
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        while (
+            proc.poll() is None and (_cursor(engine) or 0) <= before and time.monotonic() < deadline
+        ):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
+        at = _cursor(engine) or 0
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed_mid_way += before < at < head
+        proc.wait()
+    assert killed_mid_way >= 2
+    done = subprocess.run(
+        [*cmd, "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert '"mismatches": []' in done.stdout
+    assert _cursor(engine) == head
+    fresh, fresh_engine = _index(dbs, chain.url, cx)
+    assert fresh.catch_up().events == _log_count(chain.url, cx)
+    assert_same(dump(engine), dump(fresh_engine))
+
+
+def test_benchmark_smoke() -> None:
+    from ledger.bench.indexer import run
+
+    result = run(loans=60, runs=1, pg_url=PG_URL)
+    assert result["events"] >= 60
+    for kind in ("sqlite", "postgresql") if PG_URL else ("sqlite",):
+        assert result[kind]["runs"][0]["events"] == result["events"]
+        assert result[kind]["median_events_per_s"] > 0
+
+
+def test_indexes_anvil_and_hardhat_nodes(cx: LocalConsortium, tmp_path: Path) -> None:
+    """On each of the session's chains (anvil and Hardhat node): demo data, SQLite."""
+    from ledger.demo import seed
+
+    seed(cx)
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'n.db'}", writer=True)
+    ix = Indexer(engine, cx.rpc_url, cx.deployment)
+    assert ix.catch_up().events > 10
+    assert ix.check_consistency(cx.plat) == []
+    engine.dispose()
