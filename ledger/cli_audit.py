@@ -40,7 +40,14 @@ def audit_cmd(
         int | None, typer.Option(help="Audit as of this block (default: head).")
     ] = None,
     documents: Annotated[
-        Path | None, typer.Option(help="Document archive: one file per record, named by its 0x id.")
+        Path | None,
+        typer.Option(
+            help="Document archive: one file per record named by its 0x id, or with "
+            "--document-keys a node's encrypted document store."
+        ),
+    ] = None,
+    document_keys: Annotated[
+        Path | None, typer.Option(help="Key directory that opens an encrypted document store.")
     ] = None,
     database_url: Annotated[
         str | None,
@@ -55,6 +62,13 @@ def audit_cmd(
     from ledger.audit import run_audit
 
     url, dep = _rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    if rpc_url is None and deployment_file is None:
+        # the local consortium: check the auditor node's read model and the platform node's
+        # document store unless told otherwise
+        local = _local_node_inputs(state_dir)
+        database_url = database_url or local.get("database_url")
+        if documents is None and "document_dir" in local:
+            documents, document_keys = Path(local["document_dir"]), Path(local["document_key_dir"])
     if documents is not None and not documents.is_dir():
         raise CliError(f"--documents {documents} is not a directory")
     with Progress(
@@ -74,6 +88,7 @@ def audit_cmd(
             dep,
             block=block,
             documents_dir=documents,
+            document_keys=document_keys,
             database_url=database_url,
             progress=progress,
         )
@@ -85,6 +100,20 @@ def audit_cmd(
         _print_summary(report, html_file)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _local_node_inputs(state_dir: Path) -> dict[str, str]:
+    """From `ledger up`'s node configs: the auditor's database, the platform's document store."""
+    found: dict[str, str] = {}
+    for name, keys in (
+        ("auditor", ("database_url",)),
+        ("platform", ("document_dir", "document_key_dir")),
+    ):
+        path = state_dir / "nodes" / name / "config.json"
+        if path.exists():
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+            found.update({k: str(cfg[k]) for k in keys if cfg.get(k)})
+    return found
 
 
 def _print_summary(report, html_file: Path | None) -> None:

@@ -11,6 +11,7 @@ story plays the same way every time on the same chain. DEV-ONLY keys sign the me
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -161,6 +162,10 @@ def _play(s: _Story, run: int) -> None:
         12_000_000,
         {"platform": 4_800_000, "bank-a": 3_600_000, "bank-b": 3_600_000},
     )
+    # the signed loan agreement: stored encrypted by the platform node, its digest on chain
+    first["document"] = base64.b64encode(
+        f"DEMO loan agreement {lid.format('consumer')}: 120,000 CNY, 12% APR, 180 days".encode()
+    ).decode()
     r1 = s.step(
         "platform",
         "co-originates a consumer loan of 120,000 CNY with bank-a and bank-b",

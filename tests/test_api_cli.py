@@ -77,6 +77,14 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
         codes = [s["response"].get("code") for s in story["steps"] if s["status"] >= 400]
         assert {"BorrowerCapExceeded", "TooManyInstitutions", "PlatformShareTooLow",
                 "AppetiteExceeded", "RoleForbidden"} <= set(codes)  # fmt: skip
+        # after the story, the audit of the whole history passes with every check run: the
+        # auditor node's read model and the platform's encrypted document store included
+        audit = ledger("audit", "--state-dir", state, "--json")
+        assert audit.returncode == 0, audit.stdout + audit.stderr
+        report = json.loads(audit.stdout)
+        assert report["ok"] is True and report["violation_count"] == 0
+        assert all(c["run"] for c in report["checks"].values()), report["checks"]
+        assert report["checks"]["documents"]["items"] == 2  # one per demo run
     finally:
         down = ledger("down", "--state-dir", state, "--json")
     assert down.returncode == 0, down.stderr

@@ -105,6 +105,7 @@ def run_audit(
     *,
     block: int | None = None,
     documents_dir: Path | None = None,
+    document_keys: Path | None = None,
     database_url: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
@@ -168,7 +169,9 @@ def run_audit(
         else:
             _check_state(report, state_views, book, to_block)
         if documents_dir is not None:
-            _check_documents(report, book, Path(documents_dir))
+            _check_documents(
+                report, book, Path(documents_dir), Path(document_keys) if document_keys else None
+            )
         else:
             report.checks["documents"].note = "no document archive given (--documents DIR)"
         if database_url is not None:
@@ -355,10 +358,17 @@ def _check_state(report: AuditReport, views: dict, book, block: int) -> None:
     )
 
 
-def _check_documents(report: AuditReport, book, archive: Path) -> None:
-    """The archive holds one file per record with a document, named by the record's 0x id
-    (any extension). Its SHA-256 must equal the digest recorded on chain."""
-    files = {p.name.split(".")[0].lower(): p for p in archive.iterdir() if p.is_file()}
+def _check_documents(report: AuditReport, book, archive: Path, keys: Path | None = None) -> None:
+    """Every record with a document must have it in the archive, and its SHA-256 must equal the
+    digest recorded on chain. The archive is either plain files named by the record's 0x id (any
+    extension), or, with `keys`, a node's encrypted document store (envelopes named by digest)
+    and the key directory that opens it."""
+    from ledger.documents import DocumentError, DocumentNotFound, DocumentStore, KeyRing
+
+    store = DocumentStore(archive, KeyRing.from_directory(keys)) if keys is not None else None
+    files = (
+        {} if store else {p.name.split(".")[0].lower(): p for p in archive.iterdir() if p.is_file()}
+    )
     checked = 0
     records = [(r.loan.loan_id, r.loan.document_digest) for r in book.loans.values()]
     records += [(r.line.line_id, r.line.document_digest) for r in book.lines.values()]
@@ -366,17 +376,36 @@ def _check_documents(report: AuditReport, book, archive: Path) -> None:
         if onchain == ZERO32:
             continue
         name = "0x" + rid.hex()
-        path = files.get(name)
-        if path is None:
-            report.add("documents", "DocumentMissing", "no document in the archive", record=name)
-            continue
         checked += 1
-        actual = document_digest(path.read_bytes())
+        if store is not None:
+            try:
+                data = store.get(onchain)
+            except DocumentNotFound:
+                report.add("documents", "DocumentMissing", "no document in the store", record=name)
+                continue
+            except DocumentError as exc:
+                report.add(
+                    "documents",
+                    "DocumentMismatch",
+                    f"the stored document does not open or hash to the on-chain digest "
+                    f"({exc.__class__.__name__})",
+                    record=name,
+                )
+                continue
+        else:
+            path = files.get(name)
+            if path is None:
+                report.add(
+                    "documents", "DocumentMissing", "no document in the archive", record=name
+                )
+                continue
+            data = path.read_bytes()
+        actual = document_digest(data)
         if actual != onchain:
             report.add(
                 "documents",
                 "DocumentMismatch",
-                f"{path.name} hashes to 0x{actual.hex()}, the chain has 0x{onchain.hex()}",
+                f"the document hashes to 0x{actual.hex()}, the chain has 0x{onchain.hex()}",
                 record=name,
             )
     report.checks["documents"] = CheckResult("documents", True, checked, str(archive))
