@@ -10,23 +10,15 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
-
-
-def _rpc_and_deployment(rpc_url: str | None, deployment_file: Path | None, state_dir: Path):
-    from ledger.chain.deployment import Deployment
-    from ledger.chain.node import status
-
-    path = deployment_file or state_dir / "deployment.json"
-    if not path.exists():
-        raise CliError(f"no deployment file at {path} (--deployment FILE)")
-    url = rpc_url
-    if url is None:
-        info = status(state_dir)
-        if info is None:
-            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
-        url = info.url
-    return url, Deployment.load(path)
+from ledger.cli_common import (
+    DEFAULT_STATE,
+    CliError,
+    JsonOpt,
+    StateDir,
+    console,
+    out,
+    rpc_and_deployment,
+)
 
 
 def audit_cmd(
@@ -61,7 +53,7 @@ def audit_cmd(
     Exit code 0 only when there is no violation."""
     from ledger.audit import run_audit
 
-    url, dep = _rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    url, dep = rpc_and_deployment(rpc_url, deployment_file, state_dir)
     if rpc_url is None and deployment_file is None:
         # the local consortium: check the auditor node's read model and the platform node's
         # document store unless told otherwise
@@ -168,7 +160,7 @@ def evidence_cmd(
         lid = b""
     if len(lid) != 32:
         raise CliError("LOAN_ID must be 0x followed by 64 hex digits")
-    url, dep = _rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    url, dep = rpc_and_deployment(rpc_url, deployment_file, state_dir)
     try:
         ev = collect(url, dep, lid)
     except EvidenceError as exc:

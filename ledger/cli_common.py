@@ -20,3 +20,21 @@ DEFAULT_STATE = Path(".ledger")
 
 class CliError(Exception):
     """One readable line for the user, non-zero exit."""
+
+
+def rpc_and_deployment(rpc_url: str | None, deployment_file: Path | None, state_dir: Path):
+    """The chain to talk to and the deployment on it: the given ones, else the local chain and
+    the deployment file recorded in the state dir."""
+    from ledger.chain.deployment import Deployment
+    from ledger.chain.node import status
+
+    path = deployment_file or state_dir / "deployment.json"
+    if not path.exists():
+        raise CliError(f"no deployment file at {path} (--deployment FILE)")
+    url = rpc_url
+    if url is None:
+        info = status(state_dir)
+        if info is None:
+            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
+        url = info.url
+    return url, Deployment.load(path)

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+from ledger.cli_common import (
+    DEFAULT_STATE,
+    CliError,
+    JsonOpt,
+    StateDir,
+    console,
+    out,
+    rpc_and_deployment,
+)
 
 
 def index_cmd(
@@ -51,28 +59,18 @@ def index_cmd(
     """
     from sqlalchemy.engine import make_url
 
-    from ledger.chain.deployment import Deployment
-    from ledger.chain.node import status
     from ledger.indexer import Indexer, IndexerError
     from ledger.store.db import database_url as resolve_url
     from ledger.store.db import make_engine
 
-    path = deployment_file or state_dir / "deployment.json"
-    if not path.exists():
-        raise CliError(f"no deployment file at {path} (--deployment FILE)")
-    url = rpc_url
-    if url is None:
-        info = status(state_dir)
-        if info is None:
-            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
-        url = info.url
+    url, deployment = rpc_and_deployment(rpc_url, deployment_file, state_dir)
     db_url = resolve_url(database_url, state_dir / "node.db")
     shown_db = make_url(db_url).render_as_string(hide_password=True)
     engine = make_engine(db_url, writer=True)
     ix = Indexer(
         engine,
         url,
-        Deployment.load(path),
+        deployment,
         confirmations=confirmations,
         span=min(1_000, max_span),
         max_span=max_span,
