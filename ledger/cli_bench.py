@@ -73,6 +73,21 @@ def bench_cmd(
         str(aud["spread_records_per_s"]),
         "≥ 2,000",
     )
+    a = result["api"]
+    t.add_row(
+        "API co-sign flow, records/s single / batched",
+        f"{a['cosign_flow']['single_records_per_s']} / {a['cosign_flow']['batched_records_per_s']}",
+        "",
+        "",
+    )
+    for c in (1, 8):
+        q = a[f"exposure_{c}_client"]
+        t.add_row(
+            f"exposure query p50 / p99 ms, {c} client(s), {a['loans_indexed']:,} loans",
+            f"{q['p50_ms']} / {q['p99_ms']}",
+            "",
+            "p99 ≤ 10 (1 client, 100k loans)",
+        )
     t.add_row("EIP-712 signs/s", str(cr["median_signs_per_s"]), str(cr["spread_signs_per_s"]), "")
     t.add_row(
         "EIP-712 recovers/s", str(cr["median_recovers_per_s"]), str(cr["spread_recovers_per_s"]), ""

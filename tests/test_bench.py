@@ -47,4 +47,10 @@ def test_quick_bench_output_is_well_formed(tmp_path):
         assert data["indexer"]["postgresql"]["median_events_per_s"] > 0
     assert data["audit"]["clean"] is True and data["audit"]["median_records_per_s"] > 0
     assert data["crypto"]["median_signs_per_s"] > 0 and data["crypto"]["median_recovers_per_s"] > 0
+    api = data["api"]
+    assert api["cosign_flow"]["single_records_per_s"] > 0
+    assert api["cosign_flow"]["batched_records_per_s"] > 0
+    for c in (1, 8):
+        q = api[f"exposure_{c}_client"]
+        assert q["queries"] == 100 * c and 0 < q["p50_ms"] <= q["p99_ms"]
     assert data["seconds"] < 120

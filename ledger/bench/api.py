@@ -1,0 +1,133 @@
+"""Through the API: the full co-sign flow (platform node asking two lender nodes), single and
+batched, and exposure-query latency on a lender node with one and with eight clients."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ledger.bench.recording import _pct
+from ledger.chain.consortium import bootstrap, new_id
+from ledger.chain.node import LocalChain
+from ledger.nodeclient import NodeSession
+
+
+def _loan_body(cx: Any, loan_id: str, borrower_key: str) -> dict[str, Any]:
+    return {
+        "loan_id": loan_id,
+        "borrower_key": borrower_key,
+        "product": "consumer",
+        "principal": 1_000_000,
+        "apr_bps": 1_200,
+        "term_days": 180,
+        "repayment": "instalment",
+        "tranches": [
+            {"lender": cx.platform.address, "amount": 400_000},
+            {"lender": cx.lenders[0].address, "amount": 300_000},
+            {"lender": cx.lenders[1].address, "amount": 300_000},
+        ],
+    }
+
+
+def _queries(url: str, account: Any, keys: list[str], n: int, clients: int) -> list[float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def work(offset: int) -> None:
+        with NodeSession.signed_in(url, account) as s:
+            mine = []
+            for i in range(n):
+                key = keys[(offset + i) % len(keys)]
+                t0 = time.perf_counter()
+                r = s.get(f"/v1/borrowers/{key}/exposure")
+                mine.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"exposure query answered {r.status_code}: {r.text}")
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=work, args=(c * 997,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies
+
+
+def run(
+    loans: int,
+    cosigned: int,
+    batch: int,
+    queries: int,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    from ledger import nodes
+
+    say = progress or (lambda _m: None)
+    with tempfile.TemporaryDirectory() as tmp, LocalChain("anvil") as chain:
+        state = Path(tmp)
+        cx = bootstrap(chain.url)
+        cx.deployment.save(state / "deployment.json")
+        infos = nodes.start(state, nodes.write_configs(state, chain.url, fresh=True))
+        urls = {i.name: i.url for i in infos}
+        try:
+            out: dict[str, Any] = {}
+            with NodeSession.signed_in(urls["platform"], cx.platform) as plat:
+                say("co-sign flow, one loan per request")
+                t0 = time.perf_counter()
+                for _ in range(cosigned):
+                    body = _loan_body(cx, new_id("api").hex(), "0x" + new_id("b").hex())
+                    r = plat.post("/v1/loans", body)
+                    if r.status_code != 201:
+                        raise RuntimeError(f"POST /v1/loans answered {r.status_code}: {r.text}")
+                single = cosigned / (time.perf_counter() - t0)
+                say("co-sign flow, batched")
+                bodies = [
+                    _loan_body(cx, new_id("api").hex(), "0x" + new_id("b").hex())
+                    for _ in range(batch)
+                ]
+                t0 = time.perf_counter()
+                r = plat.post("/v1/loans/batch", {"loans": bodies})
+                batched = batch / (time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"POST /v1/loans/batch answered {r.status_code}: {r.text}")
+            out["cosign_flow"] = {
+                "single_records_per_s": round(single, 1),
+                "batched_records_per_s": round(batched, 1),
+                "single_requests": cosigned,
+                "batch_size": batch,
+            }
+            say(f"recording {loans} loans for the exposure queries")
+            keys = ["0x" + new_id("q").hex() for _ in range(min(loans, 1_000))]
+            items = []
+            for i in range(loans):
+                ln = cx.loan(100_000, borrower_key=bytes.fromhex(keys[i % len(keys)][2:]))
+                items.append((ln, cx.sign(ln)))
+            cx.plat.originate_pipelined(items)
+            head = cx.plat.w3.eth.block_number
+            with NodeSession.signed_in(urls["bank-a"], cx.lenders[0]) as bank:
+                while True:  # until bank-a's read model has caught up with the chain
+                    r = bank.get(f"/v1/borrowers/{keys[-1]}/exposure")
+                    if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
+                        break
+                    time.sleep(0.2)
+            for clients in (1, 8):
+                say(f"exposure queries, {clients} client(s)")
+                lat = _queries(urls["bank-a"], cx.lenders[0], keys, queries, clients)
+                out[f"exposure_{clients}_client"] = {
+                    "queries": len(lat),
+                    "p50_ms": round(_pct(lat, 50) * 1000, 2),
+                    "p99_ms": round(_pct(lat, 99) * 1000, 2),
+                    "mean_ms": round(statistics.fmean(lat) * 1000, 2),
+                }
+            out["loans_indexed"] = loans + cosigned + batch
+            out["target_p99_ms"] = 10
+            return out
+        finally:
+            nodes.down(state)
+            cx.reset_clients()
