@@ -21,6 +21,7 @@ from eth_utils import keccak
 from ledger.audit.events import EventDecoder, Rpc, RpcError
 from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
+from ledger.chain.rpcutil import abi_type
 from ledger.domain import CoLoan
 from ledger.provenance import Domain, SignatureError, digest, recover
 
@@ -344,7 +345,5 @@ def _walk(root: bytes, key: bytes, proof: list[bytes]) -> bytes | None:
 
 
 def _loan_originated_signature(abi: list[dict]) -> str:
-    from ledger.audit.events import _abi_type
-
     item = next(i for i in abi if i.get("type") == "event" and i["name"] == "LoanOriginated")
-    return f"LoanOriginated({','.join(_abi_type(i) for i in item['inputs'])})"
+    return f"LoanOriginated({','.join(abi_type(i) for i in item['inputs'])})"

@@ -16,6 +16,7 @@ from eth_abi import decode
 from eth_utils import keccak
 
 from ledger.chain.deployment import Deployment
+from ledger.chain.rpcutil import abi_type
 from ledger.domain import to_checksum_address
 
 
@@ -32,13 +33,6 @@ class ChainEvent:
     @property
     def where(self) -> str:
         return f"block {self.block_number}, tx {self.tx_hash}, log {self.log_index}"
-
-
-def _abi_type(item: dict) -> str:
-    t = item["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[5:]
-    return t
 
 
 def _normalise(value: Any, item: dict) -> Any:
@@ -66,7 +60,7 @@ class EventDecoder:
             for item in abi:
                 if item.get("type") != "event":
                     continue
-                sig = f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+                sig = f"{item['name']}({','.join(abi_type(i) for i in item['inputs'])})"
                 self._by_topic[(contract, keccak(text=sig))] = item
 
     def decode(self, contract: str, log: dict) -> ChainEvent | None:
@@ -78,10 +72,10 @@ class EventDecoder:
         plain = [i for i in item["inputs"] if not i.get("indexed")]
         args: dict[str, Any] = {}
         for inp, topic in zip(indexed, topics[1:], strict=True):
-            (args[inp["name"]],) = decode([_abi_type(inp)], topic)
+            (args[inp["name"]],) = decode([abi_type(inp)], topic)
             args[inp["name"]] = _normalise(args[inp["name"]], inp)
         data = bytes.fromhex(log["data"][2:])
-        values = decode([_abi_type(i) for i in plain], data) if plain else ()
+        values = decode([abi_type(i) for i in plain], data) if plain else ()
         for inp, v in zip(plain, values, strict=True):
             args[inp["name"]] = _normalise(v, inp)
         return ChainEvent(

@@ -7,7 +7,9 @@ terms is reported as already recorded, never sent twice (see Transactor.transact
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from eth_utils import to_checksum_address
 
@@ -27,6 +29,11 @@ __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receip
 
 class LedgerClient(Transactor):
     """One member's connection to a deployment."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the last co-loans recorded through this client, re-checked after an interruption
+        self._recent: deque[tuple[CoLoan, tuple[bytes, ...]]] = deque(maxlen=256)
 
     # ------------------------------------------------------------------ registry (governor)
 
@@ -85,6 +92,8 @@ class LedgerClient(Transactor):
     ) -> OriginateResult:
         """Record one co-loan; if a loan with this id and these terms is already on chain, report
         it as already recorded instead of sending again."""
+        if self.interrupted:
+            self.reconcile_recent()
         try:
             receipt = self.transact(
                 self.ledger,
@@ -100,11 +109,30 @@ class LedgerClient(Transactor):
             if exc.code == "IdAlreadyUsed" and (found := self.existing_loan(loan)) is not None:
                 return found
             raise
+        with self._retry_lock:
+            self._recent.append((loan, tuple(signatures)))
         if receipt is None:
             return OriginateResult(loan.loan_id, None, 0, 0, already_recorded=True)
         return OriginateResult(
             loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
         )
+
+    def reconcile_recent(self) -> list[bytes]:
+        """After the node stopped answering and came back, check the last co-loans this client
+        saw recorded and send again any the chain no longer has: a local node restarted from a
+        state dump (anvil --state) can come back without its last blocks. Idempotent by loan id.
+        Returns the ids sent again."""
+        self.interrupted = False
+        with self._retry_lock:
+            recent = list(self._recent)
+        resent = []
+        for loan, sigs in recent:
+            if self.existing_loan(loan) is None:
+                with self._retry_lock:
+                    self.retried.append(f"originate 0x{loan.loan_id.hex()} (lost in a restart)")
+                self.originate(loan, sigs)
+                resent.append(loan.loan_id)
+        return resent
 
     def originate_pipelined(
         self,
@@ -131,6 +159,9 @@ class LedgerClient(Transactor):
             )
             gas = probe["gas"] + 30_000
         results: list[OriginateResult | LedgerError | None] = [None] * len(items)
+        # One chunk in flight while the previous one's receipts are collected: the new arrivals
+        # also keep the node's miner busy, and memory stays bounded by two chunks.
+        in_flight: tuple[dict[int, str], float] | None = None
         for start in range(0, len(items), chunk):
             part = items[start : start + chunk]
             first = self.nonces.take(len(part))  # type: ignore[union-attr]
@@ -142,27 +173,14 @@ class LedgerClient(Transactor):
                 raws.append(self.sign(tx))
             sent_at = time.monotonic()
             sent = self.send_raw_batch(raws)
-            hashes: dict[int, str] = {}
-            unsent = False
-            for k, outcome in enumerate(sent):
-                if isinstance(outcome, str):
-                    hashes[start + k] = outcome
-                else:
-                    unsent = True
-            if unsent:
+            hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
+            if len(hashes) != len(sent):
                 self.nonces.resync()  # type: ignore[union-attr]
-            for i, receipt in self._receipts(hashes, sent_at).items():
-                loan = items[i][0]
-                if isinstance(receipt, ReceiptTimeout):
-                    # stuck behind a nonce the node never took: retried one by one below,
-                    # after a resync fills the gap (idempotent by loan id)
-                    self.nonces.resync()  # type: ignore[union-attr]
-                elif isinstance(receipt, LedgerError):
-                    results[i] = receipt
-                else:
-                    results[i] = OriginateResult(
-                        loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
-                    )
+            if in_flight is not None:
+                self._collect(items, results, *in_flight)
+            in_flight = (hashes, sent_at)
+        if in_flight is not None:
+            self._collect(items, results, *in_flight)
         for i, r in enumerate(results):
             if r is None:
                 loan, sigs = items[i]
@@ -173,6 +191,26 @@ class LedgerClient(Transactor):
                 except LedgerError as exc:
                     results[i] = exc
         return results  # type: ignore[return-value]
+
+    def _collect(
+        self,
+        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
+        results: list[OriginateResult | LedgerError | None],
+        hashes: dict[int, str],
+        sent_at: float,
+    ) -> None:
+        for i, receipt in self._receipts(hashes, sent_at).items():
+            loan = items[i][0]
+            if isinstance(receipt, ReceiptTimeout):
+                # stuck behind a nonce the node never took: retried one by one afterwards,
+                # once a resync fills the gap (idempotent by loan id)
+                self.nonces.resync()  # type: ignore[union-attr]
+            elif isinstance(receipt, LedgerError):
+                results[i] = receipt
+            else:
+                results[i] = OriginateResult(
+                    loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
+                )
 
     def existing_loan(self, loan: CoLoan) -> OriginateResult | None:
         commit, _outstanding, status = self.call(self.ledger, "loanState", loan.loan_id)

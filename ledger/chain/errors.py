@@ -13,6 +13,8 @@ from typing import Any
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
+from ledger.chain.rpcutil import abi_type
+
 RULE_CODES = {
     "BorrowerCapExceeded": "R1/R2",
     "TooManyInstitutions": "R3",
@@ -109,7 +111,7 @@ class ErrorDecoder:
             for item in abi:
                 if item.get("type") != "error":
                     continue
-                types = [_abi_type(i) for i in item["inputs"]]
+                types = [abi_type(i) for i in item["inputs"]]
                 names = [i["name"] or f"arg{n}" for n, i in enumerate(item["inputs"])]
                 sig = f"{item['name']}({','.join(types)})"
                 self._by_selector[function_signature_to_4byte_selector(sig)] = (
@@ -138,13 +140,6 @@ class ErrorDecoder:
             for t, v in zip(types, decode(types, raw[4:]), strict=True)
         ]
         return error_class(name)(dict(zip(names, values, strict=True)), raw)
-
-
-def _abi_type(item: dict) -> str:
-    t = item["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[5:]
-    return t
 
 
 def _to_bytes(data: bytes | str | dict | None) -> bytes:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import httpx
+from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -28,33 +29,13 @@ from ledger.chain.errors import (
     ReceiptTimeout,
     TransactionFailed,
 )
+from ledger.chain.rpcutil import abi_type, checksummed, is_nonce_race, revert_data
 from ledger.provenance import Domain
 
 FeeMode = Literal["auto", "eip1559", "legacy"]
 
-# Node answers that mean "this nonce is taken or out of order": resynchronise and send again.
-_NONCE_RACE = (
-    "nonce too low",
-    "nonce too high",
-    "already known",
-    "replacement transaction underpriced",
-    "transaction already imported",
-    "known transaction",
-)
 
-
-def _is_nonce_race(exc: Exception) -> bool:
-    return any(m in str(exc).lower() for m in _NONCE_RACE)
-
-
-def _revert_data(exc: Web3RPCError) -> str | None:
-    err = (getattr(exc, "rpc_response", None) or {}).get("error") or {}
-    data = err.get("data")
-    if isinstance(data, dict):
-        data = data.get("data")
-    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-        return data
-    return None
+DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 
 
 class NonceManager:
@@ -138,6 +119,8 @@ class Transactor:
         self._retry_lock = threading.Lock()
         self.retried: list[str] = []  # what was retried, e.g. "originate 0x1234…", for reports
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
+        self.interrupted = False  # set when the node stopped answering mid-transaction
+        self._output_types: dict[tuple[str, str], list[tuple[str, dict]]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -224,7 +207,7 @@ class Transactor:
         try:
             return self.w3.eth.send_raw_transaction(raw).to_0x_hex()
         except Web3RPCError as exc:
-            data = _revert_data(exc)
+            data = revert_data(exc)
             if data is not None:
                 raise self.errors.decode(data) from None
             raise
@@ -254,6 +237,7 @@ class Transactor:
     def wait(self, tx_hash: str, timeout: float | None = None) -> Receipt:
         """Wait for a receipt; a failed transaction raises its decoded revert."""
         deadline = time.monotonic() + (timeout or self.receipt_timeout)
+        idle_since = time.monotonic()
         while True:
             try:
                 r = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -265,6 +249,7 @@ class Transactor:
                 raise ReceiptTimeout(
                     f"no receipt for {tx_hash} after {timeout or self.receipt_timeout}s"
                 )
+            idle_since = self._nudge_if_idle(idle_since)
             time.sleep(self.poll_interval)
         receipt = Receipt(
             tx_hash=tx_hash,
@@ -331,9 +316,9 @@ class Transactor:
                 return self.wait(self.send_raw(raw))
             except ContractRevert:
                 raise
-            except (OSError, ReceiptTimeout, Web3RPCError) as exc:
+            except (OSError, httpx.TransportError, ReceiptTimeout, Web3RPCError) as exc:
                 race = isinstance(exc, Web3RPCError)
-                if race and not _is_nonce_race(exc):
+                if race and not is_nonce_race(exc):
                     raise
                 if sent and not race and landed is None:
                     raise
@@ -341,17 +326,65 @@ class Transactor:
                     raise LedgerError(f"{fn}: gave up after {attempt} attempts: {exc}") from exc
                 with self._retry_lock:
                     self.retried.append(label or fn)
+                    if not race:
+                        # the node went away: what it acknowledged just before may not have
+                        # survived its restart (see LedgerClient.reconcile_recent)
+                        self.interrupted = True
                 time.sleep(self.retry_backoff * min(attempt, 8))
                 try:
                     self.nonces.resync()  # type: ignore[union-attr]
-                except OSError:
+                except (OSError, httpx.TransportError):
                     pass  # the node is still down; the next attempt finds out
 
-    def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
+    def _nudge_if_idle(self, idle_since: float, after: float = 0.25) -> float:
+        """On a local dev chain, mine a block when receipts stop coming: anvil's automine can
+        leave ready transactions unmined until another one arrives (foundry-rs/foundry#10122),
+        which stalled pipelined runs for the whole receipt timeout. Real networks are left
+        alone. Returns the new idle start."""
+        if self.deployment.chain_id != DEV_CHAIN_ID or time.monotonic() - idle_since < after:
+            return idle_since
         try:
-            return getattr(contract.functions, fn)(*args).call(block_identifier=block)
-        except ContractLogicError as exc:
-            raise self.errors.decode(exc.data) from None
+            self.w3.provider.make_request("evm_mine", [])
+        except Exception:  # noqa: BLE001 - a node without evm_mine: keep waiting
+            pass
+        return time.monotonic()
+
+    def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        """A view call as one raw eth_call: web3's contract call makes several round trips per
+        call, which dominated the nodes' read latency. Results match web3's: one output is
+        returned bare, several as a tuple, addresses checksummed."""
+        outputs = self._outputs(contract, fn)
+        data = contract.encode_abi(fn, args=list(args))
+        tag = block if isinstance(block, str) else hex(block)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_call",
+            "params": [{"to": contract.address, "data": data}, tag],
+        }
+        resp = self._http.post(self.rpc_url, json=body)
+        resp.raise_for_status()
+        reply = resp.json()
+        if "error" in reply:
+            err = reply["error"]
+            raw = err.get("data")
+            if isinstance(raw, dict):
+                raw = raw.get("data")
+            if isinstance(raw, str) and raw.startswith("0x") and len(raw) >= 10:
+                raise self.errors.decode(raw)
+            raise LedgerError(f"{fn}: {err.get('message')}")
+        values = decode([t for t, _ in outputs], bytes.fromhex(reply["result"][2:]))
+        values = tuple(checksummed(v, item) for v, (_, item) in zip(values, outputs, strict=True))
+        return values[0] if len(values) == 1 else values
+
+    def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
+        key = (contract.address, fn)
+        found = self._output_types.get(key)
+        if found is None:
+            item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
+            found = [(abi_type(o), o) for o in item["outputs"]]
+            self._output_types[key] = found
+        return found
 
     def _receipts(
         self, hashes: dict[int, str], sent_at: float | None = None
@@ -361,6 +394,7 @@ class Transactor:
         pending = dict(hashes)
         out: dict[int, Receipt | LedgerError] = {}
         deadline = time.monotonic() + self.receipt_timeout
+        idle_since, seen = time.monotonic(), 0
         while pending:
             body = [
                 {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
@@ -386,6 +420,11 @@ class Transactor:
                 if sent_at is not None:
                     self.receipt_latencies.append(time.monotonic() - sent_at)
             if pending:
+                if progressed := len(out) != seen:
+                    seen = len(out)
+                    idle_since = time.monotonic()
+                if not progressed:
+                    idle_since = self._nudge_if_idle(idle_since)
                 if time.monotonic() > deadline:
                     for i, h in pending.items():
                         out[i] = ReceiptTimeout(f"no receipt for {h}")
