@@ -58,6 +58,11 @@ class TransactionFailed(LedgerError):
     """A transaction that was mined but failed without decodable revert data."""
 
 
+class ChainUnreachable(ConnectionError, LedgerError):
+    """The node's JSON-RPC endpoint does not answer (a ConnectionError first, so callers that
+    retry connection failures, and HTTP layers that answer them with 503, treat it as one)."""
+
+
 class ReceiptTimeout(LedgerError):
     """No receipt within the configured time."""
 

@@ -23,6 +23,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import (
+    ChainUnreachable,
     ContractRevert,
     ErrorDecoder,
     LedgerError,
@@ -223,10 +224,9 @@ class Transactor:
             }
             for i, r in enumerate(raws)
         ]
-        resp = self._http.post(self.rpc_url, json=body)
-        resp.raise_for_status()
+        replies = self._post(body)
         out: list[str | LedgerError] = [LedgerError("no response")] * len(raws)
-        for item in resp.json():
+        for item in replies:
             i = item["id"]
             if "error" in item:
                 out[i] = LedgerError(str(item["error"].get("message")))
@@ -336,6 +336,15 @@ class Transactor:
                 except (OSError, httpx.TransportError):
                     pass  # the node is still down; the next attempt finds out
 
+    def _post(self, body: Any) -> Any:
+        """One JSON-RPC request or batch over the client's own HTTP connection."""
+        try:
+            resp = self._http.post(self.rpc_url, json=body)
+            resp.raise_for_status()
+        except httpx.TransportError as exc:
+            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
+        return resp.json()
+
     def _nudge_if_idle(self, idle_since: float, after: float = 0.25) -> float:
         """On a local dev chain, mine a block when receipts stop coming: anvil's automine can
         leave ready transactions unmined until another one arrives (foundry-rs/foundry#10122),
@@ -362,9 +371,7 @@ class Transactor:
             "method": "eth_call",
             "params": [{"to": contract.address, "data": data}, tag],
         }
-        resp = self._http.post(self.rpc_url, json=body)
-        resp.raise_for_status()
-        reply = resp.json()
+        reply = self._post(body)
         if "error" in reply:
             err = reply["error"]
             raw = err.get("data")
@@ -400,9 +407,7 @@ class Transactor:
                 {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
                 for i, h in pending.items()
             ]
-            resp = self._http.post(self.rpc_url, json=body)
-            resp.raise_for_status()
-            for item in resp.json():
+            for item in self._post(body):
                 r = item.get("result")
                 if not r:
                     continue
