@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from ledger.store.db import database_url, make_engine
 from ledger.store.models import metadata
+from tests.personal_data import LEAKS
 
 _PG = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
 PG_URL = database_url(_PG) if _PG else None
@@ -54,6 +55,8 @@ class Databases:
             e.dispose()
         if self._schemas:
             admin = sa.create_engine(PG_URL)  # type: ignore[arg-type]
+            for s in self._schemas:  # what the test wrote, before it goes
+                LEAKS.scan_schema(admin, s)
             with admin.begin() as conn:
                 for s in self._schemas:
                     conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{s}" CASCADE'))
