@@ -5,7 +5,9 @@ Listing a borrower's loans and a member's own share of an exposure need per-lend
 contract does not keep; the read model maintains them as events arrive. A read first waits
 (briefly) for the indexer to reach the chain head, so a member reads its own writes; the answer
 says which block it is as of. Live consortium totals still come from the contract's views, at
-that same block.
+that same block, except for the exposure query: its consortium-wide totals are the maintained
+`borrower_exposure` aggregate, which the indexer's consistency check holds equal to the
+contract's `borrowerExposure` view.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, and_, exists, false, func, select, true
 
@@ -25,6 +27,16 @@ from ledger.chain.deployment import Deployment
 from ledger.domain import LineStatus
 
 log = logging.getLogger("api.indexer")
+
+
+class Exposure(NamedTuple):
+    consumer: int
+    business: int
+    institutions: int
+    consumer_cap: int
+    business_cap: int
+    max_institutions: int
+    own: int | None
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -142,31 +154,57 @@ class IndexedReads:
     def loans_of(self, key: bytes, role: str, address: str) -> list[LoanView]:
         return self._views(and_(self.t["loans"].c.borrower_key == key, self._scope(role, address)))
 
+    def exposure(self, key: bytes, address: str | None) -> Exposure | None:
+        """The borrower's consortium-wide exposure (the maintained aggregate the consistency
+        check holds equal to the contract's view), the policy in force, and `address`'s own part
+        (None: not asked), read in one transaction so they are of one block. None before the
+        read model holds the registry's first policy."""
+        be, pv = self.t["borrower_exposure"], self.t["policy_versions"]
+        with self.engine.connect() as conn, conn.begin():
+            row = conn.execute(
+                select(be.c.consumer, be.c.business, be.c.institutions).where(
+                    be.c.borrower_key == key
+                )
+            ).first()
+            policy = conn.execute(
+                select(pv.c.consumer_cap, pv.c.business_cap, pv.c.max_institutions)
+                .order_by(pv.c.version.desc())
+                .limit(1)
+            ).first()
+            own = None if address is None else self._own(conn, key, address)
+        if policy is None:
+            return None
+        consumer, business, institutions = (int(v) for v in row) if row else (0, 0, 0)
+        return Exposure(consumer, business, institutions, *(int(v) for v in policy), own)
+
     def own_exposure(self, key: bytes, address: str) -> int:
+        with self.engine.connect() as conn:
+            return self._own(conn, key, address)
+
+    def _own(self, conn: Any, key: bytes, address: str) -> int:
         """The member's share of active lines' limits plus its outstanding tranches of loans not
         drawn under an active line (drawings are covered by the line's limit)."""
         bl, loans, tranches, lines = (
             self.t[n] for n in ("borrower_lenders", "loans", "tranches", "credit_lines")
         )
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(bl.c.loan_outstanding, bl.c.line_limit).where(
-                    bl.c.borrower_key == key, bl.c.lender == address
+        row = conn.execute(
+            select(bl.c.loan_outstanding, bl.c.line_limit).where(
+                bl.c.borrower_key == key, bl.c.lender == address
+            )
+        ).first()
+        if row is None:
+            return 0
+        drawn = conn.execute(
+            select(func.coalesce(func.sum(tranches.c.outstanding), 0))
+            .select_from(
+                tranches.join(loans, tranches.c.loan_id == loans.c.loan_id).join(
+                    lines, loans.c.line_id == lines.c.line_id
                 )
-            ).first()
-            if row is None:
-                return 0
-            drawn = conn.execute(
-                select(func.coalesce(func.sum(tranches.c.outstanding), 0))
-                .select_from(
-                    tranches.join(loans, tranches.c.loan_id == loans.c.loan_id).join(
-                        lines, loans.c.line_id == lines.c.line_id
-                    )
-                )  # fmt: skip
-                .where(
-                    loans.c.borrower_key == key,
-                    tranches.c.lender == address,
-                    lines.c.status == int(LineStatus.ACTIVE),
-                )
-            ).scalar_one()
+            )  # fmt: skip
+            .where(
+                loans.c.borrower_key == key,
+                tranches.c.lender == address,
+                lines.c.status == int(LineStatus.ACTIVE),
+            )
+        ).scalar_one()
         return int(row[0]) + int(row[1]) - int(drawn)
