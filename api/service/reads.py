@@ -171,7 +171,7 @@ def own_exposure(node: Node, key: bytes, address: str, block: int) -> int:
 
 def _as_of(node: Node) -> int:
     """The block a read is answered as of: the head, once the read model has it."""
-    head = int(node.client.w3.eth.block_number)
+    head = node.client.head()
     return node.indexed.fresh(head) if node.indexed is not None else head
 
 
