@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.service.node import WrongChain, check_chain
     from api.settings import NodeSettings
     from ledger.keys import ensure_coincurve_backend
 
@@ -26,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = NodeSettings.load(args.config)
     app = create_app(settings)
+    try:
+        check_chain(app.state.node)
+    except WrongChain as exc:
+        # One line for the operator, no traceback: this is configuration, not a crash.
+        print(f"python -m api: {settings.name}: {exc}", file=sys.stderr)
+        return 2
     # One worker: nonces, idempotency locks and the signing account's transaction nonces are
     # per process. Request bodies are never logged; uvicorn's access log shows only the path.
     uvicorn.run(

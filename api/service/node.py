@@ -5,12 +5,14 @@ Built once per process from NodeSettings; routes reach it through `request.app.s
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from sqlalchemy import Engine
 
 from api import store
@@ -103,6 +105,41 @@ class Node:
         """(latest block number, its timestamp): the clock the contract judges by."""
         block = self.client.w3.eth.get_block("latest")
         return int(block["number"]), int(block["timestamp"])
+
+
+class WrongChain(RuntimeError):
+    """The RPC URL answers, but not with the chain and contracts of the deployment file."""
+
+
+def check_chain(node: Node) -> None:
+    """Refuse to start against a chain that is not the deployment's: another chain id, or no
+    (or other) contract code at the deployment's addresses. A chain that does not answer yet is
+    left to /readyz (api.app checks membership the same way)."""
+    dep, w3, url = node.deployment, node.client.w3, node.settings.rpc_url
+    try:
+        chain_id = int(w3.eth.chain_id)
+        codes = {n: bytes(w3.eth.get_code(getattr(dep, n))) for n in ("registry", "ledger")}
+    except Exception as exc:  # noqa: BLE001 - chain down at start-up: /readyz reports it
+        log = logging.getLogger("api")
+        log.warning("cannot check the chain at %s yet: %s", url, type(exc).__name__)
+        return
+    where = f"deployment file {node.settings.deployment_file} expects"
+    if chain_id != dep.chain_id:
+        raise WrongChain(
+            f"wrong chain: {where} chain id {dep.chain_id}, but {url} is chain id {chain_id}"
+        )
+    for name, code in codes.items():
+        wanted = getattr(dep, f"{name}_code_hash")
+        if not code:
+            raise WrongChain(
+                f"wrong chain: {where} the {name} at {getattr(dep, name)}, but there is no "
+                f"contract code at that address on {url} (chain id {chain_id})"
+            )
+        if "0x" + keccak(code).hex() != wanted.lower():
+            raise WrongChain(
+                f"wrong chain: {where} the {name} at {getattr(dep, name)} with code hash "
+                f"{wanted}, but the code there on {url} is different"
+            )
 
 
 def _keyring(settings: NodeSettings, dev: bool) -> KeyRing:
