@@ -88,6 +88,25 @@ def bench_cmd(
             "",
             "p99 ≤ 10 (1 client, 100k loans)",
         )
+    g = result.get("exposure_growth", {})
+    for step in g.get("steps", []):
+        for c in (1, 8):
+            q = step.get(f"{c}_client")
+            if q:
+                t.add_row(
+                    f"exposure query p50 / p99 ms, {c} client(s), {step['loans']:,} loans "
+                    "(PostgreSQL)",
+                    f"{q['p50_ms']} / {q['p99_ms']}",
+                    "",
+                    "p99 ≤ 10 (1 client, 100k loans)",
+                )
+    if "memory" in idx:
+        t.add_row(
+            f"indexer peak RSS MB, {idx['memory']['events']:,} events",
+            str(idx["memory"]["peak_rss_mb"]),
+            "",
+            "bounded",
+        )
     t.add_row("EIP-712 signs/s", str(cr["median_signs_per_s"]), str(cr["spread_signs_per_s"]), "")
     t.add_row(
         "EIP-712 recovers/s", str(cr["median_recovers_per_s"]), str(cr["spread_recovers_per_s"]), ""
@@ -95,6 +114,8 @@ def bench_cmd(
     out.print(t)
     for note in result.get("not_measured", []):
         out.print(f"[yellow]not measured[/yellow]: {note}")
+    if "not_measured" in g:
+        out.print(f"[yellow]exposure growth not measured[/yellow]: {g['not_measured']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -161,6 +162,30 @@ def time_catch_up(rpc_url: str, cx: LocalConsortium, db_url: str) -> dict[str, A
     }
 
 
+def peak_rss(rpc_url: str, cx: LocalConsortium, db_url: str, tmp: Path) -> dict[str, Any]:
+    """Peak resident memory of a separate `ledger index` process catching up every event (what
+    a node's indexer does), from the kernel's accounting of the finished child (ru_maxrss)."""
+    deployment = tmp / "deployment.json"
+    cx.deployment.save(deployment)
+    cmd = [sys.executable, "-m", "ledger.cli", "index", "--rpc-url", rpc_url,
+           "--deployment", str(deployment), "--database-url", db_url, "--json"]  # fmt: skip
+    with (tmp / "index.err").open("w+b") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        stdout = proc.stdout.read()
+        proc.stdout.close()
+        # wait4, not wait: the child's own peak, not the maximum over every child reaped so far
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"ledger index failed: {err.read().decode(errors='replace')[-500:]}")
+    return {
+        "events": json.loads(stdout)["events"],
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+    }
+
+
 def run(
     loans: int = 10_000,
     runs: int = 3,
@@ -186,6 +211,8 @@ def run(
                 "median_events_per_s": statistics.median(r["events_per_s"] for r in results),
             }
         out["events"] = out["sqlite"]["runs"][0]["events"]
+        with tempfile.TemporaryDirectory() as d, fresh_database("sqlite", None) as url:
+            out["memory"] = peak_rss(chain.url, cx, url, Path(d))
     return out
 
 

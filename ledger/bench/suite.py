@@ -47,10 +47,14 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         queries=100 if quick else 1_000,
         progress=say,
     )
-    out["not_measured"] = [
-        "exposure-query p99 at 100,000 loans and its growth 10k -> 100k -> 1M in PostgreSQL "
-        "(the full run indexes 20,000)",
-        "a node's peak memory while indexing 1M events",
-    ]
+    say("exposure query as the read model grows")
+    from ledger.bench import exposure
+
+    out["exposure_growth"] = exposure.run(
+        pg,
+        steps=(1_000, 5_000) if quick else (10_000, 100_000, 1_000_000),
+        queries=100 if quick else 1_000,
+        progress=say,
+    )
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
