@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from api import problems
+from api.limits import LimitsMiddleware, TokenBucket
 from api.routes import audit, auth, borrowers, cosign, health, lenders, lines, loans
 from api.service.node import Node, build
 from api.settings import NodeSettings
@@ -68,6 +69,8 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.node = node
+    limits = settings.limits
+    app.state.caller_rate = TokenBucket(limits.rate_per_s, limits.burst)
     problems.install(app)
 
     def _lag() -> float | None:
@@ -101,6 +104,9 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
             node.metrics.observe_request(
                 request.method, template, status, time.perf_counter() - start
             )
+
+    # Outermost: an over-large body or a sign-in flood is refused before anything else runs.
+    app.add_middleware(LimitsMiddleware, limits=limits)
 
     app.include_router(health.router)
     app.include_router(auth.router)

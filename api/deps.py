@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.auth import Principal, authenticate
+from api.limits import rate_limited
 from api.problems import Problem
 from api.service.node import Node
 
@@ -29,12 +30,18 @@ NodeDep = Annotated[Node, Depends(get_node)]
 
 
 def current_principal(
+    request: Request,
     node: NodeDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Problem(401, "Unauthenticated", "a bearer token is required (POST /v1/auth/token)")
-    return authenticate(node, creds.credentials)
+    principal = authenticate(node, creds.credentials)
+    bucket = request.app.state.caller_rate
+    wait = bucket.take(principal.address)
+    if wait > 0:
+        raise rate_limited(wait, bucket.rate, "caller")
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -71,7 +71,9 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Payload too large",
     422: "Validation failed",
+    429: "Too many requests",
     500: "Internal error",
     502: "Bad gateway",
     503: "Service unavailable",
@@ -157,6 +159,8 @@ def from_rule(exc: RuleError) -> Problem:
 
 def _respond(request: Request, problem: Problem) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
+    if problem.status == 429 and "retry_after_s" in problem.extra:
+        headers = {"Retry-After": str(problem.extra["retry_after_s"])}
     return JSONResponse(
         problem.body(request.url.path),
         status_code=problem.status,
@@ -230,6 +234,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's answer to a body it could not decode (not UTF-8, say): the same 422 as
+            # for malformed JSON, which every route with a body documents.
+            message = "the body is not valid JSON"
+            errors = [{"field": "body", "rule": "json_invalid", "message": message}]
+            problem = Problem(422, "ValidationFailed", f"invalid request: {message}", errors=errors)
+            return _respond(request, problem)
         code = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HttpError")
         return _respond(request, Problem(exc.status_code, code, str(exc.detail)))
 
@@ -269,7 +280,9 @@ _DESCRIPTIONS = {
     403: "The caller's role or status does not allow this",
     404: "Not found, or outside the caller's scope",
     409: "Refused by a rule, a lender or an earlier use of the id",
+    413: "The request body is larger than the node's limit (max_bytes)",
     422: "Request validation failed (field and rule named, value never echoed)",
+    429: "Too many requests from this caller or client address (see Retry-After)",
     502: "A lender node answered with something unusable",
     503: "The chain or a lender node is unavailable",
 }

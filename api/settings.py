@@ -63,6 +63,25 @@ class Appetite(BaseModel):
     products: list[ProductName] = Field(default_factory=lambda: ["consumer", "business"])
 
 
+class Limits(BaseModel):
+    """What one client may make this node do. The defaults leave room for a busy member's own
+    tooling (hundreds of requests a second) and stop a runaway or hostile client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(
+        8 << 20, gt=0, description="larger request bodies are refused (413) before being read"
+    )
+    rate_per_s: float = Field(
+        1_000.0, gt=0, description="requests a second per authenticated caller (token bucket)"
+    )
+    burst: int = Field(2_000, gt=0, description="bucket size per authenticated caller")
+    auth_rate_per_s: float = Field(
+        20.0, gt=0, description="sign-in requests a second per client IP (token bucket)"
+    )
+    auth_burst: int = Field(200, gt=0, description="bucket size for sign-in per client IP")
+
+
 class NodeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -96,6 +115,7 @@ class NodeSettings(BaseModel):
         "chain: read events and views from the chain directly (no indexer)",
     )
     indexer_poll_s: float = Field(0.1, gt=0, description="how often the indexer polls the chain")
+    limits: Limits = Field(default_factory=Limits)
 
     @field_validator("peers")
     @classmethod

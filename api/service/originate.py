@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.problems import Problem, from_revert
+from api.problems import Problem, from_revert, from_rule
 from api.schemas.common import BorrowerRef, chain_id_of, decode_document, product_of, repayment_of
 from api.schemas.records import LineIn, LoanIn, RecordOut
 from api.service import idem
@@ -105,6 +105,9 @@ def _sign_and_verify(node: Node, record: CoLoan | CreditLine, kind: str) -> list
     return sigs
 
 
+_SHARES_CODES = frozenset({"TrancheSumMismatch", "PlatformTrancheMissing"})
+
+
 def _precheck(node: Node, record: CoLoan | CreditLine, kind: str) -> None:
     book, _block, now = snapshot(node.client, record)
     v = (
@@ -114,6 +117,12 @@ def _precheck(node: Node, record: CoLoan | CreditLine, kind: str) -> None:
     )
     if v is not None:
         node.metrics.rejected(kind, v.code, v.rule, "precheck")
+        if v.code in _SHARES_CODES:
+            # Terms that contradict themselves: name the request field that is wrong.
+            problem = from_rule(RuleError(v))
+            name = "tranches" if kind == "loan" else "shares"
+            problem.extra["errors"] = [{"field": name, "rule": v.code, "message": problem.detail}]
+            raise problem
         raise RuleError(v)
 
 

@@ -1,0 +1,174 @@
+"""Request limits over real HTTP (api/limits.py): an over-large body is refused with 413 before it
+is read, a batch over the maximum size is a 422 naming `loans`, and too many requests from one
+caller, or sign-in requests from one client address, are a 429 with Retry-After.
+
+The limits come from each node's config (`limits`), set low here on one node per limit; the other
+nodes keep the defaults, which the rest of the suite and the benchmarks never reach."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from ledger.nodeclient import NodeSession, SignInError
+from tests.api_support import Consortium, account, address, loan_body, problem, running_consortium
+
+MAX_BODY = 64 * 1024
+SLOW = 0.01  # tokens a second: an emptied bucket stays empty for the whole test
+CALLER_BURST = 4
+AUTH_BURST = 6
+VALID_ID = "11010519491231002X"
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
+    overrides = {
+        "platform": {"limits": {"max_body_bytes": MAX_BODY}},
+        "bank-a": {"limits": {"rate_per_s": SLOW, "burst": CALLER_BURST}},
+        "bank-b": {"limits": {"auth_rate_per_s": SLOW, "auth_burst": AUTH_BURST}},
+    }
+    with running_consortium(tmp_path_factory.mktemp("limits"), overrides) as c:
+        yield c
+
+
+def _raw(url: str, head: str) -> socket.socket:
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    sock.sendall(head.encode())
+    return sock
+
+
+def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], dict]:
+    """Read until the server closes the connection (a 413 always closes it)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    if "chunked" in headers.get("transfer-encoding", ""):
+        raise AssertionError("expected a Content-Length response")
+    return status, headers, json.loads(body)
+
+
+def _head(net: Consortium, path: str, extra: str) -> str:
+    token = net.session("platform", "platform").token
+    host = urlsplit(net.urls["platform"]).netloc
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\n{extra}\r\n"
+    )
+
+
+def _assert_too_large(status: int, headers: dict[str, str], body: dict, path: str) -> None:
+    assert status == 413, body
+    assert headers["content-type"].startswith("application/problem+json")
+    assert body["code"] == "PayloadTooLarge" and body["status"] == 413
+    assert body["max_bytes"] == MAX_BODY and str(MAX_BODY) in body["detail"]
+    assert body["instance"] == path
+    assert headers["connection"] == "close"
+
+
+def test_declared_length_over_the_limit_is_refused_before_any_byte_is_read(
+    net: Consortium,
+) -> None:
+    # A 1 GB batch is announced and not one byte of it is sent: the answer cannot depend on
+    # reading the body.
+    head = _head(net, "/v1/loans/batch", "Content-Length: 1000000000\r\n")
+    sock = _raw(net.urls["platform"], head)
+    with sock:
+        status, headers, body = _read_response(sock)
+    _assert_too_large(status, headers, body, "/v1/loans/batch")
+    # the node is fine afterwards
+    assert net.session("platform", "platform").get("/healthz").status_code == 200
+
+
+def test_chunked_body_is_counted_and_refused_once_past_the_limit(net: Consortium) -> None:
+    head = _head(net, "/v1/loans/batch", "Transfer-Encoding: chunked\r\n")
+    sock = _raw(net.urls["platform"], head)
+    chunk = b"[" + b" " * 8190 + b"]"
+    sent = 0
+    with sock:
+        # Exactly past the limit and no further: every byte sent is read by the server, so its
+        # close cannot reset the connection under the response.
+        while sent <= MAX_BODY:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            sent += len(chunk)
+        readable, _, _ = select.select([sock], [], [], 30)
+        assert readable, "no answer to a chunked body past the limit"
+        status, headers, body = _read_response(sock)
+    _assert_too_large(status, headers, body, "/v1/loans/batch")
+
+
+def test_bodies_within_the_limit_are_served_chunked_or_not(net: Consortium) -> None:
+    plat = net.session("platform", "platform")
+    payload = json.dumps({"national_id": VALID_ID}).encode()
+    plain = plat.request("POST", "/v1/borrowers/key", content=payload,
+                         headers={"Content-Type": "application/json"})  # fmt: skip
+    chunked = plat.request("POST", "/v1/borrowers/key", content=iter([payload[:7], payload[7:]]),
+                           headers={"Content-Type": "application/json"})  # fmt: skip
+    assert plain.status_code == 200 and chunked.status_code == 200, chunked.text
+    assert chunked.json() == plain.json()
+    # A body over the platform's limit is only a validation matter on a node with the default
+    # limit (8 MiB): the limit is each node's own setting.
+    big = {"national_id": VALID_ID, "padding": "x" * (2 * MAX_BODY)}
+    r = net.session("auditor", "auditor").post("/v1/borrowers/key", big)
+    assert r.status_code == 422 and problem(r)["code"] == "ValidationFailed"
+
+
+def test_batch_over_the_maximum_size_is_a_422_naming_loans(net: Consortium) -> None:
+    shares = {"platform": 400_000, "bank-a": 600_000}
+    items = [loan_body(f"too-many-{i}", shares) for i in range(101)]
+    r = net.session("platform", "platform").post("/v1/loans/batch", {"loans": items})
+    p = problem(r)
+    assert r.status_code == 422 and p["code"] == "ValidationFailed"
+    [err] = p["errors"]
+    assert err["field"] == "loans" and err["rule"] == "too_long" and "100" in err["message"]
+    # nothing was recorded: the first of them is unknown
+    assert net.session("auditor", "auditor").get("/v1/loans/too-many-0").status_code == 404
+
+
+def test_caller_over_its_rate_gets_429_with_retry_after(net: Consortium) -> None:
+    url = net.urls["bank-a"]
+    with NodeSession.signed_in(url, account("bank-a")) as bank, NodeSession.signed_in(
+        url, account("auditor")
+    ) as auditor:
+        path = f"/v1/lenders/{address('bank-a')}/limits"
+        answers = [bank.get(path) for _ in range(CALLER_BURST + 2)]
+        assert [r.status_code for r in answers] == [200] * CALLER_BURST + [429, 429]
+        r = answers[-1]
+        p = problem(r)
+        assert p["code"] == "RateLimited" and p["limit_per_s"] == SLOW
+        assert int(r.headers["Retry-After"]) == p["retry_after_s"] >= 1
+        # per caller: another member on the same node, from the same address, is served
+        assert auditor.get(path).status_code == 200
+        # unauthenticated requests are not counted against anyone's bucket
+        assert NodeSession(url).get(path).status_code == 401
+        assert bank.get("/healthz").status_code == 200
+
+
+def test_sign_in_flood_from_one_address_gets_429(net: Consortium) -> None:
+    url = net.urls["bank-b"]
+    who = address("bank-b")
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        answers = [
+            http.post(f"{url}/v1/auth/challenge", json={"address": who})
+            for _ in range(AUTH_BURST + 1)
+        ]
+        assert [r.status_code for r in answers] == [200] * AUTH_BURST + [429]
+        p = problem(answers[-1])
+        assert p["code"] == "RateLimited" and int(answers[-1].headers["Retry-After"]) >= 1
+        assert http.get(f"{url}/healthz").status_code == 200
+    with pytest.raises(SignInError) as err:
+        NodeSession.signed_in(url, account("bank-b"))
+    assert err.value.status == 429
+    # the other nodes keep their own, default, limits
+    with NodeSession.signed_in(net.urls["bank-c"], account("bank-b")) as s:
+        assert s.get(f"/v1/lenders/{who}/limits").status_code == 200
