@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from requests.exceptions import RequestException
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.chain.errors import RULE_CODES, ContractRevert, LedgerError, ReceiptTimeout
@@ -231,6 +232,15 @@ def install(app: FastAPI) -> None:
     async def _conn(request: Request, exc: Exception) -> JSONResponse:
         # web3's HTTP provider raises requests' errors when the chain's RPC does not answer.
         return _respond(request, Problem(503, "ChainUnavailable", "the chain is not reachable"))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The node's own database is down or restarting: a passing condition, like the chain's.
+        log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
+        return _respond(
+            request, Problem(503, "DatabaseUnavailable", "the node's database is not reachable")
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

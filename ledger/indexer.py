@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ledger.chain.deployment import Deployment
 from ledger.ingest.decode import EventDecoder
@@ -391,7 +392,8 @@ class Indexer:
         stop: threading.Event | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> None:
-        """Keep indexing new blocks until `stop` is set; a node outage is waited out."""
+        """Keep indexing new blocks until `stop` is set; a node or database outage is waited
+        out."""
         stop = stop or threading.Event()
         failures = 0
         while not stop.is_set():
@@ -406,6 +408,13 @@ class Indexer:
                 failures += 1
                 log.warning("node unavailable, waiting (%s)", exc)
                 stop.wait(min(2.0**failures, 30.0))
+                continue
+            except (OperationalError, InterfaceError) as exc:
+                # the database went away (a restart, a failover): nothing half-written stays,
+                # each range commits with the cursor; carry on from the cursor once it is back
+                failures += 1
+                log.warning("database unavailable, waiting (%s)", type(exc.orig).__name__)
+                stop.wait(min(0.5 * 2.0**failures, 10.0))
                 continue
             stop.wait(poll_interval)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import text
 
 from api.deps import NodeDep
 from api.problems import MEDIA_TYPE, Problem
@@ -21,24 +22,37 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
 def readyz(node: NodeDep) -> JSONResponse:
-    """Ready: the chain answers and the indexer's lag is within `max_indexer_lag` blocks."""
+    """Ready: the chain and the node's database answer, and the indexer's lag is within
+    `max_indexer_lag` blocks."""
     max_lag = node.settings.max_indexer_lag
     try:
         block = int(node.client.w3.eth.block_number)
     except Exception:  # noqa: BLE001 - any failure to reach the chain means not ready
         block = None
     lag = node.indexer_lag(block) if block is not None else None
-    ready = block is not None and (lag is None or lag <= max_lag)
+    try:
+        with node.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        database = True
+    except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
+        database = False
+    ready = block is not None and database and (lag is None or lag <= max_lag)
     body = Ready(
         status="ready" if ready else "not ready",
         chain_reachable=block is not None,
+        database_reachable=database,
         block_number=block,
         indexer_lag=lag,
         max_indexer_lag=max_lag,
     )
     if ready:
         return JSONResponse(body.model_dump())
-    reason = "the chain is not reachable" if block is None else f"indexer lag {lag} > {max_lag}"
+    if block is None:
+        reason = "the chain is not reachable"
+    elif not database:
+        reason = "the database is not reachable"
+    else:
+        reason = f"indexer lag {lag} > {max_lag}"
     problem = Problem(503, "NotReady", reason, **body.model_dump(exclude={"status"}))
     return JSONResponse(problem.body("/readyz"), status_code=503, media_type=MEDIA_TYPE)
 

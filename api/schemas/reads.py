@@ -255,6 +255,7 @@ class Ready(Model):
                 {
                     "status": "ready",
                     "chain_reachable": True,
+                    "database_reachable": True,
                     "block_number": 42,
                     "indexer_lag": 0,
                     "max_indexer_lag": 10,
@@ -264,6 +265,7 @@ class Ready(Model):
     )
     status: str
     chain_reachable: bool
+    database_reachable: bool
     block_number: int | None
     indexer_lag: int | None
     max_indexer_lag: int

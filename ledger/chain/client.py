@@ -6,11 +6,13 @@ terms is reported as already recorded, never sent twice (see Transactor.transact
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 from eth_utils import to_checksum_address
 
 from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
@@ -93,7 +95,9 @@ class LedgerClient(Transactor):
         """Record one co-loan; if a loan with this id and these terms is already on chain, report
         it as already recorded instead of sending again."""
         if self.interrupted:
-            self.reconcile_recent()
+            # still down: the record below waits for the node, the check runs on the next one
+            with contextlib.suppress(OSError, httpx.TransportError):
+                self.reconcile_recent()
         try:
             receipt = self.transact(
                 self.ledger,
@@ -126,12 +130,18 @@ class LedgerClient(Transactor):
         with self._retry_lock:
             recent = list(self._recent)
         resent = []
-        for loan, sigs in recent:
-            if self.existing_loan(loan) is None:
-                with self._retry_lock:
-                    self.retried.append(f"originate 0x{loan.loan_id.hex()} (lost in a restart)")
-                self.originate(loan, sigs)
-                resent.append(loan.loan_id)
+        try:
+            for loan, sigs in recent:
+                if self.existing_loan(loan) is None:
+                    with self._retry_lock:
+                        self.retried.append(
+                            f"originate 0x{loan.loan_id.hex()} (lost in a restart)"
+                        )
+                    self.originate(loan, sigs)
+                    resent.append(loan.loan_id)
+        except (OSError, httpx.TransportError):
+            self.interrupted = True  # not back yet: check again later
+            raise
         return resent
 
     def originate_pipelined(
@@ -162,25 +172,37 @@ class LedgerClient(Transactor):
         # One chunk in flight while the previous one's receipts are collected: the new arrivals
         # also keep the node's miner busy, and memory stays bounded by two chunks.
         in_flight: tuple[dict[int, str], float] | None = None
-        for start in range(0, len(items), chunk):
-            part = items[start : start + chunk]
-            first = self.nonces.take(len(part))  # type: ignore[union-attr]
-            raws = []
-            for k, (loan, sigs) in enumerate(part):
-                tx = self.build(
-                    self.ledger, "originate", [loan.as_abi(), list(sigs)], gas=gas, nonce=first + k
-                )
-                raws.append(self.sign(tx))
-            sent_at = time.monotonic()
-            sent = self.send_raw_batch(raws)
-            hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
-            if len(hashes) != len(sent):
-                self.nonces.resync()  # type: ignore[union-attr]
+        try:
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                first = self.nonces.take(len(part))  # type: ignore[union-attr]
+                raws = []
+                for k, (loan, sigs) in enumerate(part):
+                    tx = self.build(
+                        self.ledger,
+                        "originate",
+                        [loan.as_abi(), list(sigs)],
+                        gas=gas,
+                        nonce=first + k,
+                    )
+                    raws.append(self.sign(tx))
+                sent_at = time.monotonic()
+                sent = self.send_raw_batch(raws)
+                hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
+                if len(hashes) != len(sent):
+                    self.nonces.resync()  # type: ignore[union-attr]
+                if in_flight is not None:
+                    self._collect(items, results, *in_flight)
+                in_flight = (hashes, sent_at)
             if in_flight is not None:
                 self._collect(items, results, *in_flight)
-            in_flight = (hashes, sent_at)
-        if in_flight is not None:
-            self._collect(items, results, *in_flight)
+        except (OSError, httpx.TransportError):
+            # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
+            # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
+            # `originate` below, which waits for the node and is idempotent by loan id.
+            self.interrupted = True
+            with contextlib.suppress(OSError, httpx.TransportError):
+                self.nonces.resync()  # type: ignore[union-attr]
         for i, r in enumerate(results):
             if r is None:
                 loan, sigs = items[i]
