@@ -42,6 +42,9 @@ def index_cmd(
         int, typer.Option(min=0, help="Blocks to stay behind the head (0 for QBFT and anvil).")
     ] = 0,
     poll_interval: Annotated[float, typer.Option(help="Seconds between polls (--follow).")] = 1.0,
+    to_block: Annotated[
+        int | None, typer.Option(min=0, help="Stop at this block (default: the head).")
+    ] = None,
     check: Annotated[
         bool, typer.Option(help="Compare every aggregate with the contract views afterwards.")
     ] = False,
@@ -59,7 +62,7 @@ def index_cmd(
     """
     from sqlalchemy.engine import make_url
 
-    from ledger.indexer import Indexer, IndexerError
+    from ledger.indexer import INITIAL_SPAN, Indexer, IndexerError
     from ledger.store.db import database_url as resolve_url
     from ledger.store.db import make_engine
 
@@ -72,14 +75,14 @@ def index_cmd(
         url,
         deployment,
         confirmations=confirmations,
-        span=min(1_000, max_span),
+        span=min(INITIAL_SPAN, max_span),
         max_span=max_span,
     )
     try:
         if follow:
             _follow(ix, poll_interval, as_json, shown_db)
             return
-        report = _catch_up(ix, as_json)
+        report = _catch_up(ix, as_json, to_block)
         report["database"] = shown_db
         if check:
             from ledger.chain.client import LedgerClient
@@ -97,9 +100,9 @@ def index_cmd(
         engine.dispose()
 
 
-def _catch_up(ix: Any, as_json: bool) -> dict[str, Any]:
+def _catch_up(ix: Any, as_json: bool, to_block: int | None = None) -> dict[str, Any]:
     if as_json:
-        res = ix.catch_up()
+        res = ix.catch_up(to_block)
     else:
         columns = (
             TextColumn("indexing"),
@@ -116,7 +119,7 @@ def _catch_up(ix: Any, as_json: bool) -> dict[str, Any]:
                 done = p.block - p.start_block + 1
                 bar.update(task, total=total, completed=done, events=p.events)
 
-            res = ix.catch_up(progress=show)
+            res = ix.catch_up(to_block, progress=show)
     return {
         "from_block": res.start_block,
         "last_block": res.last_block,

@@ -46,6 +46,10 @@ log = logging.getLogger("ledger.indexer")
 
 # Ranges after a refusal before a larger one is tried again.
 _PROBE_AFTER = 100
+# The first range is small and grows by doubling while ranges stay under `target_events`: on a
+# dense history (hundreds of loans a block) a first range of a thousand blocks would pull a
+# quarter of a million logs into memory at once.
+INITIAL_SPAN = 16
 
 
 class IndexerError(Exception):
@@ -104,7 +108,7 @@ class Indexer:
         deployment: Deployment,
         *,
         confirmations: int = 0,
-        span: int = 1_000,
+        span: int = INITIAL_SPAN,
         max_span: int = 50_000,
         target_events: int = 5_000,
         keep_blocks: int = 256,

@@ -162,13 +162,17 @@ def time_catch_up(rpc_url: str, cx: LocalConsortium, db_url: str) -> dict[str, A
     }
 
 
-def peak_rss(rpc_url: str, cx: LocalConsortium, db_url: str, tmp: Path) -> dict[str, Any]:
+def peak_rss(
+    rpc_url: str, cx: LocalConsortium, db_url: str, tmp: Path, to_block: int | None = None
+) -> dict[str, Any]:
     """Peak resident memory of a separate `ledger index` process catching up every event (what
     a node's indexer does), from the kernel's accounting of the finished child (ru_maxrss)."""
     deployment = tmp / "deployment.json"
     cx.deployment.save(deployment)
     cmd = [sys.executable, "-m", "ledger.cli", "index", "--rpc-url", rpc_url,
            "--deployment", str(deployment), "--database-url", db_url, "--json"]  # fmt: skip
+    if to_block is not None:
+        cmd += ["--to-block", str(to_block)]
     with (tmp / "index.err").open("w+b") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
         assert proc.stdout is not None
@@ -211,8 +215,14 @@ def run(
                 "median_events_per_s": statistics.median(r["events_per_s"] for r in results),
             }
         out["events"] = out["sqlite"]["runs"][0]["events"]
-        with tempfile.TemporaryDirectory() as d, fresh_database("sqlite", None) as url:
-            out["memory"] = peak_rss(chain.url, cx, url, Path(d))
+        # Bounded memory shows as the same peak for half the history and for all of it.
+        head = cx.plat.w3.eth.block_number
+        first = cx.deployment.deployment_block
+        memory = {}
+        for label, to in (("half", first + (head - first) // 2), ("all", None)):
+            with tempfile.TemporaryDirectory() as d, fresh_database("sqlite", None) as url:
+                memory[label] = peak_rss(chain.url, cx, url, Path(d), to)
+        out["memory"] = {**memory["all"], "half_history": memory["half"]}
     return out
 
 
