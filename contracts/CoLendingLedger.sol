@@ -10,6 +10,7 @@ import {LedgerTypes} from "./libraries/LedgerTypes.sol";
 import {Allocation} from "./libraries/Allocation.sol";
 import {BorrowerBook} from "./libraries/BorrowerBook.sol";
 import {PackedWords} from "./libraries/PackedWords.sol";
+import {UsageWord} from "./libraries/UsageWord.sol";
 
 /// @title CoLendingLedger
 /// @notice Joint credit lines and co-loans, each signed (EIP-712) by the platform and every lender
@@ -21,6 +22,7 @@ import {PackedWords} from "./libraries/PackedWords.sol";
 contract CoLendingLedger is EIP712 {
     using BorrowerBook for uint256;
     using PackedWords for uint256;
+    using UsageWord for uint256;
 
     struct LoanRecord {
         bytes24 commitment;
@@ -49,7 +51,9 @@ contract CoLendingLedger is EIP712 {
     mapping(bytes32 lineId => LineRecord) private _lines;
     mapping(bytes32 lineId => bytes32) private _lineBorrower;
     mapping(bytes32 borrowerKey => uint256) private _books;
-    mapping(address lender => uint256) private _lenderOutstanding;
+    /// @dev R6 total and R5 with the lender's first partner platform, one word (UsageWord)
+    mapping(address lender => uint256) private _usage;
+    /// @dev R5 with any later partner platform
     mapping(address lender => mapping(address partner => uint256)) private _partnerOutstanding;
     mapping(bytes32 repaymentId => bool) private _repaymentIds;
 
@@ -59,7 +63,7 @@ contract CoLendingLedger is EIP712 {
         address indexed platform,
         uint32 policyVersion,
         LedgerTypes.CoLoan loan,
-        bytes[] signatures
+        bytes signatures
     );
     event LoanRejected(bytes32 indexed loanId, bytes reason);
     event LineGranted(
@@ -68,7 +72,7 @@ contract CoLendingLedger is EIP712 {
         address indexed platform,
         uint32 policyVersion,
         LedgerTypes.CreditLine line,
-        bytes[] signatures
+        bytes signatures
     );
     event LineEnded(
         bytes32 indexed lineId, bytes32 indexed borrowerKey, LedgerTypes.LineStatus status, uint256 limit, uint256 drawn
@@ -141,11 +145,12 @@ contract CoLendingLedger is EIP712 {
 
     // ------------------------------------------------------------------ origination
 
-    /// @notice Record one co-loan. The caller must be the loan's platform; `signatures[i]` is the
-    /// EIP-712 signature of `loan.tranches[i].lender` over `loan` (the platform signs its own
-    /// tranche). Reverts with the rule's error if any of R1-R8 would break.
+    /// @notice Record one co-loan. The caller must be the loan's platform; `signatures` packs the
+    /// EIP-712 signature of each `loan.tranches[i].lender` over `loan`, in tranche order, each as a
+    /// 2-byte big-endian length and then the signature (the platform signs its own tranche).
+    /// Reverts with the rule's error if any of R1-R8 would break.
     /// @return policyVersion the policy version the loan was judged under
-    function originate(LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+    function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
         returns (uint32 policyVersion)
     {
@@ -156,7 +161,7 @@ contract CoLendingLedger is EIP712 {
     /// whole batch; otherwise each failing loan emits `LoanRejected` with its revert data and the
     /// rest are recorded.
     /// @return accepted how many loans were recorded
-    function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[][] calldata signatures, bool atomic)
+    function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[] calldata signatures, bool atomic)
         external
         returns (uint256 accepted)
     {
@@ -178,7 +183,7 @@ contract CoLendingLedger is EIP712 {
 
     /// @notice Internal entry point for non-atomic batches, so one loan's revert can be caught.
     /// Callable only by this contract.
-    function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+    function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
         returns (uint32)
     {
@@ -187,10 +192,10 @@ contract CoLendingLedger is EIP712 {
     }
 
     /// @notice Grant a joint credit line. Its whole limit counts as the borrower's exposure until
-    /// it is closed or expires; loans drawn under it add none. `signatures[i]` belongs to
-    /// `line.shares[i].lender`.
+    /// it is closed or expires; loans drawn under it add none. `signatures` packs the
+    /// signature of each `line.shares[i].lender`, in share order, as `originate` does.
     /// @return policyVersion the policy version the line was judged under
-    function grantLine(LedgerTypes.CreditLine calldata line, bytes[] calldata signatures)
+    function grantLine(LedgerTypes.CreditLine calldata line, bytes calldata signatures)
         external
         returns (uint32 policyVersion)
     {
@@ -238,7 +243,7 @@ contract CoLendingLedger is EIP712 {
     function repay(LedgerTypes.CoLoan calldata loan, bytes32 repaymentId, uint256 principal, uint256 interest)
         external
     {
-        LoanRecord memory rec = _openLoan(loan);
+        (LoanRecord memory rec, uint16 platformIndex) = _openLoan(loan);
         if (repaymentId == bytes32(0) || _repaymentIds[repaymentId]) revert IdAlreadyUsed(repaymentId);
         if (principal == 0 && interest == 0) revert ZeroAmount();
         if (interest > MAX_AMOUNT) revert AmountTooLarge(interest, MAX_AMOUNT);
@@ -249,7 +254,7 @@ contract CoLendingLedger is EIP712 {
         uint256 repaidBefore = total - rec.outstanding;
         uint256[] memory pAlloc = Allocation.between(loan.tranches, total, repaidBefore, repaidBefore + principal);
         uint256[] memory iAlloc = Allocation.split(loan.tranches, total, interest);
-        _releaseUsage(loan, pAlloc);
+        _releaseUsage(loan, pAlloc, platformIndex);
         _releaseExposure(loan, principal);
 
         uint256 outstanding = rec.outstanding - principal;
@@ -270,7 +275,7 @@ contract CoLendingLedger is EIP712 {
     /// by repayment. Only the loan's platform.
     /// @param reason a short code, never personal data
     function setStatus(LedgerTypes.CoLoan calldata loan, LedgerTypes.LoanStatus to, bytes32 reason) external {
-        LoanRecord memory rec = _openLoan(loan);
+        (LoanRecord memory rec, uint16 platformIndex) = _openLoan(loan);
         LedgerTypes.LoanStatus from = rec.status;
         if (!_legal(from, to)) revert IllegalTransition(loan.loanId, from, to);
         uint256 released;
@@ -282,7 +287,7 @@ contract CoLendingLedger is EIP712 {
             for (uint256 i; i < n; ++i) {
                 repaid[i] = loan.tranches[i].amount - repaid[i];
             }
-            _releaseUsage(loan, repaid);
+            _releaseUsage(loan, repaid, platformIndex);
             _releaseExposure(loan, released);
             _closeInstitutions(loan);
             rec.outstanding = 0;
@@ -357,8 +362,12 @@ contract CoLendingLedger is EIP712 {
     {
         (ConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         ConsortiumRegistry.Member memory m = registry.member(lender);
-        total = _lenderOutstanding[lender];
-        withPartner = _partnerOutstanding[lender][partner];
+        uint256 word = _usage[lender];
+        total = word.total();
+        uint16 partnerIndex = registry.member(partner).index;
+        withPartner = partnerIndex != 0 && word.partner() == partnerIndex
+            ? word.withPartner()
+            : _partnerOutstanding[lender][partner];
         totalLimit = (uint256(m.totalLoanBalance) * p.maxJointLoanBps) / BPS;
         partnerLimit = (uint256(m.tier1Capital) * p.maxPartnerCapitalBps) / BPS;
         attestedUntil = m.attestedUntil;
@@ -381,7 +390,7 @@ contract CoLendingLedger is EIP712 {
 
     // ------------------------------------------------------------------ internals
 
-    function _originate(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+    function _originate(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         private
         returns (uint32 version)
     {
@@ -406,7 +415,7 @@ contract CoLendingLedger is EIP712 {
             _draw(loan, platformIndex);
         }
         _books[key] = _addInstitutions(book, key, members, policy);
-        _addUsage(loan.tranches, members, loan.platform, policy);
+        _addUsage(loan.tranches, members, loan.platform, platformIndex, policy);
 
         _loans[loan.loanId] = LoanRecord({
             commitment: bytes24(structHash),
@@ -416,7 +425,7 @@ contract CoLendingLedger is EIP712 {
         emit LoanOriginated(loan.loanId, key, loan.platform, version, loan, signatures);
     }
 
-    function _checkLoanTerms(address submitter, LedgerTypes.CoLoan calldata loan, bytes[] calldata signatures)
+    function _checkLoanTerms(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         private
         view
         returns (uint256 platformAmount)
@@ -428,9 +437,7 @@ contract CoLendingLedger is EIP712 {
         _checkAmount(loan.principal);
         _checkProduct(loan.product);
         if (loan.repayment > uint8(LedgerTypes.Repayment.Instalment)) revert InvalidRepaymentType(loan.repayment);
-        if (signatures.length != loan.tranches.length) {
-            revert SignatureCountMismatch(loan.tranches.length, signatures.length);
-        }
+        _checkSignatureCount(signatures, loan.tranches.length);
         return _checkTranches(loan.tranches, loan.principal, loan.platform);
     }
 
@@ -477,9 +484,10 @@ contract CoLendingLedger is EIP712 {
         uint256[] memory members,
         address platform,
         bytes32 digest,
-        bytes[] calldata signatures
+        bytes calldata signatures
     ) private view returns (uint16 platformIndex) {
         uint256 n = tranches.length;
+        uint256 at = 0;
         for (uint256 i; i < n; ++i) {
             address who = tranches[i].lender;
             uint256 m = members[i];
@@ -498,12 +506,42 @@ contract CoLendingLedger is EIP712 {
                     revert StaleAttestation(who, m.attestedUntil(), block.timestamp);
                 }
             }
-            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signatures[i]);
+            bytes calldata sig;
+            (sig, at) = _signatureAt(signatures, at);
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, sig);
             if (
                 (err != ECDSA.RecoverError.NoError || recovered != who)
-                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(who, digest, signatures[i])
+                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(who, digest, sig)
             ) revert InvalidSignature(who);
         }
+    }
+
+    /// @dev A packed signature list holds exactly `expected` complete entries (2-byte length, then
+    /// the signature). A truncated last entry counts as one more signature given.
+    function _checkSignatureCount(bytes calldata signatures, uint256 expected) private pure {
+        uint256 len = signatures.length;
+        uint256 at = 0;
+        uint256 given = 0;
+        while (at < len) {
+            ++given;
+            if (at + 2 > len) {
+                at = len + 1;
+                break;
+            }
+            at += 2 + uint16(bytes2(signatures[at:at + 2]));
+        }
+        if (given != expected || at > len) revert SignatureCountMismatch(expected, given);
+    }
+
+    /// @dev The entry at `at` of a packed signature list checked by _checkSignatureCount, and
+    /// the offset of the next one.
+    function _signatureAt(bytes calldata signatures, uint256 at)
+        private
+        pure
+        returns (bytes calldata sig, uint256 next)
+    {
+        next = at + 2 + uint16(bytes2(signatures[at:at + 2]));
+        sig = signatures[at + 2:next];
     }
 
     function _checkPlatformShare(bytes32 id, uint256 platformAmount, uint256 total, uint256 policy)
@@ -545,32 +583,52 @@ contract CoLendingLedger is EIP712 {
         return book;
     }
 
-    /// @dev R5 and R6 for each bank tranche, in tranche order, R5 first.
+    /// @dev R5 and R6 for each bank tranche, in tranche order, R5 first. A lender's first partner
+    /// platform shares the lender's usage word; any later partner has its own slot.
     function _addUsage(
         LedgerTypes.Tranche[] calldata tranches,
         uint256[] memory members,
         address platform,
+        uint16 platformIndex,
         uint256 policy
     ) private {
         uint256 n = tranches.length;
         for (uint256 i; i < n; ++i) {
             address lender = tranches[i].lender;
-            if (lender == platform) continue;
-            uint256 amount = tranches[i].amount;
-            uint256 withPartner = _partnerOutstanding[lender][platform];
-            uint256 partnerLimit = (members[i].tier1Capital() * policy.maxPartnerCapitalBps()) / BPS;
-            if (withPartner + amount > partnerLimit) {
-                revert PartnerConcentrationExceeded(lender, platform, withPartner, amount, partnerLimit);
+            if (lender != platform) {
+                _useLender(lender, platform, platformIndex, tranches[i].amount, members[i], policy);
             }
-            uint256 total = _lenderOutstanding[lender];
-            uint256 totalLimit = (members[i].totalLoanBalance() * policy.maxJointLoanBps()) / BPS;
-            if (total + amount > totalLimit) revert JointLoanShareExceeded(lender, total, amount, totalLimit);
-            _partnerOutstanding[lender][platform] = withPartner + amount;
-            _lenderOutstanding[lender] = total + amount;
         }
     }
 
-    function _checkLineTerms(LedgerTypes.CreditLine calldata line, bytes[] calldata signatures)
+    function _useLender(
+        address lender,
+        address platform,
+        uint16 platformIndex,
+        uint256 amount,
+        uint256 member,
+        uint256 policy
+    ) private {
+        uint256 word = _usage[lender];
+        uint16 first = word.partner();
+        bool packed = first == 0 || first == platformIndex;
+        uint256 withPartner = packed ? word.withPartner() : _partnerOutstanding[lender][platform];
+        uint256 limit = (member.tier1Capital() * policy.maxPartnerCapitalBps()) / BPS;
+        if (withPartner + amount > limit) {
+            revert PartnerConcentrationExceeded(lender, platform, withPartner, amount, limit);
+        }
+        uint256 total = word.total();
+        limit = (member.totalLoanBalance() * policy.maxJointLoanBps()) / BPS;
+        if (total + amount > limit) revert JointLoanShareExceeded(lender, total, amount, limit);
+        if (packed) {
+            _usage[lender] = UsageWord.pack(total + amount, platformIndex, withPartner + amount);
+        } else {
+            _partnerOutstanding[lender][platform] = withPartner + amount;
+            _usage[lender] = word.withTotal(total + amount);
+        }
+    }
+
+    function _checkLineTerms(LedgerTypes.CreditLine calldata line, bytes calldata signatures)
         private
         view
         returns (uint256 platformAmount)
@@ -582,9 +640,7 @@ contract CoLendingLedger is EIP712 {
         _checkAmount(line.limit);
         _checkProduct(line.product);
         if (line.expiresAt <= block.timestamp) revert ExpiryInPast(line.expiresAt, block.timestamp);
-        if (signatures.length != line.shares.length) {
-            revert SignatureCountMismatch(line.shares.length, signatures.length);
-        }
+        _checkSignatureCount(signatures, line.shares.length);
         return _checkTranches(line.shares, line.limit, line.platform);
     }
 
@@ -640,8 +696,13 @@ contract CoLendingLedger is EIP712 {
     }
 
     /// @dev Loads an open loan whose terms match its commitment, with the caller as its platform.
-    function _openLoan(LedgerTypes.CoLoan calldata loan) private view returns (LoanRecord memory rec) {
+    function _openLoan(LedgerTypes.CoLoan calldata loan)
+        private
+        view
+        returns (LoanRecord memory rec, uint16 platformIndex)
+    {
         ConsortiumRegistry.Member memory m = _actor(msg.sender);
+        platformIndex = m.index;
         if (msg.sender != loan.platform) revert SubmitterNotPlatform(msg.sender, loan.platform);
         if (m.role != ConsortiumRegistry.Role.Platform) revert WrongRole(msg.sender, m.role);
         rec = _loans[loan.loanId];
@@ -665,15 +726,22 @@ contract CoLendingLedger is EIP712 {
         if (registry.paused()) revert LedgerPaused();
     }
 
-    function _releaseUsage(LedgerTypes.CoLoan calldata loan, uint256[] memory amounts) private {
+    function _releaseUsage(LedgerTypes.CoLoan calldata loan, uint256[] memory amounts, uint16 platformIndex)
+        private
+    {
         address platform = loan.platform;
         uint256 n = amounts.length;
         for (uint256 i; i < n; ++i) {
             address lender = loan.tranches[i].lender;
             uint256 a = amounts[i];
             if (lender == platform || a == 0) continue;
-            _lenderOutstanding[lender] -= a;
-            _partnerOutstanding[lender][platform] -= a;
+            uint256 word = _usage[lender];
+            if (word.partner() == platformIndex) {
+                _usage[lender] = UsageWord.pack(word.total() - a, platformIndex, word.withPartner() - a);
+            } else {
+                _partnerOutstanding[lender][platform] -= a;
+                _usage[lender] = word.withTotal(word.total() - a);
+            }
         }
     }
 

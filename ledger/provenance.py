@@ -9,6 +9,7 @@ half of the curve order, so a malleable signature the contract would refuse is r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -297,3 +298,30 @@ def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
         "domain": domain.as_eip712(),
         "message": message,
     }
+
+
+def pack_signatures(signatures: Sequence[bytes]) -> bytes:
+    """The signature list as the ledger takes and logs it: each signature as a 2-byte big-endian
+    length, then its bytes, in tranche order (an ERC-1271 wallet's may be any length)."""
+    out = bytearray()
+    for sig in signatures:
+        sig = bytes(sig)
+        if len(sig) > 0xFFFF:
+            raise ValueError(f"a signature of {len(sig)} bytes is longer than 65,535")
+        out += len(sig).to_bytes(2, "big") + sig
+    return bytes(out)
+
+
+def unpack_signatures(packed: bytes) -> list[bytes]:
+    """The signatures of a packed list (see pack_signatures); ValueError if it is malformed."""
+    packed = bytes(packed)
+    out, at = [], 0
+    while at < len(packed):
+        if at + 2 > len(packed):
+            raise ValueError("truncated signature list")
+        end = at + 2 + int.from_bytes(packed[at : at + 2], "big")
+        if end > len(packed):
+            raise ValueError("truncated signature list")
+        out.append(packed[at + 2 : end])
+        at = end
+    return out

@@ -45,7 +45,8 @@ def test_co_origination_collects_and_verifies_every_signature(net: Consortium) -
     assert len(logs) == 1 and logs[0]["transactionHash"].to_0x_hex() == out["tx_hash"]
     loan = CoLoan.from_abi(plain(logs[0]["args"]["loan"]))
     assert {t.lender for t in loan.tranches} == {address(P), address(A), address(B)}
-    provenance.verify(plat.domain, loan, [bytes(s) for s in logs[0]["args"]["signatures"]])
+    sigs = provenance.unpack_signatures(logs[0]["args"]["signatures"])
+    provenance.verify(plat.domain, loan, sigs)
     assert loan.borrower_key.hex() == out["borrower_key"][2:]
     # every reader sees it the same way
     view = net.session(A, "bank-a").get(f"/v1/loans/{out['loan_id']}").json()

@@ -106,6 +106,22 @@ def test_one_signature_per_tranche(cx, given_count):
 
 
 @pytest.mark.parametrize(
+    ("cut", "given"),
+    [(1, 3), (66, 3), (-1, 4)],
+    ids=["last-signature-short", "last-length-cut", "trailing-byte"],
+)
+def test_a_malformed_signature_list_is_refused(cx, cut, given):
+    # the ledger takes the signatures packed (2-byte length, then the signature); a list that
+    # does not end exactly after its last entry is refused before any signature is checked
+    loan = cx.loan(1_000_000)
+    packed = provenance.pack_signatures(cx.sign(loan))
+    packed = packed + b"\x00" if cut == -1 else packed[:-cut]
+    with refused("SignatureCountMismatch", expected=3, given=given):
+        cx.plat.transact(cx.plat.ledger, "originate", loan.as_abi(), packed)
+    assert cx.plat.loan_state(loan.loan_id)[2] == LoanStatus.NONE
+
+
+@pytest.mark.parametrize(
     "bad",
     [b"", b"\0" * 65, keccak(b"garbage") + keccak(b"more garbage") + b"\x1b", b"\x01" * 64],
     ids=["empty", "zeros", "random", "64-bytes"],
@@ -233,7 +249,8 @@ def test_signature_for_another_loan(cx):
     accepted(cx, a, sigs_a)
     # and once recorded, the same signed loan cannot land again under its id
     with refused("IdAlreadyUsed", id=a.loan_id):
-        cx.plat.transact(cx.plat.ledger, "originate", a.as_abi(), sigs_a)
+        packed = provenance.pack_signatures(sigs_a)
+        cx.plat.transact(cx.plat.ledger, "originate", a.as_abi(), packed)
 
 
 def test_signature_over_a_line_is_not_a_loan_signature(cx):

@@ -27,6 +27,7 @@ from ledger.domain import (
     Tranche,
     sort_tranches,
 )
+from ledger.provenance import pack_signatures
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rules.json").read_text())["cases"]
 
@@ -94,7 +95,7 @@ class Case:
 def _chain_verdict(cx: LocalConsortium, record: CoLoan | CreditLine) -> rules.Violation | None:
     plat = cx.plat
     fn = "originate" if isinstance(record, CoLoan) else "grantLine"
-    data = plat.ledger.encode_abi(fn, args=[record.as_abi(), cx.sign(record)])
+    data = plat.ledger.encode_abi(fn, args=[record.as_abi(), pack_signatures(cx.sign(record))])
     try:
         plat.w3.eth.call({"from": cx.platform.address, "to": plat.ledger.address, "data": data})
     except ContractLogicError as exc:

@@ -18,6 +18,7 @@ from eth_utils import keccak
 from ledger.chain.deployment import Deployment
 from ledger.chain.rpcutil import abi_type
 from ledger.domain import to_checksum_address
+from ledger.provenance import unpack_signatures
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,9 @@ class EventDecoder:
         values = decode([abi_type(i) for i in plain], data) if plain else ()
         for inp, v in zip(plain, values, strict=True):
             args[inp["name"]] = _normalise(v, inp)
+        if isinstance(args.get("signatures"), bytes):
+            # LoanOriginated and LineGranted log the packed list the ledger took
+            args["signatures"] = unpack_signatures(args["signatures"])
         return ChainEvent(
             name=item["name"],
             contract=contract,

@@ -28,6 +28,7 @@ from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.domain import CoLoan
 from ledger.ingest.abi import Function
 from ledger.ingest.rpc import Rpc
+from ledger.provenance import pack_signatures
 
 # gas per 50-loan batch is about 6M; an explicit limit skips estimation (which runs it twice)
 _BATCH_GAS = 9_000_000
@@ -102,7 +103,12 @@ def make_events(
         ]
         sigs = [cx.sign(ln) for ln in group]
         txs.append(
-            (plat.ledger, "originateBatch", ([ln.as_abi() for ln in group], sigs, True), _BATCH_GAS)
+            (
+                plat.ledger,
+                "originateBatch",
+                ([ln.as_abi() for ln in group], [pack_signatures(s) for s in sigs], True),
+                _BATCH_GAS,
+            )
         )
         recorded.extend(group)
     _send(plat, txs)

@@ -24,7 +24,7 @@ from ledger.chain.transport import (
     Transactor,
 )
 from ledger.domain import CoLoan, CreditLine, LoanStatus, Policy
-from ledger.provenance import commitment
+from ledger.provenance import commitment, pack_signatures
 
 __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receipt"]
 
@@ -103,7 +103,7 @@ class LedgerClient(Transactor):
                 self.ledger,
                 "originate",
                 loan.as_abi(),
-                list(signatures),
+                pack_signatures(signatures),
                 gas=gas,
                 landed=lambda: self.existing_loan(loan) is not None,
                 label=f"originate 0x{loan.loan_id.hex()}",
@@ -164,9 +164,8 @@ class LedgerClient(Transactor):
             return []
         if gas is None:
             first_loan, first_sigs = items[0]
-            probe = self.build(
-                self.ledger, "originate", [first_loan.as_abi(), list(first_sigs)], nonce=0
-            )
+            args = [first_loan.as_abi(), pack_signatures(first_sigs)]
+            probe = self.build(self.ledger, "originate", args, nonce=0)
             gas = probe["gas"] + 30_000
         results: list[OriginateResult | LedgerError | None] = [None] * len(items)
         # One chunk in flight while the previous one's receipts are collected: the new arrivals
@@ -181,7 +180,7 @@ class LedgerClient(Transactor):
                     tx = self.build(
                         self.ledger,
                         "originate",
-                        [loan.as_abi(), list(sigs)],
+                        [loan.as_abi(), pack_signatures(sigs)],
                         gas=gas,
                         nonce=first + k,
                     )
@@ -254,7 +253,7 @@ class LedgerClient(Transactor):
             self.ledger,
             "originateBatch",
             [ln.as_abi() for ln in loans],
-            [list(s) for s in signatures],
+            [pack_signatures(s) for s in signatures],
             atomic,
             gas=gas,
         )
@@ -262,7 +261,9 @@ class LedgerClient(Transactor):
     def grant_line(
         self, line: CreditLine, signatures: Sequence[bytes], *, gas: int | None = None
     ) -> Receipt:
-        return self.transact(self.ledger, "grantLine", line.as_abi(), list(signatures), gas=gas)
+        return self.transact(
+            self.ledger, "grantLine", line.as_abi(), pack_signatures(signatures), gas=gas
+        )
 
     def close_line(self, line_id: bytes) -> Receipt:
         return self.transact(self.ledger, "closeLine", line_id)

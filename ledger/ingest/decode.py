@@ -19,6 +19,7 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.ingest.abi import canonical
+from ledger.provenance import unpack_signatures
 
 
 @dataclass(slots=True)
@@ -68,8 +69,15 @@ def _decode_type(inp: dict[str, Any]) -> str:
     return "bytes" + t[6:] if t.startswith("string") else t
 
 
+def _signature_list(value: bytes) -> list[str]:
+    return [_hex(s) for s in unpack_signatures(value)]
+
+
 def _converter(inp: dict[str, Any]) -> Callable[[Any], Any]:
     t = inp["type"]
+    if t == "bytes" and inp["name"] == "signatures":
+        # LoanOriginated and LineGranted log the packed list the ledger took; stored as a list
+        return _signature_list
     if t.endswith("]"):
         inner = _converter({**inp, "type": t[: t.rindex("[")]})
         return lambda v: [inner(x) for x in v]
