@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from Crypto.Hash import keccak as _keccak_mod
 from eth_abi import encode
 from eth_account import Account
 from eth_keys import keys
@@ -103,17 +104,32 @@ def _address_word(address: str) -> bytes:
 # concatenation; building it by hand is several times faster than eth_abi's validating encoder.
 
 
+def _keccak(data: bytes) -> bytes:
+    # pycryptodome directly (eth-hash's backend): the audit hashes several times per signature,
+    # and eth_utils' argument handling around the same call cost as much as the hash itself
+    return _keccak_mod.new(digest_bits=256, data=data).digest()
+
+
+def _checksummed(address: bytes) -> str:
+    """EIP-55 spelling of a 20-byte address (what eth_utils.to_checksum_address returns)."""
+    low = address.hex()
+    mask = _keccak(low.encode("ascii")).hex()[:40]
+    upper = "89abcdef"
+    return "0x" + "".join(c.upper() if m in upper else c for c, m in zip(low, mask, strict=True))
+
+
 def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
-    return keccak(
+    return _keccak(
         b"".join(
-            keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount)) for t in tranches
+            _keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount))
+            for t in tranches
         )
     )
 
 
 def hash_loan(loan: CoLoan) -> bytes:
     """EIP-712 hashStruct of a co-loan; its first 24 bytes are the on-chain commitment."""
-    return keccak(
+    return _keccak(
         b"".join(
             (
                 COLOAN_TYPEHASH,
@@ -136,7 +152,7 @@ def hash_loan(loan: CoLoan) -> bytes:
 
 def hash_line(line: CreditLine) -> bytes:
     """EIP-712 hashStruct of a credit line."""
-    return keccak(
+    return _keccak(
         b"".join(
             (
                 CREDITLINE_TYPEHASH,
@@ -157,7 +173,7 @@ def hash_line(line: CreditLine) -> bytes:
 def digest(domain: Domain, record: CoLoan | CreditLine) -> bytes:
     """The 32-byte EIP-712 digest every party of `record` signs."""
     struct_hash = hash_loan(record) if isinstance(record, CoLoan) else hash_line(record)
-    return keccak(b"\x19\x01" + domain.separator + struct_hash)
+    return _keccak(b"\x19\x01" + domain.separator + struct_hash)
 
 
 def sign_digest(private_key: bytes | str, message_digest: bytes) -> bytes:
@@ -185,7 +201,7 @@ def recover(message_digest: bytes, signature: bytes) -> str:
         pub = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(message_digest)
     except (BadSignature, ValueError) as exc:
         raise SignatureError("?", f"unrecoverable ({exc.__class__.__name__})") from None
-    return pub.to_checksum_address()
+    return _checksummed(_keccak(pub.to_bytes())[12:])
 
 
 def verify(domain: Domain, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:

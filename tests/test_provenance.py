@@ -125,3 +125,15 @@ def test_document_verified_against_the_record():
     loan = _loan(doc=b"signed loan agreement")
     assert verify_document(b"signed loan agreement", loan)
     assert not verify_document(b"signed loan agreement (altered)", loan)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=20, max_size=20), st.binary(max_size=200))
+def test_fast_keccak_and_checksum_agree_with_eth_utils(address: bytes, data: bytes) -> None:
+    from eth_utils import keccak as eth_keccak
+    from eth_utils import to_checksum_address
+
+    from ledger.provenance import _checksummed, _keccak
+
+    assert _keccak(data) == eth_keccak(data)
+    assert _checksummed(address) == to_checksum_address(address)
