@@ -228,7 +228,8 @@ def test_changed_source_is_recompiled(tmp_path: Path, monkeypatch: pytest.Monkey
         tmp_path, {"contracts/One.sol": "pragma solidity 0.8.28;\ncontract One {}\n"}
     )
     first = compile_contracts(root)
-    assert first["One"].deployed_bytecode.startswith("0x60")
+    runtime = first["One"].deployed_bytecode
+    assert runtime.startswith("0x") and len(runtime) > 2
     monkeypatch.setattr(compiler, "_run_solc", _no_compiler)
     assert compile_contracts(root).input_hash == first.input_hash
     with (root / "contracts" / "One.sol").open("a") as f:
@@ -292,3 +293,23 @@ def test_import_paths_skip_comments_and_strings() -> None:
     contract myimport {}
     """
     assert compiler._import_paths(source) == ["a.sol", "b.sol", "./c.sol", "../d.sol"]
+
+
+def test_solc_select_shim_on_path_is_never_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slither brings solc-select, whose `solc` script downloads compilers when asked anything.
+    shim_dir, marker = tmp_path / "bin", tmp_path / "shim-was-run"
+    shim_dir.mkdir()
+    shim = shim_dir / "solc"
+    shim.write_text(
+        "#!/usr/bin/env python3\n# from solc_select.__main__ import solc\n"
+        f"open({str(marker)!r}, 'w').close()\n"
+    )
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim_dir}:{os.environ['PATH']}")
+    root = _scratch_project(
+        tmp_path, {"contracts/Two.sol": "pragma solidity 0.8.28;\ncontract Two {}\n"}
+    )
+    assert compile_contracts(root, use_cache=False)["Two"].deployed_bytecode != "0x"
+    assert not marker.exists()

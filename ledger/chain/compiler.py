@@ -550,9 +550,24 @@ def _run_solc(root: Path, version: str, input_json: dict[str, Any]) -> dict[str,
 
 def _solc_binary(root: Path, version: str) -> Path:
     native = shutil.which("solc")
-    if native is not None and _binary_version(Path(native)) == version:
+    if (
+        native is not None
+        and not _is_solc_select_shim(Path(native))
+        and _binary_version(Path(native)) == version
+    ):
         return Path(native)
     return _solcjs_wrapper(root, version)
+
+
+def _is_solc_select_shim(path: Path) -> bool:
+    """solc-select (installed with Slither) puts a `solc` script on PATH that downloads compilers
+    from binaries.soliditylang.org when asked for its version: never ask it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"solc_select" in head
 
 
 def _binary_version(binary: Path) -> str | None:
