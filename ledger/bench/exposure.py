@@ -125,7 +125,7 @@ def run(
     if pg_url is None:
         return {"not_measured": "no PostgreSQL (set TEST_DATABASE_URL or DATABASE_URL)"}
     from ledger import nodes
-    from ledger.bench.api import _queries
+    from ledger.bench.api import _queries, per_client
     from ledger.chain.consortium import bootstrap
     from ledger.chain.node import LocalChain
 
@@ -144,6 +144,7 @@ def run(
         block = cx.plat.w3.eth.block_number
         out: dict[str, Any] = {"database": "postgresql", "loans_per_borrower": 5, "steps": []}
         try:
+            _wait_caught_up(url, cx, block)  # its tables exist and hold the real history
             have = 0
             eight_at = min(steps, key=lambda s: abs(s - 100_000))  # 8 clients at ~100k loans
             for target in steps:
@@ -159,7 +160,8 @@ def run(
                 for clients in (1, 8) if target == eight_at else (1,):
                     say(f"exposure queries at {target:,} loans, {clients} client(s)")
                     _queries(url, cx.lenders[0], keys, min(200, queries), clients)  # warm
-                    lat = _queries(url, cx.lenders[0], keys, queries, clients)
+                    n = per_client(queries, clients)
+                    lat = _queries(url, cx.lenders[0], keys, n, clients)
                     row[f"{clients}_client"] = {
                         "queries": len(lat),
                         "p50_ms": round(_pct(lat, 50) * 1000, 2),
@@ -172,6 +174,20 @@ def run(
             nodes.down(state)
             cx.reset_clients()
             _drop_schemas(pg_url, "bench_exposure_")
+
+
+def _wait_caught_up(url: str, cx: Any, head: int, timeout: float = 60.0) -> None:
+    from ledger.nodeclient import NodeSession
+
+    deadline = time.monotonic() + timeout
+    with NodeSession.signed_in(url, cx.lenders[0]) as s:
+        while True:
+            r = s.get(f"/v1/borrowers/0x{'00' * 32}/exposure")
+            if r.status_code == 200 and r.json().get("as_of_block", -1) >= head:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bank-a's read model did not reach block {head}: {r.text}")
+            time.sleep(0.2)
 
 
 def _drop_schemas(pg_url: str, prefix: str) -> None:
