@@ -142,6 +142,11 @@ class Indexer:
         """The last block whose events are all in the database."""
         return self._last_block
 
+    @property
+    def prepared(self) -> bool:
+        """The schema is migrated and the cursor loaded (`prepare` has run)."""
+        return self._prepared
+
     # ------------------------------------------------------------------ set-up
 
     def prepare(self) -> None:

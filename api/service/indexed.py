@@ -81,7 +81,9 @@ class IndexedReads:
         self._writer.dispose()
 
     def last_block(self) -> int:
-        return self.indexer.last_block
+        """-1 until the indexer has migrated the read model: a node is not ready (its lag counts
+        from block 0) before the tables it answers from exist."""
+        return self.indexer.last_block if self.indexer.prepared else -1
 
     def fresh(self, head: int, timeout: float = 3.0) -> int:
         """Wait until the read model holds block `head` (or `timeout` passes); the block it is

@@ -45,7 +45,13 @@ class PeerPool:
         self.account = account
         self.chain_id = chain_id
         # trust_env=False: a proxy from the environment must never see loopback node traffic.
-        self.http = httpx.Client(timeout=settings.peer_timeout_s, trust_env=False)
+        # Idle connections are dropped before a peer's server would (uvicorn: 5 s), so a request
+        # seldom lands on a connection the peer is closing; `_post` covers the rest.
+        self.http = httpx.Client(
+            timeout=settings.peer_timeout_s,
+            trust_env=False,
+            limits=httpx.Limits(keepalive_expiry=2.0),
+        )
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="cosign")
@@ -91,13 +97,22 @@ class PeerPool:
             self._tokens[lender] = (token, time.time() + self.settings.token_ttl_s)
         return token
 
+    def _post(self, url: str, **kwargs: Any) -> httpx.Response:
+        """POST, once more on a pooled connection the peer closed as we reused it (ReadError,
+        RemoteProtocolError). Safe because co-signing is idempotent: the same terms give the
+        same (deterministic, RFC 6979) signature and record nothing."""
+        try:
+            return self.http.post(url, **kwargs)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            return self.http.post(url, **kwargs)
+
     def cosign(self, lender: str, kind: str, terms: dict[str, Any]) -> bytes:
         """One lender's signature over `terms`, or CosignRefused / PeerUnavailable."""
         base = self.url(lender)
         try:
             for attempt in (0, 1):
                 token = self._token(lender, base, fresh=attempt == 1)
-                r = self.http.post(
+                r = self._post(
                     f"{base}/v1/cosign",
                     json={"kind": kind, "terms": terms},
                     headers={"Authorization": f"Bearer {token}"},
