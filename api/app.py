@@ -76,7 +76,7 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
     def _lag() -> float | None:
         if node.indexed_block is None:
             return None
-        return node.indexer_lag(int(node.client.w3.eth.block_number))
+        return node.indexer_lag(node.client.head())
 
     node.metrics.gauge(
         "ledger_indexer_lag_blocks", "Blocks the node's read model is behind the chain head.", _lag

@@ -27,7 +27,7 @@ def audit_report(
     repayment arithmetic. `ok` is true only when `violations` is empty."""
     from ledger.audit import run_audit
 
-    head = int(node.client.w3.eth.block_number)
+    head = node.client.head()
     if block is not None and block > head:
         raise Problem(422, "BlockInFuture", f"block {block} is after the head {head}",
                       block=block, head=head)

@@ -26,7 +26,7 @@ def readyz(node: NodeDep) -> JSONResponse:
     `max_indexer_lag` blocks."""
     max_lag = node.settings.max_indexer_lag
     try:
-        block = int(node.client.w3.eth.block_number)
+        block = node.client.head()
     except Exception:  # noqa: BLE001 - any failure to reach the chain means not ready
         block = None
     lag = node.indexer_lag(block) if block is not None else None

@@ -179,10 +179,6 @@ class IndexedReads:
         consumer, business, institutions = (int(v) for v in row) if row else (0, 0, 0)
         return Exposure(consumer, business, institutions, *(int(v) for v in policy), own)
 
-    def own_exposure(self, key: bytes, address: str) -> int:
-        with self.engine.connect() as conn:
-            return self._own(conn, key, address)
-
     def _own(self, conn: Any, key: bytes, address: str) -> int:
         """The member's share of active lines' limits plus its outstanding tranches of loans not
         drawn under an active line (drawings are covered by the line's limit)."""

@@ -249,8 +249,7 @@ def platforms(node: Node, block: int) -> list[str]:
 
 def limits(node: Node, lender: str) -> LimitsOut:
     c = node.client
-    block = c.w3.eth.block_number
-    now = int(c.w3.eth.get_block(block)["timestamp"])
+    block, now = node.chain_now()
     m = c.call(c.registry, "member", lender, block=block)
     if Role(m[0]) != Role.LENDER:
         raise Problem(404, "LenderNotFound", f"{lender} is not a lender member")
