@@ -28,6 +28,9 @@ from ledger.provenance import commitment, pack_signatures
 
 __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receipt"]
 
+# What the node going away looks like from here (ChainUnreachable is a ConnectionError).
+_CHAIN_GONE = (OSError, httpx.TransportError)
+
 
 class LedgerClient(Transactor):
     """One member's connection to a deployment."""
@@ -96,7 +99,7 @@ class LedgerClient(Transactor):
         it as already recorded instead of sending again."""
         if self.interrupted:
             # still down: the record below waits for the node, the check runs on the next one
-            with contextlib.suppress(OSError, httpx.TransportError):
+            with contextlib.suppress(*_CHAIN_GONE):
                 self.reconcile_recent()
         try:
             receipt = self.transact(
@@ -139,7 +142,7 @@ class LedgerClient(Transactor):
                         )
                     self.originate(loan, sigs)
                     resent.append(loan.loan_id)
-        except (OSError, httpx.TransportError):
+        except _CHAIN_GONE:
             self.interrupted = True  # not back yet: check again later
             raise
         return resent
@@ -195,12 +198,12 @@ class LedgerClient(Transactor):
                 in_flight = (hashes, sent_at)
             if in_flight is not None:
                 self._collect(items, results, *in_flight)
-        except (OSError, httpx.TransportError):
+        except _CHAIN_GONE:
             # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
             # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
             # `originate` below, which waits for the node and is idempotent by loan id.
             self.interrupted = True
-            with contextlib.suppress(OSError, httpx.TransportError):
+            with contextlib.suppress(*_CHAIN_GONE):
                 self.nonces.resync()  # type: ignore[union-attr]
         for i, r in enumerate(results):
             if r is None:
