@@ -43,22 +43,38 @@ def bench_cmd(
     t.add_row(
         "gas, 3 tranches, new borrower, single tx", f"{gas3['gas_per_loan']:,}", "", "≤ 150,000"
     )
+    one = rec["one_per_tx"]
     t.add_row(
-        "recording, records/s",
+        f"recording, records/s ({rec['per_tx']} per tx)",
         str(rec["median_records_per_s"]),
         str(rec["spread_records_per_s"]),
         "≥ 300",
     )
     t.add_row(
-        "recording vs transact() loop", f"{rec['median_ratio_to_transact_loop']}×", "", "≥ 10×"
+        "recording, records/s (1 per tx)",
+        str(one["median_records_per_s"]),
+        str(one["spread_records_per_s"]),
+        "",
+    )
+    t.add_row(
+        "recording vs transact() loop",
+        f"{rec['median_ratio_to_transact_loop']}× ({one['median_ratio_to_transact_loop']}×)",
+        "",
+        "≥ 10×",
     )
     t.add_row(
         "recording p50 / p99 latency ms",
-        f"{rec['median_latency_p50_ms']} / {rec['median_latency_p99_ms']}",
+        f"{rec['median_latency_p50_ms']} / {rec['median_latency_p99_ms']} "
+        f"({one['median_latency_p50_ms']} / {one['median_latency_p99_ms']})",
         "",
         "",
     )
-    t.add_row("recording success rate", f"{rec['success_rate']:.0%}", "", "100%")
+    t.add_row(
+        "recording success rate",
+        f"{rec['success_rate']:.0%} ({one['success_rate']:.0%})",
+        "",
+        "100%",
+    )
     for kind in ("sqlite", "postgresql"):
         if kind in idx:
             t.add_row(

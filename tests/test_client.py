@@ -134,3 +134,35 @@ def test_pipelined_submission_gives_each_record_its_own_outcome() -> None:
         assert set(ids) == {ln.loan_id for ln, _ in items} - {over.loan_id}
         assert max(ids.values()) == 1
         print(f"\n400 co-loans pipelined in {elapsed:.2f}s ({400 / elapsed:.0f}/s)")
+
+
+def test_batched_pipelining_rejects_one_loan_and_records_the_rest() -> None:
+    """Ten loans per transaction (non-atomic originateBatch): the loan over the cap is refused
+    with its own typed error, every other loan is recorded once, and a loan already on chain
+    is reported as already recorded (its id is the idempotency key), not recorded twice."""
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        plat = cx.plat
+        start_block = plat.w3.eth.block_number + 1
+        items = [(ln, cx.sign(ln)) for ln in (cx.loan(300_000) for _ in range(95))]
+        over = cx.loan(20_000_001)
+        items.insert(42, (over, cx.sign(over)))
+        plat.originate(*items[7])  # already on chain before the batch that carries it
+        results = plat.originate_pipelined(items, per_tx=10)
+        assert len(results) == 96
+        refused = {i: r for i, r in enumerate(results) if not hasattr(r, "loan_id")}
+        assert sorted(refused) == [42]
+        assert refused[42].code == "BorrowerCapExceeded"
+        assert refused[42].values["requested"] == 20_000_001
+        assert results[7].already_recorded and results[7].loan_id == items[7][0].loan_id
+        recorded = [r for i, r in enumerate(results) if hasattr(r, "loan_id") and i != 7]
+        assert [r.loan_id for r in recorded] == [
+            ln.loan_id for i, (ln, _) in enumerate(items) if i not in (7, 42)
+        ]
+        # ten loans share each transaction: 10 transactions, each with its own hash and block
+        assert len({r.tx_hash for r in recorded}) == 10
+        assert all(r.gas_used > 0 and r.block_number >= start_block for r in recorded)
+        ids = _originated_ids(plat, start_block - 1)
+        assert set(ids) == {ln.loan_id for ln, _ in items} - {over.loan_id}
+        assert max(ids.values()) == 1
+        assert plat.retried == []

@@ -7,16 +7,16 @@ terms is reported as already recorded, never sent twice (see Transactor.transact
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from eth_utils import to_checksum_address
 
-from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
+from ledger.chain.errors import ContractRevert
+from ledger.chain.pipeline import PipelinedOrigination
 from ledger.chain.transport import (
+    CHAIN_GONE,
     FeeMode,
     NonceManager,
     OriginateResult,
@@ -28,11 +28,9 @@ from ledger.provenance import commitment, pack_signatures
 
 __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receipt"]
 
-# What the node going away looks like from here (ChainUnreachable is a ConnectionError).
-_CHAIN_GONE = (OSError, httpx.TransportError)
 
 
-class LedgerClient(Transactor):
+class LedgerClient(PipelinedOrigination, Transactor):
     """One member's connection to a deployment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -99,7 +97,7 @@ class LedgerClient(Transactor):
         it as already recorded instead of sending again."""
         if self.interrupted:
             # still down: the record below waits for the node, the check runs on the next one
-            with contextlib.suppress(*_CHAIN_GONE):
+            with contextlib.suppress(*CHAIN_GONE):
                 self.reconcile_recent()
         try:
             receipt = self.transact(
@@ -142,99 +140,10 @@ class LedgerClient(Transactor):
                         )
                     self.originate(loan, sigs)
                     resent.append(loan.loan_id)
-        except _CHAIN_GONE:
+        except CHAIN_GONE:
             self.interrupted = True  # not back yet: check again later
             raise
         return resent
-
-    def originate_pipelined(
-        self,
-        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
-        *,
-        gas: int | None = None,
-        chunk: int = 200,
-    ) -> list[OriginateResult | LedgerError]:
-        """Record many co-loans, one transaction each, without waiting in between: consecutive
-        nonces are reserved up front, every transaction is signed locally, sent in JSON-RPC
-        batches, and the receipts are collected afterwards. Each item gets its own outcome: the
-        recorded loan or the typed revert. Anything that could not be sent is retried one by one
-        through `originate`, which is idempotent by loan id.
-
-        Without `gas`, the first loan is estimated and given a margin that covers a first-time
-        borrower slot.
-        """
-        if not items:
-            return []
-        if gas is None:
-            first_loan, first_sigs = items[0]
-            args = [first_loan.as_abi(), pack_signatures(first_sigs)]
-            probe = self.build(self.ledger, "originate", args, nonce=0)
-            gas = probe["gas"] + 30_000
-        results: list[OriginateResult | LedgerError | None] = [None] * len(items)
-        # One chunk in flight while the previous one's receipts are collected: the new arrivals
-        # also keep the node's miner busy, and memory stays bounded by two chunks.
-        in_flight: tuple[dict[int, str], float] | None = None
-        try:
-            for start in range(0, len(items), chunk):
-                part = items[start : start + chunk]
-                first = self.nonces.take(len(part))  # type: ignore[union-attr]
-                raws = []
-                for k, (loan, sigs) in enumerate(part):
-                    tx = self.build(
-                        self.ledger,
-                        "originate",
-                        [loan.as_abi(), pack_signatures(sigs)],
-                        gas=gas,
-                        nonce=first + k,
-                    )
-                    raws.append(self.sign(tx))
-                sent_at = time.monotonic()
-                sent = self.send_raw_batch(raws)
-                hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
-                if len(hashes) != len(sent):
-                    self.nonces.resync()  # type: ignore[union-attr]
-                if in_flight is not None:
-                    self._collect(items, results, *in_flight)
-                in_flight = (hashes, sent_at)
-            if in_flight is not None:
-                self._collect(items, results, *in_flight)
-        except _CHAIN_GONE:
-            # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
-            # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
-            # `originate` below, which waits for the node and is idempotent by loan id.
-            self.interrupted = True
-            with contextlib.suppress(*_CHAIN_GONE):
-                self.nonces.resync()  # type: ignore[union-attr]
-        for i, r in enumerate(results):
-            if r is None:
-                loan, sigs = items[i]
-                with self._retry_lock:
-                    self.retried.append(f"originate 0x{loan.loan_id.hex()}")
-                try:
-                    results[i] = self.originate(loan, sigs, gas=gas)
-                except LedgerError as exc:
-                    results[i] = exc
-        return results  # type: ignore[return-value]
-
-    def _collect(
-        self,
-        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
-        results: list[OriginateResult | LedgerError | None],
-        hashes: dict[int, str],
-        sent_at: float,
-    ) -> None:
-        for i, receipt in self._receipts(hashes, sent_at).items():
-            loan = items[i][0]
-            if isinstance(receipt, ReceiptTimeout):
-                # stuck behind a nonce the node never took: retried one by one afterwards,
-                # once a resync fills the gap (idempotent by loan id)
-                self.nonces.resync()  # type: ignore[union-attr]
-            elif isinstance(receipt, LedgerError):
-                results[i] = receipt
-            else:
-                results[i] = OriginateResult(
-                    loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
-                )
 
     def existing_loan(self, loan: CoLoan) -> OriginateResult | None:
         commit, _outstanding, status = self.call(self.ledger, "loanState", loan.loan_id)

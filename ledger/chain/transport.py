@@ -63,6 +63,9 @@ class NonceManager:
             return self._next
 
 
+# What the node going away looks like from here (ChainUnreachable is a ConnectionError).
+CHAIN_GONE = (OSError, httpx.TransportError)
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     tx_hash: str

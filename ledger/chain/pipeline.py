@@ -1,0 +1,176 @@
+"""Pipelined origination: many co-loans in flight at once, each with its own outcome.
+
+A mixin of LedgerClient, split out of it because it is the one throughput path: nonces reserved
+up front, transactions signed locally and sent in JSON-RPC batches, receipts collected a chunk
+behind. What it cannot settle falls back to LedgerClient.originate, idempotent by loan id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
+from ledger.chain.transport import CHAIN_GONE, OriginateResult, Receipt
+from ledger.domain import CoLoan
+from ledger.provenance import pack_signatures
+
+if TYPE_CHECKING:
+    from ledger.chain.client import LedgerClient
+
+    _Base = LedgerClient
+else:
+    _Base = object
+
+_LOAN_REJECTED = "0x" + keccak(text="LoanRejected(bytes32,bytes)").hex()
+
+
+class PipelinedOrigination(_Base):
+    """LedgerClient's pipelined and batched origination."""
+
+    def originate_pipelined(
+        self,
+        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
+        *,
+        gas: int | None = None,
+        chunk: int = 200,
+        per_tx: int = 1,
+    ) -> list[OriginateResult | LedgerError]:
+        """Record many co-loans without waiting in between: consecutive nonces are reserved up
+        front, every transaction is signed locally, sent in JSON-RPC batches, and the receipts
+        are collected afterwards. Each item gets its own outcome: the recorded loan or the typed
+        revert. Anything that could not be sent, or whose transaction failed as a whole, is
+        retried one by one through `originate`, which is idempotent by loan id.
+
+        With `per_tx` = 1 each loan is its own `originate` transaction. With more, each
+        transaction is a non-atomic `originateBatch` of that many loans: a loan the contract
+        refuses is rejected on its own (its `LoanRejected` reason decoded into the same typed
+        error), the others are recorded, and each loan reports its transaction's hash, block and
+        an equal share of its gas. `chunk` is how many loans go in one JSON-RPC batch.
+
+        Without `gas`, the first transaction is estimated and given a margin of 30,000 per loan,
+        which covers first-time borrower slots.
+        """
+        if not items:
+            return []
+        if per_tx < 1:
+            raise ValueError("per_tx must be at least 1")
+        n = len(items)
+        groups = [range(s, min(s + per_tx, n)) for s in range(0, n, per_tx)]
+        if gas is None:
+            probe = self.build(self.ledger, *self._origination(items, groups[0]), nonce=0)
+            gas = probe["gas"] + 30_000 * len(groups[0])
+        results: list[OriginateResult | LedgerError | None] = [None] * n
+        per_chunk = max(1, chunk // per_tx)
+        # One chunk in flight while the previous one's receipts are collected: the new arrivals
+        # also keep the node's miner busy, and memory stays bounded by two chunks.
+        in_flight: tuple[dict[int, str], float] | None = None
+        try:
+            for start in range(0, len(groups), per_chunk):
+                part = groups[start : start + per_chunk]
+                first = self.nonces.take(len(part))  # type: ignore[union-attr]
+                raws = [
+                    self.sign(
+                        self.build(
+                            self.ledger, *self._origination(items, g), gas=gas, nonce=first + k
+                        )
+                    )
+                    for k, g in enumerate(part)
+                ]
+                sent_at = time.monotonic()
+                sent = self.send_raw_batch(raws)
+                hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
+                if len(hashes) != len(sent):
+                    self.nonces.resync()  # type: ignore[union-attr]
+                if in_flight is not None:
+                    self._collect(items, groups, results, *in_flight)
+                in_flight = (hashes, sent_at)
+            if in_flight is not None:
+                self._collect(items, groups, results, *in_flight)
+        except CHAIN_GONE:
+            # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
+            # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
+            # `originate` below, which waits for the node and is idempotent by loan id.
+            self.interrupted = True
+            with contextlib.suppress(*CHAIN_GONE):
+                self.nonces.resync()  # type: ignore[union-attr]
+        for i, r in enumerate(results):
+            if r is None:
+                loan, sigs = items[i]
+                with self._retry_lock:
+                    self.retried.append(f"originate 0x{loan.loan_id.hex()}")
+                try:
+                    results[i] = self.originate(loan, sigs, gas=gas if per_tx == 1 else None)
+                except LedgerError as exc:
+                    results[i] = exc
+        return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _origination(
+        items: Sequence[tuple[CoLoan, Sequence[bytes]]], group: range
+    ) -> tuple[str, list[Any]]:
+        """The function and arguments that record `group`: one loan, or a non-atomic batch."""
+        if len(group) == 1:
+            loan, sigs = items[group.start]
+            return "originate", [loan.as_abi(), pack_signatures(sigs)]
+        return "originateBatch", [
+            [items[i][0].as_abi() for i in group],
+            [pack_signatures(items[i][1]) for i in group],
+            False,
+        ]
+
+    def _collect(
+        self,
+        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
+        groups: Sequence[range],
+        results: list[OriginateResult | LedgerError | None],
+        hashes: dict[int, str],
+        sent_at: float,
+    ) -> None:
+        for g, receipt in self._receipts(hashes, sent_at).items():
+            group = groups[g]
+            if isinstance(receipt, ReceiptTimeout):
+                # stuck behind a nonce the node never took: retried one by one afterwards,
+                # once a resync fills the gap (idempotent by loan id)
+                self.nonces.resync()  # type: ignore[union-attr]
+            elif isinstance(receipt, LedgerError):
+                if len(group) == 1:
+                    results[group.start] = self._refused(items[group.start][0], receipt)
+                # a batch that failed as a whole: each of its loans is retried on its own
+            else:
+                rejected = self._rejections(receipt) if len(group) > 1 else {}
+                share = receipt.gas_used // len(group)
+                for i in group:
+                    loan = items[i][0]
+                    err = rejected.get(loan.loan_id)
+                    results[i] = (
+                        self._refused(loan, err)
+                        if err is not None
+                        else OriginateResult(
+                            loan.loan_id, receipt.tx_hash, receipt.block_number, share
+                        )
+                    )
+
+    def _refused(self, loan: CoLoan, err: LedgerError) -> OriginateResult | LedgerError:
+        """A refusal, unless it only says that this very loan is already on chain (the id is
+        the idempotency key): then it is reported as already recorded, as `originate` does."""
+        if isinstance(err, ContractRevert) and err.code == "IdAlreadyUsed":
+            return self.existing_loan(loan) or err
+        return err
+
+    def _rejections(self, receipt: Receipt) -> dict[bytes, LedgerError]:
+        """The loans a non-atomic batch refused, each with its decoded revert."""
+        out: dict[bytes, LedgerError] = {}
+        ledger = self.ledger.address.lower()
+        for log in receipt.logs:
+            topics = log["topics"]
+            if log["address"].lower() != ledger or not topics or topics[0] != _LOAN_REJECTED:
+                continue
+            (reason,) = abi_decode(["bytes"], bytes.fromhex(log["data"][2:]))
+            out[bytes.fromhex(topics[1][2:])] = self.errors.decode(reason)
+        return out
