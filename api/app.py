@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.limits import LimitsMiddleware, TokenBucket
+from api.metrics import Metrics
 from api.routes import audit, auth, borrowers, cosign, health, lenders, lines, loans
 from api.service.node import Node, build
 from api.settings import NodeSettings
@@ -41,6 +43,47 @@ def _check_membership(node: Node) -> None:
         )
 
 
+class TimingMiddleware:
+    """Pure ASGI: records each request's latency by route template, and answers an unexpected
+    error with the 500 problem. (Starlette's BaseHTTPMiddleware, behind @app.middleware, runs
+    the app in a task of its own and streams the response through a memory channel: a cost on
+    every request.)"""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_status(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        try:
+            try:
+                await self.app(scope, receive, send_status)
+            except Exception as exc:  # noqa: BLE001 - the catch-all for the 500 problem
+                if started:
+                    raise  # the response is under way: nothing else can be said
+                # Answered here: a handler for Exception would run in Starlette's outermost
+                # middleware, which re-raises and can reset the connection.
+                await problems.unexpected(Request(scope), exc)(scope, receive, send_status)
+        finally:
+            # The route template, never the raw path: one series per loan id would explode.
+            template = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe_request(
+                scope["method"], template, status, time.perf_counter() - start
+            )
+
+
 def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
     node = node or build(settings)
 
@@ -57,6 +100,7 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
             if node.peers is not None:
                 node.peers.close()
             node.client.close()
+            node.gate.close()
             node.engine.dispose()
 
     app = FastAPI(
@@ -82,28 +126,7 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
         "ledger_indexer_lag_blocks", "Blocks the node's read model is behind the chain head.", _lag
     )
 
-    @app.middleware("http")
-    async def _timing(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        start = time.perf_counter()
-        status = 500
-        try:
-            # Unexpected errors are answered here: a handler for Exception would run in
-            # Starlette's outermost middleware, which re-raises and can reset the connection.
-            try:
-                response = await call_next(request)
-            except Exception as exc:  # noqa: BLE001 - the catch-all for the 500 problem
-                response = problems.unexpected(request, exc)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            # The route template, never the raw path: one series per loan id would explode.
-            template = getattr(route, "path", "unmatched")
-            node.metrics.observe_request(
-                request.method, template, status, time.perf_counter() - start
-            )
+    app.add_middleware(TimingMiddleware, metrics=node.metrics)
 
     # Outermost: an over-large body or a sign-in flood is refused before anything else runs.
     app.add_middleware(LimitsMiddleware, limits=limits)

@@ -4,7 +4,8 @@ No passwords and no shared secrets: a member proves it holds its key by signing 
 node issued (single-use nonce, short expiry, this node's domain and chain id), and gets an opaque
 random token. Only the token's SHA-256 is stored, with its address and expiry, in this node's own
 database, so a token means nothing to another node and a database leak gives no usable tokens.
-The member's role and status are read from the chain on every request (see deps.py).
+The member's role and status are read from the chain on every request (see deps.py); the token
+itself is looked up once per process (store.TokenCache: a token row never changes).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from starlette.concurrency import run_in_threadpool
 
 from api import store
 from api.problems import Problem
@@ -26,11 +29,13 @@ _CLOCK_SKEW = timedelta(seconds=60)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller of a request: an address, and its member record as of this request."""
+    """The caller of a request: an address, its member record as of this request, and the chain
+    head read with it (None where no request read it)."""
 
     address: str
     role: str
     member: MemberInfo
+    head: int | None = None
 
 
 def _hash(token: str) -> str:
@@ -109,16 +114,24 @@ def issue_token(node: Node, text: str, signature: str) -> TokenOut:
     )
 
 
-def authenticate(node: Node, token: str) -> Principal:
-    """The principal behind a bearer token; 401 if unknown or expired, 403 if no longer active."""
-    row = store.find_token(node.engine, _hash(token))
-    if row is None:
-        raise _unauthorised("InvalidToken", "unknown bearer token")
-    if row.expires_at < int(_now().timestamp()):
+async def authenticate(node: Node, token: str) -> Principal:
+    """The principal behind a bearer token; 401 if unknown or expired, 403 if no longer active.
+    Answered on the event loop: the token from the cache (the database once per token and
+    process), the member record and the head from one JSON-RPC batch."""
+    token_hash = _hash(token)
+    found = node.tokens.get(token_hash)
+    if found is None:
+        row = await run_in_threadpool(store.find_token, node.engine, token_hash)
+        if row is None:
+            raise _unauthorised("InvalidToken", "unknown bearer token")
+        found = (row.address, row.expires_at)
+        node.tokens.put(token_hash, *found)
+    address, expires_at = found
+    if expires_at < int(_now().timestamp()):
         raise _unauthorised("TokenExpired", "the bearer token has expired; sign in again")
-    member = node.member(row.address)
+    member, head = await node.member_and_head(address)
     if not member.active:
         raise Problem(
-            403, "MemberNotActive", f"{row.address} is {member.status.name.lower()} on chain"
+            403, "MemberNotActive", f"{address} is {member.status.name.lower()} on chain"
         )
-    return Principal(row.address, member.role, member)
+    return Principal(address, member.role, member, head)

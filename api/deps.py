@@ -1,8 +1,10 @@
 """Route dependencies: the node, the authenticated caller, and role guards.
 
 Every authenticated request maps its bearer token to an address, then reads that address's
-member record from the chain (`registry.member`, one eth_call), so a member suspended on chain
-loses access on its very next request. Guards then check the role; object-level scoping (which
+member record from the chain (`registry.member`, one eth_call, batched with the head), so a
+member suspended on chain loses access on its very next request. These run on the event loop
+(`async def`): FastAPI runs every sync dependency in the thread pool, one hand-off each, which
+cost more than the work itself. Guards then check the role; object-level scoping (which
 loans a lender may see) is done where the object is known (service/reads.py).
 """
 
@@ -22,21 +24,21 @@ from api.service.node import Node
 _bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     return request.app.state.node
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     node: NodeDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Problem(401, "Unauthenticated", "a bearer token is required (POST /v1/auth/token)")
-    principal = authenticate(node, creds.credentials)
+    principal = await authenticate(node, creds.credentials)
     bucket = request.app.state.caller_rate
     wait = bucket.take(principal.address)
     if wait > 0:
@@ -51,7 +53,7 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
     """A guard: the caller must have one of `roles`; with `own_node`, it must also be the member
     this node acts for (writes are signed with the node's key, so only its owner may ask)."""
 
-    def guard(principal: PrincipalDep, node: NodeDep) -> Principal:
+    async def guard(principal: PrincipalDep, node: NodeDep) -> Principal:
         if principal.role not in roles:
             raise Problem(
                 403,

@@ -8,7 +8,9 @@ by its borrower key, and tokens are stored as SHA-256 hashes.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
 from sqlalchemy import Engine, event, update
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
@@ -181,3 +183,30 @@ def add_token(
 def find_token(engine: Engine, token_hash: str) -> AuthToken | None:
     with Session(engine) as s:
         return s.exec(select(AuthToken).where(AuthToken.token_hash == token_hash)).first()  # type: ignore[arg-type]
+
+
+class TokenCache:
+    """Token hash -> (address, expiry) for tokens found in the table, so an authenticated request
+    does not query the database. Exact, not merely fresh enough: a token row never changes once
+    issued, and is deleted only after it has expired (the expiry is still checked on every
+    request). Bounded: the least recently used entries go first. A revocation feature would have
+    to drop its token here too."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    def get(self, token_hash: str) -> tuple[str, int] | None:
+        with self._lock:
+            found = self._entries.get(token_hash)
+            if found is not None:
+                self._entries.move_to_end(token_hash)
+            return found
+
+    def put(self, token_hash: str, address: str, expires_at: int) -> None:
+        with self._lock:
+            self._entries[token_hash] = (address, expires_at)
+            self._entries.move_to_end(token_hash)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)

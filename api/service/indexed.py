@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, exists, false, func, select, true
+from sqlalchemy import Engine, and_, bindparam, exists, false, func, select, true
 
 from api.schemas.common import product_name, repayment_name
 from api.schemas.reads import LoanView, TrancheView
@@ -37,6 +37,7 @@ class Exposure(NamedTuple):
     business_cap: int
     max_institutions: int
     own: int | None
+    block: int  # the block the read model held when they were read
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -57,6 +58,7 @@ class IndexedReads:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
+        self._exposure_sql = self._exposure_statements()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,41 +160,45 @@ class IndexedReads:
 
     def exposure(self, key: bytes, address: str | None) -> Exposure | None:
         """The borrower's consortium-wide exposure (the maintained aggregate the consistency
-        check holds equal to the contract's view), the policy in force, and `address`'s own part
-        (None: not asked), read in one transaction so they are of one block. None before the
-        read model holds the registry's first policy."""
-        be, pv = self.t["borrower_exposure"], self.t["policy_versions"]
-        with self.engine.connect() as conn, conn.begin():
-            row = conn.execute(
-                select(be.c.consumer, be.c.business, be.c.institutions).where(
-                    be.c.borrower_key == key
-                )
-            ).first()
-            policy = conn.execute(
-                select(pv.c.consumer_cap, pv.c.business_cap, pv.c.max_institutions)
-                .order_by(pv.c.version.desc())
-                .limit(1)
-            ).first()
-            own = None if address is None else self._own(conn, key, address)
-        if policy is None:
+        check holds equal to the contract's view), the policy in force, `address`'s own part
+        (None: not asked) and the block they are as of (the indexer's cursor, committed with
+        them). One statement, so one snapshot on PostgreSQL's READ COMMITTED and SQLite alike,
+        and one round trip. None before the read model holds the registry's first policy."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._exposure_sql[address is not None],
+                               {"key": key, "who": address}).one()  # fmt: skip
+        if row[4] is None:
             return None
-        consumer, business, institutions = (int(v) for v in row) if row else (0, 0, 0)
-        return Exposure(consumer, business, institutions, *(int(v) for v in policy), own)
+        block, consumer, business, institutions = row[0], row[1] or 0, row[2] or 0, row[3] or 0
+        own = None
+        if address is not None:
+            own = 0 if row[7] is None else int(row[7]) + int(row[8]) - int(row[9])
+        return Exposure(
+            int(consumer), int(business), int(institutions), *(int(v) for v in row[4:7]), own,
+            int(block),
+        )  # fmt: skip
 
-    def _own(self, conn: Any, key: bytes, address: str) -> int:
-        """The member's share of active lines' limits plus its outstanding tranches of loans not
-        drawn under an active line (drawings are covered by the line's limit)."""
-        bl, loans, tranches, lines = (
-            self.t[n] for n in ("borrower_lenders", "loans", "tranches", "credit_lines")
+    def _exposure_statements(self) -> dict[bool, Any]:
+        """The exposure query without and with a member's own part, built once: building and
+        hashing the statement on every request cost more than running it."""
+        names = ("indexer_cursor", "borrower_exposure", "policy_versions", "borrower_lenders")
+        cur, be, pv, bl = (self.t[n] for n in names)
+        loans, tranches, lines = (self.t[n] for n in ("loans", "tranches", "credit_lines"))
+        key, who = bindparam("key"), bindparam("who")
+        policy = (
+            select(pv.c.consumer_cap, pv.c.business_cap, pv.c.max_institutions)
+            .order_by(pv.c.version.desc())
+            .limit(1)
+            .subquery()
         )
-        row = conn.execute(
-            select(bl.c.loan_outstanding, bl.c.line_limit).where(
-                bl.c.borrower_key == key, bl.c.lender == address
-            )
-        ).first()
-        if row is None:
-            return 0
-        drawn = conn.execute(
+        cols = [
+            cur.c.last_block, be.c.consumer, be.c.business, be.c.institutions,
+            policy.c.consumer_cap, policy.c.business_cap, policy.c.max_institutions,
+        ]  # fmt: skip
+        joined = cur.outerjoin(be, be.c.borrower_key == key).outerjoin(policy, true())
+        # The member's share of active lines' limits plus its outstanding tranches of loans not
+        # drawn under an active line (the line's limit already counts those drawings).
+        drawn = (
             select(func.coalesce(func.sum(tranches.c.outstanding), 0))
             .select_from(
                 tranches.join(loans, tranches.c.loan_id == loans.c.loan_id).join(
@@ -201,8 +207,13 @@ class IndexedReads:
             )  # fmt: skip
             .where(
                 loans.c.borrower_key == key,
-                tranches.c.lender == address,
+                tranches.c.lender == who,
                 lines.c.status == int(LineStatus.ACTIVE),
             )
-        ).scalar_one()
-        return int(row[0]) + int(row[1]) - int(drawn)
+            .scalar_subquery()
+        )
+        own = joined.outerjoin(bl, and_(bl.c.borrower_key == key, bl.c.lender == who))
+        return {
+            False: select(*cols).select_from(joined),
+            True: select(*cols, bl.c.loan_outstanding, bl.c.line_limit, drawn).select_from(own),
+        }

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from api import store
 from api.metrics import Metrics
+from api.service.gate import Gate
 from api.settings import NodeSettings
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
@@ -72,6 +73,8 @@ class Node:
     peers: Any = None  # api.service.peers.PeerPool on a platform node
     indexed_block: Any = None  # () -> last block the read model holds, when an indexer runs
     indexed: Any = None  # api.service.indexed.IndexedReads when settings.read_model == "indexed"
+    gate: Any = None  # api.service.gate.Gate: a caller's member record and the head, one batch
+    tokens: store.TokenCache = field(default_factory=store.TokenCache)
 
     @property
     def address(self) -> str:
@@ -84,15 +87,15 @@ class Node:
     def member(self, address: str, block: int | str = "latest") -> MemberInfo:
         """The registry's record of `address`, read from the chain on every call: a suspension
         takes effect on the next request, with no cache to go stale."""
-        m = self.client.call(self.client.registry, "member", address, block=block)
-        role, status, frozen, index = m[0], m[1], m[2], m[3]
-        return MemberInfo(
-            address,
-            ROLE_NAMES.get(Role(role), "none"),
-            MemberStatus(status),
-            bool(frozen),
-            int(index),
+        return member_info(
+            address, self.client.call(self.client.registry, "member", address, block=block)
         )
+
+    async def member_and_head(self, address: str) -> tuple[MemberInfo, int]:
+        """`member(address)` at "latest" and the chain head, in one round trip (every
+        authenticated request makes this read; see api/service/gate.py)."""
+        record, head = await self.gate.read(address)
+        return member_info(address, record), head
 
     def indexer_lag(self, head: int) -> int | None:
         """Blocks the read model is behind `head`; None when this node reads the chain directly
@@ -105,6 +108,18 @@ class Node:
         """(latest block number, its timestamp): the clock the contract judges by."""
         block = self.client.w3.eth.get_block("latest")
         return int(block["number"]), int(block["timestamp"])
+
+
+def member_info(address: str, m: Any) -> MemberInfo:
+    """A MemberInfo from the registry's Member struct (role, status, frozen, index, ...)."""
+    role, status, frozen, index = m[0], m[1], m[2], m[3]
+    return MemberInfo(
+        address,
+        ROLE_NAMES.get(Role(role), "none"),
+        MemberStatus(status),
+        bool(frozen),
+        int(index),
+    )
 
 
 class WrongChain(RuntimeError):
@@ -170,6 +185,7 @@ def build(settings: NodeSettings) -> Node:
         pepper=pepper,
         documents=documents,
         metrics=Metrics(),
+        gate=Gate(settings.rpc_url, client.registry),
     )
     if settings.read_model == "indexed":
         from api.service.indexed import IndexedReads

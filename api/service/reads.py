@@ -169,9 +169,10 @@ def own_exposure(node: Node, key: bytes, address: str, block: int) -> int:
     return total
 
 
-def _as_of(node: Node) -> int:
-    """The block a read is answered as of: the head, once the read model has it."""
-    head = node.client.head()
+def _as_of(node: Node, head: int | None = None) -> int:
+    """The block a read is answered as of: the head (read now unless given), once the read
+    model has it."""
+    head = node.client.head() if head is None else head
     return node.indexed.fresh(head) if node.indexed is not None else head
 
 
@@ -181,7 +182,7 @@ def get_loan(node: Node, principal: Principal, loan_id: str) -> LoanView:
 
     lid = chain_id_of(loan_id)
     if node.indexed is not None:
-        _as_of(node)
+        _as_of(node, principal.head)
         found = node.indexed.loan(lid, principal.role, principal.address)
         if found is None:
             raise not_found(loan_id)
@@ -193,7 +194,7 @@ def get_loan(node: Node, principal: Principal, loan_id: str) -> LoanView:
 
 
 def list_loans(node: Node, principal: Principal, key: bytes) -> list[LoanView]:
-    block = _as_of(node)
+    block = _as_of(node, principal.head)
     if node.indexed is not None:
         return node.indexed.loans_of(key, principal.role, principal.address)
     return [
@@ -204,12 +205,17 @@ def list_loans(node: Node, principal: Principal, key: bytes) -> list[LoanView]:
 
 
 def exposure(node: Node, principal: Principal, key: bytes) -> ExposureOut:
-    block = _as_of(node)
+    # The head read with the caller's member record: the read model is awaited to hold it, so a
+    # member reads its own writes.
+    block = _as_of(node, principal.head)
     who = None if principal.role == "auditor" else principal.address  # the auditor funds nothing
     # The read model's maintained aggregates, not the contract's views: one local query instead
     # of two chain round trips, whatever the history's length (DESIGN §8).
     x = node.indexed.exposure(key, who) if node.indexed is not None else None
     if x is not None:
+        # As of the block the read model held when read (the indexer may have moved past the
+        # head since), not the head asked for.
+        block = x.block
         consumer, business, institutions, own = x.consumer, x.business, x.institutions, x.own
         consumer_cap, business_cap, max_inst = x.consumer_cap, x.business_cap, x.max_institutions
     else:
