@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from coincurve import PublicKey as _PublicKey
 from Crypto.Hash import keccak as _keccak_mod
 from eth_abi import encode
 from eth_account import Account
@@ -202,6 +203,26 @@ def recover(message_digest: bytes, signature: bytes) -> str:
     except (BadSignature, ValueError) as exc:
         raise SignatureError("?", f"unrecoverable ({exc.__class__.__name__})") from None
     return _checksummed(_keccak(pub.to_bytes())[12:])
+
+
+def recover_address(message_digest: bytes, signature: bytes) -> bytes | None:
+    """The signer of `signature` as 20 raw bytes, or None where `recover` raises SignatureError.
+
+    The same checks as `recover`, straight through coincurve and without the EIP-55 spelling: the
+    audit recovers thousands of signatures on worker threads (libsecp256k1's call releases the
+    GIL) and compares the raw address with the member's.
+    """
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return None
+    if int.from_bytes(signature[32:64], "big") > _HALF_N:
+        return None
+    try:
+        pub = _PublicKey.from_signature_and_message(
+            signature[:64] + bytes((signature[64] - 27,)), message_digest, hasher=None
+        )
+    except ValueError:
+        return None
+    return _keccak(pub.format(compressed=False)[1:])[12:]
 
 
 def verify(domain: Domain, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:

@@ -19,9 +19,9 @@ from ledger.audit.report import AuditReport
 from ledger.chain.consortium import bootstrap, new_id
 from ledger.chain.node import LocalChain
 from ledger.documents import document_digest
-from ledger.domain import LoanStatus, MemberStatus, Product
+from ledger.domain import LoanStatus, MemberStatus, Product, Role
 from ledger.indexer import Indexer
-from ledger.provenance import Domain
+from ledger.provenance import _SECP256K1_N, Domain, sign
 from tests.dbs import DB_KINDS, Databases
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,6 +138,85 @@ def test_suspended_signer_reconstructed_in_the_replay(history):
     )
     # only records the suspended bank signed after its suspension are flagged
     assert all(v.code == "NotActiveMember" for v in report.violations)
+
+
+def _altered(events: list[ChainEvent], i: int, signatures: list[bytes]) -> None:
+    events[i] = dataclasses.replace(events[i], args={**events[i].args, "signatures": signatures})
+
+
+def _replay(cx, rpc: Rpc, events: list[ChainEvent], head: int) -> AuditReport:
+    dep = cx.deployment
+    report = AuditReport(dep.chain_id, dep.registry, dep.ledger, dep.deployment_block, head)
+    replay_events(
+        report, events, Domain(dep.chain_id, dep.ledger), record_timestamps(rpc, events), rpc
+    )
+    return report
+
+
+def test_forged_signatures_are_named_in_record_order(history):
+    """Signatures altered in the recorded history: one lifted from another record (by the right
+    member, over other terms), the malleable twin of a valid one, a truncated one, and a missing
+    one. Each record is named once, for the member whose signature fails, in chain order, and the
+    records around them stay clean (signers are recovered off the judging thread)."""
+    cx, chain, _ = history
+    rpc = Rpc(chain.url)
+    head = int(rpc.call("eth_blockNumber", []), 16)
+    events = load_history(rpc, cx.deployment, head)
+    loans = [i for i, e in enumerate(events) if e.name == "LoanOriginated"]
+    a, b, c, d = loans[10], loans[700], loans[1400], loans[1990]
+    sigs = {i: events[i].args["signatures"] for i in (a, b, c, d, loans[11])}
+    _altered(events, a, [sigs[a][0], sigs[loans[11]][1], sigs[a][2]])
+    r, s_, v = sigs[b][2][:32], int.from_bytes(sigs[b][2][32:64], "big"), sigs[b][2][64]
+    twin = r + (_SECP256K1_N - s_).to_bytes(32, "big") + bytes((55 - v,))
+    _altered(events, b, [sigs[b][0], sigs[b][1], twin])
+    _altered(events, c, [sigs[c][0][:64], sigs[c][1], sigs[c][2]])
+    _altered(events, d, sigs[d][:2])
+    report = _replay(cx, rpc, events, head)
+
+    def signer(i: int, k: int) -> str:
+        return events[i].args["loan"]["tranches"][k]["lender"]
+
+    def rid(i: int) -> str:
+        return "0x" + events[i].args["loanId"].hex()
+
+    got = [(v.check, v.code, v.record, v.where, v.details) for v in report.violations]
+    assert got == [
+        ("provenance", "InvalidSignature", rid(a), events[a].where, {"signer": signer(a, 1)}),
+        ("provenance", "InvalidSignature", rid(b), events[b].where, {"signer": signer(b, 2)}),
+        ("provenance", "InvalidSignature", rid(c), events[c].where, {"signer": signer(c, 0)}),
+        ("provenance", "SignatureCountMismatch", rid(d), events[d].where, {}),
+    ]
+
+
+def test_contract_wallet_signature_is_asked_of_the_wallet(cx):
+    """An ERC-1271 lender's signature does not recover to its address: the replay asks the wallet
+    at the record's block. Its own owner's signature passes; a stranger's, put in the history in
+    its place, is named for the wallet."""
+    from tests.test_contract_erc1271 import _wallet
+
+    owner = cx.auditor
+    wallet = _wallet(cx, owner)
+    cx.gov.admit_member(wallet.address, Role.LENDER, "Bank W (contract wallet)")
+    data = cx.plat.registry.encode_abi("attestCapital", args=[10**12, 10**13, cx.now() + 86_400])
+    cx.client(owner).transact(wallet, "execute", cx.deployment.registry, data)
+    loan = cx.loan(1_000_000, [(cx.platform, 400_000), (wallet.address, 600_000)])
+    keys = {cx.platform.address: cx.platform.key, wallet.address: owner.key}
+    cx.plat.originate(loan, [sign(keys[t.lender], cx.plat.domain, loan) for t in loan.tranches])
+
+    report = run_audit(cx.rpc_url, cx.deployment)
+    assert report.ok, report.violations
+    rpc = Rpc(cx.rpc_url)
+    head = int(rpc.call("eth_blockNumber", []), 16)
+    events = load_history(rpc, cx.deployment, head)
+    i = next(k for k, e in enumerate(events) if e.args.get("loanId") == loan.loan_id)
+    at = [t.lender for t in loan.tranches].index(wallet.address)
+    forged = list(events[i].args["signatures"])
+    forged[at] = sign(cx.lenders[0].key, cx.plat.domain, loan)
+    _altered(events, i, forged)
+    report = _replay(cx, rpc, events, head)
+    assert [(v.code, v.record, v.details) for v in report.violations] == [
+        ("InvalidSignature", "0x" + loan.loan_id.hex(), {"signer": wallet.address})
+    ]
 
 
 def _tampered_chain():

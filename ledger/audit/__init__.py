@@ -14,12 +14,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eth_abi import decode, encode
 from eth_utils import keccak
 
 from ledger.audit.events import ChainEvent, EventDecoder, Rpc, block_timestamps, fetch_logs
 from ledger.audit.replay import Replay
 from ledger.audit.report import AuditReport, CheckResult, Violation
+from ledger.audit.views import check_state, fetch_views, view_keys
 from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.documents import document_digest
@@ -129,7 +129,7 @@ def run_audit(
         events = load_history(rpc, deployment, to_block, progress)
         timestamps = record_timestamps(rpc, events)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            views = pool.submit(_fetch_views, rpc_url, deployment, to_block, _view_keys(events))
+            views = pool.submit(fetch_views, rpc_url, deployment, to_block, view_keys(events))
             replay = replay_events(
                 report, events, Domain(chain_id, deployment.ledger), timestamps, rpc
             )
@@ -167,7 +167,7 @@ def run_audit(
             )
             report.checks["state"] = CheckResult("state", True, 0, "views unreadable")
         else:
-            _check_state(report, state_views, book, to_block)
+            check_state(report, state_views, book, to_block)
         if documents_dir is not None:
             _check_documents(
                 report, book, Path(documents_dir), Path(document_keys) if document_keys else None
@@ -228,134 +228,6 @@ def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block
                 details={"contract": name, "address": address},
             )
     report.checks["bytecode"] = CheckResult("bytecode", True, 2, "recompiled and compared")
-
-
-def _batched_views(
-    rpc: Rpc,
-    to: str,
-    block: int,
-    calls: list[tuple[str, list[str], list]],
-    out_types: dict[str, list[str]],
-) -> list[tuple]:
-    """eth_call many views in JSON-RPC batches (one HTTP round trip per 500 calls)."""
-    results: list[tuple] = []
-    for i in range(0, len(calls), 500):
-        part = calls[i : i + 500]
-        raw = rpc.batch(
-            [
-                (
-                    "eth_call",
-                    [
-                        {
-                            "to": to,
-                            "data": "0x"
-                            + (
-                                keccak(text=f"{fn}({','.join(types)})")[:4] + encode(types, args)
-                            ).hex(),
-                        },
-                        hex(block),
-                    ],
-                )
-                for fn, types, args in part
-            ]
-        )
-        results += [
-            decode(out_types[fn], bytes.fromhex(r[2:]))
-            for (fn, _, _), r in zip(part, raw, strict=True)
-        ]
-    return results
-
-
-_VIEW_OUTPUTS = {
-    "borrowerExposure": ["uint256", "uint256", "uint16[]", "uint16[]"],
-    "lenderUsage": ["uint256", "uint256", "uint256", "uint256", "uint256"],
-    "loanState": ["bytes24", "uint256", "uint8"],
-}
-
-
-def _view_keys(events: list[ChainEvent]) -> tuple[list[bytes], list[tuple[str, str]], list[bytes]]:
-    """Which borrowers, lender-partner pairs and loans the history touches, known before the
-    replay, so the contract's views can be read while the replay runs."""
-    borrowers: dict[bytes, None] = {}
-    pairs: dict[tuple[str, str], None] = {}
-    loans: dict[bytes, None] = {}
-    for e in events:
-        if e.name in ("LoanOriginated", "LineGranted"):
-            rec = e.args["loan"] if e.name == "LoanOriginated" else e.args["line"]
-            borrowers[bytes(rec["borrowerKey"])] = None
-            if e.name == "LoanOriginated":
-                loans[bytes(rec["loanId"])] = None
-                for t in rec["tranches"]:
-                    if t["lender"] != rec["platform"]:
-                        pairs[(t["lender"], rec["platform"])] = None
-    return list(borrowers), list(pairs), list(loans)
-
-
-def _fetch_views(
-    rpc_url: str,
-    deployment: Deployment,
-    block: int,
-    keys: tuple[list[bytes], list[tuple[str, str]], list[bytes]],
-) -> dict:
-    borrowers, pairs, loans = keys
-    calls = [("borrowerExposure", ["bytes32"], [k]) for k in borrowers]
-    calls += [
-        ("lenderUsage", ["address", "address"], [lender, partner]) for lender, partner in pairs
-    ]
-    calls += [("loanState", ["bytes32"], [lid]) for lid in loans]
-    rpc = Rpc(rpc_url)  # its own connection: this runs beside the replay
-    try:
-        results = iter(_batched_views(rpc, deployment.ledger, block, calls, _VIEW_OUTPUTS))
-    finally:
-        rpc.close()
-    views: dict = {}
-    for k in borrowers:
-        views["b", k] = next(results)
-    for pair in pairs:
-        views["u", pair] = next(results)
-    for lid in loans:
-        views["l", lid] = next(results)
-    return views
-
-
-def _check_state(report: AuditReport, views: dict, book, block: int) -> None:
-    """The replayed exposures, lender usage and loan states equal the contract's views."""
-    for key, b in book.borrowers.items():
-        consumer, business, idx, counts = views["b", key]
-        got = (consumer, business, dict(zip(idx, counts, strict=True)))
-        want = (b.exposure[Product.CONSUMER], b.exposure[Product.BUSINESS], dict(b.open_records))
-        if got != want:
-            report.add(
-                "state",
-                "ExposureMismatch",
-                f"contract consumer/business/institutions {got}, replay {want}",
-                record="0x" + key.hex(),
-                where=f"block {block}",
-            )
-    for (lender, partner), amount in book.lender_partner.items():
-        total, with_partner, *_ = views["u", (lender, partner)]
-        want_total = book.lender_total.get(lender, 0)
-        if (total, with_partner) != (want_total, amount):
-            report.add(
-                "state",
-                "LenderUsageMismatch",
-                f"contract total/with partner {total}/{with_partner}, replay {want_total}/{amount}",
-                details={"lender": lender, "partner": partner},
-                where=f"block {block}",
-            )
-    for lid, rec in book.loans.items():
-        _, outstanding, status = views["l", lid]
-        if (outstanding, status) != (rec.outstanding, int(rec.status)):
-            report.add(
-                "state",
-                "LoanStateMismatch",
-                f"contract {outstanding}/{status}, replay {rec.outstanding}/{int(rec.status)}",
-                record="0x" + lid.hex(),
-                where=f"block {block}",
-            )
-    report.checks["state"] = CheckResult(
-        "state", True, len(views), f"contract views at block {block}"
-    )
 
 
 def _check_documents(report: AuditReport, book, archive: Path, keys: Path | None = None) -> None:

@@ -3,16 +3,20 @@
 The registry's events rebuild who was a member in which role and status, the capital figures and
 the policy version in force at every point; the ledger's events are judged against that state
 with the same ledger.rules the nodes use, then applied to the same `Book`, so exposure and lender
-usage are replayed exactly as the contract keeps them.
+usage are replayed exactly as the contract keeps them. Every record's EIP-712 digest is computed
+once, before the judging starts, and its signers are recovered on worker threads meanwhile
+(ledger.audit.signatures); the judging still compares each with its tranche's member in order.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 
 from ledger import allocation, rules
 from ledger.audit.events import ChainEvent
 from ledger.audit.report import AuditReport
+from ledger.audit.signatures import Recovery
 from ledger.domain import (
     CoLoan,
     CreditLine,
@@ -22,7 +26,7 @@ from ledger.domain import (
     Policy,
     Role,
 )
-from ledger.provenance import Domain, SignatureError, digest, recover
+from ledger.provenance import Domain, digest
 
 # rule codes by the check that owns them
 _PROVENANCE = {
@@ -83,10 +87,31 @@ class Replay:
         }
 
     def run(self, events: Iterable[ChainEvent]) -> None:
-        for ev in events:
-            handler = getattr(self, f"_on_{ev.name}", None)
-            if handler is not None:
-                handler(ev)
+        events = list(events)
+        with Recovery() as recovery:
+            self._recovery = recovery
+            # every digest first: hashing beside the recovering threads would wait on the GIL at
+            # each hash; the recovery then runs while the rules are judged
+            self._prepared: deque[tuple[CoLoan | CreditLine, bytes | None]] = deque()
+            for ev in events:
+                if ev.name == "LoanOriginated":
+                    self._prepare(CoLoan.from_abi(ev.args["loan"]), ev.args["signatures"])
+                elif ev.name == "LineGranted":
+                    self._prepare(CreditLine.from_abi(ev.args["line"]), ev.args["signatures"])
+            recovery.start()
+            for ev in events:
+                handler = getattr(self, f"_on_{ev.name}", None)
+                if handler is not None:
+                    handler(ev)
+
+    def _prepare(self, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:
+        if len(signatures) != len(record.signers):
+            self._prepared.append((record, None))  # a count mismatch: nothing to recover
+            return
+        d = digest(self.domain, record)
+        for sig in signatures:
+            self._recovery.add(d, bytes(sig))
+        self._prepared.append((record, d))
 
     # ------------------------------------------------------------------ registry
 
@@ -135,7 +160,9 @@ class Replay:
 
     # ------------------------------------------------------------------ ledger records
 
-    def _judge(self, ev: ChainEvent, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:
+    def _judge(
+        self, ev: ChainEvent, record: CoLoan | CreditLine, d: bytes | None, signatures: list[bytes]
+    ) -> None:
         rid = _hex(record.loan_id if isinstance(record, CoLoan) else record.line_id)
         now = self.timestamps[ev.block_number]
         if ev.args["policyVersion"] != len(self.policies):
@@ -147,7 +174,7 @@ class Replay:
                 record=rid,
                 where=ev.where,
             )
-        self._check_signatures(ev, record, signatures, rid)
+        self._check_signatures(ev, record, d, signatures, rid)
         if isinstance(record, CoLoan):
             verdict = rules.check_loan(self.book, record, now)
         else:
@@ -170,10 +197,15 @@ class Replay:
             )
 
     def _check_signatures(
-        self, ev: ChainEvent, record: CoLoan | CreditLine, signatures: list[bytes], rid: str
+        self,
+        ev: ChainEvent,
+        record: CoLoan | CreditLine,
+        d: bytes | None,
+        signatures: list[bytes],
+        rid: str,
     ) -> None:
         signers = record.signers
-        if len(signatures) != len(signers):
+        if d is None:
             self.report.add(
                 "provenance",
                 "SignatureCountMismatch",
@@ -182,13 +214,10 @@ class Replay:
                 where=ev.where,
             )
             return
-        d = digest(self.domain, record)
         for signer, sig in zip(signers, signatures, strict=True):
             self.signatures += 1
-            try:
-                ok = recover(d, bytes(sig)) == signer
-            except SignatureError:
-                ok = False
+            # the signers were recovered in this order (see _prepare); None: not a valid signature
+            ok = self._recovery.next() == bytes.fromhex(signer[2:])
             if not ok and not self.contract_signature_ok(signer, d, bytes(sig), ev.block_number):
                 self.report.add(
                     "provenance",
@@ -200,16 +229,16 @@ class Replay:
                 )
 
     def _on_LoanOriginated(self, ev: ChainEvent) -> None:  # noqa: N802
-        loan = CoLoan.from_abi(ev.args["loan"])
-        self._judge(ev, loan, ev.args["signatures"])
+        loan, d = self._prepared.popleft()
+        self._judge(ev, loan, d, ev.args["signatures"])
         if loan.loan_id in self.book.loans:
             return  # reported as IdAlreadyUsed; the first record stands
         rules.apply_loan(self.book, loan)
         self.records["loans"] += 1
 
     def _on_LineGranted(self, ev: ChainEvent) -> None:  # noqa: N802
-        line = CreditLine.from_abi(ev.args["line"])
-        self._judge(ev, line, ev.args["signatures"])
+        line, d = self._prepared.popleft()
+        self._judge(ev, line, d, ev.args["signatures"])
         if line.line_id in self.book.lines:
             return
         rules.apply_line(self.book, line)
