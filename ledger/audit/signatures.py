@@ -20,8 +20,8 @@ from ledger.provenance import recover_address
 CHUNK = 200  # pairs per task: few enough tasks to be cheap, early enough for the judge to start
 
 
-def _recover_all(pairs: list[tuple[bytes, bytes]]) -> list[bytes | None]:
-    return [recover_address(d, sig) for d, sig in pairs]
+def _recover_all(digests: list[bytes], signatures: list[bytes]) -> list[bytes | None]:
+    return list(map(recover_address, digests, signatures))
 
 
 class Recovery:
@@ -31,22 +31,26 @@ class Recovery:
     def __init__(self, workers: int | None = None) -> None:
         self._workers = workers or min(2, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[bytes, bytes]] = []
+        # two flat lists rather than pairs: thousands of tuples would bring on a full collection
+        self._digests: list[bytes] = []
+        self._signatures: list[bytes] = []
         self._futures: deque[Future[list[bytes | None]]] = deque()
         self._ready: deque[bytes | None] = deque()
 
     def add(self, message_digest: bytes, signature: bytes) -> None:
-        self._pending.append((message_digest, signature))
+        self._digests.append(message_digest)
+        self._signatures.append(signature)
 
     def start(self) -> None:
         """Recover every pair added so far, in chunks, on the worker threads."""
-        if not self._pending:
+        if not self._digests:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="audit-recover")
-        for i in range(0, len(self._pending), CHUNK):
-            self._futures.append(self._pool.submit(_recover_all, self._pending[i : i + CHUNK]))
-        self._pending = []
+        for i in range(0, len(self._digests), CHUNK):
+            part = (self._digests[i : i + CHUNK], self._signatures[i : i + CHUNK])
+            self._futures.append(self._pool.submit(_recover_all, *part))
+        self._digests, self._signatures = [], []
 
     def next(self) -> bytes | None:
         """The signer of the oldest pair not read yet."""
