@@ -1,7 +1,7 @@
 """Loading the state a batch of events touches, and writing back what the batch changed.
 
-Everything is read with a few `IN (...)` queries per batch and written with executemany, so the
-cost per event stays a handful of rows, never a query each.
+Everything is read with a few `IN (...)` queries per batch and written with one statement per
+table (`ledger.store.bulk`), so the cost per event stays a handful of rows, never a query each.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, select
 
 from ledger import allocation
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product, Tranche
@@ -17,7 +17,7 @@ from ledger.ingest.common import ProjectionError, unhex
 from ledger.ingest.decode import ChainEvent
 from ledger.ingest.projection import Pair, Projection
 from ledger.rules import Borrower, Line, Loan
-from ledger.store.db import upsert
+from ledger.store.bulk import delete_rows, insert_rows, update_rows, upsert
 from ledger.store.models import TABLES
 
 _CHUNK = 500
@@ -157,27 +157,15 @@ def _load_lenders(conn: Connection, p: Projection, lenders: set[str]) -> None:
 
 
 def _insert(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(TABLES[table].insert(), rows)
+    insert_rows(conn, TABLES[table], rows)
 
 
 def _update(conn: Connection, table: str, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    t = TABLES[table]
-    values = {c: bindparam(f"v_{c}") for c in rows[0] if c not in keys}
-    stmt = t.update().where(*(t.c[k] == bindparam(f"k_{k}") for k in keys)).values(values)
-    conn.execute(
-        stmt, [{(f"k_{c}" if c in keys else f"v_{c}"): v for c, v in r.items()} for r in rows]
-    )
+    update_rows(conn, TABLES[table], keys, rows)
 
 
 def _delete(conn: Connection, table: str, keys: Sequence[str], rows: list[tuple]) -> None:
-    if not rows:
-        return
-    t = TABLES[table]
-    stmt = t.delete().where(*(t.c[k] == bindparam(f"k_{k}") for k in keys))
-    conn.execute(stmt, [{f"k_{k}": v for k, v in zip(keys, r, strict=True)} for r in rows])
+    delete_rows(conn, TABLES[table], keys, rows)
 
 
 def _tranche_rows(p: Projection, loan_id: bytes) -> list[dict[str, Any]]:

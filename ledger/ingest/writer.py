@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete
 from ledger.ingest.decode import ChainEvent
 from ledger.ingest.rpc import Header
 from ledger.ingest.state import flush, load
-from ledger.store.db import upsert
+from ledger.store.bulk import insert_rows, upsert
 from ledger.store.models import TABLES
 
 
@@ -19,8 +19,9 @@ def write_range(
     """Insert the range's events and apply them; record the headers of the blocks that had
     events and of `to`, the new cursor block. `headers` holds all of those."""
     if events:
-        conn.execute(
-            TABLES["raw_events"].insert(),
+        insert_rows(
+            conn,
+            TABLES["raw_events"],
             [
                 {
                     "block_number": ev.block_number,

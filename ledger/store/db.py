@@ -135,14 +135,3 @@ def insert_missing(
     if rows:
         ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
         conn.execute(ins.on_conflict_do_nothing(index_elements=list(keys)), list(rows))
-
-
-def upsert(
-    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]
-) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE for many rows at once (SQLite and PostgreSQL)."""
-    if not rows:
-        return
-    ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(table)
-    update = {c: ins.excluded[c] for c in rows[0] if c not in keys}
-    conn.execute(ins.on_conflict_do_update(index_elements=list(keys), set_=update), list(rows))
