@@ -31,6 +31,7 @@ from ledger.chain.rpcutil import abi_type
 # JSON-RPC ids inside the batch; a server may answer a batch in any order.
 _HEAD, _MEMBER = 1, 2
 _TIMEOUT_S = 60.0
+_MAX_OPEN, _MAX_IDLE = 64, 16  # connections to the RPC node: at once, and kept between requests
 
 
 class _Http:
@@ -48,8 +49,13 @@ class _Http:
             cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
             self.headers.append(("Authorization", "Basic " + base64.b64encode(cred).decode()))
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots = asyncio.Semaphore(_MAX_OPEN)
 
     async def post(self, body: bytes) -> bytes:
+        async with self._slots:
+            return await self._post(body)
+
+    async def _post(self, body: bytes) -> bytes:
         # A kept-alive connection the server has since closed fails on first use: once more on
         # a new one (the other idle ones have most likely gone the same way).
         for attempt in (1, 2):
@@ -63,13 +69,13 @@ class _Http:
                         rw[1].close()
                         raise
             except (OSError, EOFError, TimeoutError, h11.ProtocolError) as exc:
-                if reused:
+                if reused and not isinstance(exc, TimeoutError):
                     self.close()
                     continue
                 raise ChainUnreachable(
                     f"the chain at {self.url} does not answer: {type(exc).__name__} {exc}"
                 ) from exc
-            if keep:
+            if keep and len(self._idle) < _MAX_IDLE:
                 self._idle.append(rw)
             else:
                 rw[1].close()

@@ -17,7 +17,9 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, and_, bindparam, exists, false, func, select, true
+from sqlalchemy import Engine, and_, bindparam, create_engine, exists, false, func, select, true
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from api.schemas.common import product_name, repayment_name
 from api.schemas.reads import LoanView, TrancheView
@@ -48,10 +50,18 @@ class IndexedReads:
     def __init__(self, settings: NodeSettings, deployment: Deployment) -> None:
         from ledger.indexer import Indexer
         from ledger.store import make_engine
+        from ledger.store.db import database_url
         from ledger.store.models import TABLES
 
         self.t = TABLES
         self.engine: Engine = make_engine(settings.database_url)
+        self._quick = self.engine
+        url = database_url(settings.database_url)
+        if make_url(url).get_backend_name() == "postgresql":
+            # The exposure query is one statement, so it runs in autocommit (no BEGIN and
+            # ROLLBACK round trips) on a pool without pre-ping (a round trip per checkout); a
+            # pooled connection found dead is replaced and the query run once more instead.
+            self._quick = create_engine(url, isolation_level="AUTOCOMMIT")
         self._writer: Engine = make_engine(settings.database_url, writer=True)
         self.indexer = Indexer(self._writer, settings.rpc_url, deployment)
         self.poll = settings.indexer_poll_s
@@ -80,6 +90,7 @@ class IndexedReads:
             self._thread.join(timeout=10)
         self.indexer.close()
         self.engine.dispose()
+        self._quick.dispose()
         self._writer.dispose()
 
     def last_block(self) -> int:
@@ -164,9 +175,15 @@ class IndexedReads:
         (None: not asked) and the block they are as of (the indexer's cursor, committed with
         them). One statement, so one snapshot on PostgreSQL's READ COMMITTED and SQLite alike,
         and one round trip. None before the read model holds the registry's first policy."""
-        with self.engine.connect() as conn:
-            row = conn.execute(self._exposure_sql[address is not None],
-                               {"key": key, "who": address}).one()  # fmt: skip
+        statement, params = self._exposure_sql[address is not None], {"key": key, "who": address}
+        try:
+            with self._quick.connect() as conn:
+                row = conn.execute(statement, params).one()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            with self._quick.connect() as conn:
+                row = conn.execute(statement, params).one()
         if row[4] is None:
             return None
         block, consumer, business, institutions = row[0], row[1] or 0, row[2] or 0, row[3] or 0
