@@ -2,11 +2,12 @@
 
 Recovering the signers is the replay's largest cost (DESIGN §8: ≥ 2,000 records/s with every
 signature verified, three signatures a record). A recovery depends only on the digest and the
-signature, never on the state the replay builds, so the replay hands over every record's
-(digest, signature) pairs as soon as it has decoded the records, and reads the signers back in
-the same order while it judges. libsecp256k1's call releases the GIL, so the workers recover on
-the other core while the replay's thread applies the rules; the results do not depend on which
-worker recovered what.
+signature, never on the state the replay builds, so the replay computes every record's digest
+first, hands all (digest, signature) pairs over at once, and reads the signers back in the same
+order while it judges. libsecp256k1's call releases the GIL, so two workers recover on both
+cores; most of the rest holds the GIL, which is why the digests are not hashed while the workers
+run (each hash would trade the GIL with them) and why the judging overlaps them only in part.
+The results do not depend on which worker recovered what.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from ledger.provenance import recover_address
 
-CHUNK = 200  # pairs per task: few enough tasks to be cheap, early enough for the judge to start
+CHUNK = 200  # pairs per task: few tasks, and the judging can start after the first
 
 
 def _recover_all(digests: list[bytes], signatures: list[bytes]) -> list[bytes | None]:
