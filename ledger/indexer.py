@@ -3,6 +3,9 @@
 * **Ranges that adapt.** One eth_getLogs per block range, for both contract addresses. A range
   the node refuses is halved (and not tried that large again for a while); a range that
   succeeds with few events doubles, one with far too many halves.
+* **Read ahead.** While range k is written, range k+1 is read and decoded on a worker thread
+  (`ledger.ingest.fetch`); at most one range waits, so memory stays bounded. A range read ahead
+  is written only if it still continues the chain as committed (the check below).
 * **One transaction per range.** Raw events, derived rows, aggregates, block hashes and the
   cursor commit together, so a process killed at any point (SIGKILL included) leaves the
   database at the end of the last committed range: nothing lost, nothing twice. Raw events are
@@ -23,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -32,6 +36,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ledger.chain.deployment import Deployment
 from ledger.ingest.decode import EventDecoder
+from ledger.ingest.fetch import ChainMoved, Fetched, Prefetch, fetch_range
 from ledger.ingest.rollback import rollback
 from ledger.ingest.rpc import NodeUnavailable, Rpc, RpcError
 from ledger.ingest.writer import prune_blocks, write_range
@@ -58,10 +63,6 @@ class IndexerError(Exception):
 
 class _Reorg(Exception):
     """The chain no longer has the block the cursor points at."""
-
-
-class _Retry(Exception):
-    """The chain changed while a range was being read; read it again."""
 
 
 class _CursorMoved(Exception):
@@ -125,6 +126,7 @@ class Indexer:
         self.keep_blocks = keep_blocks
         self.retries = retries
         self.decoder = EventDecoder(deployment.registry, deployment.ledger)
+        self._prefetch = Prefetch(self.rpc, self.decoder)
         self._migrate = migrate
         self._prepared = False
         self._last_block = deployment.deployment_block - 1
@@ -135,6 +137,7 @@ class Indexer:
         self._since_refused = 0
 
     def close(self) -> None:
+        self._prefetch.close()
         self.rpc.close()
 
     @property
@@ -266,13 +269,16 @@ class Indexer:
             return -1
         frm = self._last_block + 1
         to = min(res.target, frm + self.span - 1)
+        ahead = self._prefetch.take(frm)
+        if ahead is not None:
+            to = ahead[0]
         try:
-            n = self._ingest(frm, to)
+            r = self._advance(frm, to, ahead, res.target)
         except _Reorg:
             self._reorg(res)
             res.target = self._target(to_block)
             return -1
-        except _Retry:
+        except ChainMoved:
             self._retries += 1
             if self._retries > 50:
                 raise IndexerError(
@@ -292,10 +298,31 @@ class Indexer:
             self._since_refused = 0
             res.refused_ranges += 1
             return -1
+        n = len(r.events)
         self._retries = 0
         res.events += n
         res.ranges += 1
         res.last_block = self._last_block
+        return n
+
+    def _advance(
+        self, frm: int, to: int, ahead: tuple[int, Future[Fetched]] | None, target: int
+    ) -> Fetched:
+        """Read [frm, to] (or take it from the read-ahead), start reading the next range, then
+        write this one."""
+        try:
+            r = fetch_range(self.rpc, self.decoder, frm, to) if ahead is None else ahead[1].result()
+            self._adapt_span(len(r.events))
+            if r.to < target:
+                self._prefetch.start(r.to + 1, min(target, r.to + self.span))
+            self._write(r)
+        except BaseException:
+            self._prefetch.drop()  # read ahead of a range that was not written
+            raise
+        return r
+
+    def _adapt_span(self, n: int) -> None:
+        """The span of the next range, after one of `n` events was read."""
         self._since_refused += 1
         if self._since_refused >= _PROBE_AFTER:  # a limit may have been a passing overload
             self._ceiling = self.max_span
@@ -303,7 +330,6 @@ class Indexer:
             self.span = min(self._ceiling, self.max_span, self.span * 2)
         elif n > self.target_events * 2:
             self.span = max(1, self.span // 2)
-        return n
 
     def _tip_matches(self) -> bool:
         if self._last_hash is None:
@@ -311,34 +337,20 @@ class Indexer:
         h = self.rpc.headers([self._last_block])[self._last_block]
         return h is not None and h.hash == self._last_hash
 
-    def _ingest(self, frm: int, to: int) -> int:
-        before = self.rpc.headers([frm, to])
-        h_frm, h_to = before[frm], before[to]
-        if h_frm is None or h_to is None:
-            raise _Retry  # the chain is shorter than it was
-        if self._last_hash is not None and h_frm.parent_hash != self._last_hash:
+    def _write(self, r: Fetched) -> None:
+        """Commit one range read by `fetch_range`, if it continues the indexed chain."""
+        if self._last_hash is not None and r.parent_hash != self._last_hash:
             raise _Reorg
-        logs = self.rpc.get_logs(frm, to, self.decoder.addresses)
-        events = [ev for ev in map(self.decoder.decode, logs) if ev is not None]
-        after = self.rpc.headers({ev.block_number for ev in events} | {to})
-        if after[to] is None or after[to].hash != h_to.hash:  # type: ignore[union-attr]
-            raise _Retry
-        for ev in events:
-            h = after[ev.block_number]
-            if h is None or h.hash != ev.block_hash:
-                raise _Retry
-            ev.timestamp = h.timestamp
         with self.engine.begin() as conn:
             self._lock_cursor(conn)
-            write_range(conn, events, after, to)
+            write_range(conn, r.events, r.headers, r.to)
             # blocks without events are only needed near the head, to find a common ancestor
-            below = to - self.keep_blocks
+            below = r.to - self.keep_blocks
             if below > self._pruned_below:
                 prune_blocks(conn, self._pruned_below, below)
                 self._pruned_below = below
-            self._set_cursor(conn, to, h_to.hash)
-        self._last_block, self._last_hash = to, h_to.hash
-        return len(events)
+            self._set_cursor(conn, r.to, r.last.hash)
+        self._last_block, self._last_hash = r.to, r.last.hash
 
     # ------------------------------------------------------------------ reorgs
 

@@ -1,6 +1,6 @@
 """Loading the state a batch of events touches, and writing back what the batch changed.
 
-Everything is read with a few `IN (...)` queries per batch and written with one statement per
+Everything is read with a query or a few per table and batch, and written with one statement per
 table (`ledger.store.bulk`), so the cost per event stays a handful of rows, never a query each.
 """
 
@@ -17,23 +17,14 @@ from ledger.ingest.common import ProjectionError, unhex
 from ledger.ingest.decode import ChainEvent
 from ledger.ingest.projection import Pair, Projection
 from ledger.rules import Borrower, Line, Loan
-from ledger.store.bulk import delete_rows, insert_rows, update_rows, upsert
+from ledger.store.bulk import delete_rows, insert_rows, select_in, update_rows, upsert
 from ledger.store.models import TABLES
 
-_CHUNK = 500
 _ZERO_HEX = "0x" + "00" * 32
 
 
-def _chunks(values: Iterable[Any]) -> Iterator[list[Any]]:
-    items = list(values)
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
 def _rows(conn: Connection, table: Table, column: str, values: Iterable[Any]) -> Iterator[Any]:
-    col = table.c[column]
-    for chunk in _chunks(values):
-        yield from conn.execute(select(table).where(col.in_(chunk))).mappings()
+    return select_in(conn, table, column, set(values))
 
 
 # ------------------------------------------------------------------ load

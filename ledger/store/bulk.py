@@ -11,18 +11,20 @@ SQLAlchemy would); bytes go to the driver as they are.
   server still plans and executes each), which made the writes most of the indexer's time.
   There each call is one statement over arrays, a column each, sent in binary:
   `INSERT ... SELECT * FROM unnest(...)`, `UPDATE ... FROM unnest(...)`,
-  `DELETE ... USING unnest(...)`.
+  `DELETE ... USING unnest(...)`, and reads by key are `WHERE key = ANY(...)`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, Table
+from sqlalchemy import Connection, LargeBinary, Table, select
 
 Rows = Sequence[Mapping[str, Any]]
+
+_CHUNK = 500  # keys per SQLite `IN (...)`
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +146,40 @@ def delete_rows(conn: Connection, table: Table, keys: Sequence[str], rows: Seque
         return
     match = " AND ".join(f"{q} = ?" for q in c.quoted)
     conn.exec_driver_sql(f"DELETE FROM {name} WHERE {match}", _tuples(as_rows, c))
+
+
+def select_in(
+    conn: Connection, table: Table, column: str, values: Collection[Any]
+) -> Iterator[Mapping[str, Any]]:
+    """The rows whose `column` is one of `values`."""
+    if not values:
+        return
+    col = table.c[column]
+    if conn.dialect.name != "postgresql":
+        items = list(values)
+        for i in range(0, len(items), _CHUNK):
+            yield from conn.execute(select(table).where(col.in_(items[i : i + _CHUNK]))).mappings()
+        return
+    # One statement with the keys as one binary array: with IN (...), psycopg parses a statement
+    # of thousands of placeholders in Python, and the keys would be sent in chunks.
+    dialect = conn.dialect
+    names = [c.name for c in table.c]
+    c = _cols(conn, table, names)
+    key = _cols(conn, table, [column])
+    params = {"k": _column([{column: v} for v in values], column, key.procs[0])}
+    sql = (
+        f"SELECT {', '.join(c.quoted)} FROM {_table(conn, table)} "
+        f"WHERE {key.quoted[0]} = ANY(%(k)b::{key.types[0]}[])"
+    )
+    result = conn.exec_driver_sql(sql, params)
+    # the columns' own result processing (a uint64 comes back from NUMERIC as an int)
+    codes = [d[1] for d in result.cursor.description]
+    procs = [
+        table.c[n].type.dialect_impl(dialect).result_processor(dialect, code)
+        for n, code in zip(names, codes, strict=True)
+    ]
+    for row in result:
+        yield {
+            n: (v if p is None or v is None else p(v))
+            for n, p, v in zip(names, procs, row, strict=True)
+        }
