@@ -224,7 +224,10 @@ class IndexedReads:
             )  # fmt: skip
             .where(
                 loans.c.borrower_key == key,
-                tranches.c.lender == who,
+                # Not `lender == who`: SQLite (no statistics) would then drive the join from
+                # the lender index, i.e. every tranche the member ever funded; through the
+                # coalesce (a no-op, lender is never null) it starts from the borrower's loans.
+                func.coalesce(tranches.c.lender, "") == who,
                 lines.c.status == int(LineStatus.ACTIVE),
             )
             .scalar_subquery()

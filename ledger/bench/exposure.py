@@ -6,7 +6,8 @@ than the whole benchmark may, so the growth is *synthesised*: rows shaped exactl
 writes them (a loan, its three tranches, the borrower's maintained `borrower_exposure` and
 `borrower_lenders` rows) are COPYed into bank-a's schema, five loans per borrower, and the
 tables analysed. The queries themselves take the node's real path: HTTP, bearer token, the
-caller's member record read from the chain, the chain head, then the read model.
+caller's member record and the chain head (one JSON-RPC batch), then the read model. Each
+figure comes with the node's CPU time per query (see ledger.bench.api).
 
     python -m ledger.bench.exposure --json
 """
@@ -26,7 +27,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.bench.recording import _pct
 from ledger.domain import LoanStatus, Product, Repayment
 
 LOANS_PER_BORROWER = 5
@@ -125,7 +125,7 @@ def run(
     if pg_url is None:
         return {"not_measured": "no PostgreSQL (set TEST_DATABASE_URL or DATABASE_URL)"}
     from ledger import nodes
-    from ledger.bench.api import _queries, per_client
+    from ledger.bench.api import _queries, measure, per_client
     from ledger.chain.consortium import bootstrap
     from ledger.chain.node import LocalChain
 
@@ -139,7 +139,8 @@ def run(
         )
         bank_db = json.loads(configs["bank-a"].read_text())["database_url"]
         infos = nodes.start(state, configs)
-        url = next(i.url for i in infos if i.name == "bank-a")
+        bank = next(i for i in infos if i.name == "bank-a")
+        url = bank.url
         parties = [cx.platform.address, cx.lenders[0].address, cx.lenders[1].address]
         block = cx.plat.w3.eth.block_number
         out: dict[str, Any] = {"database": "postgresql", "loans_per_borrower": 5, "steps": []}
@@ -161,12 +162,9 @@ def run(
                     say(f"exposure queries at {target:,} loans, {clients} client(s)")
                     _queries(url, cx.lenders[0], keys, min(200, queries), clients)  # warm
                     n = per_client(queries, clients)
-                    lat = _queries(url, cx.lenders[0], keys, n, clients)
-                    row[f"{clients}_client"] = {
-                        "queries": len(lat),
-                        "p50_ms": round(_pct(lat, 50) * 1000, 2),
-                        "p99_ms": round(_pct(lat, 99) * 1000, 2),
-                    }
+                    row[f"{clients}_client"] = measure(
+                        url, bank.pid, cx.lenders[0], keys, n, clients
+                    )
                 out["steps"].append(row)
             out["target_p99_ms"] = 10
             return out
