@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from ledger.store import db
+from ledger.store import bulk, db
 from ledger.store.models import TABLES, metadata
 from tests.dbs import Databases, dbs_fixture  # noqa: F401 - the `dbs` fixture
 
@@ -171,3 +172,48 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
             },
         )  # fmt: skip
     engine.dispose()
+
+
+def test_bulk_writes_keep_the_columns_checks(dbs: Databases) -> None:
+    """The indexer's one-statement-per-table writes (`ledger.store.bulk`): the same rows as
+    SQLAlchemy's own statements would leave, and the same refusals."""
+    engine = dbs.engine()
+    db.upgrade(engine)
+    members, top = TABLES["members"], 2**64 - 1
+    rows = [
+        {
+            "address": f"0x{i:040x}", "member_index": i, "role": 2, "status": 1, "frozen": i == 1,
+            "name": f"Bank {i} 銀行", "licence_hash": bytes([i]) * 32, "tier1_capital": top - i,
+            "total_loan_balance": 2**63 + i, "attested_at": i, "attested_until": 2 * i,
+            "block_number": 3,
+        }
+        for i in range(1, 4)
+    ]  # fmt: skip
+    later = {**rows[2], "name": "renamed", "tier1_capital": 5}
+    with engine.begin() as conn:
+        bulk.insert_rows(conn, members, rows[:2])
+        bulk.upsert(conn, members, [rows[1], rows[2], later], ["address"])  # the last one wins
+        bulk.update_rows(
+            conn, members, ["address"], [{"address": rows[0]["address"], "frozen": True}]
+        )
+        bulk.delete_rows(conn, members, ["address"], [(rows[1]["address"],)])
+        got = {r["address"]: dict(r) for r in bulk.select_in(conn, members, "address", [
+            r["address"] for r in rows])}  # fmt: skip
+    assert got == {rows[0]["address"]: {**rows[0], "frozen": True}, later["address"]: later}
+    with engine.connect() as conn:
+        assert {r["address"]: dict(r) for r in conn.execute(sa.select(members)).mappings()} == got
+
+    def refusal(write: Callable[[sa.Connection], object]) -> type[BaseException] | None:
+        try:
+            with engine.begin() as conn:
+                write(conn)
+        except Exception as exc:  # noqa: BLE001 - compared below
+            return type(exc)
+        return None
+
+    too_long = {**rows[0], "address": "0x" + "ab" * 21}  # VARCHAR(42)
+    for bad in ({**rows[0], "tier1_capital": 2**64}, {**rows[0], "member_index": 2**63}, too_long):
+        mine = refusal(lambda c, bad=bad: bulk.insert_rows(c, members, [bad]))
+        assert mine == refusal(lambda c, bad=bad: c.execute(members.insert(), [bad]))
+        # SQLite does not enforce VARCHAR lengths
+        assert mine is not None or (bad is too_long and engine.dialect.name == "sqlite")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, LargeBinary, Table, select
+from sqlalchemy.exc import StatementError
 
 Rows = Sequence[Mapping[str, Any]]
 
@@ -32,7 +33,7 @@ class _Cols:
     names: list[str]
     quoted: list[str]
     procs: list[Callable[[Any], Any] | None]
-    types: list[str]  # SQL types, for the PostgreSQL array casts
+    types: list[str]  # SQL types without length or precision, for the PostgreSQL array casts
 
 
 def _cols(conn: Connection, table: Table, names: Sequence[str]) -> _Cols:
@@ -43,13 +44,20 @@ def _cols(conn: Connection, table: Table, names: Sequence[str]) -> _Cols:
         impl = table.c[name].type.dialect_impl(dialect)
         # the drivers take bytes as they are; the DBAPI Binary wrapper would be an object a value
         procs.append(None if isinstance(impl, LargeBinary) else impl.bind_processor(dialect))
-        types.append(impl.compile(dialect=dialect))
+        # An explicit cast to VARCHAR(n) truncates where storing into the column refuses: the
+        # arrays are of the unconstrained type, so the column's own limits still apply.
+        types.append(impl.compile(dialect=dialect).split("(")[0])
     return _Cols(list(names), [q.quote(n) for n in names], procs, types)
 
 
 def _column(rows: Rows, name: str, proc: Callable[[Any], Any] | None) -> list[Any]:
     values = [r[name] for r in rows]
-    return values if proc is None else [proc(v) for v in values]
+    if proc is None:
+        return values
+    try:
+        return [proc(v) for v in values]
+    except Exception as exc:  # noqa: BLE001 - as SQLAlchemy reports a value its type refuses
+        raise StatementError(f"({type(exc).__name__}) {exc}", None, None, exc) from exc
 
 
 def _pg_source(rows: Rows, c: _Cols) -> tuple[str, dict[str, list[Any]]]:
