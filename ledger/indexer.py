@@ -37,6 +37,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from ledger.chain.deployment import Deployment
 from ledger.ingest.decode import EventDecoder
 from ledger.ingest.fetch import ChainMoved, Fetched, Prefetch, fetch_range
+from ledger.ingest.heap import older_objects_frozen
 from ledger.ingest.rollback import rollback
 from ledger.ingest.rpc import NodeUnavailable, Rpc, RpcError
 from ledger.ingest.writer import prune_blocks, write_range
@@ -232,33 +233,34 @@ class Indexer:
         self.prepare()
         t0 = time.perf_counter()
         res = CatchUpResult(self._last_block + 1, self._last_block, self._target(to_block))
-        failures = 0
-        while True:
-            try:
-                n = self._step(res, to_block)
-            except NodeUnavailable as exc:
-                failures += 1
-                if failures > self.retries:
-                    raise IndexerError(f"node unavailable: {exc}") from exc
-                log.warning("node unavailable (%s); retrying", exc)
-                time.sleep(min(0.25 * 2**failures, 10.0))
-                continue
-            except RpcError as exc:
-                failures += 1
-                if failures > self.retries:
-                    raise IndexerError(
-                        f"the node refuses block {self._last_block + 1}: {exc}"
-                    ) from exc
-                time.sleep(min(0.25 * 2**failures, 10.0))
-                continue
-            if n is None:
-                break
+        with older_objects_frozen():  # see ledger.ingest.heap
             failures = 0
-            if progress is not None and n >= 0:
-                elapsed = time.perf_counter() - t0
-                progress(
-                    Progress(res.start_block, self._last_block, res.target, res.events, elapsed)
-                )
+            while True:
+                try:
+                    n = self._step(res, to_block)
+                except NodeUnavailable as exc:
+                    failures += 1
+                    if failures > self.retries:
+                        raise IndexerError(f"node unavailable: {exc}") from exc
+                    log.warning("node unavailable (%s); retrying", exc)
+                    time.sleep(min(0.25 * 2**failures, 10.0))
+                    continue
+                except RpcError as exc:
+                    failures += 1
+                    if failures > self.retries:
+                        raise IndexerError(
+                            f"the node refuses block {self._last_block + 1}: {exc}"
+                        ) from exc
+                    time.sleep(min(0.25 * 2**failures, 10.0))
+                    continue
+                if n is None:
+                    break
+                failures = 0
+                if progress is not None and n >= 0:
+                    elapsed = time.perf_counter() - t0
+                    progress(
+                        Progress(res.start_block, self._last_block, res.target, res.events, elapsed)
+                    )
         res.last_block = self._last_block
         res.seconds = time.perf_counter() - t0
         return res

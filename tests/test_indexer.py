@@ -379,3 +379,22 @@ def test_indexes_anvil_and_hardhat_nodes(cx: LocalConsortium, tmp_path: Path) ->
     assert ix.catch_up().events > 10
     assert ix.check_consistency(cx.plat) == []
     engine.dispose()
+
+
+def test_a_catch_up_freezes_older_objects_and_gives_them_back() -> None:
+    import gc
+
+    from ledger.ingest.heap import older_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()  # the process froze objects itself: left as it is
+    try:
+        frozen = gc.get_freeze_count()
+        with older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
