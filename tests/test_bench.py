@@ -29,7 +29,7 @@ def test_quick_bench_output_is_well_formed(tmp_path):
     assert data["mode"] == "quick"
     rec = data["recording"]
     assert rec["records"] == 500
-    assert (rec["per_tx"], rec["one_per_tx"]["per_tx"]) == (10, 1)
+    assert (rec["per_tx"], rec["one_per_tx"]["per_tx"]) == (20, 1)
     for mode in (rec, rec["one_per_tx"]):
         assert mode["success_rate"] == 1.0
         for key in (
@@ -42,7 +42,7 @@ def test_quick_bench_output_is_well_formed(tmp_path):
             assert isinstance(mode[key], int | float) and mode[key] > 0, key
         assert mode["median_latency_p50_ms"] <= mode["median_latency_p99_ms"]
         assert len(mode["spread_records_per_s"]) == 2
-    assert {r["per_tx"] for r in rec["runs"]} == {1, 10}
+    assert {r["per_tx"] for r in rec["runs"]} == {1, 20}
     assert {(g["tranches"], g["batch"], g["borrower"]) for g in data["gas"]} == {
         (t, b, k) for t in (1, 3, 5) for b in (1, 10, 50) for k in ("new", "existing")
     }
