@@ -114,10 +114,9 @@ def issue_token(node: Node, text: str, signature: str) -> TokenOut:
     )
 
 
-async def authenticate(node: Node, token: str) -> Principal:
-    """The principal behind a bearer token; 401 if unknown or expired, 403 if no longer active.
-    Answered on the event loop: the token from the cache (the database once per token and
-    process), the member record and the head from one JSON-RPC batch."""
+async def token_owner(node: Node, token: str) -> str:
+    """The address a bearer token was issued to; 401 if unknown or expired. From the cache (the
+    database once per token and process), on the event loop."""
     token_hash = _hash(token)
     found = node.tokens.get(token_hash)
     if found is None:
@@ -129,9 +128,16 @@ async def authenticate(node: Node, token: str) -> Principal:
     address, expires_at = found
     if expires_at < int(_now().timestamp()):
         raise _unauthorised("TokenExpired", "the bearer token has expired; sign in again")
+    return address
+
+
+async def member_principal(node: Node, address: str) -> Principal:
+    """The caller as the chain has it now; 403 if no longer active. The member record and the
+    head come from one JSON-RPC batch."""
     member, head = await node.member_and_head(address)
     if not member.active:
         raise Problem(
             403, "MemberNotActive", f"{address} is {member.status.name.lower()} on chain"
         )
     return Principal(address, member.role, member, head)
+
