@@ -231,6 +231,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestException)
     async def _conn(request: Request, exc: Exception) -> JSONResponse:
         # web3's HTTP provider raises requests' errors when the chain's RPC does not answer.
+        log.warning("chain unavailable on %s: %s", request.url.path, type(exc).__name__)
         return _respond(request, Problem(503, "ChainUnavailable", "the chain is not reachable"))
 
     @app.exception_handler(OperationalError)

@@ -32,6 +32,7 @@ from ledger.chain.rpcutil import abi_type
 _HEAD, _MEMBER = 1, 2
 _TIMEOUT_S = 60.0
 _MAX_OPEN, _MAX_IDLE = 64, 16  # connections to the RPC node: at once, and kept between requests
+_ATTEMPTS = 3
 
 
 class _Http:
@@ -56,10 +57,12 @@ class _Http:
             return await self._post(body)
 
     async def _post(self, body: bytes) -> bytes:
-        # A kept-alive connection the server has since closed fails on first use: once more on
-        # a new one (the other idle ones have most likely gone the same way).
-        for attempt in (1, 2):
-            reused = attempt == 1 and bool(self._idle)
+        # A kept-alive connection the server has since closed fails on first use, and a loaded
+        # node can reset a new one: the batch only reads, so it goes again on a new connection,
+        # twice at most, after a short pause (web3's own provider retries reads five times).
+        # A timeout is not retried: the node is there but not answering.
+        for attempt in range(_ATTEMPTS):
+            reused = attempt == 0 and bool(self._idle)
             try:
                 async with asyncio.timeout(_TIMEOUT_S):
                     rw = self._idle.pop() if reused else await self._open()
@@ -69,8 +72,11 @@ class _Http:
                         rw[1].close()
                         raise
             except (OSError, EOFError, TimeoutError, h11.ProtocolError) as exc:
-                if reused and not isinstance(exc, TimeoutError):
-                    self.close()
+                if attempt + 1 < _ATTEMPTS and not isinstance(exc, TimeoutError):
+                    if reused:
+                        self.close()  # the other idle ones have most likely gone the same way
+                    else:
+                        await asyncio.sleep(0.05 * attempt + 0.02)
                     continue
                 raise ChainUnreachable(
                     f"the chain at {self.url} does not answer: {type(exc).__name__} {exc}"
