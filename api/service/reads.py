@@ -169,10 +169,9 @@ def own_exposure(node: Node, key: bytes, address: str, block: int) -> int:
     return total
 
 
-def _as_of(node: Node, head: int | None = None) -> int:
-    """The block a read is answered as of: the head (read now unless given), once the read
-    model has it."""
-    head = node.client.head() if head is None else head
+def _as_of(node: Node, head: int) -> int:
+    """The block a read is answered as of: `head` (read with the caller's member record), once
+    the read model has it."""
     return node.indexed.fresh(head) if node.indexed is not None else head
 
 
