@@ -493,3 +493,42 @@ def test_status_cleans_a_stale_record(tmp_path: Path) -> None:
     (tmp_path / "chain.json").write_text("{garbage")
     assert down(tmp_path) is False
     assert not (tmp_path / "chain.json").exists()
+
+
+def _files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+# anvil keeps about 500 per-block states in memory and writes older ones to disk
+_SPILLING_BLOCKS = 1_100
+
+
+def test_states_a_killed_anvil_spilled_to_disk_go_with_the_chain() -> None:
+    home_cache = Path.home() / ".foundry" / "anvil" / "tmp"
+    before = set(home_cache.iterdir()) if home_cache.is_dir() else set()
+    chain = LocalChain("anvil").start()
+    try:
+        workdir = chain.log_path.parent  # type: ignore[union-attr]
+        rpc(chain.url, "anvil_mine", hex(_SPILLING_BLOCKS))
+        spilled = [p for p in _files_under(workdir) if p.name != "chain.log"]
+        assert spilled, "anvil wrote no state to disk: the test no longer covers the spill"
+        os.kill(chain.pid, signal.SIGKILL)  # no chance to clean up after itself
+    finally:
+        chain.stop()
+    assert not workdir.exists()
+    after = set(home_cache.iterdir()) if home_cache.is_dir() else set()
+    assert after <= before, f"anvil left states in {home_cache}: {sorted(after - before)}"
+
+
+def test_detached_anvil_states_on_disk_are_deleted_by_down(tmp_path: Path) -> None:
+    sd = tmp_path / "chain"
+    info = up_detached("anvil", state_dir=sd)
+    try:
+        rpc(info.url, "anvil_mine", hex(_SPILLING_BLOCKS))
+        assert _files_under(sd / "anvil-cache")
+        os.kill(info.pid, signal.SIGKILL)
+    finally:
+        down(sd)
+    assert_gone(info.pid, info.port)
+    assert not (sd / "anvil-cache").exists()
+    assert (sd / "chain.log").exists()  # down deletes only what anvil spilled

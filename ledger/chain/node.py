@@ -394,7 +394,9 @@ class _Options:
     extra_args: tuple[str, ...] = ()
 
 
-def _anvil_argv(root: Path, port: int, opts: _Options, state_path: Path | None) -> list[str]:
+def _anvil_argv(
+    root: Path, port: int, opts: _Options, state_path: Path | None, cache_path: Path
+) -> list[str]:
     argv = [
         str(_anvil_binary(root)),
         "--host", HOST,
@@ -405,6 +407,10 @@ def _anvil_argv(root: Path, port: int, opts: _Options, state_path: Path | None) 
         "--mnemonic", opts.mnemonic,
         "--hardfork", opts.hardfork,
         "--color", "never",
+        # Anvil moves the per-block states it cannot hold in memory to disk (hundreds of MB per
+        # thousand blocks), by default under ~/.foundry/anvil/tmp, and a killed anvil leaves
+        # them there. Keep them in a directory whose owner deletes it.
+        "--cache-path", str(cache_path),
     ]  # fmt: skip
     if opts.block_time is not None:
         argv += ["--block-time", f"{opts.block_time:g}"]
@@ -677,7 +683,8 @@ class LocalChain:
         for attempt in range(attempts):
             port = self._port if self._port is not None else _free_port()
             if self._kind == "anvil":
-                argv = _anvil_argv(root, port, self._opts, self._state_path)
+                cache = self._workdir / "anvil-cache"
+                argv = _anvil_argv(root, port, self._opts, self._state_path, cache)
             else:
                 config = self._workdir / "hardhat.config.js"
                 config.write_text(_hardhat_config(root, self._opts))
@@ -741,6 +748,7 @@ _LOG_FILE = "chain.log"
 _ANVIL_STATE_FILE = "anvil-state.json"
 _HARDHAT_CONFIG_FILE = "hardhat.config.js"
 _PORT_FILE = "last-port"
+_ANVIL_CACHE_DIR = "anvil-cache"
 
 # Popen objects of detached chains started by this process, so that down() in the same process
 # reaps them instead of leaving zombies (and subprocess does not warn about them while we live).
@@ -853,6 +861,8 @@ def _down_locked(state_dir: Path, timeout: float) -> bool:
     elif proc is not None:
         proc.wait()  # died on its own; reap it
     (state_dir / _INFO_FILE).unlink(missing_ok=True)
+    # what anvil spilled to disk; the states a restart needs are in anvil-state.json
+    shutil.rmtree(state_dir / _ANVIL_CACHE_DIR, ignore_errors=True)
     return stopped
 
 
@@ -930,7 +940,9 @@ def _start_detached(
     state_path: Path | None = None
     if kind == "anvil":
         state_path = state_dir / _ANVIL_STATE_FILE
-        argv = _anvil_argv(root, chosen, opts, state_path)
+        cache = state_dir / _ANVIL_CACHE_DIR
+        shutil.rmtree(cache, ignore_errors=True)  # left by a chain that was killed
+        argv = _anvil_argv(root, chosen, opts, state_path, cache)
     else:
         config = state_dir / _HARDHAT_CONFIG_FILE
         config.write_text(_hardhat_config(root, opts))
