@@ -137,3 +137,21 @@ def test_fast_keccak_and_checksum_agree_with_eth_utils(address: bytes, data: byt
 
     assert _keccak(data) == eth_keccak(data)
     assert _checksummed(address) == to_checksum_address(address)
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+@settings(max_examples=60)
+@given(secret=st.integers(1, SECP256K1_N - 1), message=st.binary(min_size=32, max_size=32))
+def test_signatures_are_eth_accounts_byte_for_byte(secret: int, message: bytes) -> None:
+    # sign_digest goes straight to libsecp256k1; eth_account (through eth_keys) is the reference
+    key = secret.to_bytes(32, "big")
+    expected = bytes(Account.unsafe_sign_hash(message, key).signature)
+    assert provenance.sign_digest(key, message) == expected
+    assert provenance.sign_digest("0x" + key.hex(), message) == expected
+
+
+def test_sign_digest_refuses_a_message_that_is_not_a_digest() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        provenance.sign_digest(KEYS[0].key, b"\x01" * 31)
