@@ -128,6 +128,7 @@ def _catch_up(ix: Any, as_json: bool, to_block: int | None = None) -> dict[str, 
         "events_per_s": round(res.events_per_s),
         "ranges": res.ranges,
         "refused_ranges": res.refused_ranges,
+        "oversized_ranges": res.oversized_ranges,
         "reorgs": res.reorgs,
         "rolled_back_events": res.rolled_back_events,
     }

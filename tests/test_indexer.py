@@ -23,7 +23,7 @@ from ledger.bench.indexer import make_events
 from ledger.chain.consortium import LocalConsortium, bootstrap
 from ledger.chain.node import LocalChain
 from ledger.indexer import Indexer, IndexerError
-from ledger.ingest.rpc import Rpc, RpcError
+from ledger.ingest.rpc import ResultTooLarge, Rpc, RpcError
 from ledger.store import db
 from ledger.store.models import TABLES
 from tests.dbs import PG_URL, Databases, assert_same, dbs_fixture, dump  # noqa: F401
@@ -147,12 +147,12 @@ class RefusingRpc(Rpc):
         super().__init__(url)
         self.limit, self.spans, self.refused = limit, [], 0
 
-    def get_logs(self, from_block: int, to_block: int, addresses: Any) -> list[dict]:
+    def get_logs(self, from_block: int, to_block: int, addresses: Any, **kw: Any) -> list[dict]:
         if to_block - from_block + 1 > self.limit:
             self.refused += 1
             raise RpcError("eth_getLogs", {"code": -32005, "message": "block range too large"})
         self.spans.append(to_block - from_block + 1)
-        return super().get_logs(from_block, to_block, addresses)
+        return super().get_logs(from_block, to_block, addresses, **kw)
 
 
 def test_ranges_shrink_when_refused_and_grow_when_they_succeed(
@@ -171,6 +171,61 @@ def test_ranges_shrink_when_refused_and_grow_when_they_succeed(
         if start == 1:
             assert rpc.spans[:3] == [1, 2, 4]  # doubling after each success
         assert_same(dump(normal_engine), dump(engine))
+
+
+class MeasuringRpc(Rpc):
+    """Records the span and the number of logs of every eth_getLogs answered in full."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.answers: list[tuple[int, int]] = []
+
+    def get_logs(self, from_block: int, to_block: int, addresses: Any, **kw: Any) -> list[dict]:
+        logs = super().get_logs(from_block, to_block, addresses, **kw)
+        self.answers.append((to_block - from_block + 1, len(logs)))
+        return logs
+
+
+@pytest.fixture(scope="module")
+def quiet_then_busy() -> Iterator[tuple[LocalChain, LocalConsortium]]:
+    """2,000 empty blocks, then blocks of about 1,800 co-loans each (3,000 in all)."""
+    from ledger.bench.memory import chain_args, record_history
+
+    with LocalChain("anvil", extra_args=chain_args()) as chain:
+        cx = bootstrap(chain.url)
+        _rpc(cx, "anvil_mine", [hex(2_000), "0x0"])
+        record_history(chain.url, cx, 3_000)
+        yield chain, cx
+
+
+def test_a_range_that_outgrows_its_byte_cap_is_cut_and_nothing_is_lost(
+    dbs: Databases, quiet_then_busy: tuple[LocalChain, LocalConsortium]
+) -> None:
+    chain, cx = quiet_then_busy
+    # Uncapped, the span grown over the quiet blocks swallows the whole busy stretch at once.
+    wide = MeasuringRpc(chain.url)
+    uncapped, uncapped_engine = _index(dbs, wide, cx, max_range_bytes=2**40)
+    full = uncapped.catch_up()
+    assert full.oversized_ranges == 0
+    assert max(n for _, n in wide.answers) >= 3_000
+
+    cap = 1_000_000
+    rpc = MeasuringRpc(chain.url)
+    ix, engine = _index(dbs, rpc, cx, max_range_bytes=cap)
+    res = ix.catch_up()
+    assert res.oversized_ranges >= 1
+    # every log is over 1,000 bytes of JSON, so no answer for several blocks held more than this
+    assert all(n <= cap // 1_000 for span, n in rpc.answers if span > 1)
+    assert_same(dump(uncapped_engine), dump(engine))
+    assert res.events == full.events
+
+    # one block cannot be split: its answer is taken whole, however large
+    where = [cx.deployment.registry, cx.deployment.ledger]
+    busiest = _head(cx)  # the history's last blocks are busy ones
+    assert len(rpc.get_logs(busiest, busiest, where, max_bytes=cap)) > 1_000
+    with pytest.raises(ResultTooLarge) as exc:
+        rpc.get_logs(busiest - 1, busiest, where, max_bytes=cap)
+    assert exc.value.reached in (busiest - 1, busiest)
 
 
 def test_two_indexers_on_one_database_never_apply_a_range_twice(

@@ -30,9 +30,9 @@ class ReorgAfterReadAhead(Rpc):
         self.read_from: int | None = None
         self.fired_at: int | None = None
 
-    def get_logs(self, from_block: int, to_block: int, addresses: Any) -> list[dict]:
+    def get_logs(self, from_block: int, to_block: int, addresses: Any, **kw: Any) -> list[dict]:
         self.read_from = from_block
-        return super().get_logs(from_block, to_block, addresses)
+        return super().get_logs(from_block, to_block, addresses, **kw)
 
     def headers(self, numbers: Iterable[int]) -> dict[int, Header | None]:
         out = super().headers(list(numbers))

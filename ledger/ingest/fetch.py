@@ -36,12 +36,16 @@ class Fetched:
     headers: dict[int, Header | None]  # every block with events, and `to`
 
 
-def fetch_range(rpc: Rpc, decoder: EventDecoder, frm: int, to: int) -> Fetched:
+def fetch_range(
+    rpc: Rpc, decoder: EventDecoder, frm: int, to: int, max_bytes: int | None = None
+) -> Fetched:
+    """The decoded events of [frm, to] with the headers they were read against. ResultTooLarge
+    when the node's answer for more than one block outgrows `max_bytes`."""
     before = rpc.headers([frm, to])
     h_frm, h_to = before[frm], before[to]
     if h_frm is None or h_to is None:
         raise ChainMoved  # the chain is shorter than it was
-    logs = rpc.get_logs(frm, to, decoder.addresses)
+    logs = rpc.get_logs(frm, to, decoder.addresses, max_bytes=max_bytes)
     events = [ev for ev in map(decoder.decode, logs) if ev is not None]
     after = rpc.headers({ev.block_number for ev in events} | {to})
     if after[to] is None or after[to].hash != h_to.hash:  # type: ignore[union-attr]
@@ -57,8 +61,8 @@ def fetch_range(rpc: Rpc, decoder: EventDecoder, frm: int, to: int) -> Fetched:
 class Prefetch:
     """At most one range being read in the background."""
 
-    def __init__(self, rpc: Rpc, decoder: EventDecoder) -> None:
-        self._rpc, self._decoder = rpc, decoder
+    def __init__(self, rpc: Rpc, decoder: EventDecoder, max_bytes: int | None = None) -> None:
+        self._rpc, self._decoder, self._max_bytes = rpc, decoder, max_bytes
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[int, int, Future[Fetched]] | None = None
 
@@ -67,7 +71,9 @@ class Prefetch:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-index-fetch")
         self.drop()
-        future = self._pool.submit(fetch_range, self._rpc, self._decoder, frm, to)
+        future = self._pool.submit(
+            fetch_range, self._rpc, self._decoder, frm, to, self._max_bytes
+        )
         self._pending = (frm, to, future)
 
     def take(self, frm: int) -> tuple[int, Future[Fetched]] | None:

@@ -7,6 +7,8 @@ headers are read as plain JSON over one keep-alive HTTP connection.
 from __future__ import annotations
 
 import itertools
+import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,27 @@ class RpcError(Exception):
 
 class NodeUnavailable(RpcError):
     """No answer at all: connection refused or reset, timeout, HTTP error."""
+
+
+class ResultTooLarge(RpcError):
+    """The answer outgrew the bytes the caller would hold, and was abandoned unread.
+    `reached` is the last block it had got to, when it said."""
+
+    def __init__(self, method: str, limit: int, reached: int | None) -> None:
+        where = f", reaching block {reached}" if reached is not None else ""
+        super().__init__(method, f"answer larger than {limit:,} bytes{where}")
+        self.limit = limit
+        self.reached = reached
+
+
+_BLOCK_NUMBER = re.compile(rb'"blockNumber"\s*:\s*"0x([0-9a-fA-F]+)"')
+
+
+def _last_block_in(partial: bytes | bytearray) -> int | None:
+    """The block number of the last log begun in a partial eth_getLogs answer (nodes list logs
+    in block order)."""
+    found = _BLOCK_NUMBER.findall(partial, max(0, len(partial) - 65_536))
+    return int(found[-1], 16) if found else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,26 +96,45 @@ class Rpc:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _post(self, body: Any, method: str) -> Any:
+    def _post(self, body: Any, method: str, max_bytes: int | None = None) -> Any:
         try:
-            resp = self._http.post(self.url, json=body)
+            if max_bytes is None:
+                resp = self._http.post(self.url, json=body)
+                status, content = resp.status_code, resp.content
+            else:
+                with self._http.stream("POST", self.url, json=body) as resp:
+                    status, content = resp.status_code, self._read_capped(resp, method, max_bytes)
         except httpx.ReadTimeout as exc:
             # the node is there but too slow for what was asked: a smaller range may do
             raise RpcError(method, f"no answer within {self._http.timeout.read}s") from exc
         except httpx.HTTPError as exc:
             raise NodeUnavailable(method, str(exc) or type(exc).__name__) from exc
-        if resp.status_code != 200:
+        if status != 200:
             # 413 and similar mean "too much asked at once": the caller shrinks its range
-            raise RpcError(method, f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise RpcError(method, f"HTTP {status}: {content[:200].decode(errors='replace')}")
         try:
-            return resp.json()
+            return json.loads(content)
         except ValueError as exc:
-            raise RpcError(method, f"not JSON: {resp.text[:200]}") from exc
+            raise RpcError(method, f"not JSON: {content[:200].decode(errors='replace')}") from exc
 
-    def call(self, method: str, params: Sequence[Any] = ()) -> Any:
+    @staticmethod
+    def _read_capped(resp: httpx.Response, method: str, max_bytes: int) -> bytes:
+        buf = bytearray()
+        for chunk in resp.iter_bytes():
+            buf += chunk
+            if len(buf) > max_bytes:
+                raise ResultTooLarge(method, max_bytes, _last_block_in(buf))
+        return bytes(buf)
+
+    def call(
+        self, method: str, params: Sequence[Any] = (), *, max_bytes: int | None = None
+    ) -> Any:
+        """The result of one call. With `max_bytes`, an answer that grows past it is abandoned
+        as it arrives (ResultTooLarge) instead of being held whole."""
         payload = self._post(
             {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)},
             method,
+            max_bytes,
         )
         if "error" in payload:
             raise RpcError(method, payload["error"])
@@ -137,8 +179,19 @@ class Rpc:
         raws = self.batch([("eth_getBlockByNumber", [hex(n), False]) for n in nums])
         return {n: _header(r) for n, r in zip(nums, raws, strict=True)}
 
-    def get_logs(self, from_block: int, to_block: int, addresses: Sequence[str]) -> list[dict]:
+    def get_logs(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str],
+        *,
+        max_bytes: int | None = None,
+    ) -> list[dict]:
+        """The logs of `addresses` in [from_block, to_block]. With `max_bytes`, a range of more
+        than one block whose answer is larger raises ResultTooLarge (one block cannot be split,
+        so its answer is always taken whole)."""
         return self.call(
             "eth_getLogs",
             [{"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": list(addresses)}],
+            max_bytes=max_bytes if to_block > from_block else None,
         )
