@@ -19,19 +19,35 @@ def bench_cmd(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Also write the JSON here.")
     ] = None,
+    memory_events: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Instead of the suite: the peak memory of `ledger index` over a history of this "
+            "many events (1000000 takes about 15 minutes).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Benchmark gas, sustained recording, indexer catch-up, audit replay and crypto on a fresh
     local anvil (and PostgreSQL when TEST_DATABASE_URL or DATABASE_URL is set)."""
-    from ledger.bench.suite import run
-
     with console.status("benchmarking") as st:
-        result = run(quick=quick, progress=lambda msg: st.update(f"benchmarking: {msg}"))
+        if memory_events is not None:
+            from ledger.bench import memory
+
+            result = memory.run(memory_events, progress=lambda msg: st.update(msg))
+        else:
+            from ledger.bench.suite import run
+
+            result = run(quick=quick, progress=lambda msg: st.update(f"benchmarking: {msg}"))
     text = json.dumps(result, indent=1)
     if out_file is not None:
         out_file.write_text(text + "\n", encoding="utf-8")
     if as_json:
         out.print_json(text)
+        return
+    if memory_events is not None:
+        _memory_table(result)
         return
     t = Table(title=f"ledger bench ({result['mode']}, {result['seconds']} s)")
     for col in ("figure", "median", "spread", "target"):
@@ -132,6 +148,24 @@ def bench_cmd(
         out.print(f"[yellow]not measured[/yellow]: {note}")
     if "not_measured" in g:
         out.print(f"[yellow]exposure growth not measured[/yellow]: {g['not_measured']}")
+
+
+def _memory_table(r: dict) -> None:
+    h = r["history"]
+    t = Table(title=f"ledger index over {r['events']:,} events ({r['database']})")
+    t.add_column("figure")
+    t.add_column("measured")
+    t.add_row("history", f"{h['quiet_blocks']:,} empty blocks, then {h['loans']:,} co-loans "
+              f"and {h['repayments']:,} repayments in {h['blocks']:,} blocks "
+              f"(built in {h['seconds']} s)")  # fmt: skip
+    t.add_row("catch-up", f"{r['seconds']} s, {r['events_per_s']:,} events/s")
+    t.add_row("peak resident memory", f"{r['peak_rss_mb']} MB")
+    t.add_row(
+        "peak in the first / second half",
+        f"{r['peak_rss_mb_first_half']} / {r['peak_rss_mb_second_half']} MB",
+    )
+    t.add_row("MB at each tenth", " ".join(str(x) for x in r["rss_mb_by_elapsed_tenth"]))
+    out.print(t)
 
 
 def register(app: typer.Typer) -> None:

@@ -76,3 +76,29 @@ def test_quick_bench_output_is_well_formed(tmp_path):
     # how long it took is a figure (quoted in the notes), not something a shared machine can
     # promise in a test
     assert data["seconds"] > 0
+
+
+def test_memory_bench_reports_the_indexers_peak_over_a_real_history(tmp_path):
+    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "bench", "--memory-events", "5000", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    h = data["history"]
+    # every co-loan is one event and every repayment (in full) two
+    assert h["loans"] + 2 * h["repayments"] >= 5_000
+    assert 0 < h["repayments"] < h["loans"] and h["blocks"] > 1
+    assert data["events"] >= h["loans"] + 2 * h["repayments"]  # plus the consortium's set-up
+    assert data["database"] == "sqlite" and data["events_per_s"] > 0
+    tenths = data["rss_mb_by_elapsed_tenth"]
+    assert len(tenths) == 10 and min(tenths) > 0
+    # the kernel's peak covers every sample taken from /proc
+    assert max(tenths) <= data["peak_rss_mb"]
+    halves = data["peak_rss_mb_first_half"], data["peak_rss_mb_second_half"]
+    assert 0 < min(halves) and max(halves) <= data["peak_rss_mb"]

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -173,32 +174,72 @@ def time_catch_up(rpc_url: str, cx: LocalConsortium, db_url: str) -> dict[str, A
     }
 
 
+def _rss_mb(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)  # kB
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss(
-    rpc_url: str, cx: LocalConsortium, db_url: str, tmp: Path, to_block: int | None = None
+    rpc_url: str,
+    cx: LocalConsortium,
+    db_url: str,
+    tmp: Path,
+    to_block: int | None = None,
+    sample_every: float | None = None,
 ) -> dict[str, Any]:
     """Peak resident memory of a separate `ledger index` process catching up every event (what
-    a node's indexer does), from the kernel's accounting of the finished child (ru_maxrss)."""
+    a node's indexer does), from the kernel's accounting of the finished child (ru_maxrss).
+    With `sample_every`, also its resident memory read from /proc that often, as
+    (seconds since start, MB) pairs under "samples"."""
     deployment = tmp / "deployment.json"
     cx.deployment.save(deployment)
     cmd = [sys.executable, "-m", "ledger.cli", "index", "--rpc-url", rpc_url,
            "--deployment", str(deployment), "--database-url", db_url, "--json"]  # fmt: skip
     if to_block is not None:
         cmd += ["--to-block", str(to_block)]
+    samples: list[tuple[float, float]] = []
     with (tmp / "index.err").open("w+b") as err:
+        t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        done = threading.Event()
+
+        def sample() -> None:
+            assert sample_every is not None
+            while not done.wait(sample_every):
+                mb = _rss_mb(proc.pid)
+                if mb is not None:
+                    samples.append((round(time.perf_counter() - t0, 2), mb))
+
+        sampler = threading.Thread(target=sample, daemon=True) if sample_every else None
+        if sampler is not None:
+            sampler.start()
         assert proc.stdout is not None
         stdout = proc.stdout.read()
         proc.stdout.close()
+        done.set()  # before the wait: /proc of a reaped child may belong to another process
+        if sampler is not None:
+            sampler.join()
         # wait4, not wait: the child's own peak, not the maximum over every child reaped so far
         _pid, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"ledger index failed: {err.read().decode(errors='replace')[-500:]}")
-    return {
+    out: dict[str, Any] = {
         "events": json.loads(stdout)["events"],
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "seconds": round(seconds, 1),  # the whole process: start-up and migrations included
     }
+    if sample_every:
+        out["samples"] = samples
+    return out
 
 
 def run(
