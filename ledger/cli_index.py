@@ -62,7 +62,8 @@ def index_cmd(
     """
     from sqlalchemy.engine import make_url
 
-    from ledger.indexer import INITIAL_SPAN, Indexer, IndexerError
+    from ledger.indexer import Indexer, IndexerError
+    from ledger.ingest.spans import INITIAL_SPAN
     from ledger.store.db import database_url as resolve_url
     from ledger.store.db import make_engine
 

@@ -1,8 +1,9 @@
 """The indexer: the two contracts' events into the SQL read model, reorg-safe and resumable.
 
-* **Ranges that adapt.** One eth_getLogs per block range, for both contract addresses. A range
-  the node refuses is halved (and not tried that large again for a while); a range that
-  succeeds with few events doubles, one with far too many halves.
+* **Ranges that adapt** (`ledger.ingest.spans`). One eth_getLogs per block range, for both
+  contract addresses, aimed at about 2,000 events. A range the node refuses is halved; an answer
+  that outgrows 16 MB is abandoned as it arrives and the range cut to the blocks it had got
+  through, so no range holds more than that however dense the chain turns.
 * **Read ahead.** While range k is written, range k+1 is read and decoded on a worker thread
   (`ledger.ingest.fetch`); at most one range waits, so memory stays bounded. A range read ahead
   is written only if it still continues the chain as committed (the check below).
@@ -40,6 +41,7 @@ from ledger.ingest.fetch import ChainMoved, Fetched, Prefetch, fetch_range
 from ledger.ingest.heap import older_objects_frozen
 from ledger.ingest.rollback import rollback
 from ledger.ingest.rpc import NodeUnavailable, ResultTooLarge, Rpc, RpcError
+from ledger.ingest.spans import INITIAL_SPAN, MAX_RANGE_BYTES, MAX_SPAN, TARGET_EVENTS, Spans
 from ledger.ingest.writer import prune_blocks, write_range
 from ledger.store.db import insert_missing, upgrade
 from ledger.store.models import TABLES
@@ -50,23 +52,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ledger.indexer")
 
-# Ranges after a refusal before a larger one is tried again.
-_PROBE_AFTER = 100
-# The first range is one block and grows by doubling while ranges stay under `target_events`: on
-# a dense history (a couple of thousand loans a block) a first range of only 16 blocks held
-# 30,000 events and set the catch-up's peak memory (303 MB over 1M events, against 212 MB for
-# the rest of it). A sparse history pays a dozen more small requests to reach its span.
-INITIAL_SPAN = 1
-# Events a range aims at (between half and twice this). Two ranges are in memory at once (one
-# written, one read ahead), and a range costs about 15 kB a LoanOriginated while it is parsed and
-# written: 2,000 keeps the peak below that of one range of 5,000, and per-range costs (a commit,
-# a dozen statements, three requests) are still small beside the rows.
-TARGET_EVENTS = 2_000
-# The most of one eth_getLogs answer held for a range of several blocks (a LoanOriginated is 1.9
-# to 3.2 kB of JSON, so a range at twice the target fits). Spans grow over a quiet stretch and
-# the first range into a busy one can hold far more: 60,000 events took 531 MB before this.
-# Such an answer is abandoned as it arrives and the span cut to below where it had got to.
-MAX_RANGE_BYTES = 16 * 2**20
 
 
 class IndexerError(Exception):
@@ -123,7 +108,7 @@ class Indexer:
         *,
         confirmations: int = 0,
         span: int = INITIAL_SPAN,
-        max_span: int = 50_000,
+        max_span: int = MAX_SPAN,
         target_events: int = TARGET_EVENTS,
         max_range_bytes: int = MAX_RANGE_BYTES,
         keep_blocks: int = 256,
@@ -134,9 +119,7 @@ class Indexer:
         self.rpc = rpc if isinstance(rpc, Rpc) else Rpc(rpc)
         self.deployment = deployment
         self.confirmations = confirmations
-        self.span = span
-        self.max_span = max_span
-        self.target_events = target_events
+        self.spans = Spans(span, max_span, target_events)
         self.keep_blocks = keep_blocks
         self.retries = retries
         self.decoder = EventDecoder(deployment.registry, deployment.ledger)
@@ -148,8 +131,6 @@ class Indexer:
         self._last_hash: bytes | None = None
         self._pruned_below = 0
         self._retries = 0  # consecutive ranges the chain changed under
-        self._ceiling = max_span  # below the last range the node refused
-        self._since_refused = 0
 
     def close(self) -> None:
         self._prefetch.close()
@@ -284,7 +265,7 @@ class Indexer:
             res.target = self._target(to_block)
             return -1
         frm = self._last_block + 1
-        to = min(res.target, frm + self.span - 1)
+        to = min(res.target, frm + self.spans.span - 1)
         ahead = self._prefetch.take(frm)
         if ahead is not None:
             to = ahead[0]
@@ -307,18 +288,13 @@ class Indexer:
             self._load_cursor()
             return -1
         except ResultTooLarge as exc:
-            # denser than the span was grown for: next, the blocks before the one the answer had
-            # got to (they fitted), after which the span adapts to what that range holds
-            reached = exc.reached if exc.reached is not None and frm < exc.reached <= to else None
-            self.span = reached - frm if reached is not None else max(1, (to - frm + 1) // 2)
+            self.spans.oversized(frm, to, exc.reached)
             res.oversized_ranges += 1
             return -1
         except RpcError as exc:
             if isinstance(exc, NodeUnavailable) or to == frm:
                 raise
-            # refused: too many blocks or results at once; do not ask for that many again soon
-            self._ceiling = self.span = max(1, (to - frm + 1) // 2)
-            self._since_refused = 0
+            self.spans.refused(frm, to)
             res.refused_ranges += 1
             return -1
         n = len(r.events)
@@ -339,25 +315,14 @@ class Indexer:
                 if ahead is None
                 else ahead[1].result()
             )
-            self._adapt_span(len(r.events))
+            self.spans.read(len(r.events))
             if r.to < target:
-                self._prefetch.start(r.to + 1, min(target, r.to + self.span))
+                self._prefetch.start(r.to + 1, min(target, r.to + self.spans.span))
             self._write(r)
         except BaseException:
             self._prefetch.drop()  # read ahead of a range that was not written
             raise
         return r
-
-    def _adapt_span(self, n: int) -> None:
-        """The span of the next range, after one of `n` events was read."""
-        self._since_refused += 1
-        if self._since_refused >= _PROBE_AFTER:  # a limit may have been a passing overload
-            self._ceiling = self.max_span
-        if n * 2 < self.target_events:
-            self.span = min(self._ceiling, self.max_span, self.span * 2)
-        elif n > self.target_events * 2:
-            # in proportion: halving would leave the ranges after a burst several times too big
-            self.span = max(1, self.span * self.target_events // n)
 
     def _tip_matches(self) -> bool:
         if self._last_hash is None:

@@ -1,13 +1,13 @@
 """Indexer memory over a long history: the peak resident memory of `ledger index` while it
-catches up about 1,000,000 events (DESIGN §8: a node's memory stays bounded as it indexes; it
-streams, it does not load everything).
+catches up about 1,000,000 events (a node's resident memory must stay bounded while it indexes
+1M events: it streams, it does not load everything).
 
 The history is real ledger events from real transactions on anvil, built for volume. The chain
 is first quiet for 20,000 blocks, so that the indexer's ranges grow wide before they meet the
-busy ones (the case that needs `ledger.indexer.MAX_RANGE_BYTES`). Then come platform-funded
+busy ones (the case that needs `ledger.ingest.spans.MAX_RANGE_BYTES`). Then come platform-funded
 co-loans (one signature each) in atomic batches of 100, one `LoanOriginated` each, and every 20th
 loan repaid in full (`Repaid` and `LoanStatusChanged`). Blocks hold about
-2,000 co-loans, the indexer's range target (`ledger.indexer.TARGET_EVENTS`): anvil recomputes
+2,000 co-loans, the indexer's range target (`ledger.ingest.spans.TARGET_EVENTS`): anvil recomputes
 its state root once a block, over the whole state, so small blocks would make the history
 slower to build the longer it gets. The chain keeps no historical state (`--prune-history`,
 else anvil writes hundreds of MB of states to disk per thousand blocks); the indexer reads only
@@ -35,9 +35,9 @@ from typing import Any
 from ledger.bench.indexer import fresh_database, peak_rss
 from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.domain import CoLoan, Product, Repayment, Tranche
-from ledger.indexer import TARGET_EVENTS
 from ledger.ingest.abi import Function
 from ledger.ingest.rpc import Rpc
+from ledger.ingest.spans import TARGET_EVENTS
 from ledger.provenance import digest, pack_signatures, sign_digest
 
 PER_TX = 100
