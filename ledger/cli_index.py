@@ -102,6 +102,8 @@ def index_cmd(
 
 
 def _catch_up(ix: Any, as_json: bool, to_block: int | None = None) -> dict[str, Any]:
+    from ledger.ingest.heap import resident_mb
+
     if as_json:
         res = ix.catch_up(to_block)
     else:
@@ -132,6 +134,7 @@ def _catch_up(ix: Any, as_json: bool, to_block: int | None = None) -> dict[str, 
         "oversized_ranges": res.oversized_ranges,
         "reorgs": res.reorgs,
         "rolled_back_events": res.rolled_back_events,
+        "peak_rss_mb": resident_mb(),
     }
 
 
@@ -143,6 +146,7 @@ def _report(report: dict[str, Any], as_json: bool) -> None:
         f"indexed to block {report['last_block']}: {report['events']:,} events in "
         f"{report['seconds']}s ({report['events_per_s']:,}/s), {report['reorgs']} reorgs "
         f"-> {report['database']}"
+        + (f"; peak memory {report['peak_rss_mb']} MB" if report.get("peak_rss_mb") else "")
     )
     if "mismatches" in report:
         if not report["mismatches"]:

@@ -29,6 +29,7 @@ from ledger.chain.client import LedgerClient
 from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.domain import CoLoan
 from ledger.ingest.abi import Function
+from ledger.ingest.heap import resident_mb
 from ledger.ingest.rpc import Rpc
 from ledger.provenance import pack_signatures
 
@@ -174,17 +175,6 @@ def time_catch_up(rpc_url: str, cx: LocalConsortium, db_url: str) -> dict[str, A
     }
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)  # kB
-    except OSError:
-        pass
-    return None
-
-
 def peak_rss(
     rpc_url: str,
     cx: LocalConsortium,
@@ -194,9 +184,9 @@ def peak_rss(
     sample_every: float | None = None,
 ) -> dict[str, Any]:
     """Peak resident memory of a separate `ledger index` process catching up every event (what
-    a node's indexer does), from the kernel's accounting of the finished child (ru_maxrss).
-    With `sample_every`, also its resident memory read from /proc that often, as
-    (seconds since start, MB) pairs under "samples"."""
+    a node's indexer does), as it reports it (its VmHWM; see ledger.ingest.heap.resident_mb for
+    why not the child's ru_maxrss). With `sample_every`, also its resident memory read from
+    /proc that often, as (seconds since start, MB) pairs under "samples"."""
     deployment = tmp / "deployment.json"
     cx.deployment.save(deployment)
     cmd = [sys.executable, "-m", "ledger.cli", "index", "--rpc-url", rpc_url,
@@ -212,7 +202,7 @@ def peak_rss(
         def sample() -> None:
             assert sample_every is not None
             while not done.wait(sample_every):
-                mb = _rss_mb(proc.pid)
+                mb = resident_mb(proc.pid, "VmRSS")
                 if mb is not None:
                     samples.append((round(time.perf_counter() - t0, 2), mb))
 
@@ -225,16 +215,16 @@ def peak_rss(
         done.set()  # before the wait: /proc of a reaped child may belong to another process
         if sampler is not None:
             sampler.join()
-        # wait4, not wait: the child's own peak, not the maximum over every child reaped so far
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         seconds = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"ledger index failed: {err.read().decode(errors='replace')[-500:]}")
+    report = json.loads(stdout)
     out: dict[str, Any] = {
-        "events": json.loads(stdout)["events"],
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+        "events": report["events"],
+        # its own VmHWM at the end of the catch-up, or a later sample if one was higher
+        "peak_rss_mb": max([report["peak_rss_mb"], *(mb for _, mb in samples)]),
         "seconds": round(seconds, 1),  # the whole process: start-up and migrations included
     }
     if sample_every:
