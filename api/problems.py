@@ -300,11 +300,14 @@ _DESCRIPTIONS = {
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem documents a route can answer with."""
+    """OpenAPI entries for the problem documents a route can answer with: `codes`, and on every
+    route 413 (body over the limit) and 429 (over the rate), and on an authenticated one (401
+    among `codes`) 503 as well, since the caller's member record is read from the chain."""
+    every = {*codes, 413, 429} | ({503} if 401 in codes else set())
     return {
         c: {
             "description": _DESCRIPTIONS.get(c, _TITLES.get(c, "Error")),
             "content": {MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}},
         }
-        for c in codes
+        for c in sorted(every)
     }

@@ -294,6 +294,11 @@ def test_openapi_documents_every_body_with_examples_and_problems(net: Consortium
         assert schemas[name].get("examples"), name
     create = spec["paths"]["/v1/loans"]["post"]["responses"]
     assert "application/problem+json" in create["409"]["content"]
+    exposure = spec["paths"]["/v1/borrowers/{borrower_key}/exposure"]["get"]["responses"]
+    challenge = spec["paths"]["/v1/auth/challenge"]["post"]["responses"]
+    for route in (create, exposure, challenge):
+        assert {"413", "429", "422"} <= set(route), route.keys()
+    assert "503" in exposure and "503" not in challenge
     lender_spec = net.session(None, "bank-a").get("/openapi.json").json()
     assert "/v1/cosign" in lender_spec["paths"] and "/v1/cosign" not in spec["paths"]
 
