@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger.indexer")
 
 
-
 class IndexerError(Exception):
     """The indexer cannot go on (wrong database, wrong chain, node gone for too long)."""
 

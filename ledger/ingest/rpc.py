@@ -118,13 +118,13 @@ class Rpc:
             raise RpcError(method, f"not JSON: {content[:200].decode(errors='replace')}") from exc
 
     @staticmethod
-    def _read_capped(resp: httpx.Response, method: str, max_bytes: int) -> bytes:
-        buf = bytearray()
+    def _read_capped(resp: httpx.Response, method: str, max_bytes: int) -> bytearray:
+        buf = bytearray()  # json.loads takes it as it is: no second copy of up to max_bytes
         for chunk in resp.iter_bytes():
             buf += chunk
             if len(buf) > max_bytes:
                 raise ResultTooLarge(method, max_bytes, _last_block_in(buf))
-        return bytes(buf)
+        return buf
 
     def call(
         self, method: str, params: Sequence[Any] = (), *, max_bytes: int | None = None
