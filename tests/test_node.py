@@ -525,10 +525,10 @@ def test_detached_anvil_states_on_disk_are_deleted_by_down(tmp_path: Path) -> No
     info = up_detached("anvil", state_dir=sd)
     try:
         rpc(info.url, "anvil_mine", hex(_SPILLING_BLOCKS))
-        assert _files_under(sd / "anvil-cache")
+        assert _files_under(sd / "anvil-home")
         os.kill(info.pid, signal.SIGKILL)
     finally:
         down(sd)
     assert_gone(info.pid, info.port)
-    assert not (sd / "anvil-cache").exists()
+    assert not (sd / "anvil-home").exists()
     assert (sd / "chain.log").exists()  # down deletes only what anvil spilled
