@@ -461,16 +461,9 @@ def _hardhat_argv(root: Path, port: int, config_path: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def _child_env(kind: ChainKind, home: Path | None = None) -> dict[str, str]:
+def _child_env(kind: ChainKind) -> dict[str, str]:
     env = dict(os.environ)
     env["NO_COLOR"] = "1"
-    if kind == "anvil" and home is not None:
-        # Anvil moves the per-block states it cannot hold in memory to disk (hundreds of MB per
-        # thousand blocks) under ~/.foundry/anvil/tmp, and a killed anvil leaves them there.
-        # A home of the chain's own puts them in a directory its owner deletes. Not
-        # --cache-path: with it, a restart from --state lost a block's logs in 2 of 3 runs of
-        # tests/test_faults.py (the loan's state was there, its LoanOriginated was not).
-        env["HOME"] = str(home)
     if kind == "hardhat":
         env["FORCE_COLOR"] = "0"
         env["HARDHAT_DISABLE_TELEMETRY_PROMPT"] = "true"
@@ -692,11 +685,7 @@ class LocalChain:
             with log_path.open("ab") as log:
                 offset = log.tell()
                 proc = _spawn(
-                    argv,
-                    cwd=root,
-                    env=_child_env(self._kind, self._workdir),
-                    log=log,
-                    deathsig=signal.SIGTERM,
+                    argv, cwd=root, env=_child_env(self._kind), log=log, deathsig=signal.SIGTERM
                 )
             # SIGTERM rather than SIGKILL as death signal: anvil then still dumps its state, and
             # the Node wrapper fallback forwards SIGTERM to the native binary.
@@ -752,7 +741,6 @@ _LOG_FILE = "chain.log"
 _ANVIL_STATE_FILE = "anvil-state.json"
 _HARDHAT_CONFIG_FILE = "hardhat.config.js"
 _PORT_FILE = "last-port"
-_ANVIL_HOME = "anvil-home"  # see _child_env
 
 # Popen objects of detached chains started by this process, so that down() in the same process
 # reaps them instead of leaving zombies (and subprocess does not warn about them while we live).
@@ -865,8 +853,6 @@ def _down_locked(state_dir: Path, timeout: float) -> bool:
     elif proc is not None:
         proc.wait()  # died on its own; reap it
     (state_dir / _INFO_FILE).unlink(missing_ok=True)
-    # what anvil spilled to disk; the states a restart needs are in anvil-state.json
-    shutil.rmtree(state_dir / _ANVIL_HOME, ignore_errors=True)
     return stopped
 
 
@@ -944,9 +930,6 @@ def _start_detached(
     state_path: Path | None = None
     if kind == "anvil":
         state_path = state_dir / _ANVIL_STATE_FILE
-        home = state_dir / _ANVIL_HOME
-        shutil.rmtree(home, ignore_errors=True)  # left by a chain that was killed
-        home.mkdir()
         argv = _anvil_argv(root, chosen, opts, state_path)
     else:
         config = state_dir / _HARDHAT_CONFIG_FILE
@@ -955,8 +938,7 @@ def _start_detached(
     with log_path.open("ab") as log:
         offset = log.tell()
         # No death signal: this chain is meant to survive the CLI process.
-        env = _child_env(kind, state_dir / _ANVIL_HOME)
-        proc = _spawn(argv, cwd=root, env=env, log=log, deathsig=None)
+        proc = _spawn(argv, cwd=root, env=_child_env(kind), log=log, deathsig=None)
     try:
         _wait_ready(
             proc,
