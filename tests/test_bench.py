@@ -12,11 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_bench_output_is_well_formed(tmp_path):
+def _bench(*args: str) -> dict:
+    """`ledger bench ARGS --json` in its own process; its output, parsed."""
     env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
-    out = tmp_path / "bench.json"
     r = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "bench", "--quick", "--json", "--out", str(out)],
+        [sys.executable, "-m", "ledger.cli", "bench", *args, "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -24,7 +24,12 @@ def test_quick_bench_output_is_well_formed(tmp_path):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_quick_bench_output_is_well_formed(tmp_path):
+    out = tmp_path / "bench.json"
+    data = _bench("--quick", "--out", str(out))
     assert data == json.loads(out.read_text())
     assert data["mode"] == "quick"
     rec = data["recording"]
@@ -78,18 +83,8 @@ def test_quick_bench_output_is_well_formed(tmp_path):
     assert data["seconds"] > 0
 
 
-def test_memory_bench_reports_the_indexers_peak_over_a_real_history(tmp_path):
-    env = {**os.environ, "PATH": f"{ROOT / 'node_modules' / '.bin'}:{os.environ['PATH']}"}
-    r = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "bench", "--memory-events", "5000", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
+def test_memory_bench_reports_the_indexers_peak_over_a_real_history():
+    data = _bench("--memory-events", "5000")
     h = data["history"]
     # every co-loan is one event and every repayment (in full) two
     assert h["loans"] + 2 * h["repayments"] >= 5_000

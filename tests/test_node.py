@@ -493,4 +493,3 @@ def test_status_cleans_a_stale_record(tmp_path: Path) -> None:
     (tmp_path / "chain.json").write_text("{garbage")
     assert down(tmp_path) is False
     assert not (tmp_path / "chain.json").exists()
-
