@@ -13,10 +13,10 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
-from ledger import nodes
-from ledger.chain.consortium import LocalConsortium, bootstrap
-from ledger.chain.node import LocalChain
 from ledger.keys import dev_account
+from ledger.localnet import nodes
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap
 from ledger.nodeclient import NodeSession
 
 ROLES = ("platform", "bank-a", "bank-b", "bank-c", "auditor", "governor")

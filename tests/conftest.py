@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.chain.consortium import LocalConsortium, bootstrap
-from ledger.chain.node import LocalChain
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap
 from tests.personal_data import LEAKS, LogWatch
 
 CHAIN_KINDS = [k for k in os.environ.get("LEDGER_TEST_CHAINS", "anvil,hardhat").split(",") if k]

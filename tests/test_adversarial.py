@@ -39,11 +39,12 @@ from eth_account.signers.local import LocalAccount
 
 from api.schemas.common import chain_id_of
 from ledger.chain.client import LedgerClient
-from ledger.chain.consortium import bootstrap
 from ledger.chain.deployment import fund
-from ledger.chain.node import LocalChain, _free_port, _kill_group, find_project_root
 from ledger.domain import LoanStatus, Role
 from ledger.keys import dev_account
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap
+from ledger.localnet.processes import find_project_root, free_port, kill_group
 from ledger.nodeclient import NodeSession
 from tests.api_support import (
     Consortium,
@@ -69,7 +70,7 @@ def _config(net: Consortium, base: str, name: str, **changes: Any) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cfg.update(
         name=name,
-        port=_free_port(),
+        port=free_port(),
         database_url=f"sqlite:///{home / 'node.db'}",
         document_key_dir=str(home / "document-keys"),
         document_dir=str(home / "documents"),
@@ -142,7 +143,7 @@ def extra(net: Consortium) -> Iterator[dict[str, Any]]:
             yield {"plat2": plat2, "session": session, "other": other}
     finally:
         for proc in procs:
-            _kill_group(proc.pid, proc, 10.0)
+            kill_group(proc.pid, proc, 10.0)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -316,7 +317,7 @@ def test_node_pointed_at_the_wrong_chain_refuses_to_start(net: Consortium, wrong
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
-                _kill_group(proc.pid, proc, 5.0)
+                kill_group(proc.pid, proc, 5.0)
     assert proc.returncode not in (0, None), (out, err)
     assert "Traceback" not in out + err
     line = err.strip().splitlines()[-1]

@@ -14,7 +14,7 @@ import pytest
 from api.service.reads import plain
 from ledger import provenance
 from ledger.domain import CoLoan
-from ledger.nodes import recorded
+from ledger.localnet.nodes import recorded
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
 P, A, B, C = "platform", "bank-a", "bank-b", "bank-c"

@@ -16,11 +16,11 @@ from eth_utils import keccak
 from ledger.audit import Violation, load_history, record_timestamps, replay_events, run_audit
 from ledger.audit.events import ChainEvent, Rpc
 from ledger.audit.report import AuditReport
-from ledger.chain.consortium import bootstrap, new_id
-from ledger.chain.node import LocalChain
 from ledger.documents import document_digest
 from ledger.domain import LoanStatus, MemberStatus, Product, Role
 from ledger.indexer import Indexer
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap, new_id
 from ledger.provenance import _SECP256K1_N, Domain, sign
 from tests.dbs import DB_KINDS, Databases
 

@@ -35,10 +35,10 @@ from ledger.audit.views import (
     view_keys,
 )
 from ledger.chain.artifacts import load_artifacts
-from ledger.chain.consortium import bootstrap
-from ledger.chain.node import LocalChain
 from ledger.documents import document_digest
 from ledger.domain import Product, Repayment
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap
 from ledger.provenance import (
     _HALF_N,
     _SECP256K1_N,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ledger.chain.client import LedgerClient
-from ledger.chain.consortium import bootstrap
-from ledger.chain.node import LocalChain
 from ledger.domain import LoanStatus
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap
 
 
 def _originated_ids(client: LedgerClient, from_block: int) -> Counter[bytes]:

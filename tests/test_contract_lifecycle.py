@@ -13,7 +13,6 @@ import pytest
 from web3.logs import DISCARD
 
 from ledger import allocation
-from ledger.chain.consortium import LocalConsortium, new_id
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
 from ledger.domain import (
@@ -28,6 +27,7 @@ from ledger.domain import (
     sort_tranches,
 )
 from ledger.keys import dev_account
+from ledger.localnet.consortium import LocalConsortium, new_id
 from ledger.provenance import pack_signatures, sign
 from tests.conftest import advance_time
 

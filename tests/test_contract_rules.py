@@ -21,7 +21,6 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
-from ledger.chain.consortium import LocalConsortium, new_id
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
 from ledger.domain import (
@@ -39,6 +38,7 @@ from ledger.domain import (
     sort_tranches,
 )
 from ledger.keys import dev_account
+from ledger.localnet.consortium import LocalConsortium, new_id
 from ledger.provenance import sign
 
 CONSUMER_CAP = DEFAULT_POLICY.consumer_cap  # 20,000,000 fen

@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger import provenance
-from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
 from ledger.domain import CoLoan, CreditLine, LoanStatus, Product, Repayment, Role, Tranche
 from ledger.keys import dev_account
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import Domain, SignatureError
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

@@ -39,10 +39,8 @@ from hypothesis.stateful import (
 from web3.logs import DISCARD
 
 from ledger import allocation
-from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
-from ledger.chain.node import LocalChain
 from ledger.domain import (
     ZERO32,
     CoLoan,
@@ -58,6 +56,8 @@ from ledger.domain import (
     sort_tranches,
 )
 from ledger.keys import dev_account
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import commitment, sign
 
 DAY = 86_400

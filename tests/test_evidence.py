@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ledger import evidence
-from ledger.chain.consortium import new_id
+from ledger.localnet.consortium import new_id
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,11 +29,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ledger import nodes
 from ledger.chain.client import LedgerClient
-from ledger.chain.consortium import bootstrap
-from ledger.chain.node import LocalChain, rpc_call
 from ledger.indexer import Indexer
+from ledger.localnet import nodes
+from ledger.localnet.chains import LocalChain, rpc_call
+from ledger.localnet.consortium import bootstrap
 from ledger.store.db import make_engine
 from ledger.store.models import TABLES
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium

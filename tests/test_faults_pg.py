@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger.chain.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1
-from ledger.chain.node import _free_port, rpc_call
 from ledger.indexer import Indexer
+from ledger.localnet.chains import rpc_call
+from ledger.localnet.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1
+from ledger.localnet.processes import free_port
 from ledger.store.db import make_engine
 from ledger.store.models import TABLES
 from tests.api_support import Consortium, loan_body, problem, running_consortium
@@ -44,7 +45,7 @@ class PrivatePostgres:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="ledger-test-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         self._as: list[str] = []
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from ledger.gas import GasRow, compare_snapshot, run
+from ledger.localnet.gas import GasRow, compare_snapshot, run
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "gas-snapshot.json"
 

@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.bench.indexer import make_events
-from ledger.chain.consortium import LocalConsortium, bootstrap
-from ledger.chain.node import LocalChain
 from ledger.indexer import Indexer, IndexerError
 from ledger.ingest.rpc import ResultTooLarge, Rpc, RpcError
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap
 from ledger.store import db
 from ledger.store.models import TABLES
 from tests.dbs import PG_URL, Databases, assert_same, dbs_fixture, dump  # noqa: F401
@@ -426,7 +426,7 @@ def test_benchmark_smoke() -> None:
 
 def test_indexes_anvil_and_hardhat_nodes(cx: LocalConsortium, tmp_path: Path) -> None:
     """On each of the session's chains (anvil and Hardhat node): demo data, SQLite."""
-    from ledger.demo import seed
+    from ledger.localnet.seed import seed
 
     seed(cx)
     engine = db.make_engine(f"sqlite:///{tmp_path / 'n.db'}", writer=True)

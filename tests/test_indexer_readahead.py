@@ -8,10 +8,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ledger.chain.consortium import LocalConsortium, bootstrap
-from ledger.chain.node import LocalChain
 from ledger.indexer import Indexer
 from ledger.ingest.rpc import Header, Rpc
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap
 from tests.dbs import Databases, assert_same, dbs_fixture, dump  # noqa: F401
 from tests.workload import Workload
 

@@ -1,4 +1,4 @@
-"""ledger.chain.node against the real anvil and the real Hardhat node.
+"""ledger.localnet.chains against the real anvil and the real Hardhat node.
 
 Every test starts its own chain on a free port. Liveness is judged from /proc, independently of
 the module under test, and zombies count as dead: an orphaned chain is reparented to an init
@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ledger.chain import node
-from ledger.chain.node import ChainError, ChainInfo, LocalChain, down, status, up_detached
+from ledger.localnet import chains as node
+from ledger.localnet import processes
+from ledger.localnet.chains import ChainError, ChainInfo, LocalChain, down, status, up_detached
 
 if not sys.platform.startswith("linux"):
     pytest.skip("process checks read /proc", allow_module_level=True)
@@ -43,7 +44,7 @@ TOPIC = "0x" + "07".rjust(64, "0")
 
 
 # -------------------------------------------------------------------------------------------
-# helpers, deliberately independent of ledger.chain.node
+# helpers, deliberately independent of ledger.localnet.chains
 
 
 def rpc(url: str, method: str, *params: Any) -> Any:
@@ -243,11 +244,11 @@ def test_exception_inside_with_leaves_nothing(kind: node.ChainKind) -> None:
 CHILD = textwrap.dedent(
     """
     import json, sys, time
-    from ledger.chain import node
+    from ledger.localnet import chains as node, processes
     kind, mode, guard = sys.argv[1:4]
     if guard == "python-only":
         # Take the kernel's parent-death signal away, so only Python's own cleanup can pass.
-        node._deathsig_preexec = lambda sig: None
+        processes._deathsig_preexec = lambda sig: None
     chain = node.LocalChain(kind)
     if mode == "with":
         with chain:
@@ -312,7 +313,7 @@ def test_anvil_dumps_its_state_when_the_parent_is_killed(tmp_path: Path) -> None
         f"""
         import json, sys, time
         from pathlib import Path
-        from ledger.chain.node import LocalChain, rpc_call
+        from ledger.localnet.chains import LocalChain, rpc_call
         chain = LocalChain("anvil", state_path=Path(sys.argv[1])).start()
         tx = rpc_call(chain.url, "eth_sendTransaction", [{{"from": "{DEV0}", "to": "{DEV1}"}}])
         # anvil's automine can stall on a loaded machine (foundry#10122): the state file only
@@ -404,7 +405,7 @@ def test_missing_binaries_point_to_setup(tmp_path: Path, monkeypatch: pytest.Mon
         with pytest.raises(ChainError, match=r"scripts/setup\.sh"):
             LocalChain(kind).start()
     monkeypatch.setenv("LEDGER_ROOT", str(tmp_path / "nowhere"))
-    with pytest.raises(ChainError, match="LEDGER_ROOT"):
+    with pytest.raises(processes.ProcessError, match="LEDGER_ROOT"):
         LocalChain().start()
 
 
@@ -417,7 +418,8 @@ def test_detached_anvil_round_trip_keeps_state(tmp_path: Path) -> None:
     assert status(sd) is None and down(sd) is False
 
     # Started by a process that exits right away: the chain must outlive it.
-    script = "import sys; from pathlib import Path; from ledger.chain.node import up_detached; "
+    script = "import sys; from pathlib import Path; "
+    script += "from ledger.localnet.chains import up_detached; "
     script += "print(up_detached('anvil', state_dir=Path(sys.argv[1])).to_json())"
     out = subprocess.run(
         [sys.executable, "-c", script, str(sd)],

@@ -13,7 +13,6 @@ from eth_utils import keccak
 from web3.exceptions import ContractLogicError
 
 from ledger import rules
-from ledger.chain.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1, LocalConsortium
 from ledger.domain import (
     DEFAULT_POLICY,
     ZERO32,
@@ -27,6 +26,7 @@ from ledger.domain import (
     Tranche,
     sort_tranches,
 )
+from ledger.localnet.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1, LocalConsortium
 from ledger.provenance import pack_signatures
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "rules.json").read_text())["cases"]

@@ -10,7 +10,6 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ledger.chain.consortium import LocalConsortium, new_id
 from ledger.chain.errors import LedgerError
 from ledger.domain import (
     DEFAULT_POLICY,
@@ -20,6 +19,7 @@ from ledger.domain import (
     Product,
     Repayment,
 )
+from ledger.localnet.consortium import LocalConsortium, new_id
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ledger.bench.recording import _pct
-from ledger.chain.consortium import bootstrap, new_id
-from ledger.chain.node import LocalChain
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap, new_id
 from ledger.nodeclient import NodeSession
 
 
@@ -104,7 +104,7 @@ def run(
     queries: int,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    from ledger import nodes
+    from ledger.localnet import nodes
 
     say = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory() as tmp, LocalChain("anvil") as chain:

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from ledger.audit import run_audit
-from ledger.chain.consortium import bootstrap
-from ledger.chain.node import LocalChain
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap
 
 
 def run(n: int, runs: int) -> dict[str, Any]:

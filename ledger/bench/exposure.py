@@ -124,10 +124,10 @@ def run(
     and eight clients at the step nearest 100,000 loans."""
     if pg_url is None:
         return {"not_measured": "no PostgreSQL (set TEST_DATABASE_URL or DATABASE_URL)"}
-    from ledger import nodes
     from ledger.bench.api import _queries, measure, per_client
-    from ledger.chain.consortium import bootstrap
-    from ledger.chain.node import LocalChain
+    from ledger.localnet import nodes
+    from ledger.localnet.chains import LocalChain
+    from ledger.localnet.consortium import bootstrap
 
     say = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory() as tmp, LocalChain("anvil") as chain:

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger.chain.client import LedgerClient
-from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.domain import CoLoan
 from ledger.ingest.abi import Function
 from ledger.ingest.heap import resident_mb
 from ledger.ingest.rpc import Rpc
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import pack_signatures
 
 # gas per 50-loan batch is about 6M; an explicit limit skips estimation (which runs it twice)
@@ -238,7 +238,7 @@ def run(
     pg_url: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    from ledger.chain.node import LocalChain
+    from ledger.localnet.chains import LocalChain
 
     kinds = ["sqlite"] + (["postgresql"] if pg_url else [])
     out: dict[str, Any] = {"loans": loans, "runs": runs, "target_events_per_s": 2_000}

@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger.bench.indexer import fresh_database, peak_rss
-from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
 from ledger.domain import CoLoan, Product, Repayment, Tranche
 from ledger.ingest.abi import Function
 from ledger.ingest.rpc import Rpc
 from ledger.ingest.spans import TARGET_EVENTS
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import digest, pack_signatures, sign_digest
 
 PER_TX = 100
@@ -215,7 +215,7 @@ def record_history(
 
 
 def run(events: int = 1_000_000, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    from ledger.chain.node import LocalChain
+    from ledger.localnet.chains import LocalChain
 
     with LocalChain("anvil", extra_args=chain_args()) as chain:
         cx = bootstrap(chain.url)

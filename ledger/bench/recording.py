@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ledger.chain.consortium import LocalConsortium
+from ledger.localnet.consortium import LocalConsortium
 from ledger.provenance import pack_signatures
 
 
@@ -97,8 +97,8 @@ def run(
     transaction), then `n` loans one per transaction. The headline figures are the batched
     mode's, the client's fastest path (the API's batch endpoint uses it too); the one per
     transaction mode is reported beside them, and both ratios are to the loop of the same run."""
-    from ledger.chain.consortium import bootstrap
-    from ledger.chain.node import LocalChain
+    from ledger.localnet.chains import LocalChain
+    from ledger.localnet.consortium import bootstrap
 
     batched, single, plain = [], [], []
     for i in range(runs):

@@ -37,7 +37,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     section("crypto")
     out["crypto"] = crypto.run(seconds=0.3 if quick else 1.0, runs=runs)
     section("gas")
-    from ledger.gas import run as gas_run
+    from ledger.localnet.gas import run as gas_run
 
     out["gas"] = [asdict(r) for r in gas_run()]
     section("sustained recording")

@@ -83,7 +83,7 @@ class Rpc:
 
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         self.url = url
-        # A configured HTTP(S)_PROXY must never see loopback traffic (cf. ledger.chain.node).
+        # A configured HTTP(S)_PROXY must never see loopback traffic (cf. ledger.localnet.chains).
         self._http = httpx.Client(timeout=timeout, trust_env=not _is_loopback(url))
         self._ids = itertools.count(1)
 

@@ -22,19 +22,17 @@ from typing import Any
 
 import httpx
 
-# The chain module's process helpers (process groups, /proc start times, kill with grace) are
-# exactly what nodes need too; reusing them keeps one definition of "our process".
-from ledger.chain.node import (
-    HOST,
-    _free_port,
-    _kill_group,
-    _log_tail,
-    _port_is_free,
-    _proc_stat,
-    _start_ticks,
-    find_project_root,
-)
 from ledger.keys import dev_account
+from ledger.localnet.processes import (
+    HOST,
+    find_project_root,
+    free_port,
+    is_ours,
+    kill_group,
+    log_tail,
+    port_is_free,
+    start_ticks,
+)
 
 NODES_FILE = "nodes.json"
 
@@ -151,10 +149,10 @@ def write_configs(
     chosen: dict[str, int] = {}
     for m in MEMBERS:
         p = (ports or {}).get(m.name)
-        if p is None or not _port_is_free(p) or p in chosen.values():
-            p = _free_port()
+        if p is None or not port_is_free(p) or p in chosen.values():
+            p = free_port()
             while p in chosen.values():
-                p = _free_port()
+                p = free_port()
         chosen[m.name] = p
     peers = {m.address: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"}
     paths = {}
@@ -211,7 +209,7 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
             url = f"http://{HOST}:{cfg['port']}"
             infos.append(
                 NodeInfo(m.name, m.role, m.address, url, cfg["port"], proc.pid, proc.pid,
-                         _start_ticks(proc.pid), str(configs[m.name]),
+                         start_ticks(proc.pid), str(configs[m.name]),
                          str(configs[m.name].parent / "node.log"))
             )  # fmt: skip
         _record(state_dir, infos)
@@ -220,7 +218,7 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
             _wait_ready(info, procs[info.name], deadline)
     except BaseException:
         for proc in procs.values():
-            _kill_group(proc.pid, proc, 5.0)
+            kill_group(proc.pid, proc, 5.0)
         (state_dir / NODES_FILE).unlink(missing_ok=True)
         raise
     _STARTED.update({p.pid: p for p in procs.values()})
@@ -233,7 +231,7 @@ def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) 
             if proc.poll() is not None:
                 raise NodesError(
                     f"node {info.name} exited with code {proc.returncode}\n"
-                    f"--- last output of {info.name} ---\n{_log_tail(Path(info.log))}"
+                    f"--- last output of {info.name} ---\n{log_tail(Path(info.log))}"
                 )
             try:
                 if http.get(f"{info.url}/readyz").status_code == 200:
@@ -242,7 +240,7 @@ def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) 
                 pass
             if time.monotonic() > deadline:
                 raise NodesError(
-                    f"node {info.name} not ready at {info.url}\n{_log_tail(Path(info.log))}"
+                    f"node {info.name} not ready at {info.url}\n{log_tail(Path(info.log))}"
                 )
             time.sleep(0.1)
 
@@ -262,10 +260,7 @@ def recorded(state_dir: Path) -> list[NodeInfo]:
 
 
 def alive(info: NodeInfo) -> bool:
-    st = _proc_stat(info.pid)
-    if st is None or st[0] in ("Z", "X"):
-        return False
-    return st[1] == info.pgid and (info.start_ticks is None or st[2] == info.start_ticks)
+    return is_ours(info.pid, info.pgid, info.start_ticks)
 
 
 def ready(info: NodeInfo) -> bool:
@@ -287,7 +282,7 @@ def down(state_dir: Path, *, timeout: float = 10.0) -> int:
     for info in recorded(state_dir):
         proc = _STARTED.pop(info.pid, None)
         if alive(info):
-            _kill_group(info.pgid, proc, timeout)
+            kill_group(info.pgid, proc, timeout)
             stopped += 1
         elif proc is not None:
             proc.wait()  # exited on its own: reap it

@@ -14,29 +14,40 @@ Anvil can keep its state across restarts (``--state``); a Hardhat node cannot.
 from __future__ import annotations
 
 import atexit
-import concurrent.futures
 import contextlib
-import ctypes
 import http.client
 import json
 import os
 import platform
-import queue
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
+
+from ledger.localnet.processes import (
+    HOST,
+    SETUP_HINT,
+    ProcessError,
+    find_project_root,
+    free_port,
+    group_owns_port,
+    is_ours,
+    kill_group,
+    log_tail,
+    port_is_free,
+    spawn,
+    start_ticks,
+)
 
 __all__ = [
     "DEFAULT_HARDFORK",
@@ -46,8 +57,7 @@ __all__ = [
     "ChainKind",
     "LocalChain",
     "down",
-    "find_project_root",
-    "rpc_call",
+        "rpc_call",
     "status",
     "up_detached",
 ]
@@ -61,36 +71,10 @@ DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
 # anvil's default is "latest", so without this the two kinds would execute different EVMs.
 DEFAULT_HARDFORK = "cancun"
 
-HOST = "127.0.0.1"
-_SETUP_HINT = "run `bash scripts/setup.sh`"
-_LOG_TAIL_CHARS = 4000
-
-T = TypeVar("T")
 
 
-class ChainError(RuntimeError):
-    """A chain could not be found, started, probed or stopped."""
-
-
-# --------------------------------------------------------------------------------------------
-# Project layout and binaries
-
-
-def find_project_root() -> Path:
-    """The directory holding hardhat.config.js; ``LEDGER_ROOT`` overrides the search."""
-    env = os.environ.get("LEDGER_ROOT")
-    if env:
-        root = Path(env).expanduser().resolve()
-        if not (root / "hardhat.config.js").is_file():
-            raise ChainError(f"LEDGER_ROOT={env} has no hardhat.config.js")
-        return root
-    # The package is normally used from a checkout (editable install), so the file's own location
-    # is the reliable anchor; the cwd is a fallback for unusual installs.
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for candidate in (start, *start.parents):
-            if (candidate / "hardhat.config.js").is_file():
-                return candidate
-    raise ChainError("cannot find the project root (no hardhat.config.js); set LEDGER_ROOT")
+class ChainError(ProcessError):
+    """A chain could not be started, probed or stopped."""
 
 
 def _anvil_binary(root: Path) -> Path:
@@ -105,123 +89,14 @@ def _anvil_binary(root: Path) -> Path:
     for candidate in (native, root / "node_modules" / ".bin" / "anvil"):
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise ChainError(f"anvil is not installed under {root / 'node_modules'}; {_SETUP_HINT}")
+    raise ChainError(f"anvil is not installed under {root / 'node_modules'}; {SETUP_HINT}")
 
 
 def _hardhat_binary(root: Path) -> Path:
     candidate = root / "node_modules" / ".bin" / "hardhat"
     if candidate.is_file() and os.access(candidate, os.X_OK):
         return candidate
-    raise ChainError(f"hardhat is not installed under {root / 'node_modules'}; {_SETUP_HINT}")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-# --------------------------------------------------------------------------------------------
-# Process inspection (Linux /proc, with a portable fallback)
-
-_HAVE_PROC = Path("/proc/self/stat").exists()
-
-
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, pgrp, starttime) of a process, or None if it does not exist."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name may contain spaces and parentheses, so split after the last ')'.
-    rest = raw[raw.rindex(")") + 2 :].split()
-    return rest[0], int(rest[2]), int(rest[19])
-
-
-def _pid_alive(pid: int) -> bool:
-    if _HAVE_PROC:
-        st = _proc_stat(pid)
-        # Zombies count as dead: orphans are reparented to an init that may reap them late.
-        return st is not None and st[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _start_ticks(pid: int) -> int | None:
-    st = _proc_stat(pid) if _HAVE_PROC else None
-    return st[2] if st else None
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    if not _HAVE_PROC:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return []
-        except PermissionError:
-            pass
-        return [pgid]
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        st = _proc_stat(int(entry))
-        if st is not None and st[1] == pgid and st[0] not in ("Z", "X"):
-            members.append(int(entry))
-    return members
-
-
-def _listening_inodes(port: int) -> set[int]:
-    inodes: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            f = line.split()
-            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(int(f[9]))
-    return inodes
-
-
-def _group_owns_port(pgid: int, port: int) -> bool:
-    """Whether the listener on ``port`` belongs to our process group.
-
-    An answer on the port alone proves nothing: another chain may already hold it while ours is
-    about to die with EADDRINUSE.
-    """
-    if not _HAVE_PROC:
-        return True
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
-    for pid in _group_members(pgid):
-        fd_dir = f"/proc/{pid}/fd"
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                if os.readlink(f"{fd_dir}/{fd}") in wanted:
-                    return True
-    return False
-
-
-def _log_tail(path: Path, offset: int = 0) -> str:
-    try:
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(offset, fh.tell() - _LOG_TAIL_CHARS))
-            text = fh.read().decode("utf-8", "replace").strip()
-    except OSError as exc:
-        return f"<log unavailable: {exc}>"
-    return text or "<log is empty>"
+    raise ChainError(f"hardhat is not installed under {root / 'node_modules'}; {SETUP_HINT}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,128 +130,6 @@ def _probe_chain_id(url: str, timeout: float = 1.0) -> int | None:
         return int(rpc_call(url, "eth_chainId", timeout=timeout), 16)
     except (ChainError, TypeError, ValueError):
         return None
-
-
-# --------------------------------------------------------------------------------------------
-# Spawning and killing
-
-
-def _deathsig_preexec(sig: int) -> Callable[[], None] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    # Resolve prctl before fork: the child of a threaded parent should not load libraries.
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        if prctl(pr_set_pdeathsig, sig, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-        # The parent may have died between fork and prctl; the signal would then never come.
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
-
-
-class _Spawner:
-    """Runs Popen on a thread that lives as long as the process.
-
-    PR_SET_DEATHSIG fires when the *thread* that forked the child exits, not the process: a chain
-    started from a worker thread (thread pools, anyio.to_thread) would be killed as soon as that
-    worker retires. The main thread and this daemon thread both last until the process exits.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
-        self._jobs = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def call(self, fn: Callable[[], T]) -> T:
-        if threading.current_thread() is threading.main_thread():
-            return fn()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="ledger-chain-spawner", daemon=True
-                )
-                self._thread.start()
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((fn, fut))
-        return fut.result()
-
-    def _run(self) -> None:
-        while True:
-            fn, fut = self._jobs.get()
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                fut.set_exception(exc)
-
-
-_spawner = _Spawner()
-
-
-def _spawn(
-    argv: list[str], *, cwd: Path, env: dict[str, str], log: IO[bytes], deathsig: int | None
-) -> subprocess.Popen[bytes]:
-    preexec = _deathsig_preexec(deathsig) if deathsig is not None else None
-
-    def go() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Own session and process group: the terminal's Ctrl-C does not reach the chain
-            # directly (we stop it in order), and killpg reaches any wrapper's grandchildren.
-            start_new_session=True,
-            preexec_fn=preexec,
-        )
-
-    try:
-        return _spawner.call(go) if preexec is not None else go()
-    except OSError as exc:
-        raise ChainError(f"cannot start {argv[0]}: {exc}; {_SETUP_HINT}") from exc
-
-
-def _kill_group(
-    pgid: int, proc: subprocess.Popen[bytes] | None, grace: float, kill_wait: float = 5.0
-) -> None:
-    """SIGTERM the group, SIGKILL whatever is left after ``grace``, reap our own child."""
-
-    def gone(deadline: float) -> bool:
-        while True:
-            if proc is not None:
-                proc.poll()  # reap the leader so it does not linger as a zombie
-            if not _group_members(pgid):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-
-    try:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        if not gone(time.monotonic() + grace):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
-            if not gone(time.monotonic() + kill_wait):
-                raise ChainError(f"process group {pgid} survived SIGKILL")
-    except BaseException:
-        # A second Ctrl-C while waiting must not leave the chain behind.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        raise
-    finally:
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=kill_wait)
 
 
 # --------------------------------------------------------------------------------------------
@@ -436,7 +189,7 @@ def _hardhat_config(root: Path, opts: _Options) -> str:
     }
     base = json.dumps(str(root / "hardhat.config.js"))
     return (
-        "// Generated by ledger.chain.node; extends the project's config for one node run.\n"
+        "// Generated by ledger.localnet.chains; extends the project's config for one node run.\n"
         f"const base = require({base});\n"
         "const networks = base.networks || {};\n"
         "module.exports = {\n"
@@ -492,17 +245,17 @@ def _wait_ready(
         if code is not None:
             raise ChainError(
                 f"{kind} exited with code {code} before answering on {url}\n"
-                f"--- last output of {kind} ---\n{_log_tail(log_path, log_offset)}"
+                f"--- last output of {kind} ---\n{log_tail(log_path, log_offset)}"
             )
         answered = _probe_chain_id(url)
-        if answered is not None and _group_owns_port(proc.pid, port):
+        if answered is not None and group_owns_port(proc.pid, port):
             if answered != chain_id:
                 raise ChainError(f"{kind} on {url} reports chain id {answered}, not {chain_id}")
             return
         if time.monotonic() >= deadline:
             raise ChainError(
                 f"{kind} did not answer eth_chainId on {url} within {timeout:g}s\n"
-                f"--- last output of {kind} ---\n{_log_tail(log_path, log_offset)}"
+                f"--- last output of {kind} ---\n{log_tail(log_path, log_offset)}"
             )
         time.sleep(0.05)
 
@@ -675,7 +428,7 @@ class LocalChain:
         # (not on a restart, which must come back on the port it had).
         attempts = 3 if self._port is None else 1
         for attempt in range(attempts):
-            port = self._port if self._port is not None else _free_port()
+            port = self._port if self._port is not None else free_port()
             if self._kind == "anvil":
                 argv = _anvil_argv(root, port, self._opts, self._state_path)
             else:
@@ -684,7 +437,7 @@ class LocalChain:
                 argv = _hardhat_argv(root, port, config)
             with log_path.open("ab") as log:
                 offset = log.tell()
-                proc = _spawn(
+                proc = spawn(
                     argv, cwd=root, env=_child_env(self._kind), log=log, deathsig=signal.SIGTERM
                 )
             # SIGTERM rather than SIGKILL as death signal: anvil then still dumps its state, and
@@ -707,7 +460,7 @@ class LocalChain:
                 retry = (
                     isinstance(exc, ChainError)
                     and attempt + 1 < attempts
-                    and _port_clash(_log_tail(log_path, offset))
+                    and _port_clash(log_tail(log_path, offset))
                 )
                 if not retry:
                     raise
@@ -720,7 +473,7 @@ class LocalChain:
         if proc is None:
             return
         try:
-            _kill_group(proc.pid, proc, self._stop_timeout)
+            kill_group(proc.pid, proc, self._stop_timeout)
         finally:
             with _LIVE_LOCK:
                 self._proc = None
@@ -808,12 +561,7 @@ def _write_info(state_dir: Path, info: ChainInfo) -> None:
 
 
 def _is_our_process(info: ChainInfo) -> bool:
-    if not _pid_alive(info.pid):
-        return False
-    st = _proc_stat(info.pid) if _HAVE_PROC else None
-    if st is None:
-        return True
-    return st[1] == info.pgid and (info.start_ticks is None or st[2] == info.start_ticks)
+    return is_ours(info.pid, info.pgid, info.start_ticks)
 
 
 def _status_locked(state_dir: Path) -> tuple[ChainInfo | None, ChainInfo | None]:
@@ -849,7 +597,7 @@ def _down_locked(state_dir: Path, timeout: float) -> bool:
     proc = _DETACHED.pop(info.pid, None)
     stopped = _is_our_process(info)
     if stopped:
-        _kill_group(info.pgid, proc, timeout)
+        kill_group(info.pgid, proc, timeout)
     elif proc is not None:
         proc.wait()  # died on its own; reap it
     (state_dir / _INFO_FILE).unlink(missing_ok=True)
@@ -900,24 +648,13 @@ def up_detached(
         return _start_detached(kind, port, state_dir, chain_id, startup_timeout)
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the nodes do: our own earlier connections in TIME_WAIT must not count as "in use".
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _previous_port(state_dir: Path) -> int | None:
     # Coming back on the same port keeps the URL stable across down/up, as the state is.
     try:
         port = int((state_dir / _PORT_FILE).read_text().strip())
     except (OSError, ValueError):
         return None
-    return port if 0 < port < 65536 and _port_is_free(port) else None
+    return port if 0 < port < 65536 and port_is_free(port) else None
 
 
 def _start_detached(
@@ -926,7 +663,7 @@ def _start_detached(
     root = find_project_root()
     opts = _Options(chain_id, 10, 10_000, DEFAULT_MNEMONIC, DEFAULT_HARDFORK, None)
     log_path = state_dir / _LOG_FILE
-    chosen = port if port is not None else (_previous_port(state_dir) or _free_port())
+    chosen = port if port is not None else (_previous_port(state_dir) or free_port())
     state_path: Path | None = None
     if kind == "anvil":
         state_path = state_dir / _ANVIL_STATE_FILE
@@ -938,7 +675,7 @@ def _start_detached(
     with log_path.open("ab") as log:
         offset = log.tell()
         # No death signal: this chain is meant to survive the CLI process.
-        proc = _spawn(argv, cwd=root, env=_child_env(kind), log=log, deathsig=None)
+        proc = spawn(argv, cwd=root, env=_child_env(kind), log=log, deathsig=None)
     try:
         _wait_ready(
             proc,
@@ -959,12 +696,12 @@ def _start_detached(
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             state_path=str(state_path) if state_path is not None else None,
             log_path=str(log_path),
-            start_ticks=_start_ticks(proc.pid),
+            start_ticks=start_ticks(proc.pid),
         )
         _write_info(state_dir, info)
         (state_dir / _PORT_FILE).write_text(f"{chosen}\n")
     except BaseException:
-        _kill_group(proc.pid, proc, 10.0)
+        kill_group(proc.pid, proc, 10.0)
         raise
     _DETACHED[proc.pid] = proc
     return info

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
 
 app = typer.Typer(
     add_completion=False,
@@ -47,7 +47,7 @@ def chain_up(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a local chain in the background (idempotent), bound to 127.0.0.1."""
-    from ledger.chain.node import up_detached
+    from ledger.localnet.chains import up_detached
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--kind must be anvil or hardhat, not {kind!r}")
@@ -62,7 +62,7 @@ def chain_up(
 @chain_app.command("down")
 def chain_down(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Stop the local chain (anvil keeps its state for the next `up`)."""
-    from ledger.chain.node import down
+    from ledger.localnet.chains import down
 
     stopped = down(state_dir)
     if as_json:
@@ -74,7 +74,7 @@ def chain_down(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 @chain_app.command("status")
 def chain_status(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Is the local chain running, and where. Exit code 1 when it is not."""
-    from ledger.chain.node import status
+    from ledger.localnet.chains import status
 
     info = status(state_dir)
     if as_json:
@@ -146,8 +146,8 @@ def deploy_cmd(
 ) -> None:
     """Deploy the registry and the ledger; write the deployment file."""
     from ledger.chain.deployment import deploy, fund
-    from ledger.chain.node import status
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
+    from ledger.localnet.chains import status
 
     url = rpc_url
     if url is None:
@@ -191,7 +191,7 @@ def gas_cmd(
 ) -> None:
     """Gas for a co-loan by tranche count (1, 3, 5) and batch size (1, 10, 50), new and existing
     borrower, on a fresh local anvil."""
-    from ledger.gas import compare_snapshot, run, write_snapshot_file
+    from ledger.localnet.gas import compare_snapshot, run, write_snapshot_file
 
     with console.status("measuring gas on a fresh anvil") as st:
         rows = run(progress=lambda msg: st.update(f"measuring: {msg}"))
@@ -229,7 +229,10 @@ def _error_line(text: str) -> None:
 def _register_commands() -> None:
     # Command groups kept in their own modules add themselves to this module's `app` (which is
     # `__main__`'s under `python -m ledger.cli`, hence a call rather than an import side effect).
-    from ledger import cli_audit, cli_bench, cli_index, cli_nodes
+    from ledger.cli import audit as cli_audit
+    from ledger.cli import bench as cli_bench
+    from ledger.cli import index as cli_index
+    from ledger.cli import nodes as cli_nodes
 
     cli_audit.register(app)
     cli_nodes.register(app)

@@ -26,7 +26,7 @@ def rpc_and_deployment(rpc_url: str | None, deployment_file: Path | None, state_
     """The chain to talk to and the deployment on it: the given ones, else the local chain and
     the deployment file recorded in the state dir."""
     from ledger.chain.deployment import Deployment
-    from ledger.chain.node import status
+    from ledger.localnet.chains import status
 
     path = deployment_file or state_dir / "deployment.json"
     if not path.exists():

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ledger.cli_common import JsonOpt, console, out
+from ledger.cli.common import JsonOpt, console, out
 
 
 def bench_cmd(

@@ -43,7 +43,7 @@ def _fen(v: int) -> str:
 
 
 def _names() -> dict[str, str]:
-    from ledger import nodes
+    from ledger.localnet import nodes
 
     return {m.address: m.name for m in nodes.MEMBERS}
 
@@ -65,8 +65,8 @@ def _outcome(status: int, body: Any) -> str:
 
 class _Story:
     def __init__(self, urls: dict[str, str]) -> None:
-        from ledger import nodes
         from ledger.keys import dev_account
+        from ledger.localnet import nodes
         from ledger.nodeclient import NodeSession
 
         self.addr = {m.name: m.address for m in nodes.MEMBERS}

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ledger.cli_common import (
+from ledger.cli.common import (
     DEFAULT_STATE,
     CliError,
     JsonOpt,

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.cli_common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
 
 DEV_CHAIN_ID = 31337
 
@@ -35,7 +35,7 @@ def _deployed(url: str, dep: Any) -> bool:
 
 
 def _chain_id(url: str) -> int:
-    from ledger.chain.node import ChainError, rpc_call
+    from ledger.localnet.chains import ChainError, rpc_call
 
     try:
         return int(rpc_call(url, "eth_chainId"), 16)
@@ -48,9 +48,9 @@ def _rpc_url_file(state_dir: Path) -> Path:
 
 
 def _summary(state_dir: Path) -> dict[str, Any]:
-    from ledger import nodes
     from ledger.chain.deployment import Deployment
-    from ledger.chain.node import status
+    from ledger.localnet import nodes
+    from ledger.localnet.chains import status
 
     chain = status(state_dir)
     dep_file = state_dir / "deployment.json"
@@ -98,11 +98,11 @@ def up_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Start the local consortium: chain, contracts, five DEV-ONLY members, their five nodes."""
-    from ledger import nodes
-    from ledger.chain.consortium import bootstrap
     from ledger.chain.deployment import Deployment
-    from ledger.chain.node import up_detached
     from ledger.keys import DEV_KEYS_WARNING
+    from ledger.localnet import nodes
+    from ledger.localnet.chains import up_detached
+    from ledger.localnet.consortium import bootstrap
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--chain must be anvil or hardhat, not {kind!r}")
@@ -166,8 +166,8 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 
 def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Stop the five nodes and the chain; no process is left behind."""
-    from ledger import nodes
-    from ledger.chain.node import down
+    from ledger.localnet import nodes
+    from ledger.localnet.chains import down
 
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
@@ -180,8 +180,8 @@ def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
 
 def _dev_urls(state_dir: Path) -> dict[str, str]:
     """The node URLs of this dev consortium, refusing anything but the local dev chain."""
-    from ledger import nodes
     from ledger.chain.deployment import Deployment
+    from ledger.localnet import nodes
 
     dep_file = state_dir / "deployment.json"
     infos = nodes.recorded(state_dir)
@@ -207,8 +207,8 @@ def token_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a bearer token for a member of this DEV-ONLY consortium (signs in with its dev key)."""
-    from ledger import nodes
     from ledger.keys import DEV_KEYS_WARNING, dev_account
+    from ledger.localnet import nodes
     from ledger.nodeclient import SignInError, sign_in
 
     try:
@@ -233,7 +233,7 @@ def token_cmd(
 def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Run the seed story against the running consortium and show what happened."""
     from ledger.keys import DEV_KEYS_WARNING
-    from ledger.story import run_story
+    from ledger.localnet.story import run_story
 
     console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     urls = _dev_urls(state_dir)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ledger.chain.consortium import LocalConsortium, bootstrap, new_id
-from ledger.chain.node import LocalChain
 from ledger.domain import DEFAULT_POLICY, CoLoan, Policy
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 
 TRANCHE_COUNTS = (1, 3, 5)
 BATCH_SIZES = (1, 10, 50)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from ledger.cli_common import (
+from ledger.cli.common import (
     DEFAULT_STATE,
     CliError,
     JsonOpt,

@@ -5,9 +5,9 @@ chain."""
 
 from __future__ import annotations
 
-from ledger.chain.consortium import LocalConsortium, new_id
 from ledger.domain import LoanStatus, Product, Repayment
 from ledger.identity import DEV_PEPPER, _check_digit, borrower_key
+from ledger.localnet.consortium import LocalConsortium, new_id
 
 
 def synthetic_id(n: int) -> str:
