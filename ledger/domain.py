@@ -65,6 +65,11 @@ class MemberStatus(IntEnum):
     REMOVED = 3
 
 
+def to_hex(value: bytes | bytearray | memoryview) -> str:
+    """0x-prefixed lower-case hex: the one spelling of bytes in JSON, logs and problem details."""
+    return "0x" + bytes(value).hex()
+
+
 def as_bytes32(value: bytes | str) -> bytes:
     """A 32-byte value from bytes or 0x-hex."""
     if isinstance(value, str):
