@@ -13,6 +13,7 @@ import random
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,10 @@ from ledger.chain.compiler import (
 )
 
 ROOT = project_root()
+ABI_VECTOR = Path(__file__).resolve().parent / "vectors" / "abi.json"
+# The contracts whose external interface clients depend on: any change to a function selector,
+# event topic, error selector, parameter name or struct layout shows up in abi_signatures().
+ABI_CONTRACTS = ("CoLendingLedger", "ConsortiumRegistry")
 
 # Asks Hardhat's own subtasks for the input of a full, uncached compile: the same chain of
 # subtasks `hardhat compile` runs, minus the cache filter and the compiler.
@@ -313,3 +318,50 @@ def test_solc_select_shim_on_path_is_never_run(
     )
     assert compile_contracts(root, use_cache=False)["Two"].deployed_bytecode != "0x"
     assert not marker.exists()
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(f"{_abi_type(c)} {c['name']}" for c in param["components"])
+        kind = f"({inner}){kind[len('tuple'):]}"
+    return kind
+
+
+def _abi_params(params: list[dict[str, Any]]) -> str:
+    return ", ".join(
+        " ".join(
+            part
+            for part in (_abi_type(p), "indexed" if p.get("indexed") else "", p.get("name", ""))
+            if part
+        )
+        for p in params
+    )
+
+
+def abi_signatures(abi: list[dict[str, Any]]) -> list[str]:
+    """One line per ABI entry: kind, name, parameter types (structs spelt out) and names,
+    indexed flags, mutability and outputs; everything but solc's `internalType` annotations,
+    which name the Solidity declaration (e.g. which contract or interface declares a struct)
+    and not anything that is encoded on the wire. Sorted, so the order solc lists them in
+    does not matter."""
+    lines = []
+    for entry in abi:
+        line = f"{entry['type']} {entry.get('name', '')}({_abi_params(entry.get('inputs', []))})"
+        if entry.get("anonymous"):
+            line += " anonymous"
+        if "stateMutability" in entry:
+            line += f" {entry['stateMutability']}"
+        if entry.get("outputs"):
+            line += f" returns ({_abi_params(entry['outputs'])})"
+        lines.append(line)
+    return sorted(lines)
+
+
+def test_abi_is_unchanged(python_build: CompiledContracts) -> None:
+    # tests/vectors/abi.json was generated from the contracts before they were split into
+    # interfaces and typed words; regenerate it only for a deliberate change of the on-chain ABI.
+    expected = json.loads(ABI_VECTOR.read_text())
+    actual = {name: abi_signatures(python_build[name].abi) for name in ABI_CONTRACTS}
+    for name in ABI_CONTRACTS:
+        assert actual[name] == expected[name], name
