@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ledger.chain import compiler
+from ledger.chain import solc_input, solc_run
 from ledger.chain.compiler import (
     CompilationError,
     CompiledContracts,
@@ -147,7 +147,7 @@ def _scratch_project(tmp_path: Path, sources: dict[str, str] | None = None) -> P
         shutil.copytree(ROOT / "contracts", root / "contracts")
     else:
         (root / "contracts").mkdir()
-        shutil.copy2(ROOT / compiler.COMPILER_CONFIG, root / compiler.COMPILER_CONFIG)
+        shutil.copy2(ROOT / solc_input.COMPILER_CONFIG, root / solc_input.COMPILER_CONFIG)
         for name, content in sources.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             (root / name).write_bytes(content.encode())
@@ -208,7 +208,7 @@ def test_runtime_bytecode_matches_hardhat(
 def test_build_info_settings_match(hardhat_build: dict[str, str]) -> None:
     # Only settings: an older build-info kept for unchanged files may hold outdated copies
     # of other sources, so comparing its sources would fail for no real reason.
-    _, settings = compiler._load_compiler_config(ROOT)
+    _, settings = solc_input.load_compiler_config(ROOT)
     for path in (ROOT / "artifacts" / "build-info").glob("*.json"):
         assert json.loads(path.read_text())["input"]["settings"] == settings, path.name
 
@@ -222,7 +222,7 @@ def _hardhat_artifact(name: str) -> dict[str, object]:
 def test_second_compile_comes_from_cache(
     python_build: CompiledContracts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(compiler, "_run_solc", _no_compiler)
+    monkeypatch.setattr(solc_run, "run_solc", _no_compiler)
     cached = compile_contracts(ROOT)
     assert cached.input_hash == python_build.input_hash
     assert cached.by_fqn == python_build.by_fqn
@@ -235,7 +235,7 @@ def test_changed_source_is_recompiled(tmp_path: Path, monkeypatch: pytest.Monkey
     first = compile_contracts(root)
     runtime = first["One"].deployed_bytecode
     assert runtime.startswith("0x") and len(runtime) > 2
-    monkeypatch.setattr(compiler, "_run_solc", _no_compiler)
+    monkeypatch.setattr(solc_run, "run_solc", _no_compiler)
     assert compile_contracts(root).input_hash == first.input_hash
     with (root / "contracts" / "One.sol").open("a") as f:
         f.write("// edited\n")
@@ -252,7 +252,7 @@ def test_syntax_error_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     broken = root / "contracts" / "test" / "Broken.sol"
     broken.parent.mkdir(exist_ok=True)
     broken.write_text("pragma solidity 0.8.28;\ncontract Broken { uint256 x = 1 }\n")
-    monkeypatch.setenv(compiler.ROOT_ENV_VAR, str(root))
+    monkeypatch.setenv(solc_input.ROOT_ENV_VAR, str(root))
     with pytest.raises(CompilationError) as excinfo:
         compile_contracts()
     assert "contracts/test/Broken.sol" in excinfo.value.files
@@ -283,7 +283,7 @@ def test_source_order_is_locale_compare() -> None:
         "process.stdout.write(JSON.stringify(n.sort((a, b) => a.localeCompare(b))));"
     )
     expected = json.loads(_run(["node", "-e", script, json.dumps(names)], ROOT))
-    assert compiler._hardhat_order(names) == expected
+    assert solc_input.hardhat_order(names) == expected
 
 
 def test_import_paths_skip_comments_and_strings() -> None:
@@ -297,7 +297,7 @@ def test_import_paths_skip_comments_and_strings() -> None:
     string constant S = "import \\"no4.sol\\";";
     contract myimport {}
     """
-    assert compiler._import_paths(source) == ["a.sol", "b.sol", "./c.sol", "../d.sol"]
+    assert solc_input.import_paths(source) == ["a.sol", "b.sol", "./c.sol", "../d.sol"]
 
 
 def test_solc_select_shim_on_path_is_never_run(
