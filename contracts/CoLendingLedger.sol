@@ -5,7 +5,9 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
-import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
+import {ICoLendingLedger} from "./interfaces/ICoLendingLedger.sol";
+import {ICoLendingLedgerErrors} from "./interfaces/ICoLendingLedgerErrors.sol";
 import {LedgerTypes} from "./libraries/LedgerTypes.sol";
 import {Allocation} from "./libraries/Allocation.sol";
 import {BorrowerBook} from "./libraries/BorrowerBook.sol";
@@ -19,7 +21,7 @@ import {UsageWord} from "./libraries/UsageWord.sol";
 /// @dev Storage per loan is one slot: a 192-bit commitment to the signed terms (their EIP-712
 /// hashStruct), outstanding principal and status. Tranche detail travels in calldata and events;
 /// repayments and status changes pass the terms again and are checked against the commitment.
-contract CoLendingLedger is EIP712 {
+contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     using BorrowerBook for uint256;
     using PackedWords for uint256;
     using UsageWord for uint256;
@@ -30,22 +32,12 @@ contract CoLendingLedger is EIP712 {
         LedgerTypes.LoanStatus status;
     }
 
-    struct LineRecord {
-        uint48 limit;
-        uint48 drawn; // outstanding principal of loans drawn under the line
-        uint40 expiresAt;
-        LedgerTypes.LineStatus status;
-        uint8 product;
-        uint16 platformIndex;
-        uint80 institutions; // five 16-bit member indices of the share holders
-    }
-
-    /// @notice Largest principal, limit or payment accepted, in fen (2^48 - 1, about 2.8 trillion CNY).
+    /// @inheritdoc ICoLendingLedger
     uint256 public constant MAX_AMOUNT = (1 << 48) - 1;
     uint256 private constant BPS = 10_000;
 
-    /// @notice The registry of members, capital attestations and policy.
-    ConsortiumRegistry public immutable registry;
+    /// @inheritdoc ICoLendingLedger
+    IConsortiumRegistry public immutable registry;
 
     mapping(bytes32 loanId => LoanRecord) private _loans;
     mapping(bytes32 lineId => LineRecord) private _lines;
@@ -57,99 +49,14 @@ contract CoLendingLedger is EIP712 {
     mapping(address lender => mapping(address partner => uint256)) private _partnerOutstanding;
     mapping(bytes32 repaymentId => bool) private _repaymentIds;
 
-    event LoanOriginated(
-        bytes32 indexed loanId,
-        bytes32 indexed borrowerKey,
-        address indexed platform,
-        uint32 policyVersion,
-        LedgerTypes.CoLoan loan,
-        bytes signatures
-    );
-    event LoanRejected(bytes32 indexed loanId, bytes reason);
-    event LineGranted(
-        bytes32 indexed lineId,
-        bytes32 indexed borrowerKey,
-        address indexed platform,
-        uint32 policyVersion,
-        LedgerTypes.CreditLine line,
-        bytes signatures
-    );
-    event LineEnded(
-        bytes32 indexed lineId, bytes32 indexed borrowerKey, LedgerTypes.LineStatus status, uint256 limit, uint256 drawn
-    );
-    event Repaid(
-        bytes32 indexed loanId,
-        bytes32 indexed repaymentId,
-        uint256 principal,
-        uint256 interest,
-        uint256 outstanding,
-        uint256[] principalAllocation,
-        uint256[] interestAllocation
-    );
-    event LoanStatusChanged(
-        bytes32 indexed loanId,
-        LedgerTypes.LoanStatus from,
-        LedgerTypes.LoanStatus to,
-        bytes32 reason,
-        uint256 releasedPrincipal
-    );
-
-    // rules (codes shared with ledger.rules)
-    error BorrowerCapExceeded(bytes32 borrowerKey, uint256 exposure, uint256 requested, uint256 cap); // R1, R2
-    error TooManyInstitutions(bytes32 borrowerKey, uint256 institutions, uint256 max); // R3
-    error PlatformShareTooLow(bytes32 id, uint256 platformAmount, uint256 total, uint256 minBps); // R4
-    error PartnerConcentrationExceeded(
-        address lender, address partner, uint256 outstanding, uint256 requested, uint256 limit
-    ); // R5
-    error JointLoanShareExceeded(address lender, uint256 outstanding, uint256 requested, uint256 limit); // R6
-    error BulletTermTooLong(bytes32 loanId, uint256 termDays, uint256 maxDays); // R7
-    error StaleAttestation(address lender, uint256 attestedUntil, uint256 nowTs); // R8
-    // structure
-    error ZeroAmount();
-    error AmountTooLarge(uint256 amount, uint256 max);
-    error InvalidProduct(uint8 product);
-    error InvalidRepaymentType(uint8 repayment);
-    error EmptyTranches();
-    error TranchesNotSorted(uint256 index);
-    error TrancheSumMismatch(uint256 sum, uint256 total);
-    error PlatformTrancheMissing(address platform);
-    error ExpiryInPast(uint256 expiresAt, uint256 nowTs);
-    // provenance and roles
-    error LedgerPaused();
-    error SubmitterNotPlatform(address submitter, address platform);
-    error SignatureExpired(uint256 deadline, uint256 nowTs);
-    error SignatureCountMismatch(uint256 expected, uint256 given);
-    error InvalidSignature(address signer);
-    error NotActiveMember(address account);
-    error MemberIsFrozen(address account);
-    error WrongRole(address account, ConsortiumRegistry.Role role);
-    error IdAlreadyUsed(bytes32 id);
-    error OnlySelf();
-    // lifecycle
-    error UnknownLoan(bytes32 loanId);
-    error UnknownLine(bytes32 lineId);
-    error TermsMismatch(bytes32 loanId);
-    error LoanNotOpen(bytes32 loanId, LedgerTypes.LoanStatus status);
-    error IllegalTransition(bytes32 loanId, LedgerTypes.LoanStatus from, LedgerTypes.LoanStatus to);
-    error RepaymentExceedsOutstanding(bytes32 loanId, uint256 outstanding, uint256 requested);
-    error LineNotActive(bytes32 lineId, LedgerTypes.LineStatus status);
-    error LineMismatch(bytes32 lineId);
-    error LineLimitExceeded(bytes32 lineId, uint256 drawn, uint256 requested, uint256 limit);
-    error LineNotExpired(bytes32 lineId, uint256 expiresAt, uint256 nowTs);
-    error NotLinePlatform(address account);
-
     /// @param registry_ the consortium registry this ledger judges parties and policy by
-    constructor(ConsortiumRegistry registry_) EIP712("CoLendingLedger", "1") {
+    constructor(IConsortiumRegistry registry_) EIP712("CoLendingLedger", "1") {
         registry = registry_;
     }
 
     // ------------------------------------------------------------------ origination
 
-    /// @notice Record one co-loan. The caller must be the loan's platform; `signatures` packs the
-    /// EIP-712 signature of each `loan.tranches[i].lender` over `loan`, in tranche order, each as a
-    /// 2-byte big-endian length and then the signature (the platform signs its own tranche).
-    /// Reverts with the rule's error if any of R1-R8 would break.
-    /// @return policyVersion the policy version the loan was judged under
+    /// @inheritdoc ICoLendingLedger
     function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
         returns (uint32 policyVersion)
@@ -157,10 +64,7 @@ contract CoLendingLedger is EIP712 {
         return _originate(msg.sender, loan, signatures);
     }
 
-    /// @notice Record many co-loans in one transaction. With `atomic`, any failure reverts the
-    /// whole batch; otherwise each failing loan emits `LoanRejected` with its revert data and the
-    /// rest are recorded.
-    /// @return accepted how many loans were recorded
+    /// @inheritdoc ICoLendingLedger
     function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[] calldata signatures, bool atomic)
         external
         returns (uint256 accepted)
@@ -181,8 +85,7 @@ contract CoLendingLedger is EIP712 {
         }
     }
 
-    /// @notice Internal entry point for non-atomic batches, so one loan's revert can be caught.
-    /// Callable only by this contract.
+    /// @inheritdoc ICoLendingLedger
     function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
         returns (uint32)
@@ -191,10 +94,7 @@ contract CoLendingLedger is EIP712 {
         return _originate(submitter, loan, signatures);
     }
 
-    /// @notice Grant a joint credit line. Its whole limit counts as the borrower's exposure until
-    /// it is closed or expires; loans drawn under it add none. `signatures` packs the
-    /// signature of each `line.shares[i].lender`, in share order, as `originate` does.
-    /// @return policyVersion the policy version the line was judged under
+    /// @inheritdoc ICoLendingLedger
     function grantLine(LedgerTypes.CreditLine calldata line, bytes calldata signatures)
         external
         returns (uint32 policyVersion)
@@ -215,18 +115,16 @@ contract CoLendingLedger is EIP712 {
 
     // ------------------------------------------------------------------ line lifecycle
 
-    /// @notice Close an active line early. Only the line's platform. Releases its limit from the
-    /// borrower's exposure; loans still outstanding under it count on their own from now on.
+    /// @inheritdoc ICoLendingLedger
     function closeLine(bytes32 lineId) external {
-        ConsortiumRegistry.Member memory m = _actor(msg.sender);
+        IConsortiumRegistry.Member memory m = _actor(msg.sender);
         LineRecord storage l = _lines[lineId];
         if (l.status == LedgerTypes.LineStatus.None) revert UnknownLine(lineId);
-        if (m.role != ConsortiumRegistry.Role.Platform || m.index != l.platformIndex) revert NotLinePlatform(msg.sender);
+        if (m.role != IConsortiumRegistry.Role.Platform || m.index != l.platformIndex) revert NotLinePlatform(msg.sender);
         _endLine(lineId, LedgerTypes.LineStatus.Closed);
     }
 
-    /// @notice Mark a line past its expiry as expired, releasing its limit. Anyone may call it:
-    /// it only gives effect to what the parties signed.
+    /// @inheritdoc ICoLendingLedger
     function expireLine(bytes32 lineId) external {
         _requireNotPaused();
         LineRecord storage l = _lines[lineId];
@@ -237,9 +135,7 @@ contract CoLendingLedger is EIP712 {
 
     // ------------------------------------------------------------------ repayments and status
 
-    /// @notice Record a repayment of `principal` and `interest` (fen), split across the tranches by
-    /// the Allocation rule. Only the loan's platform; `loan` must be the terms it was recorded with.
-    /// Each `repaymentId` is accepted once.
+    /// @inheritdoc ICoLendingLedger
     function repay(LedgerTypes.CoLoan calldata loan, bytes32 repaymentId, uint256 principal, uint256 interest)
         external
     {
@@ -269,11 +165,7 @@ contract CoLendingLedger is EIP712 {
         if (outstanding == 0) emit LoanStatusChanged(loan.loanId, from, rec.status, "REPAID", 0);
     }
 
-    /// @notice Move a loan to Overdue, back to Active, to Defaulted or to WrittenOff. Legal moves:
-    /// Active->Overdue, Overdue->Active, Overdue->Defaulted, Overdue->WrittenOff,
-    /// Defaulted->WrittenOff. A write-off releases the outstanding principal. Repaid is reached only
-    /// by repayment. Only the loan's platform.
-    /// @param reason a short code, never personal data
+    /// @inheritdoc ICoLendingLedger
     function setStatus(LedgerTypes.CoLoan calldata loan, LedgerTypes.LoanStatus to, bytes32 reason) external {
         (LoanRecord memory rec, uint16 platformIndex) = _openLoan(loan);
         LedgerTypes.LoanStatus from = rec.status;
@@ -299,7 +191,7 @@ contract CoLendingLedger is EIP712 {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice A loan's stored state: commitment to its terms, outstanding principal, status.
+    /// @inheritdoc ICoLendingLedger
     function loanState(bytes32 loanId)
         external
         view
@@ -309,7 +201,7 @@ contract CoLendingLedger is EIP712 {
         return (r.commitment, r.outstanding, r.status);
     }
 
-    /// @notice Each tranche's outstanding principal, given the loan's terms.
+    /// @inheritdoc ICoLendingLedger
     function trancheOutstanding(LedgerTypes.CoLoan calldata loan) external view returns (uint256[] memory out) {
         LoanRecord memory r = _loans[loan.loanId];
         if (r.status == LedgerTypes.LoanStatus.None) revert UnknownLoan(loan.loanId);
@@ -321,12 +213,12 @@ contract CoLendingLedger is EIP712 {
         }
     }
 
-    /// @notice A credit line's state and borrower.
+    /// @inheritdoc ICoLendingLedger
     function lineState(bytes32 lineId) external view returns (LineRecord memory line, bytes32 borrowerKey) {
         return (_lines[lineId], _lineBorrower[lineId]);
     }
 
-    /// @notice A borrower's exposure by product and the institutions with open records (R3).
+    /// @inheritdoc ICoLendingLedger
     function borrowerExposure(bytes32 borrowerKey)
         external
         view
@@ -337,13 +229,13 @@ contract CoLendingLedger is EIP712 {
         return (book.exposure(0), book.exposure(1), institutions, openRecords);
     }
 
-    /// @notice A borrower's headroom under R1, R2 and R3 in the policy in force now.
+    /// @inheritdoc ICoLendingLedger
     function headroom(bytes32 borrowerKey)
         external
         view
         returns (uint256 consumer, uint256 business, uint256 institutions, uint256 maxInstitutions)
     {
-        (ConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
+        (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         uint256 book = _books[borrowerKey];
         uint256 c = book.exposure(0);
         uint256 b = book.exposure(1);
@@ -353,15 +245,14 @@ contract CoLendingLedger is EIP712 {
         maxInstitutions = p.maxInstitutions;
     }
 
-    /// @notice A lender's outstanding joint loans, in total (R6) and with `partner` (R5), and the
-    /// limits its current attestation and the policy give.
+    /// @inheritdoc ICoLendingLedger
     function lenderUsage(address lender, address partner)
         external
         view
         returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil)
     {
-        (ConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
-        ConsortiumRegistry.Member memory m = registry.member(lender);
+        (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
+        IConsortiumRegistry.Member memory m = registry.member(lender);
         uint256 word = _usage[lender];
         total = word.total();
         uint16 partnerIndex = registry.member(partner).index;
@@ -373,17 +264,17 @@ contract CoLendingLedger is EIP712 {
         attestedUntil = m.attestedUntil;
     }
 
-    /// @notice The EIP-712 digest every party of `loan` signs.
+    /// @inheritdoc ICoLendingLedger
     function loanDigest(LedgerTypes.CoLoan calldata loan) external view returns (bytes32) {
         return _hashTypedDataV4(LedgerTypes.hashCoLoan(loan));
     }
 
-    /// @notice The EIP-712 digest every party of `line` signs.
+    /// @inheritdoc ICoLendingLedger
     function lineDigest(LedgerTypes.CreditLine calldata line) external view returns (bytes32) {
         return _hashTypedDataV4(LedgerTypes.hashCreditLine(line));
     }
 
-    /// @notice Whether a repayment id has been used.
+    /// @inheritdoc ICoLendingLedger
     function repaymentRecorded(bytes32 repaymentId) external view returns (bool) {
         return _repaymentIds[repaymentId];
     }
@@ -491,16 +382,16 @@ contract CoLendingLedger is EIP712 {
         for (uint256 i; i < n; ++i) {
             address who = tranches[i].lender;
             uint256 m = members[i];
-            if (m.status() != uint8(ConsortiumRegistry.Status.Active)) revert NotActiveMember(who);
+            if (m.status() != uint8(IConsortiumRegistry.Status.Active)) revert NotActiveMember(who);
             if (m.frozen()) revert MemberIsFrozen(who);
             if (who == platform) {
-                if (m.role() != uint8(ConsortiumRegistry.Role.Platform)) {
-                    revert WrongRole(who, ConsortiumRegistry.Role(m.role()));
+                if (m.role() != uint8(IConsortiumRegistry.Role.Platform)) {
+                    revert WrongRole(who, IConsortiumRegistry.Role(m.role()));
                 }
                 platformIndex = m.index();
             } else {
-                if (m.role() != uint8(ConsortiumRegistry.Role.Lender)) {
-                    revert WrongRole(who, ConsortiumRegistry.Role(m.role()));
+                if (m.role() != uint8(IConsortiumRegistry.Role.Lender)) {
+                    revert WrongRole(who, IConsortiumRegistry.Role(m.role()));
                 }
                 if (m.attestedUntil() < block.timestamp) {
                     revert StaleAttestation(who, m.attestedUntil(), block.timestamp);
@@ -701,10 +592,10 @@ contract CoLendingLedger is EIP712 {
         view
         returns (LoanRecord memory rec, uint16 platformIndex)
     {
-        ConsortiumRegistry.Member memory m = _actor(msg.sender);
+        IConsortiumRegistry.Member memory m = _actor(msg.sender);
         platformIndex = m.index;
         if (msg.sender != loan.platform) revert SubmitterNotPlatform(msg.sender, loan.platform);
-        if (m.role != ConsortiumRegistry.Role.Platform) revert WrongRole(msg.sender, m.role);
+        if (m.role != IConsortiumRegistry.Role.Platform) revert WrongRole(msg.sender, m.role);
         rec = _loans[loan.loanId];
         if (rec.status == LedgerTypes.LoanStatus.None) revert UnknownLoan(loan.loanId);
         if (rec.commitment != bytes24(LedgerTypes.hashCoLoan(loan))) revert TermsMismatch(loan.loanId);
@@ -714,11 +605,11 @@ contract CoLendingLedger is EIP712 {
         ) revert LoanNotOpen(loan.loanId, rec.status);
     }
 
-    function _actor(address account) private view returns (ConsortiumRegistry.Member memory m) {
+    function _actor(address account) private view returns (IConsortiumRegistry.Member memory m) {
         bool isPaused;
         (isPaused, m) = registry.actorContext(account);
         if (isPaused) revert LedgerPaused();
-        if (m.status != ConsortiumRegistry.Status.Active) revert NotActiveMember(account);
+        if (m.status != IConsortiumRegistry.Status.Active) revert NotActiveMember(account);
         if (m.frozen) revert MemberIsFrozen(account);
     }
 

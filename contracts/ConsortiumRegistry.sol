@@ -5,54 +5,17 @@ import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
+import {IConsortiumRegistryErrors} from "./interfaces/IConsortiumRegistryErrors.sol";
+
 /// @title ConsortiumRegistry
 /// @notice Who is in the consortium and in which role, each lender's attested capital figures
 /// (R5, R6, R8), and the versioned lending policy (R1-R8). The governor is the owner; hand-over
 /// takes two steps (Ownable2Step).
-contract ConsortiumRegistry is Ownable2Step, Pausable {
-    enum Role {
-        None,
-        Governor,
-        Platform,
-        Lender,
-        Auditor
-    }
-
-    enum Status {
-        None,
-        Active,
-        Suspended,
-        Removed
-    }
-
-    /// @dev One storage slot: everything the ledger's hot path needs about a party.
-    struct Member {
-        Role role;
-        Status status;
-        bool frozen;
-        uint16 index;
-        uint64 tier1Capital; // fen
-        uint64 totalLoanBalance; // fen
-        uint40 attestedAt;
-        uint40 attestedUntil;
-    }
-
-    /// @dev One storage slot per version. Caps are fen, shares basis points.
-    struct Policy {
-        uint48 consumerCap; // R1
-        uint48 businessCap; // R2
-        uint8 maxInstitutions; // R3
-        uint16 minPlatformShareBps; // R4
-        uint16 maxPartnerCapitalBps; // R5
-        uint16 maxJointLoanBps; // R6
-        uint16 maxConsumerBulletDays; // R7
-        uint32 maxAttestationAge; // R8, seconds
-        uint48 effectiveBlock;
-    }
-
-    /// @notice The ledger keeps one packed word per borrower with room for this many institutions,
-    /// so R3 can never be governed above it.
+contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, Ownable2Step, Pausable {
+    /// @inheritdoc IConsortiumRegistry
     uint8 public constant MAX_INSTITUTIONS_LIMIT = 5;
+    /// @inheritdoc IConsortiumRegistry
     uint256 public constant MAX_NAME_BYTES = 64;
 
     mapping(address account => Member) private _members;
@@ -65,26 +28,6 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
     /// Kept in step by _setPolicy, pause and unpause.
     uint256 private _hot;
 
-    event MemberAdmitted(address indexed account, Role role, uint16 index, string name, bytes32 licenceHash);
-    event MemberStatusChanged(address indexed account, Status from, Status to);
-    event MemberFrozen(address indexed account, bool frozen);
-    event CapitalAttested(address indexed lender, uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil);
-    event PolicyUpdated(uint32 indexed version, uint48 effectiveBlock, Policy policy);
-    event GovernorChanged(address indexed previousGovernor, address indexed newGovernor);
-
-    error AlreadyMember(address account);
-    error NotMember(address account);
-    error InvalidRole(Role role);
-    error InvalidStatusChange(address account, Status from, Status to);
-    error GovernorRecordImmutable(address account);
-    error NameTooLong(uint256 length, uint256 max);
-    error TooManyMembers();
-    error NotActiveLender(address account);
-    error InvalidAttestation(uint256 validUntil, uint256 nowTs, uint256 maxAge);
-    error InvalidPolicy(string field);
-    error UnknownPolicyVersion(uint256 version);
-    error GovernorRequired();
-
     /// @param governor the consortium's governing address, recorded as the Governor member
     /// @param initial the first policy version (version 1)
     constructor(address governor, Policy memory initial) Ownable(governor) {
@@ -94,11 +37,7 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
 
     // ------------------------------------------------------------------ membership
 
-    /// @notice Admit a platform, lender or auditor. Governor only.
-    /// @param account the member's address (an EOA or an ERC-1271 contract wallet)
-    /// @param role Platform, Lender or Auditor
-    /// @param name display name, at most 64 bytes; not personal data
-    /// @param licenceHash hash of the member's licence reference
+    /// @inheritdoc IConsortiumRegistry
     function admitMember(address account, Role role, string calldata name, bytes32 licenceHash)
         external
         onlyOwner
@@ -107,17 +46,17 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         _admit(account, role, name, licenceHash);
     }
 
-    /// @notice Suspend an active member: it can no longer sign or submit records. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function suspendMember(address account) external onlyOwner {
         _changeStatus(account, Status.Active, Status.Suspended);
     }
 
-    /// @notice Reinstate a suspended member. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function reinstateMember(address account) external onlyOwner {
         _changeStatus(account, Status.Suspended, Status.Active);
     }
 
-    /// @notice Remove a member for good; its records stay in the ledger. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function removeMember(address account) external onlyOwner {
         Member storage m = _members[account];
         Status from = m.status;
@@ -127,7 +66,7 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         _changeStatus(account, from, Status.Removed);
     }
 
-    /// @notice Freeze or unfreeze one member without changing its status. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function setFrozen(address account, bool frozen) external onlyOwner {
         Member storage m = _members[account];
         if (m.status == Status.None) revert NotMember(account);
@@ -136,13 +75,13 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         emit MemberFrozen(account, frozen);
     }
 
-    /// @notice Pause every ledger write consortium-wide. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function pause() external onlyOwner {
         _pause();
         _hot |= 1 << 232;
     }
 
-    /// @notice Lift a global pause. Governor only.
+    /// @inheritdoc IConsortiumRegistry
     function unpause() external onlyOwner {
         _unpause();
         _hot &= ~uint256(1 << 232);
@@ -150,12 +89,7 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
 
     // ------------------------------------------------------------------ capital (R5, R6, R8)
 
-    /// @notice A lender attests its own tier-1 net capital and total loan balance, valid until
-    /// `validUntil`. Stale figures block new tranches from it (R8).
-    /// @param tier1Capital tier-1 net capital, fen (R5 base)
-    /// @param totalLoanBalance total loan balance, fen (R6 base)
-    /// @param validUntil unix time; after it the figures are stale. At most the policy's
-    /// maxAttestationAge ahead.
+    /// @inheritdoc IConsortiumRegistry
     function attestCapital(uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil) external {
         Member storage m = _members[msg.sender];
         if (m.role != Role.Lender || m.status != Status.Active) revert NotActiveLender(msg.sender);
@@ -172,63 +106,62 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
 
     // ------------------------------------------------------------------ policy
 
-    /// @notice Publish a new policy version, in force from this block. Governor only.
-    /// @dev `effectiveBlock` in the argument is ignored and set to the current block.
+    /// @inheritdoc IConsortiumRegistry
     function setPolicy(Policy calldata policy) external onlyOwner {
         _setPolicy(policy);
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @notice A member's packed record (role, status, frozen, index, capital attestation).
+    /// @inheritdoc IConsortiumRegistry
     function member(address account) external view returns (Member memory) {
         return _members[account];
     }
 
-    /// @notice A member's display name and licence hash.
+    /// @inheritdoc IConsortiumRegistry
     function profile(address account) external view returns (string memory name, bytes32 licenceHash) {
         return (_names[account], _licences[account]);
     }
 
-    /// @notice Number of members ever admitted, the governor included.
+    /// @inheritdoc IConsortiumRegistry
     function memberCount() external view returns (uint256) {
         return _memberList.length;
     }
 
-    /// @notice The member with 1-based `index`.
+    /// @inheritdoc IConsortiumRegistry
     function memberAt(uint256 index) external view returns (address) {
         return _memberList[index - 1];
     }
 
-    /// @notice True when `account` is active, unfrozen and holds `role`.
+    /// @inheritdoc IConsortiumRegistry
     function isActive(address account, Role role) external view returns (bool) {
         Member storage m = _members[account];
         return m.role == role && m.status == Status.Active && !m.frozen;
     }
 
-    /// @notice The policy in force now and its version number (1-based).
+    /// @inheritdoc IConsortiumRegistry
     function currentPolicy() external view returns (Policy memory policy, uint32 version) {
         version = uint32(_policies.length);
         policy = _policies[version - 1];
     }
 
-    /// @notice A past or current policy version, so history can be judged under its own policy.
+    /// @inheritdoc IConsortiumRegistry
     function policyAt(uint256 version) external view returns (Policy memory) {
         if (version == 0 || version > _policies.length) revert UnknownPolicyVersion(version);
         return _policies[version - 1];
     }
 
-    /// @notice The number of policy versions published.
+    /// @inheritdoc IConsortiumRegistry
     function policyVersion() external view returns (uint32) {
         return uint32(_policies.length);
     }
 
-    /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
-    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag
-    /// from one hot word, and each party's Member slot.
-    /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
-    /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
-    /// @return words each party's Member slot, in `parties` order
+    /// @inheritdoc IConsortiumRegistry
+    function paused() public view override(IConsortiumRegistry, Pausable) returns (bool) {
+        return super.paused();
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function partyWords(address[] calldata parties)
         external
         view
@@ -249,7 +182,7 @@ contract ConsortiumRegistry is Ownable2Step, Pausable {
         }
     }
 
-    /// @notice One party's record and the pause flag, for repayments and status changes.
+    /// @inheritdoc IConsortiumRegistry
     function actorContext(address account) external view returns (bool isPaused, Member memory m) {
         return (paused(), _members[account]);
     }

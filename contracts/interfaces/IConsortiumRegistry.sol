@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @title IConsortiumRegistry
+/// @notice Who is in the consortium and in which role, each lender's attested capital figures
+/// (R5, R6, R8), and the versioned lending policy (R1-R8): the registry's types, events and
+/// external functions. Its errors are in IConsortiumRegistryErrors.
+interface IConsortiumRegistry {
+    enum Role {
+        None,
+        Governor,
+        Platform,
+        Lender,
+        Auditor
+    }
+
+    enum Status {
+        None,
+        Active,
+        Suspended,
+        Removed
+    }
+
+    /// @dev One storage slot: everything the ledger's hot path needs about a party.
+    struct Member {
+        Role role;
+        Status status;
+        bool frozen;
+        uint16 index;
+        uint64 tier1Capital; // fen
+        uint64 totalLoanBalance; // fen
+        uint40 attestedAt;
+        uint40 attestedUntil;
+    }
+
+    /// @dev One storage slot per version. Caps are fen, shares basis points.
+    struct Policy {
+        uint48 consumerCap; // R1
+        uint48 businessCap; // R2
+        uint8 maxInstitutions; // R3
+        uint16 minPlatformShareBps; // R4
+        uint16 maxPartnerCapitalBps; // R5
+        uint16 maxJointLoanBps; // R6
+        uint16 maxConsumerBulletDays; // R7
+        uint32 maxAttestationAge; // R8, seconds
+        uint48 effectiveBlock;
+    }
+
+    /// @notice `account` joined as `role` with 1-based member `index`.
+    event MemberAdmitted(address indexed account, Role role, uint16 index, string name, bytes32 licenceHash);
+    /// @notice A member was suspended, reinstated or removed (or a governor handed over).
+    event MemberStatusChanged(address indexed account, Status from, Status to);
+    /// @notice A member was frozen or unfrozen; its status is unchanged.
+    event MemberFrozen(address indexed account, bool frozen);
+    /// @notice A lender attested its capital figures, valid until `validUntil`.
+    event CapitalAttested(address indexed lender, uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil);
+    /// @notice Policy `version` is in force from `effectiveBlock`.
+    event PolicyUpdated(uint32 indexed version, uint48 effectiveBlock, Policy policy);
+    /// @notice Governance passed from `previousGovernor` to `newGovernor`.
+    event GovernorChanged(address indexed previousGovernor, address indexed newGovernor);
+
+    // ------------------------------------------------------------------ membership
+
+    /// @notice Admit a platform, lender or auditor. Governor only.
+    /// @param account the member's address (an EOA or an ERC-1271 contract wallet)
+    /// @param role Platform, Lender or Auditor
+    /// @param name display name, at most 64 bytes; not personal data
+    /// @param licenceHash hash of the member's licence reference
+    function admitMember(address account, Role role, string calldata name, bytes32 licenceHash) external;
+
+    /// @notice Suspend an active member: it can no longer sign or submit records. Governor only.
+    function suspendMember(address account) external;
+
+    /// @notice Reinstate a suspended member. Governor only.
+    function reinstateMember(address account) external;
+
+    /// @notice Remove a member for good; its records stay in the ledger. Governor only.
+    function removeMember(address account) external;
+
+    /// @notice Freeze or unfreeze one member without changing its status. Governor only.
+    function setFrozen(address account, bool frozen) external;
+
+    /// @notice Pause every ledger write consortium-wide. Governor only.
+    function pause() external;
+
+    /// @notice Lift a global pause. Governor only.
+    function unpause() external;
+
+    // ------------------------------------------------------------------ capital (R5, R6, R8)
+
+    /// @notice A lender attests its own tier-1 net capital and total loan balance, valid until
+    /// `validUntil`. Stale figures block new tranches from it (R8).
+    /// @param tier1Capital tier-1 net capital, fen (R5 base)
+    /// @param totalLoanBalance total loan balance, fen (R6 base)
+    /// @param validUntil unix time; after it the figures are stale. At most the policy's
+    /// maxAttestationAge ahead.
+    function attestCapital(uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil) external;
+
+    // ------------------------------------------------------------------ policy
+
+    /// @notice Publish a new policy version, in force from this block. Governor only.
+    /// @dev `effectiveBlock` in the argument is ignored and set to the current block.
+    function setPolicy(Policy calldata policy) external;
+
+    // ------------------------------------------------------------------ views
+
+    /// @notice The ledger keeps one packed word per borrower with room for this many institutions,
+    /// so R3 can never be governed above it.
+    function MAX_INSTITUTIONS_LIMIT() external view returns (uint8);
+
+    /// @notice The longest display name accepted, in bytes.
+    function MAX_NAME_BYTES() external view returns (uint256);
+
+    /// @notice A member's packed record (role, status, frozen, index, capital attestation).
+    function member(address account) external view returns (Member memory);
+
+    /// @notice A member's display name and licence hash.
+    function profile(address account) external view returns (string memory name, bytes32 licenceHash);
+
+    /// @notice Number of members ever admitted, the governor included.
+    function memberCount() external view returns (uint256);
+
+    /// @notice The member with 1-based `index`.
+    function memberAt(uint256 index) external view returns (address);
+
+    /// @notice True when `account` is active, unfrozen and holds `role`.
+    function isActive(address account, Role role) external view returns (bool);
+
+    /// @notice The policy in force now and its version number (1-based).
+    function currentPolicy() external view returns (Policy memory policy, uint32 version);
+
+    /// @notice A past or current policy version, so history can be judged under its own policy.
+    function policyAt(uint256 version) external view returns (Policy memory);
+
+    /// @notice The number of policy versions published.
+    function policyVersion() external view returns (uint32);
+
+    /// @notice Whether ledger writes are paused consortium-wide.
+    function paused() external view returns (bool);
+
+    /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
+    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag
+    /// from one hot word, and each party's Member slot.
+    /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
+    /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
+    /// @return words each party's Member slot, in `parties` order
+    function partyWords(address[] calldata parties)
+        external
+        view
+        returns (uint256 policyWord, uint256 versionAndPause, uint256[] memory words);
+
+    /// @notice One party's record and the pause flag, for repayments and status changes.
+    function actorContext(address account) external view returns (bool isPaused, Member memory m);
+}

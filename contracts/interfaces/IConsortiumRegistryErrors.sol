@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {IConsortiumRegistry} from "./IConsortiumRegistry.sol";
+
+/// @title IConsortiumRegistryErrors
+/// @notice The custom errors ConsortiumRegistry reverts with (besides OpenZeppelin's Ownable and
+/// Pausable errors).
+interface IConsortiumRegistryErrors {
+    /// @notice `account` is or was a member already; an address is admitted once.
+    error AlreadyMember(address account);
+    /// @notice `account` was never admitted.
+    error NotMember(address account);
+    /// @notice Only Platform, Lender and Auditor can be admitted.
+    error InvalidRole(IConsortiumRegistry.Role role);
+    /// @notice `account` cannot move from `from` to `to`.
+    error InvalidStatusChange(address account, IConsortiumRegistry.Status from, IConsortiumRegistry.Status to);
+    /// @notice The governor's record changes only with a governor hand-over.
+    error GovernorRecordImmutable(address account);
+    /// @notice The display name is longer than `max` bytes.
+    error NameTooLong(uint256 length, uint256 max);
+    /// @notice Member indices are 16 bits; the registry is full.
+    error TooManyMembers();
+    /// @notice Only an active lender attests capital.
+    error NotActiveLender(address account);
+    /// @notice `validUntil` is not in the future or further ahead than the policy's maxAttestationAge.
+    error InvalidAttestation(uint256 validUntil, uint256 nowTs, uint256 maxAge);
+    /// @notice The policy's `field` is zero or out of range.
+    error InvalidPolicy(string field);
+    /// @notice No policy has this version number.
+    error UnknownPolicyVersion(uint256 version);
+    /// @notice The consortium always has a governor: ownership cannot be renounced.
+    error GovernorRequired();
+}
