@@ -84,29 +84,21 @@ library LedgerTypes {
     /// exactly the eleven atomic fields of the typed struct, in order, so they are hashed in place.
     /// A field with dirty high bits hashes differently from its clean value, so it can neither
     /// match a signature nor a stored commitment.
-    function hashCoLoan(CoLoan calldata loan) internal pure returns (bytes32 h) {
-        bytes32 tranchesHash = hashTranches(loan.tranches);
-        bytes32 typeHash = COLOAN_TYPEHASH;
+    function hashCoLoan(CoLoan calldata loan) internal pure returns (bytes32) {
+        uint256 head;
         assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typeHash)
-            calldatacopy(add(ptr, 0x20), loan, 0x160)
-            mstore(add(ptr, 0x180), tranchesHash)
-            h := keccak256(ptr, 0x1a0)
+            head := loan
         }
+        return _hashStruct(COLOAN_TYPEHASH, head, 11, hashTranches(loan.tranches));
     }
 
     /// @dev EIP-712 hashStruct of a credit line; eight static head words, then the shares.
-    function hashCreditLine(CreditLine calldata line) internal pure returns (bytes32 h) {
-        bytes32 sharesHash = hashTranches(line.shares);
-        bytes32 typeHash = CREDITLINE_TYPEHASH;
+    function hashCreditLine(CreditLine calldata line) internal pure returns (bytes32) {
+        uint256 head;
         assembly ("memory-safe") {
-            let ptr := mload(0x40)
-            mstore(ptr, typeHash)
-            calldatacopy(add(ptr, 0x20), line, 0x100)
-            mstore(add(ptr, 0x120), sharesHash)
-            h := keccak256(ptr, 0x140)
+            head := line
         }
+        return _hashStruct(CREDITLINE_TYPEHASH, head, 8, hashTranches(line.shares));
     }
 
     /// @dev keccak256 of the concatenated hashStructs of the tranches (EIP-712 array encoding).
@@ -123,6 +115,24 @@ library LedgerTypes {
                 mstore(add(out, mul(i, 0x20)), keccak256(scratch, 0x60))
             }
             h := keccak256(out, mul(n, 0x20))
+        }
+    }
+
+    /// @dev keccak256(typeHash || the `words` static head words at calldata offset `head` ||
+    /// arrayHash): the hashStruct of a record whose atomic fields are its calldata head, in order,
+    /// followed by one array of tranches.
+    function _hashStruct(bytes32 typeHash, uint256 head, uint256 words, bytes32 arrayHash)
+        private
+        pure
+        returns (bytes32 h)
+    {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let size := mul(words, 0x20)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), head, size)
+            mstore(add(ptr, add(size, 0x20)), arrayHash)
+            h := keccak256(ptr, add(size, 0x40))
         }
     }
 }
