@@ -10,9 +10,9 @@ import {ICoLendingLedger} from "./interfaces/ICoLendingLedger.sol";
 import {ICoLendingLedgerErrors} from "./interfaces/ICoLendingLedgerErrors.sol";
 import {LedgerTypes} from "./libraries/LedgerTypes.sol";
 import {Allocation} from "./libraries/Allocation.sol";
-import {BorrowerBook} from "./libraries/BorrowerBook.sol";
-import {PackedWords} from "./libraries/PackedWords.sol";
-import {UsageWord} from "./libraries/UsageWord.sol";
+import {Book, BorrowerBook} from "./libraries/BorrowerBook.sol";
+import {MemberWord, PolicyWord} from "./libraries/PackedWords.sol";
+import {Usage, UsageWord} from "./libraries/UsageWord.sol";
 
 /// @title CoLendingLedger
 /// @notice Joint credit lines and co-loans, each signed (EIP-712) by the platform and every lender
@@ -22,10 +22,6 @@ import {UsageWord} from "./libraries/UsageWord.sol";
 /// hashStruct), outstanding principal and status. Tranche detail travels in calldata and events;
 /// repayments and status changes pass the terms again and are checked against the commitment.
 contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
-    using BorrowerBook for uint256;
-    using PackedWords for uint256;
-    using UsageWord for uint256;
-
     struct LoanRecord {
         bytes24 commitment;
         uint56 outstanding;
@@ -42,9 +38,9 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     mapping(bytes32 loanId => LoanRecord) private _loans;
     mapping(bytes32 lineId => LineRecord) private _lines;
     mapping(bytes32 lineId => bytes32) private _lineBorrower;
-    mapping(bytes32 borrowerKey => uint256) private _books;
+    mapping(bytes32 borrowerKey => Book) private _books;
     /// @dev R6 total and R5 with the lender's first partner platform, one word (UsageWord)
-    mapping(address lender => uint256) private _usage;
+    mapping(address lender => Usage) private _usage;
     /// @dev R5 with any later partner platform
     mapping(address lender => mapping(address partner => uint256)) private _partnerOutstanding;
     mapping(bytes32 repaymentId => bool) private _repaymentIds;
@@ -100,7 +96,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         returns (uint32 policyVersion)
     {
         uint256 platformAmount = _checkLineTerms(line, signatures);
-        (uint256 policy, uint32 version, uint256[] memory members) = _context(line.shares);
+        (PolicyWord policy, uint32 version, MemberWord[] memory members) = _context(line.shares);
         uint16 platformIndex = _checkParties(
             line.shares, members, line.platform, _hashTypedDataV4(LedgerTypes.hashCreditLine(line)), signatures
         );
@@ -224,7 +220,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         view
         returns (uint256 consumer, uint256 business, uint16[] memory institutions, uint16[] memory openRecords)
     {
-        uint256 book = _books[borrowerKey];
+        Book book = _books[borrowerKey];
         (institutions, openRecords) = book.entries();
         return (book.exposure(0), book.exposure(1), institutions, openRecords);
     }
@@ -236,7 +232,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         returns (uint256 consumer, uint256 business, uint256 institutions, uint256 maxInstitutions)
     {
         (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
-        uint256 book = _books[borrowerKey];
+        Book book = _books[borrowerKey];
         uint256 c = book.exposure(0);
         uint256 b = book.exposure(1);
         consumer = c >= p.consumerCap ? 0 : p.consumerCap - c;
@@ -253,7 +249,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     {
         (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         IConsortiumRegistry.Member memory m = registry.member(lender);
-        uint256 word = _usage[lender];
+        Usage word = _usage[lender];
         total = word.total();
         uint16 partnerIndex = registry.member(partner).index;
         withPartner = partnerIndex != 0 && word.partner() == partnerIndex
@@ -286,8 +282,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         returns (uint32 version)
     {
         uint256 platformAmount = _checkLoanTerms(submitter, loan, signatures);
-        uint256 policy;
-        uint256[] memory members;
+        PolicyWord policy;
+        MemberWord[] memory members;
         (policy, version, members) = _context(loan.tranches);
         bytes32 structHash = LedgerTypes.hashCoLoan(loan);
         uint16 platformIndex =
@@ -299,7 +295,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         _checkPlatformShare(loan.loanId, platformAmount, loan.principal, policy);
 
         bytes32 key = loan.borrowerKey;
-        uint256 book = _books[key];
+        Book book = _books[key];
         if (loan.lineId == bytes32(0)) {
             book = _addExposure(book, key, loan.product, loan.principal, policy);
         } else {
@@ -359,7 +355,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     function _context(LedgerTypes.Tranche[] calldata tranches)
         private
         view
-        returns (uint256 policy, uint32 version, uint256[] memory members)
+        returns (PolicyWord policy, uint32 version, MemberWord[] memory members)
     {
         uint256 versionAndPause;
         (policy, versionAndPause, members) = registry.partyWords(_addresses(tranches));
@@ -372,7 +368,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     /// wallet, so an EOA signer costs no code lookup. Returns the platform's member index.
     function _checkParties(
         LedgerTypes.Tranche[] calldata tranches,
-        uint256[] memory members,
+        MemberWord[] memory members,
         address platform,
         bytes32 digest,
         bytes calldata signatures
@@ -381,7 +377,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         uint256 at = 0;
         for (uint256 i; i < n; ++i) {
             address who = tranches[i].lender;
-            uint256 m = members[i];
+            MemberWord m = members[i];
             if (m.status() != uint8(IConsortiumRegistry.Status.Active)) revert NotActiveMember(who);
             if (m.frozen()) revert MemberIsFrozen(who);
             if (who == platform) {
@@ -435,7 +431,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         sig = signatures[at + 2:next];
     }
 
-    function _checkPlatformShare(bytes32 id, uint256 platformAmount, uint256 total, uint256 policy)
+    function _checkPlatformShare(bytes32 id, uint256 platformAmount, uint256 total, PolicyWord policy)
         private
         pure
     {
@@ -444,10 +440,10 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     }
 
     /// @dev R1 (consumer) and R2 (business).
-    function _addExposure(uint256 book, bytes32 key, uint8 product, uint256 amount, uint256 policy)
+    function _addExposure(Book book, bytes32 key, uint8 product, uint256 amount, PolicyWord policy)
         private
         pure
-        returns (uint256)
+        returns (Book)
     {
         uint256 exposure = book.exposure(product);
         uint256 cap = policy.cap(product);
@@ -456,10 +452,10 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     }
 
     /// @dev R3: distinct institutions with open records, after this one, within the policy.
-    function _addInstitutions(uint256 book, bytes32 key, uint256[] memory members, uint256 policy)
+    function _addInstitutions(Book book, bytes32 key, MemberWord[] memory members, PolicyWord policy)
         private
         pure
-        returns (uint256)
+        returns (Book)
     {
         uint256 n = members.length;
         uint256 count = book.institutions();
@@ -478,10 +474,10 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     /// platform shares the lender's usage word; any later partner has its own slot.
     function _addUsage(
         LedgerTypes.Tranche[] calldata tranches,
-        uint256[] memory members,
+        MemberWord[] memory members,
         address platform,
         uint16 platformIndex,
-        uint256 policy
+        PolicyWord policy
     ) private {
         uint256 n = tranches.length;
         for (uint256 i; i < n; ++i) {
@@ -497,19 +493,19 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         address platform,
         uint16 platformIndex,
         uint256 amount,
-        uint256 member,
-        uint256 policy
+        MemberWord member,
+        PolicyWord policy
     ) private {
-        uint256 word = _usage[lender];
+        Usage word = _usage[lender];
         uint16 first = word.partner();
         bool packed = first == 0 || first == platformIndex;
         uint256 withPartner = packed ? word.withPartner() : _partnerOutstanding[lender][platform];
-        uint256 limit = (member.tier1Capital() * policy.maxPartnerCapitalBps()) / BPS;
+        uint256 limit = member.partnerLimit(policy);
         if (withPartner + amount > limit) {
             revert PartnerConcentrationExceeded(lender, platform, withPartner, amount, limit);
         }
         uint256 total = word.total();
-        limit = (member.totalLoanBalance() * policy.maxJointLoanBps()) / BPS;
+        limit = member.jointLoanLimit(policy);
         if (total + amount > limit) revert JointLoanShareExceeded(lender, total, amount, limit);
         if (packed) {
             _usage[lender] = UsageWord.pack(total + amount, platformIndex, withPartner + amount);
@@ -535,7 +531,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         return _checkTranches(line.shares, line.limit, line.platform);
     }
 
-    function _storeLine(LedgerTypes.CreditLine calldata line, uint16 platformIndex, uint256[] memory members)
+    function _storeLine(LedgerTypes.CreditLine calldata line, uint16 platformIndex, MemberWord[] memory members)
         private
     {
         uint256 packed;
@@ -572,7 +568,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         LineRecord storage l = _lines[lineId];
         if (l.status != LedgerTypes.LineStatus.Active) revert LineNotActive(lineId, l.status);
         bytes32 key = _lineBorrower[lineId];
-        uint256 book = _books[key];
+        Book book = _books[key];
         uint256 exposure = book.exposure(l.product);
         // the limit stops counting; what is drawn and still outstanding now counts on its own
         book = book.withExposure(l.product, exposure - l.limit + l.drawn);
@@ -626,7 +622,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
             address lender = loan.tranches[i].lender;
             uint256 a = amounts[i];
             if (lender == platform || a == 0) continue;
-            uint256 word = _usage[lender];
+            Usage word = _usage[lender];
             if (word.partner() == platformIndex) {
                 _usage[lender] = UsageWord.pack(word.total() - a, platformIndex, word.withPartner() - a);
             } else {
@@ -648,15 +644,15 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         }
         if (counted) {
             bytes32 key = loan.borrowerKey;
-            uint256 book = _books[key];
+            Book book = _books[key];
             _books[key] = book.withExposure(loan.product, book.exposure(loan.product) - amount);
         }
     }
 
     function _closeInstitutions(LedgerTypes.CoLoan calldata loan) private {
         bytes32 key = loan.borrowerKey;
-        uint256 book = _books[key];
-        (,, uint256[] memory members) = registry.partyWords(_addresses(loan.tranches));
+        Book book = _books[key];
+        (,, MemberWord[] memory members) = registry.partyWords(_addresses(loan.tranches));
         for (uint256 i; i < members.length; ++i) {
             book = book.removeOpen(members[i].index());
         }

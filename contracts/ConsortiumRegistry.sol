@@ -7,6 +7,7 @@ import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 
 import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 import {IConsortiumRegistryErrors} from "./interfaces/IConsortiumRegistryErrors.sol";
+import {MemberWord, PolicyWord} from "./libraries/PackedWords.sol";
 
 /// @title ConsortiumRegistry
 /// @notice Who is in the consortium and in which role, each lender's attested capital figures
@@ -165,20 +166,20 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     function partyWords(address[] calldata parties)
         external
         view
-        returns (uint256 policyWord, uint256 versionAndPause, uint256[] memory words)
+        returns (PolicyWord policyWord, uint256 versionAndPause, MemberWord[] memory words)
     {
         uint256 hot = _hot;
-        policyWord = hot & ((1 << 200) - 1);
+        policyWord = PolicyWord.wrap(hot & ((1 << 200) - 1));
         versionAndPause = hot >> 200;
         uint256 n = parties.length;
-        words = new uint256[](n);
+        words = new MemberWord[](n);
         for (uint256 i; i < n; ++i) {
             Member storage m = _members[parties[i]];
             uint256 w;
             assembly ("memory-safe") {
                 w := sload(m.slot)
             }
-            words[i] = w;
+            words[i] = MemberWord.wrap(w);
         }
     }
 

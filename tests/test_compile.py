@@ -365,3 +365,50 @@ def test_abi_is_unchanged(python_build: CompiledContracts) -> None:
     actual = {name: abi_signatures(python_build[name].abi) for name in ABI_CONTRACTS}
     for name in ABI_CONTRACTS:
         assert actual[name] == expected[name], name
+
+
+# Each packed word has its own user-defined value type, so reading one through another's
+# library, or as a bare uint256, does not compile.
+_WORD_MISUSES = (
+    "book.total()",  # a borrower's book read as a lender's usage word
+    "usage.exposure(0)",  # and the other way round
+    "member.cap(0)",  # a registry member slot read as the policy word
+    "policy.index()",  # and the other way round
+    "uint256(book)",  # a word used as a bare number
+)
+_WORDS_CONTRACT = """// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+import {{Book}} from "./libraries/BorrowerBook.sol";
+import {{MemberWord, PolicyWord}} from "./libraries/PackedWords.sol";
+import {{Usage}} from "./libraries/UsageWord.sol";
+contract Words {{
+    function read(Book book, Usage usage, MemberWord member, PolicyWord policy)
+        external pure returns (uint256)
+    {{
+        return {expr};
+    }}
+}}
+"""
+
+
+def _compile_words(tmp_path: Path, expr: str) -> CompiledContracts:
+    libraries = ROOT / "contracts" / "libraries"
+    sources = {
+        f"contracts/libraries/{name}.sol": (libraries / f"{name}.sol").read_text()
+        for name in ("BorrowerBook", "PackedWords", "UsageWord")
+    }
+    sources["contracts/Words.sol"] = _WORDS_CONTRACT.format(expr=expr)
+    return compile_contracts(_scratch_project(tmp_path, sources), use_cache=False)
+
+
+def test_packed_words_read_through_their_own_library(tmp_path: Path) -> None:
+    expr = "book.exposure(0) + usage.total() + member.index() + policy.cap(0)"
+    assert _compile_words(tmp_path, expr)["Words"].deployed_bytecode != "0x"
+
+
+@pytest.mark.parametrize("expr", _WORD_MISUSES)
+def test_packed_words_cannot_be_mixed(tmp_path: Path, expr: str) -> None:
+    with pytest.raises(CompilationError) as excinfo:
+        _compile_words(tmp_path, expr)
+    assert excinfo.value.files == ["contracts/Words.sol"]
+    assert all(e["type"] == "TypeError" for e in excinfo.value.errors), excinfo.value

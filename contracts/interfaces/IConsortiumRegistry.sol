@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+import {MemberWord, PolicyWord} from "../libraries/PackedWords.sol";
+
 /// @title IConsortiumRegistry
 /// @notice Who is in the consortium and in which role, each lender's attested capital figures
 /// (R5, R6, R8), and the versioned lending policy (R1-R8): the registry's types, events and
@@ -139,7 +141,7 @@ interface IConsortiumRegistry {
     function paused() external view returns (bool);
 
     /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
-    /// (decoded by the PackedWords library): the policy in force, its version and the pause flag
+    /// (typed for the PackedWords library; plain uint256 in the ABI): the policy in force, its version and the pause flag
     /// from one hot word, and each party's Member slot.
     /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
     /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
@@ -147,7 +149,7 @@ interface IConsortiumRegistry {
     function partyWords(address[] calldata parties)
         external
         view
-        returns (uint256 policyWord, uint256 versionAndPause, uint256[] memory words);
+        returns (PolicyWord policyWord, uint256 versionAndPause, MemberWord[] memory words);
 
     /// @notice One party's record and the pause flag, for repayments and status changes.
     function actorContext(address account) external view returns (bool isPaused, Member memory m);

@@ -1,66 +1,80 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+/// @notice A party's ConsortiumRegistry.Member storage slot as one raw word (partyWords).
+type MemberWord is uint256;
+
+/// @notice The fields of the ConsortiumRegistry.Policy in force, as laid out in its storage slot,
+/// as one raw word (partyWords).
+type PolicyWord is uint256;
+
+using PackedWords for MemberWord global;
+using PackedWords for PolicyWord global;
+
 /// @title PackedWords
 /// @notice Field access on the raw storage words of ConsortiumRegistry.Member and
 /// ConsortiumRegistry.Policy, so the ledger's hot path reads a party or the policy in one word
 /// without ABI-decoding structs. Offsets follow Solidity's packing: the first field in the lowest
 /// bits. A test compares these against the registry's struct views.
+/// @dev Every field is read by `_field`; each function states only its fields' offsets and widths.
 library PackedWords {
+    uint256 private constant BPS = 10_000;
+
     // Member: role 8 | status 8 | frozen 8 | index 16 | tier1Capital 64 | totalLoanBalance 64 |
     //         attestedAt 40 | attestedUntil 40
-    function role(uint256 w) internal pure returns (uint8) {
-        return uint8(w);
+    function role(MemberWord w) internal pure returns (uint8) {
+        return uint8(_field(MemberWord.unwrap(w), 0, 8));
     }
 
-    function status(uint256 w) internal pure returns (uint8) {
-        return uint8(w >> 8);
+    function status(MemberWord w) internal pure returns (uint8) {
+        return uint8(_field(MemberWord.unwrap(w), 8, 8));
     }
 
-    function frozen(uint256 w) internal pure returns (bool) {
-        return uint8(w >> 16) != 0;
+    function frozen(MemberWord w) internal pure returns (bool) {
+        return _field(MemberWord.unwrap(w), 16, 8) != 0;
     }
 
-    function index(uint256 w) internal pure returns (uint16) {
-        return uint16(w >> 24);
+    function index(MemberWord w) internal pure returns (uint16) {
+        return uint16(_field(MemberWord.unwrap(w), 24, 16));
     }
 
-    function tier1Capital(uint256 w) internal pure returns (uint256) {
-        return uint64(w >> 40);
-    }
-
-    function totalLoanBalance(uint256 w) internal pure returns (uint256) {
-        return uint64(w >> 104);
-    }
-
-    function attestedUntil(uint256 w) internal pure returns (uint256) {
-        return uint40(w >> 208);
+    function attestedUntil(MemberWord w) internal pure returns (uint256) {
+        return _field(MemberWord.unwrap(w), 208, 40);
     }
 
     // Policy: consumerCap 48 | businessCap 48 | maxInstitutions 8 | minPlatformShareBps 16 |
     //         maxPartnerCapitalBps 16 | maxJointLoanBps 16 | maxConsumerBulletDays 16 |
     //         maxAttestationAge 32 | effectiveBlock 48
-    function cap(uint256 p, uint8 product) internal pure returns (uint256) {
-        return uint48(p >> (uint256(product) * 48));
+    function cap(PolicyWord p, uint8 product) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), uint256(product) * 48, 48);
     }
 
-    function maxInstitutions(uint256 p) internal pure returns (uint256) {
-        return uint8(p >> 96);
+    function maxInstitutions(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 96, 8);
     }
 
-    function minPlatformShareBps(uint256 p) internal pure returns (uint256) {
-        return uint16(p >> 104);
+    function minPlatformShareBps(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 104, 16);
     }
 
-    function maxPartnerCapitalBps(uint256 p) internal pure returns (uint256) {
-        return uint16(p >> 120);
+    function maxConsumerBulletDays(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 152, 16);
     }
 
-    function maxJointLoanBps(uint256 p) internal pure returns (uint256) {
-        return uint16(p >> 136);
+    /// @notice R5: the most `m`, a lender, may have outstanding with any one partner platform
+    /// under `p`: its tier-1 capital (fen) times maxPartnerCapitalBps.
+    function partnerLimit(MemberWord m, PolicyWord p) internal pure returns (uint256) {
+        return (_field(MemberWord.unwrap(m), 40, 64) * _field(PolicyWord.unwrap(p), 120, 16)) / BPS;
     }
 
-    function maxConsumerBulletDays(uint256 p) internal pure returns (uint256) {
-        return uint16(p >> 152);
+    /// @notice R6: the most `m`, a lender, may have outstanding in joint loans under `p`: its total
+    /// loan balance (fen) times maxJointLoanBps.
+    function jointLoanLimit(MemberWord m, PolicyWord p) internal pure returns (uint256) {
+        return (_field(MemberWord.unwrap(m), 104, 64) * _field(PolicyWord.unwrap(p), 136, 16)) / BPS;
+    }
+
+    /// @dev The `width`-bit field at bit `offset` of `word`.
+    function _field(uint256 word, uint256 offset, uint256 width) private pure returns (uint256) {
+        return (word >> offset) & ((1 << width) - 1);
     }
 }

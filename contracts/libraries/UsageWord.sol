@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+/// @notice The one word the ledger keeps per lender for R5 and R6; read and written only through
+/// UsageWord.
+type Usage is uint256;
+
+using UsageWord for Usage global;
+
 /// @title UsageWord
 /// @notice The one word the ledger keeps per lender for R5 and R6: its outstanding joint loans in
 /// total (R6) and, in the same slot, its outstanding with its first partner platform (R5), so a
@@ -11,23 +17,23 @@ pragma solidity 0.8.28;
 library UsageWord {
     uint256 private constant MASK64 = (1 << 64) - 1;
 
-    function total(uint256 w) internal pure returns (uint256) {
-        return w & MASK64;
+    function total(Usage w) internal pure returns (uint256) {
+        return Usage.unwrap(w) & MASK64;
     }
 
-    function partner(uint256 w) internal pure returns (uint16) {
-        return uint16(w >> 64);
+    function partner(Usage w) internal pure returns (uint16) {
+        return uint16(Usage.unwrap(w) >> 64);
     }
 
-    function withPartner(uint256 w) internal pure returns (uint256) {
-        return (w >> 80) & MASK64;
+    function withPartner(Usage w) internal pure returns (uint256) {
+        return (Usage.unwrap(w) >> 80) & MASK64;
     }
 
-    function pack(uint256 total_, uint16 partner_, uint256 withPartner_) internal pure returns (uint256) {
-        return total_ | (uint256(partner_) << 64) | (withPartner_ << 80);
+    function pack(uint256 total_, uint16 partner_, uint256 withPartner_) internal pure returns (Usage) {
+        return Usage.wrap(total_ | (uint256(partner_) << 64) | (withPartner_ << 80));
     }
 
-    function withTotal(uint256 w, uint256 total_) internal pure returns (uint256) {
-        return (w & ~MASK64) | total_;
+    function withTotal(Usage w, uint256 total_) internal pure returns (Usage) {
+        return Usage.wrap((Usage.unwrap(w) & ~MASK64) | total_);
     }
 }
