@@ -116,7 +116,9 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         IConsortiumRegistry.Member memory m = _actor(msg.sender);
         LineRecord storage l = _lines[lineId];
         if (l.status == LedgerTypes.LineStatus.None) revert UnknownLine(lineId);
-        if (m.role != IConsortiumRegistry.Role.Platform || m.index != l.platformIndex) revert NotLinePlatform(msg.sender);
+        if (m.role != IConsortiumRegistry.Role.Platform || m.index != l.platformIndex) {
+            revert NotLinePlatform(msg.sender);
+        }
         _endLine(lineId, LedgerTypes.LineStatus.Closed);
     }
 

@@ -141,8 +141,8 @@ interface IConsortiumRegistry {
     function paused() external view returns (bool);
 
     /// @notice Everything the ledger needs to judge a record in one call, as raw storage words
-    /// (typed for the PackedWords library; plain uint256 in the ABI): the policy in force, its version and the pause flag
-    /// from one hot word, and each party's Member slot.
+    /// (typed for the PackedWords library; plain uint256 in the ABI): the policy in force, its
+    /// version and the pause flag from one hot word, and each party's Member slot.
     /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
     /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
     /// @return words each party's Member slot, in `parties` order
