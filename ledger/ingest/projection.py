@@ -64,7 +64,7 @@ class RecordMeta:
 
 @dataclass
 class Projection:
-    """State for one batch: load, apply (or undo) events in order, flush."""
+    """State for one batch: load, apply events in order, flush."""
 
     members: dict[str, dict[str, Any]]  # members rows by address
     consortium: dict[str, Any] | None
@@ -74,8 +74,6 @@ class Projection:
     ended: dict[bytes, int | None] = field(default_factory=dict)  # line -> ended_block
     new_loans: dict[bytes, RecordMeta] = field(default_factory=dict)
     new_lines: dict[bytes, RecordMeta] = field(default_factory=dict)
-    dead_loans: set[bytes] = field(default_factory=set)
-    dead_lines: set[bytes] = field(default_factory=set)
     touched_loans: set[bytes] = field(default_factory=set)
     touched_lines: set[bytes] = field(default_factory=set)
     touched_borrowers: set[bytes] = field(default_factory=set)
