@@ -58,18 +58,13 @@ _PER_BORROWER = (
 )
 
 
+_SAME_NAME = ("block_number", "log_index", "block_hash", "tx_hash", "tx_index", "contract")
+
+
 def _event(r: Mapping[str, Any], timestamp: int) -> ChainEvent:
-    return ChainEvent(
-        block_number=r["block_number"],
-        log_index=r["log_index"],
-        block_hash=r["block_hash"],
-        tx_hash=r["tx_hash"],
-        tx_index=r["tx_index"],
-        contract=r["contract"],
-        name=r["event"],
-        args=r["args"],
-        timestamp=timestamp,
-    )
+    """A raw_events row as the event it was decoded into."""
+    same = {k: r[k] for k in _SAME_NAME}
+    return ChainEvent(**same, name=r["event"], args=r["args"], timestamp=timestamp)
 
 
 def stored_events(
