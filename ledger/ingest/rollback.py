@@ -67,19 +67,14 @@ def _event(r: Mapping[str, Any], timestamp: int) -> ChainEvent:
     return ChainEvent(**same, name=r["event"], args=r["args"], timestamp=timestamp)
 
 
-def stored_events(
-    conn: Connection, contract: str, *, above: int = -1, newest_first: bool = False
-) -> list[ChainEvent]:
-    """Events of one contract from raw_events, with their blocks' timestamps."""
+def stored_events(conn: Connection, contract: str, *, above: int = -1) -> list[ChainEvent]:
+    """Events of one contract from raw_events, oldest first, with their blocks' timestamps."""
     ev, blocks = TABLES["raw_events"], TABLES["blocks"]
-    order = [ev.c.block_number, ev.c.log_index]
-    if newest_first:
-        order = [c.desc() for c in order]
     rows = conn.execute(
         select(ev, blocks.c.timestamp)
         .join(blocks, blocks.c.number == ev.c.block_number)
         .where(ev.c.contract == contract, ev.c.block_number > above)
-        .order_by(*order)
+        .order_by(ev.c.block_number, ev.c.log_index)
     ).mappings()
     return [_event(r, r["timestamp"]) for r in rows]
 
