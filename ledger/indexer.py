@@ -29,22 +29,21 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ledger.chain.deployment import Deployment
+from ledger.ingest import cursor
 from ledger.ingest.decode import EventDecoder
 from ledger.ingest.fetch import ChainMoved, Fetched, Prefetch, fetch_range
 from ledger.ingest.heap import older_objects_frozen
 from ledger.ingest.rollback import rollback
 from ledger.ingest.rpc import NodeUnavailable, ResultTooLarge, Rpc, RpcError
 from ledger.ingest.spans import INITIAL_SPAN, MAX_RANGE_BYTES, MAX_SPAN, TARGET_EVENTS, Spans
-from ledger.ingest.writer import prune_blocks, write_range
-from ledger.store.db import insert_missing, upgrade
-from ledger.store.models import TABLES
+from ledger.ingest.writer import prune_blocks, stored_blocks, write_range
+from ledger.store.db import upgrade
 
 if TYPE_CHECKING:
     from ledger.chain.client import LedgerClient
@@ -59,10 +58,6 @@ class IndexerError(Exception):
 
 class _Reorg(Exception):
     """The chain no longer has the block the cursor points at."""
-
-
-class _CursorMoved(Exception):
-    """Another indexer committed first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,56 +153,24 @@ class Indexer:
         chain_id = self.rpc.chain_id()
         if chain_id != dep.chain_id:
             raise IndexerError(f"the node is chain {chain_id}, the deployment chain {dep.chain_id}")
-        cur = TABLES["indexer_cursor"]
         with self.engine.begin() as conn:
-            # a second indexer starting at the same moment may have written it first
-            insert_missing(
-                conn,
-                cur,
-                [
-                    {
-                        "id": 1,
-                        "chain_id": dep.chain_id,
-                        "registry_address": dep.registry,
-                        "ledger_address": dep.ledger,
-                        "deployment_block": dep.deployment_block,
-                        "last_block": dep.deployment_block - 1,
-                        "last_hash": None,
-                        "updated_at": datetime.now(UTC),
-                    }
-                ],
-                ["id"],
+            row = cursor.claim(conn, dep)
+        if (row["chain_id"], row["registry_address"], row["ledger_address"]) != (
+            dep.chain_id,
+            dep.registry,
+            dep.ledger,
+        ):
+            raise IndexerError(
+                f"this database indexes registry {row['registry_address']} and ledger "
+                f"{row['ledger_address']} on chain {row['chain_id']}, not this deployment; "
+                "use another database"
             )
-            row = conn.execute(select(cur)).mappings().one()
-            if (row["chain_id"], row["registry_address"], row["ledger_address"]) != (
-                dep.chain_id,
-                dep.registry,
-                dep.ledger,
-            ):
-                raise IndexerError(
-                    f"this database indexes registry {row['registry_address']} and ledger "
-                    f"{row['ledger_address']} on chain {row['chain_id']}, not this deployment; "
-                    "use another database"
-                )
         self._load_cursor()
         self._prepared = True
 
     def _load_cursor(self) -> None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(TABLES["indexer_cursor"])).mappings().one()
-        self._last_block, self._last_hash = row["last_block"], row["last_hash"]
-
-    def _lock_cursor(self, conn: Connection) -> None:
-        row = conn.execute(select(TABLES["indexer_cursor"]).with_for_update()).mappings().one()
-        if (row["last_block"], row["last_hash"]) != (self._last_block, self._last_hash):
-            raise _CursorMoved
-
-    def _set_cursor(self, conn: Connection, block: int, block_hash: bytes | None) -> None:
-        conn.execute(
-            update(TABLES["indexer_cursor"]).values(
-                last_block=block, last_hash=block_hash, updated_at=datetime.now(UTC)
-            )
-        )
+            self._last_block, self._last_hash = cursor.read(conn)
 
     # ------------------------------------------------------------------ catch-up
 
@@ -283,7 +246,7 @@ class Indexer:
                 ) from None
             res.target = self._target(to_block)
             return -1
-        except _CursorMoved:
+        except cursor.CursorMoved:
             self._load_cursor()
             return -1
         except ResultTooLarge as exc:
@@ -334,30 +297,24 @@ class Indexer:
         if self._last_hash is not None and r.parent_hash != self._last_hash:
             raise _Reorg
         with self.engine.begin() as conn:
-            self._lock_cursor(conn)
+            cursor.lock(conn, (self._last_block, self._last_hash))
             write_range(conn, r.events, r.headers, r.to)
             # blocks without events are only needed near the head, to find a common ancestor
             below = r.to - self.keep_blocks
             if below > self._pruned_below:
                 prune_blocks(conn, self._pruned_below, below)
                 self._pruned_below = below
-            self._set_cursor(conn, r.to, r.last.hash)
+            cursor.move(conn, r.to, r.last.hash)
         self._last_block, self._last_hash = r.to, r.last.hash
 
     # ------------------------------------------------------------------ reorgs
 
     def _find_ancestor(self) -> tuple[int, bytes | None]:
         """The newest stored block the chain still has, else just before the deployment."""
-        blocks = TABLES["blocks"]
         upper = self._last_block
         while True:
             with self.engine.connect() as conn:
-                stored = conn.execute(
-                    select(blocks.c.number, blocks.c.hash)
-                    .where(blocks.c.number <= upper)
-                    .order_by(blocks.c.number.desc())
-                    .limit(128)
-                ).all()
+                stored = stored_blocks(conn, upper)
             if not stored:
                 return self.deployment.deployment_block - 1, None
             chain = self.rpc.headers(n for n, _ in stored)
@@ -377,9 +334,9 @@ class Indexer:
 
     def _rollback(self, block: int, block_hash: bytes | None) -> int:
         with self.engine.begin() as conn:
-            self._lock_cursor(conn)
+            cursor.lock(conn, (self._last_block, self._last_hash))
             removed = rollback(conn, block)
-            self._set_cursor(conn, block, block_hash)
+            cursor.move(conn, block, block_hash)
         self._last_block, self._last_hash = block, block_hash
         self._pruned_below = min(self._pruned_below, max(0, block - self.keep_blocks))
         return removed

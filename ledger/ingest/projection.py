@@ -64,7 +64,7 @@ class RecordMeta:
 
 @dataclass
 class Projection:
-    """State for one batch: load, apply (or undo) events in order, flush."""
+    """State for one batch: load, apply events in order, flush."""
 
     members: dict[str, dict[str, Any]]  # members rows by address
     consortium: dict[str, Any] | None
@@ -74,8 +74,6 @@ class Projection:
     ended: dict[bytes, int | None] = field(default_factory=dict)  # line -> ended_block
     new_loans: dict[bytes, RecordMeta] = field(default_factory=dict)
     new_lines: dict[bytes, RecordMeta] = field(default_factory=dict)
-    dead_loans: set[bytes] = field(default_factory=set)
-    dead_lines: set[bytes] = field(default_factory=set)
     touched_loans: set[bytes] = field(default_factory=set)
     touched_lines: set[bytes] = field(default_factory=set)
     touched_borrowers: set[bytes] = field(default_factory=set)
@@ -166,12 +164,19 @@ class Projection:
 
     # ledger
 
+    def _created(
+        self, ev: ChainEvent, rid: bytes, book: dict, new: dict[bytes, RecordMeta], what: str
+    ) -> None:
+        """A loan or line is new: it must not exist yet, and its provenance is kept."""
+        if rid in book:
+            kind, verb = what.split()
+            raise ProjectionError(f"{kind} 0x{rid.hex()} {verb} twice")
+        new[rid] = _meta(ev)
+
     def _originated(self, ev: ChainEvent) -> None:
         loan = CoLoan.from_abi(ev.args["loan"])
-        if loan.loan_id in self.book.loans:
-            raise ProjectionError(f"loan 0x{loan.loan_id.hex()} originated twice")
+        self._created(ev, loan.loan_id, self.book.loans, self.new_loans, "loan originated")
         apply_loan(self.book, loan)
-        self.new_loans[loan.loan_id] = _meta(ev)
         self.paid[loan.loan_id] = [[0, 0] for _ in loan.tranches]
         for t in loan.tranches:
             self.pair(loan.borrower_key, t.lender).loan_outstanding += t.amount
@@ -179,10 +184,8 @@ class Projection:
 
     def _granted(self, ev: ChainEvent) -> None:
         line = CreditLine.from_abi(ev.args["line"])
-        if line.line_id in self.book.lines:
-            raise ProjectionError(f"line 0x{line.line_id.hex()} granted twice")
+        self._created(ev, line.line_id, self.book.lines, self.new_lines, "line granted")
         apply_line(self.book, line)
-        self.new_lines[line.line_id] = _meta(ev)
         self.ended[line.line_id] = None
         for s in line.shares:
             self.pair(line.borrower_key, s.lender).line_limit += s.amount

@@ -30,9 +30,9 @@ def _rows(conn: Connection, table: Table, column: str, values: Iterable[Any]) ->
 # ------------------------------------------------------------------ load
 
 
-def load(conn: Connection, events: Sequence[ChainEvent], *, undo: bool = False) -> Projection:
+def load(conn: Connection, events: Sequence[ChainEvent]) -> Projection:
     """A projection holding the members, the consortium row and every loan, line, borrower and
-    lender the events refer to. With `undo`, records the events created are loaded too."""
+    lender the events refer to."""
     members = {r["address"]: dict(r) for r in conn.execute(select(TABLES["members"])).mappings()}
     cons = conn.execute(select(TABLES["consortium"])).mappings().first()
     p = Projection(members, dict(cons) if cons else None)
@@ -50,12 +50,8 @@ def load(conn: Connection, events: Sequence[ChainEvent], *, undo: bool = False) 
             lenders.update(t["lender"] for t in ln["tranches"])
             if ln["lineId"] != _ZERO_HEX:
                 lines.add(unhex(ln["lineId"]))
-            if undo:
-                loans.add(unhex(ln["loanId"]))
         elif ev.name == "LineGranted":
             keys.add(unhex(a["line"]["borrowerKey"]))
-            if undo:
-                lines.add(unhex(a["line"]["lineId"]))
         elif ev.name == "LineEnded":
             lines.add(unhex(a["lineId"]))
     for rec in _load_loans(conn, p, loans):
@@ -177,12 +173,10 @@ def _tranche_rows(p: Projection, loan_id: bytes) -> list[dict[str, Any]]:
 
 
 def flush(conn: Connection, p: Projection) -> None:
-    """Write what the applied (or undone) events changed, parents before children."""
+    """Write what the applied events changed, parents before children."""
     book = p.book
     line_rows, share_rows = [], []
     for line_id, meta in p.new_lines.items():
-        if line_id in p.dead_lines:
-            continue
         ln = book.lines[line_id]
         line = ln.line
         line_rows.append(
@@ -262,7 +256,7 @@ def flush(conn: Connection, p: Projection) -> None:
     ):
         _insert(conn, table, p.inserts.get(table, []))
 
-    old_loans = p.touched_loans - p.new_loans.keys() - p.dead_loans
+    old_loans = p.touched_loans - p.new_loans.keys()
     _update(
         conn,
         "loans",
@@ -290,7 +284,7 @@ def flush(conn: Connection, p: Projection) -> None:
                 "drawn": book.lines[i].drawn,
                 "ended_block": p.ended.get(i),
             }
-            for i in p.touched_lines - p.new_lines.keys() - p.dead_lines
+            for i in p.touched_lines - p.new_lines.keys()
         ],
     )
     if p.touched_members:

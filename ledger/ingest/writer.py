@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, select
 
 from ledger.ingest.decode import ChainEvent
 from ledger.ingest.rpc import Header
@@ -68,3 +68,15 @@ def prune_blocks(conn: Connection, lower: int, below: int) -> None:
             blocks.c.number >= lower, blocks.c.number < below, blocks.c.events == 0
         )
     )
+
+
+def stored_blocks(conn: Connection, upper: int, limit: int = 128) -> list[tuple[int, bytes]]:
+    """The newest stored headers at or below block `upper`, as (number, hash), newest first."""
+    blocks = TABLES["blocks"]
+    rows = conn.execute(
+        select(blocks.c.number, blocks.c.hash)
+        .where(blocks.c.number <= upper)
+        .order_by(blocks.c.number.desc())
+        .limit(limit)
+    )
+    return [(n, h) for n, h in rows]

@@ -5,7 +5,8 @@ No personal data: a borrower is only its keyed pseudonym (`borrower_key`).
 
 Every row that an event creates carries the event's `block_number`, so a reorg rolls it back with
 `DELETE ... WHERE block_number > ancestor`. Mutable columns (outstanding amounts, statuses) and the
-maintained aggregates are put back by undoing the orphaned events in reverse (ledger.ingest).
+maintained aggregates are recomputed by replaying the surviving events of the borrowers the
+orphaned ones concerned (ledger.ingest.rollback).
 
 Aggregates (borrower exposure, borrower-and-lender amounts, lender usage for R5/R6) are kept up
 to date as events arrive, never summed at query time. An aggregate row whose amounts are all zero
@@ -23,9 +24,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -53,12 +52,48 @@ ADDRESS = String(42)
 
 
 def _col(type_: Any, *, pk: bool = False, null: bool = False, fk: str | None = None) -> Any:
-    args: list[Any] = [ForeignKey(fk)] if fk else []
-    return Field(sa_column=Column(type_, *args, primary_key=pk, nullable=null, autoincrement=False))
+    # a type rather than a Column: a mixin's fields become a column of each table that has it
+    kw: dict[str, Any] = {"foreign_key": fk} if fk else {}
+    return Field(
+        sa_type=type_,
+        primary_key=pk,
+        nullable=null,
+        sa_column_kwargs={"autoincrement": False},
+        **kw,
+    )
 
 
 class StoreModel(SQLModel, registry=_registry):
     """Base of every read-model table; its own metadata, apart from any other SQLModel tables."""
+
+
+# Column groups that several tables share. A table's columns are its bases', the last base's
+# first, then its own: the order the migrations created them in.
+
+
+class _Logged(SQLModel):
+    """Rows keyed by the log that created them."""
+
+    block_number: int = _col(BigInteger, pk=True)
+    log_index: int = _col(Integer, pk=True)
+
+
+class _Part(SQLModel):
+    """One party's share of a line or tranche of a loan, after the record's id (`_OfLine`,
+    `_OfLoan`)."""
+
+    idx: int = _col(SmallInteger, pk=True)
+    lender: str = _col(ADDRESS)
+    amount: int = _col(BigInteger)
+    signature: bytes = _col(LargeBinary)
+
+
+class _OfLine(SQLModel):
+    line_id: bytes = _col(Bytes32, pk=True, fk="credit_lines.line_id")
+
+
+class _OfLoan(SQLModel):
+    loan_id: bytes = _col(Bytes32, pk=True, fk="loans.loan_id")
 
 
 # ------------------------------------------------------------------ indexer bookkeeping (0001)
@@ -91,14 +126,12 @@ class Block(StoreModel, table=True):
     events: int = _col(Integer)
 
 
-class RawEvent(StoreModel, table=True):
+class RawEvent(_Logged, StoreModel, table=True):
     """Every event of the two contracts as logged, with its decoded arguments."""
 
     __tablename__ = "raw_events"
     __table_args__ = (UniqueConstraint("block_hash", "log_index"),)
 
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
     block_hash: bytes = _col(Bytes32)
     tx_hash: bytes = _col(Bytes32)
     tx_index: int = _col(Integer)
@@ -156,11 +189,9 @@ class PolicyVersion(StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class CapitalAttestation(StoreModel, table=True):
+class CapitalAttestation(_Logged, StoreModel, table=True):
     __tablename__ = "capital_attestations"
 
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
     lender: str = _col(ADDRESS)
     tier1_capital: int = _col(Uint64)
     total_loan_balance: int = _col(Uint64)
@@ -191,14 +222,9 @@ class CreditLine(StoreModel, table=True):
     log_index: int = _col(Integer)
 
 
-class LineShare(StoreModel, table=True):
+class LineShare(_Part, _OfLine, StoreModel, table=True):
     __tablename__ = "line_shares"
 
-    line_id: bytes = _col(Bytes32, pk=True, fk="credit_lines.line_id")
-    idx: int = _col(SmallInteger, pk=True)
-    lender: str = _col(ADDRESS)
-    amount: int = _col(BigInteger)
-    signature: bytes = _col(LargeBinary)
     block_number: int = _col(BigInteger)
 
 
@@ -224,16 +250,11 @@ class Loan(StoreModel, table=True):
     log_index: int = _col(Integer)
 
 
-class LoanTranche(StoreModel, table=True):
+class LoanTranche(_Part, _OfLoan, StoreModel, table=True):
     """One funder's share of a loan (the platform's own share is a tranche too)."""
 
     __tablename__ = "tranches"
 
-    loan_id: bytes = _col(Bytes32, pk=True, fk="loans.loan_id")
-    idx: int = _col(SmallInteger, pk=True)
-    lender: str = _col(ADDRESS)
-    amount: int = _col(BigInteger)
-    signature: bytes = _col(LargeBinary)
     outstanding: int = _col(BigInteger)
     principal_repaid: int = _col(BigInteger)
     interest_paid: int = _col(BigInteger)
@@ -266,11 +287,9 @@ class RepaymentAllocation(StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class LoanStatusChange(StoreModel, table=True):
+class LoanStatusChange(_Logged, StoreModel, table=True):
     __tablename__ = "loan_status_changes"
 
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
     loan_id: bytes = _col(Bytes32, fk="loans.loan_id")
     from_status: int = _col(SmallInteger)
     to_status: int = _col(SmallInteger)
@@ -279,13 +298,11 @@ class LoanStatusChange(StoreModel, table=True):
     tx_hash: bytes = _col(Bytes32)
 
 
-class LoanRejection(StoreModel, table=True):
+class LoanRejection(_Logged, StoreModel, table=True):
     """A loan of a non-atomic batch that the contract refused, with its revert data."""
 
     __tablename__ = "loan_rejections"
 
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
     loan_id: bytes = _col(Bytes32)
     reason: bytes = _col(LargeBinary)
     tx_hash: bytes = _col(Bytes32)
