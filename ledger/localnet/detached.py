@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
@@ -36,6 +35,8 @@ from ledger.localnet.processes import (
     port_is_free,
     spawn,
     start_ticks,
+    stop_recorded,
+    write_record,
 )
 
 __all__ = ["ChainInfo", "down", "status", "up_detached"]
@@ -107,13 +108,7 @@ def _read_info(state_dir: Path) -> ChainInfo | None:
 
 
 def _write_info(state_dir: Path, info: ChainInfo) -> None:
-    tmp = state_dir / f".{_INFO_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(info.to_json())
-    os.replace(tmp, state_dir / _INFO_FILE)  # readers never see a half-written file
-
-
-def _is_our_process(info: ChainInfo) -> bool:
-    return is_ours(info.pid, info.pgid, info.start_ticks)
+    write_record(state_dir / _INFO_FILE, info.to_json())
 
 
 def _status_locked(state_dir: Path) -> tuple[ChainInfo | None, ChainInfo | None]:
@@ -121,7 +116,7 @@ def _status_locked(state_dir: Path) -> tuple[ChainInfo | None, ChainInfo | None]
     info = _read_info(state_dir)
     if info is None:
         return None, None
-    if not _is_our_process(info):
+    if not is_ours(info.pid, info.pgid, info.start_ticks):
         (state_dir / _INFO_FILE).unlink(missing_ok=True)
         return None, None
     if chain_answers(info.url, info.chain_id, timeout=2.0):
@@ -146,12 +141,7 @@ def _down_locked(state_dir: Path, timeout: float) -> bool:
     info = _read_info(state_dir)
     if info is None:
         return False
-    proc = _DETACHED.pop(info.pid, None)
-    stopped = _is_our_process(info)
-    if stopped:
-        kill_group(info.pgid, proc, timeout)
-    elif proc is not None:
-        proc.wait()  # died on its own; reap it
+    stopped = stop_recorded(info.pid, info.pgid, info.start_ticks, _DETACHED, timeout)
     (state_dir / _INFO_FILE).unlink(missing_ok=True)
     return stopped
 
