@@ -63,6 +63,13 @@ def _outcome(status: int, body: Any) -> str:
     return f"HTTP {status}"
 
 
+def _refused(code: str, **fields: Any) -> Callable[[int, Any], bool]:
+    """A step's check: refused with 409 `code`, the problem carrying these fields."""
+    return lambda st, b: (
+        st == 409 and b["code"] == code and all(b[k] == v for k, v in fields.items())
+    )
+
+
 class _Story:
     def __init__(self, urls: dict[str, str]) -> None:
         from ledger.keys import dev_account
@@ -227,14 +234,13 @@ def _play(s: _Story, run: int) -> None:
         "a further 100,000 CNY for the same borrower, past the consumer cap",
         "409 BorrowerCapExceeded (R1/R2) with exposure, requested, cap, headroom",
         lambda: plat.post("/v1/loans", blocked),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "BorrowerCapExceeded"
-            and b["rule"] == "R1/R2"
-            and b["exposure"] == 12_000_000
-            and b["requested"] == 10_000_000
-            and b["cap"] == 20_000_000
-            and b["headroom"] == 8_000_000
+        _refused(
+            "BorrowerCapExceeded",
+            rule="R1/R2",
+            exposure=12_000_000,
+            requested=10_000_000,
+            cap=20_000_000,
+            headroom=8_000_000,
         ),
     )
 
@@ -260,13 +266,7 @@ def _play(s: _Story, run: int) -> None:
         "the same borrower with bank-c, a 4th institution",
         "409 TooManyInstitutions (R3), institutions 4, max 3",
         lambda: plat.post("/v1/loans", fourth),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "TooManyInstitutions"
-            and b["rule"] == "R3"
-            and b["institutions"] == 4
-            and b["max"] == 3
-        ),
+        _refused("TooManyInstitutions", rule="R3", institutions=4, max=3),
     )
     low = s.loan(lid.format("share"), w, 5_000_000, {"platform": 1_000_000, "bank-a": 4_000_000})
     s.step(
@@ -274,13 +274,7 @@ def _play(s: _Story, run: int) -> None:
         "a loan where the platform funds only 20%",
         "409 PlatformShareTooLow (R4), minBps 3000",
         lambda: plat.post("/v1/loans", low),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "PlatformShareTooLow"
-            and b["rule"] == "R4"
-            and b["platformAmount"] == 1_000_000
-            and b["minBps"] == 3_000
-        ),
+        _refused("PlatformShareTooLow", rule="R4", platformAmount=1_000_000, minBps=3_000),
     )
 
     loan_x = r1.get("loan_id")
@@ -332,12 +326,7 @@ def _play(s: _Story, run: int) -> None:
         "asks bank-c to fund a 60,000 CNY tranche",
         "409 AppetiteExceeded from bank-c's node (its maximum tranche is 20,000 CNY)",
         lambda: plat.post("/v1/loans", big_c),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "AppetiteExceeded"
-            and b["lender"] == s.addr["bank-c"]
-            and b["max_tranche"] == 2_000_000
-        ),
+        _refused("AppetiteExceeded", lender=s.addr["bank-c"], max_tranche=2_000_000),
     )
     s.step(
         "platform",
