@@ -40,6 +40,29 @@ from ledger.domain import (
     Tranche,
 )
 
+# The state types and transitions live in ledger.book; these names stay importable from here for
+# the callers that judge and apply in one place.
+__all__ = [
+    "BPS",
+    "MAX_INSTITUTION_SLOTS",
+    "Book",
+    "Borrower",
+    "Line",
+    "Loan",
+    "Member",
+    "RuleError",
+    "Violation",
+    "apply_line",
+    "apply_line_end",
+    "apply_loan",
+    "apply_repayment",
+    "apply_write_off",
+    "check_line",
+    "check_loan",
+    "require_line",
+    "require_loan",
+]
+
 BPS = 10_000
 MAX_INSTITUTION_SLOTS = 5
 
@@ -202,16 +225,21 @@ def _check_usage(book: Book, tranches: tuple[Tranche, ...], platform: str) -> Vi
     return None
 
 
-def _check_submission(
+def _check_record(
+    book: Book,
     record: CoLoan | CreditLine,
-    record_id: bytes,
-    taken: bool,
-    amount: int,
     now: int,
     submitter: str | None,
-) -> Violation | None:
-    """Who submits, until when, under which id and for how much: the contract's first checks
-    for a loan and a line alike."""
+) -> Violation | tuple[int, int]:
+    """The contract's first checks, the same for a loan and a line: who submits, until when,
+    under which id, for how much, (a line: until when it runs,) the tranches or shares, the
+    pause, the parties. Returns (platform amount, platform index) when all pass."""
+    if isinstance(record, CoLoan):
+        record_id, taken, amount = record.loan_id, record.loan_id in book.loans, record.principal
+        expires_at, parties = None, record.tranches
+    else:
+        record_id, taken, amount = record.line_id, record.line_id in book.lines, record.limit
+        expires_at, parties = record.expires_at, record.shares
     submitter = submitter or record.platform
     if submitter != record.platform:
         return _v("SubmitterNotPlatform", submitter=submitter, platform=record.platform)
@@ -219,19 +247,16 @@ def _check_submission(
         return _v("SignatureExpired", deadline=record.deadline, nowTs=now)
     if record_id == ZERO32 or taken:
         return _v("IdAlreadyUsed", id=record_id)
-    return _check_amount(amount)
-
-
-def _check_funding(
-    book: Book, tranches: tuple[Tranche, ...], total: int, platform: str, now: int
-) -> Violation | tuple[int, int]:
-    """The tranches (or shares), the pause, the parties: (platform amount, platform index)."""
-    platform_amount = _check_tranches(tranches, total, platform)
+    if (bad := _check_amount(amount)) is not None:
+        return bad
+    if expires_at is not None and expires_at <= now:
+        return _v("ExpiryInPast", expiresAt=expires_at, nowTs=now)
+    platform_amount = _check_tranches(parties, amount, record.platform)
     if isinstance(platform_amount, Violation):
         return platform_amount
     if book.paused:
         return _v("LedgerPaused")
-    platform_index = _check_parties(book, tranches, platform, now)
+    platform_index = _check_parties(book, parties, record.platform, now)
     if isinstance(platform_index, Violation):
         return platform_index
     return platform_amount, platform_index
@@ -241,13 +266,9 @@ def check_loan(
     book: Book, loan: CoLoan, now: int, submitter: str | None = None
 ) -> Violation | None:
     """The first rule `loan` would break if recorded at time `now`, or None."""
-    taken = loan.loan_id in book.loans
-    if bad := _check_submission(loan, loan.loan_id, taken, loan.principal, now, submitter):
-        return bad
-    funding = _check_funding(book, loan.tranches, loan.principal, loan.platform, now)
-    if isinstance(funding, Violation):
-        return funding
-    platform_amount, platform_index = funding
+    if isinstance(passed := _check_record(book, loan, now, submitter), Violation):
+        return passed
+    platform_amount, platform_index = passed
     p = book.policy
     if (
         loan.product == Product.CONSUMER
@@ -293,15 +314,9 @@ def check_line(
     book: Book, line: CreditLine, now: int, submitter: str | None = None
 ) -> Violation | None:
     """The first rule `line` would break if granted at time `now`, or None."""
-    taken = line.line_id in book.lines
-    if bad := _check_submission(line, line.line_id, taken, line.limit, now, submitter):
-        return bad
-    if line.expires_at <= now:
-        return _v("ExpiryInPast", expiresAt=line.expires_at, nowTs=now)
-    funding = _check_funding(book, line.shares, line.limit, line.platform, now)
-    if isinstance(funding, Violation):
-        return funding
-    platform_amount, _platform_index = funding
+    if isinstance(passed := _check_record(book, line, now, submitter), Violation):
+        return passed
+    platform_amount = passed[0]
     if bad := _check_platform_share(line.line_id, platform_amount, line.limit, book.policy):
         return bad
     if (bad := _check_exposure(book, line.borrower_key, line.product, line.limit)) is not None:
@@ -317,29 +332,3 @@ def require_loan(book: Book, loan: CoLoan, now: int) -> None:
 def require_line(book: Book, line: CreditLine, now: int) -> None:
     if (v := check_line(book, line, now)) is not None:
         raise RuleError(v)
-
-
-# ------------------------------------------------------------------ the state (ledger.book)
-
-# The state types and transitions live in ledger.book; these names stay importable from here for
-# the callers that judge and apply in one place.
-__all__ = [
-    "BPS",
-    "MAX_INSTITUTION_SLOTS",
-    "Book",
-    "Borrower",
-    "Line",
-    "Loan",
-    "Member",
-    "RuleError",
-    "Violation",
-    "apply_line",
-    "apply_line_end",
-    "apply_loan",
-    "apply_repayment",
-    "apply_write_off",
-    "check_line",
-    "check_loan",
-    "require_line",
-    "require_loan",
-]

@@ -53,16 +53,36 @@ def _hardhat_binary(root: Path) -> Path:
 
 @dataclass(frozen=True)
 class ChainOptions:
+    """The chain a node runs: id, dev accounts and their balance, EVM version, mining."""
+
     chain_id: int
-    accounts: int
-    balance_eth: int
-    mnemonic: str
-    hardfork: str
-    block_time: float | None
-    extra_args: tuple[str, ...] = ()
+    accounts: int = 10
+    balance_eth: int = 10_000
+    mnemonic: str = DEFAULT_MNEMONIC
+    hardfork: str = DEFAULT_HARDFORK
+    block_time: float | None = None  # None: a block per transaction (automine)
+    extra_args: tuple[str, ...] = ()  # anvil only
 
 
-def anvil_argv(root: Path, port: int, opts: ChainOptions, state_path: Path | None) -> list[str]:
+def chain_argv(
+    kind: ChainKind,
+    root: Path,
+    port: int,
+    opts: ChainOptions,
+    *,
+    state_path: Path | None,
+    workdir: Path,
+) -> list[str]:
+    """The command line of a `kind` node on `port`. Anvil keeps its state in `state_path` (if
+    given); a Hardhat node gets a config file of its own in `workdir`."""
+    if kind == "anvil":
+        return _anvil_argv(root, port, opts, state_path)
+    config = workdir / "hardhat.config.js"
+    config.write_text(_hardhat_config(root, opts))
+    return _hardhat_argv(root, port, config)
+
+
+def _anvil_argv(root: Path, port: int, opts: ChainOptions, state_path: Path | None) -> list[str]:
     argv = [
         str(_anvil_binary(root)),
         "--host", HOST,
@@ -85,7 +105,7 @@ def anvil_argv(root: Path, port: int, opts: ChainOptions, state_path: Path | Non
     return argv
 
 
-def hardhat_config(root: Path, opts: ChainOptions) -> str:
+def _hardhat_config(root: Path, opts: ChainOptions) -> str:
     # `hardhat node` has no flags for chain id, accounts or mining; a config that extends the
     # project's one keeps its solc set-up and paths and overrides only the network.
     if opts.block_time is None:
@@ -118,7 +138,7 @@ def hardhat_config(root: Path, opts: ChainOptions) -> str:
     )
 
 
-def hardhat_argv(root: Path, port: int, config_path: Path) -> list[str]:
+def _hardhat_argv(root: Path, port: int, config_path: Path) -> list[str]:
     return [
         str(_hardhat_binary(root)),
         "--config", str(config_path),

@@ -37,10 +37,8 @@ from ledger.localnet.chaincmd import (
     ChainError,
     ChainKind,
     ChainOptions,
-    anvil_argv,
+    chain_argv,
     child_env,
-    hardhat_argv,
-    hardhat_config,
 )
 from ledger.localnet.processes import (
     HOST,
@@ -312,12 +310,14 @@ class LocalChain:
         attempts = 3 if self._port is None else 1
         for attempt in range(attempts):
             port = self._port if self._port is not None else free_port()
-            if self._kind == "anvil":
-                argv = anvil_argv(root, port, self._opts, self._state_path)
-            else:
-                config = self._workdir / "hardhat.config.js"
-                config.write_text(hardhat_config(root, self._opts))
-                argv = hardhat_argv(root, port, config)
+            argv = chain_argv(
+                self._kind,
+                root,
+                port,
+                self._opts,
+                state_path=self._state_path,
+                workdir=self._workdir,
+            )
             with log_path.open("ab") as log:
                 offset = log.tell()
                 proc = spawn(

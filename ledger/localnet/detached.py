@@ -14,17 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ledger.localnet.chaincmd import (
-    DEFAULT_HARDFORK,
-    DEFAULT_MNEMONIC,
-    ChainError,
-    ChainKind,
-    ChainOptions,
-    anvil_argv,
-    child_env,
-    hardhat_argv,
-    hardhat_config,
-)
+from ledger.localnet.chaincmd import ChainError, ChainKind, ChainOptions, chain_argv, child_env
 from ledger.localnet.chains import chain_answers, wait_ready
 from ledger.localnet.processes import (
     HOST,
@@ -45,7 +35,6 @@ _INFO_FILE = "chain.json"
 _LOCK_FILE = "chain.lock"
 _LOG_FILE = "chain.log"
 _ANVIL_STATE_FILE = "anvil-state.json"
-_HARDHAT_CONFIG_FILE = "hardhat.config.js"
 _PORT_FILE = "last-port"
 
 # Popen objects of detached chains started by this process, so that down() in the same process
@@ -203,17 +192,12 @@ def _start_detached(
     kind: ChainKind, port: int | None, state_dir: Path, chain_id: int, timeout: float
 ) -> ChainInfo:
     root = find_project_root()
-    opts = ChainOptions(chain_id, 10, 10_000, DEFAULT_MNEMONIC, DEFAULT_HARDFORK, None)
     log_path = state_dir / _LOG_FILE
     chosen = port if port is not None else (_previous_port(state_dir) or free_port())
-    state_path: Path | None = None
-    if kind == "anvil":
-        state_path = state_dir / _ANVIL_STATE_FILE
-        argv = anvil_argv(root, chosen, opts, state_path)
-    else:
-        config = state_dir / _HARDHAT_CONFIG_FILE
-        config.write_text(hardhat_config(root, opts))
-        argv = hardhat_argv(root, chosen, config)
+    state_path = state_dir / _ANVIL_STATE_FILE if kind == "anvil" else None
+    argv = chain_argv(
+        kind, root, chosen, ChainOptions(chain_id), state_path=state_path, workdir=state_dir
+    )
     with log_path.open("ab") as log:
         offset = log.tell()
         # No death signal: this chain is meant to survive the CLI process.
