@@ -147,6 +147,12 @@ class _Story:
             "platform", action, expected, lambda: plat.post("/v1/loans", body), check, describe
         )
 
+    def refused(
+        self, action: str, expected: str, body: dict[str, Any], code: str, **fields: Any
+    ) -> Any:
+        """The platform posts the loan `body`, which must be refused with 409 `code`."""
+        return self.originate(action, expected, body, _refused(code, **fields), _outcome)
+
     def loan(
         self,
         loan_id: str,
@@ -243,19 +249,16 @@ def _play(s: _Story, run: int) -> None:
     blocked = s.loan(
         lid.format("blocked"), x, 10_000_000, {"platform": 4_000_000, "bank-a": 6_000_000}
     )
-    s.originate(
+    s.refused(
         "a further 100,000 CNY for the same borrower, past the consumer cap",
         "409 BorrowerCapExceeded (R1/R2) with exposure, requested, cap, headroom",
         blocked,
-        _refused(
-            "BorrowerCapExceeded",
-            rule="R1/R2",
-            exposure=12_000_000,
-            requested=10_000_000,
-            cap=20_000_000,
-            headroom=8_000_000,
-        ),
-        _outcome,
+        "BorrowerCapExceeded",
+        rule="R1/R2",
+        exposure=12_000_000,
+        requested=10_000_000,
+        cap=20_000_000,
+        headroom=8_000_000,
     )
 
     three = s.loan(
@@ -272,20 +275,24 @@ def _play(s: _Story, run: int) -> None:
     fourth = s.loan(
         lid.format("fourth"), z, 3_000_000, {"platform": 1_200_000, "bank-c": 1_800_000}
     )
-    s.originate(
+    s.refused(
         "the same borrower with bank-c, a 4th institution",
         "409 TooManyInstitutions (R3), institutions 4, max 3",
         fourth,
-        _refused("TooManyInstitutions", rule="R3", institutions=4, max=3),
-        _outcome,
+        "TooManyInstitutions",
+        rule="R3",
+        institutions=4,
+        max=3,
     )
     low = s.loan(lid.format("share"), w, 5_000_000, {"platform": 1_000_000, "bank-a": 4_000_000})
-    s.originate(
+    s.refused(
         "a loan where the platform funds only 20%",
         "409 PlatformShareTooLow (R4), minBps 3000",
         low,
-        _refused("PlatformShareTooLow", rule="R4", platformAmount=1_000_000, minBps=3_000),
-        _outcome,
+        "PlatformShareTooLow",
+        rule="R4",
+        platformAmount=1_000_000,
+        minBps=3_000,
     )
 
     loan_x = r1.get("loan_id")
@@ -329,12 +336,13 @@ def _play(s: _Story, run: int) -> None:
     big_c = s.loan(
         lid.format("appetite"), v, 10_000_000, {"platform": 4_000_000, "bank-c": 6_000_000}
     )
-    s.originate(
+    s.refused(
         "asks bank-c to fund a 60,000 CNY tranche",
         "409 AppetiteExceeded from bank-c's node (its maximum tranche is 20,000 CNY)",
         big_c,
-        _refused("AppetiteExceeded", lender=s.addr["bank-c"], max_tranche=2_000_000),
-        _outcome,
+        "AppetiteExceeded",
+        lender=s.addr["bank-c"],
+        max_tranche=2_000_000,
     )
     s.step(
         "platform",
