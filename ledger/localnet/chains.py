@@ -237,7 +237,7 @@ class LocalChain:
 
     @property
     def log_path(self) -> Path | None:
-        """Where the node's output goes (a private temp file unless log_path was given)."""
+        """Where the chain's output goes (a private temp file unless log_path was given)."""
         return self._log_path or (self._workdir / "chain.log" if self._workdir else None)
 
     def __repr__(self) -> str:
@@ -247,7 +247,7 @@ class LocalChain:
     # -- lifecycle
 
     def start(self) -> Self:
-        """Start the node and wait until it answers; a no-op if it is already running."""
+        """Start the chain and wait until it answers; a no-op if it is already running."""
         if self._proc is not None:
             return self
         if self._workdir is None:
@@ -260,7 +260,7 @@ class LocalChain:
         return self
 
     def stop(self) -> None:
-        """Stop the node (SIGTERM, then SIGKILL after stop_timeout). Idempotent."""
+        """Stop the chain (SIGTERM, then SIGKILL after stop_timeout). Idempotent."""
         try:
             self._terminate()
         finally:
@@ -305,7 +305,7 @@ class LocalChain:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if self._state_path is not None:
             self._state_path.parent.mkdir(parents=True, exist_ok=True)
-        # A picked port can be taken between our probe and the node's bind; retry only then
+        # A picked port can be taken between our probe and the chain's bind; retry only then
         # (not on a restart, which must come back on the port it had).
         attempts = 3 if self._port is None else 1
         for attempt in range(attempts):
