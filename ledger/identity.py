@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Final, Literal
 
+from ledger.secretfile import parse_hex
+
 __all__ = [
     "DEV_PEPPER",
     "MIN_PEPPER_BYTES",
@@ -155,14 +157,11 @@ class Pepper:
     @classmethod
     def from_hex(cls, value: str) -> Pepper:
         """Parse a hex pepper (an optional ``0x`` prefix and surrounding whitespace allowed)."""
-        text = value.strip()
-        if text[:2] in ("0x", "0X"):
-            text = text[2:]
         try:
-            secret = bytes.fromhex(text)
+            secret = parse_hex(value)
         except ValueError:
             secret = None
-        if secret is None:
+        if secret is None:  # raised outside the except: no traceback chain near the secret
             raise PepperError("pepper is not valid hex")
         return cls(secret)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Final, Literal, TypedDict
 
@@ -20,6 +19,8 @@ from eth_keys.backends import get_backend_class
 from eth_keys.backends.coincurve import CoinCurveECCBackend
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
+
+from ledger.secretfile import atomic_write
 
 __all__ = [
     "DEV_KEYS_WARNING",
@@ -229,16 +230,6 @@ def write_keystore(
         raise KeystoreError(f"keystore {path} already exists; refusing to overwrite a key")
     keyfile = Account.encrypt(account.key, password, kdf=kdf, iterations=work_factor)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file + os.replace so a crash never leaves a half-written key file; mkstemp's
-    # 0600 mode means the key is never readable by other users, even briefly.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(keyfile, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # a crash never leaves a half-written key file, and no other user can read it, even briefly
+    atomic_write(path, json.dumps(keyfile).encode("utf-8"))
     return path

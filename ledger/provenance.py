@@ -122,53 +122,53 @@ def _checksummed(address: bytes) -> str:
 def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
     return _keccak(
         b"".join(
-            _keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount))
-            for t in tranches
+            _keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount)) for t in tranches
+        )
+    )
+
+
+def _hash_record(
+    typehash: bytes,
+    record_id: bytes,
+    record: CoLoan | CreditLine,
+    terms: tuple[bytes, ...],
+    parties: tuple[Tranche, ...],
+) -> bytes:
+    # CoLoan and CreditLine lay out their structs alike: id, borrower key, platform, product,
+    # then their own terms, then document digest, deadline and the hashed tranches (or shares).
+    return _keccak(
+        b"".join(
+            (
+                typehash,
+                record_id,
+                record.borrower_key,
+                _address_word(record.platform),
+                _word(int(record.product)),
+                *terms,
+                record.document_digest,
+                _word(record.deadline),
+                hash_tranches(parties),
+            )
         )
     )
 
 
 def hash_loan(loan: CoLoan) -> bytes:
     """EIP-712 hashStruct of a co-loan; its first 24 bytes are the on-chain commitment."""
-    return _keccak(
-        b"".join(
-            (
-                COLOAN_TYPEHASH,
-                loan.loan_id,
-                loan.borrower_key,
-                _address_word(loan.platform),
-                _word(int(loan.product)),
-                _word(loan.principal),
-                _word(loan.apr_bps),
-                _word(loan.term_days),
-                _word(int(loan.repayment)),
-                loan.line_id,
-                loan.document_digest,
-                _word(loan.deadline),
-                hash_tranches(loan.tranches),
-            )
-        )
+    terms = (
+        _word(loan.principal),
+        _word(loan.apr_bps),
+        _word(loan.term_days),
+        _word(int(loan.repayment)),
+        loan.line_id,
     )
+    return _hash_record(COLOAN_TYPEHASH, loan.loan_id, loan, terms, loan.tranches)
 
 
 def hash_line(line: CreditLine) -> bytes:
     """EIP-712 hashStruct of a credit line."""
-    return _keccak(
-        b"".join(
-            (
-                CREDITLINE_TYPEHASH,
-                line.line_id,
-                line.borrower_key,
-                _address_word(line.platform),
-                _word(int(line.product)),
-                _word(line.limit),
-                _word(line.expires_at),
-                line.document_digest,
-                _word(line.deadline),
-                hash_tranches(line.shares),
-            )
-        )
-    )
+    terms = (_word(line.limit), _word(line.expires_at))
+    return _hash_record(CREDITLINE_TYPEHASH, line.line_id, line, terms, line.shares)
 
 
 def digest(domain: Domain, record: CoLoan | CreditLine) -> bytes:

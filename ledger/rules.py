@@ -6,24 +6,32 @@ in the contract's order, so the first failing check gives the same code and the 
 the revert (`BorrowerCapExceeded(borrowerKey, exposure, requested, cap)` and so on).
 Signatures are provenance, not rules: ledger.provenance verifies them.
 
-`Book` is the state: members, each borrower's exposure and institutions, lender usage, lines and
-loans. `apply_loan`/`apply_line`/`apply_repayment`/... update it the way the contract updates
-its storage, so a node can keep a snapshot from its read model and tests can model the chain.
+The state judged against is a ledger.book `Book`; its `apply_*` functions record what passed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from ledger import allocation
+from ledger.book import (
+    Book,
+    Borrower,
+    Line,
+    Loan,
+    Member,
+    apply_line,
+    apply_line_end,
+    apply_loan,
+    apply_repayment,
+    apply_write_off,
+)
 from ledger.domain import (
     MAX_AMOUNT,
     ZERO32,
     CoLoan,
     CreditLine,
     LineStatus,
-    LoanStatus,
     MemberStatus,
     Policy,
     Product,
@@ -31,6 +39,29 @@ from ledger.domain import (
     Role,
     Tranche,
 )
+
+# The state types and transitions live in ledger.book; these names stay importable from here for
+# the callers that judge and apply in one place.
+__all__ = [
+    "BPS",
+    "MAX_INSTITUTION_SLOTS",
+    "Book",
+    "Borrower",
+    "Line",
+    "Loan",
+    "Member",
+    "RuleError",
+    "Violation",
+    "apply_line",
+    "apply_line_end",
+    "apply_loan",
+    "apply_repayment",
+    "apply_write_off",
+    "check_line",
+    "check_loan",
+    "require_line",
+    "require_loan",
+]
 
 BPS = 10_000
 MAX_INSTITUTION_SLOTS = 5
@@ -62,63 +93,6 @@ class RuleError(Exception):
     def __init__(self, violation: Violation) -> None:
         super().__init__(str(violation))
         self.violation = violation
-
-
-@dataclass(slots=True)
-class Member:
-    role: Role
-    status: MemberStatus = MemberStatus.ACTIVE
-    frozen: bool = False
-    index: int = 0
-    tier1_capital: int = 0
-    total_loan_balance: int = 0
-    attested_until: int = 0
-
-
-@dataclass(slots=True)
-class Borrower:
-    exposure: dict[Product, int] = field(
-        default_factory=lambda: {Product.CONSUMER: 0, Product.BUSINESS: 0}
-    )
-    open_records: dict[int, int] = field(default_factory=dict)  # member index -> open records
-
-
-@dataclass(slots=True)
-class Line:
-    line: CreditLine
-    platform_index: int
-    status: LineStatus = LineStatus.ACTIVE
-    drawn: int = 0
-
-
-@dataclass(slots=True)
-class Loan:
-    loan: CoLoan
-    outstanding: int
-    status: LoanStatus = LoanStatus.ACTIVE
-
-
-@dataclass(slots=True)
-class Book:
-    """The state the rules judge against."""
-
-    policy: Policy
-    members: dict[str, Member] = field(default_factory=dict)
-    borrowers: dict[bytes, Borrower] = field(default_factory=dict)
-    lender_total: dict[str, int] = field(default_factory=dict)
-    lender_partner: dict[tuple[str, str], int] = field(default_factory=dict)
-    lines: dict[bytes, Line] = field(default_factory=dict)
-    loans: dict[bytes, Loan] = field(default_factory=dict)
-    repayment_ids: set[bytes] = field(default_factory=set)
-    paused: bool = False
-
-    def borrower(self, key: bytes) -> Borrower:
-        return self.borrowers.setdefault(key, Borrower())
-
-    def admit(self, address: str, role: Role) -> Member:
-        m = Member(role=role, index=len(self.members) + 1)
-        self.members[address] = m
-        return m
 
 
 def _v(code: str, **values: Any) -> Violation:
@@ -251,27 +225,50 @@ def _check_usage(book: Book, tranches: tuple[Tranche, ...], platform: str) -> Vi
     return None
 
 
-def check_loan(
-    book: Book, loan: CoLoan, now: int, submitter: str | None = None
-) -> Violation | None:
-    """The first rule `loan` would break if recorded at time `now`, or None."""
-    submitter = submitter or loan.platform
-    if submitter != loan.platform:
-        return _v("SubmitterNotPlatform", submitter=submitter, platform=loan.platform)
-    if now > loan.deadline:
-        return _v("SignatureExpired", deadline=loan.deadline, nowTs=now)
-    if loan.loan_id == ZERO32 or loan.loan_id in book.loans:
-        return _v("IdAlreadyUsed", id=loan.loan_id)
-    if (bad := _check_amount(loan.principal)) is not None:
+def _check_record(
+    book: Book,
+    record: CoLoan | CreditLine,
+    now: int,
+    submitter: str | None,
+) -> Violation | tuple[int, int]:
+    """The contract's first checks, the same for a loan and a line: who submits, until when,
+    under which id, for how much, (a line: until when it runs,) the tranches or shares, the
+    pause, the parties. Returns (platform amount, platform index) when all pass."""
+    if isinstance(record, CoLoan):
+        record_id, taken, amount = record.loan_id, record.loan_id in book.loans, record.principal
+        expires_at, parties = None, record.tranches
+    else:
+        record_id, taken, amount = record.line_id, record.line_id in book.lines, record.limit
+        expires_at, parties = record.expires_at, record.shares
+    submitter = submitter or record.platform
+    if submitter != record.platform:
+        return _v("SubmitterNotPlatform", submitter=submitter, platform=record.platform)
+    if now > record.deadline:
+        return _v("SignatureExpired", deadline=record.deadline, nowTs=now)
+    if record_id == ZERO32 or taken:
+        return _v("IdAlreadyUsed", id=record_id)
+    if (bad := _check_amount(amount)) is not None:
         return bad
-    platform_amount = _check_tranches(loan.tranches, loan.principal, loan.platform)
+    if expires_at is not None and expires_at <= now:
+        return _v("ExpiryInPast", expiresAt=expires_at, nowTs=now)
+    platform_amount = _check_tranches(parties, amount, record.platform)
     if isinstance(platform_amount, Violation):
         return platform_amount
     if book.paused:
         return _v("LedgerPaused")
-    platform_index = _check_parties(book, loan.tranches, loan.platform, now)
+    platform_index = _check_parties(book, parties, record.platform, now)
     if isinstance(platform_index, Violation):
         return platform_index
+    return platform_amount, platform_index
+
+
+def check_loan(
+    book: Book, loan: CoLoan, now: int, submitter: str | None = None
+) -> Violation | None:
+    """The first rule `loan` would break if recorded at time `now`, or None."""
+    if isinstance(passed := _check_record(book, loan, now, submitter), Violation):
+        return passed
+    platform_amount, platform_index = passed
     p = book.policy
     if (
         loan.product == Product.CONSUMER
@@ -317,25 +314,9 @@ def check_line(
     book: Book, line: CreditLine, now: int, submitter: str | None = None
 ) -> Violation | None:
     """The first rule `line` would break if granted at time `now`, or None."""
-    submitter = submitter or line.platform
-    if submitter != line.platform:
-        return _v("SubmitterNotPlatform", submitter=submitter, platform=line.platform)
-    if now > line.deadline:
-        return _v("SignatureExpired", deadline=line.deadline, nowTs=now)
-    if line.line_id == ZERO32 or line.line_id in book.lines:
-        return _v("IdAlreadyUsed", id=line.line_id)
-    if (bad := _check_amount(line.limit)) is not None:
-        return bad
-    if line.expires_at <= now:
-        return _v("ExpiryInPast", expiresAt=line.expires_at, nowTs=now)
-    platform_amount = _check_tranches(line.shares, line.limit, line.platform)
-    if isinstance(platform_amount, Violation):
-        return platform_amount
-    if book.paused:
-        return _v("LedgerPaused")
-    platform_index = _check_parties(book, line.shares, line.platform, now)
-    if isinstance(platform_index, Violation):
-        return platform_index
+    if isinstance(passed := _check_record(book, line, now, submitter), Violation):
+        return passed
+    platform_amount = passed[0]
     if bad := _check_platform_share(line.line_id, platform_amount, line.limit, book.policy):
         return bad
     if (bad := _check_exposure(book, line.borrower_key, line.product, line.limit)) is not None:
@@ -351,99 +332,3 @@ def require_loan(book: Book, loan: CoLoan, now: int) -> None:
 def require_line(book: Book, line: CreditLine, now: int) -> None:
     if (v := check_line(book, line, now)) is not None:
         raise RuleError(v)
-
-
-# ------------------------------------------------------------------ state transitions
-
-
-def _open(book: Book, key: bytes, tranches: tuple[Tranche, ...]) -> None:
-    b = book.borrower(key)
-    for t in tranches:
-        idx = book.members[t.lender].index
-        b.open_records[idx] = b.open_records.get(idx, 0) + 1
-
-
-def _close(book: Book, key: bytes, lenders: list[str]) -> None:
-    b = book.borrower(key)
-    for lender in lenders:
-        idx = book.members[lender].index
-        n = b.open_records.get(idx, 0) - 1
-        if n <= 0:
-            b.open_records.pop(idx, None)
-        else:
-            b.open_records[idx] = n
-
-
-def apply_loan(book: Book, loan: CoLoan) -> None:
-    """Record an accepted loan (after check_loan returned None)."""
-    b = book.borrower(loan.borrower_key)
-    if loan.line_id == ZERO32:
-        b.exposure[loan.product] += loan.principal
-    else:
-        book.lines[loan.line_id].drawn += loan.principal
-    _open(book, loan.borrower_key, loan.tranches)
-    for t in loan.tranches:
-        if t.lender == loan.platform:
-            continue
-        book.lender_total[t.lender] = book.lender_total.get(t.lender, 0) + t.amount
-        k = (t.lender, loan.platform)
-        book.lender_partner[k] = book.lender_partner.get(k, 0) + t.amount
-    book.loans[loan.loan_id] = Loan(loan, loan.principal)
-
-
-def apply_line(book: Book, line: CreditLine) -> None:
-    book.borrower(line.borrower_key).exposure[line.product] += line.limit
-    _open(book, line.borrower_key, line.shares)
-    book.lines[line.line_id] = Line(line, book.members[line.platform].index)
-
-
-def _release(book: Book, loan: CoLoan, amounts: list[int], principal: int) -> None:
-    for t, a in zip(loan.tranches, amounts, strict=True):
-        if t.lender == loan.platform or a == 0:
-            continue
-        book.lender_total[t.lender] -= a
-        book.lender_partner[(t.lender, loan.platform)] -= a
-    if principal == 0:
-        return
-    counted = True
-    if loan.line_id != ZERO32:
-        line = book.lines[loan.line_id]
-        line.drawn -= principal
-        counted = line.status != LineStatus.ACTIVE
-    if counted:
-        book.borrower(loan.borrower_key).exposure[loan.product] -= principal
-
-
-def apply_repayment(book: Book, loan_id: bytes, repayment_id: bytes, principal: int) -> list[int]:
-    """Record a repayment; returns the per-tranche principal allocation."""
-    rec = book.loans[loan_id]
-    amounts = [t.amount for t in rec.loan.tranches]
-    before = rec.loan.principal - rec.outstanding
-    alloc = allocation.between(amounts, rec.loan.principal, before, before + principal)
-    _release(book, rec.loan, alloc, principal)
-    rec.outstanding -= principal
-    book.repayment_ids.add(repayment_id)
-    if rec.outstanding == 0:
-        rec.status = LoanStatus.REPAID
-        _close(book, rec.loan.borrower_key, [t.lender for t in rec.loan.tranches])
-    return alloc
-
-
-def apply_write_off(book: Book, loan_id: bytes) -> int:
-    rec = book.loans[loan_id]
-    amounts = [t.amount for t in rec.loan.tranches]
-    remaining = allocation.outstanding(amounts, rec.loan.principal, rec.outstanding)
-    released = rec.outstanding
-    _release(book, rec.loan, remaining, released)
-    rec.outstanding = 0
-    rec.status = LoanStatus.WRITTEN_OFF
-    _close(book, rec.loan.borrower_key, [t.lender for t in rec.loan.tranches])
-    return released
-
-
-def apply_line_end(book: Book, line_id: bytes, status: LineStatus) -> None:
-    line = book.lines[line_id]
-    b = book.borrower(line.line.borrower_key)
-    b.exposure[line.line.product] += line.drawn - line.line.limit
-    _close(book, line.line.borrower_key, [t.lender for t in line.line.shares])
-    line.status = status

@@ -25,7 +25,8 @@ import pytest
 
 from ledger.localnet import chains as node
 from ledger.localnet import processes
-from ledger.localnet.chains import ChainError, ChainInfo, LocalChain, down, status, up_detached
+from ledger.localnet.chains import ChainError, LocalChain
+from ledger.localnet.detached import ChainInfo, down, status, up_detached
 
 if not sys.platform.startswith("linux"):
     pytest.skip("process checks read /proc", allow_module_level=True)
@@ -419,7 +420,7 @@ def test_detached_anvil_round_trip_keeps_state(tmp_path: Path) -> None:
 
     # Started by a process that exits right away: the chain must outlive it.
     script = "import sys; from pathlib import Path; "
-    script += "from ledger.localnet.chains import up_detached; "
+    script += "from ledger.localnet.detached import up_detached; "
     script += "print(up_detached('anvil', state_dir=Path(sys.argv[1])).to_json())"
     out = subprocess.run(
         [sys.executable, "-c", script, str(sd)],

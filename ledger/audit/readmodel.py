@@ -14,44 +14,28 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from ledger.audit.report import AuditReport, CheckResult
-from ledger.domain import Product
+from ledger.domain import Product, to_hex
 from ledger.rules import Book
 from ledger.store import models
 from ledger.store.db import make_engine
 
 
-def _hex(b: bytes | None) -> str:
-    return "0x" + bytes(b or b"").hex()
-
-
 def _diff(
-    report: AuditReport, table: str, replay: dict[Any, tuple], db: dict[Any, tuple], show=_hex
+    report: AuditReport, table: str, replay: dict[Any, tuple], db: dict[Any, tuple], show=to_hex
 ) -> int:
-    for key in replay.keys() - db.keys():
+    found = (
+        [("RowMissing", k, "on chain, not in the database") for k in replay.keys() - db.keys()]
+        + [("RowExtra", k, "in the database, not on chain") for k in db.keys() - replay.keys()]
+        + [
+            ("RowAltered", k, f"database has {db[k]}, the chain gives {replay[k]}")
+            for k in replay.keys() & db.keys()
+            if replay[k] != db[k]
+        ]
+    )
+    for code, key, what in found:
         report.add(
-            "read_model",
-            "RowMissing",
-            f"{table}: on chain, not in the database",
-            record=show(key),
-            details={"table": table},
+            "read_model", code, f"{table}: {what}", record=show(key), details={"table": table}
         )
-    for key in db.keys() - replay.keys():
-        report.add(
-            "read_model",
-            "RowExtra",
-            f"{table}: in the database, not on chain",
-            record=show(key),
-            details={"table": table},
-        )
-    for key in replay.keys() & db.keys():
-        if replay[key] != db[key]:
-            report.add(
-                "read_model",
-                "RowAltered",
-                f"{table}: database has {db[key]}, the chain gives {replay[key]}",
-                record=show(key),
-                details={"table": table},
-            )
     return len(replay.keys() | db.keys())
 
 

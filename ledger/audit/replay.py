@@ -25,6 +25,7 @@ from ledger.domain import (
     MemberStatus,
     Policy,
     Role,
+    to_hex,
 )
 from ledger.provenance import Domain, digest
 
@@ -53,10 +54,6 @@ _LEGAL = {
 }
 
 ContractSigCheck = Callable[[str, bytes, bytes, int], bool]
-
-
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
 
 
 class Replay:
@@ -160,10 +157,14 @@ class Replay:
 
     # ------------------------------------------------------------------ ledger records
 
+    def _flag(self, ev: ChainEvent, record: bytes, check: str, code: str, message: str) -> None:
+        """A violation by the record `record` (a loan, line or repayment id) in event `ev`."""
+        self.report.add(check, code, message, record=to_hex(record), where=ev.where)
+
     def _judge(
         self, ev: ChainEvent, record: CoLoan | CreditLine, d: bytes | None, signatures: list[bytes]
     ) -> None:
-        rid = _hex(record.loan_id if isinstance(record, CoLoan) else record.line_id)
+        rid = to_hex(record.loan_id if isinstance(record, CoLoan) else record.line_id)
         now = self.timestamps[ev.block_number]
         if ev.args["policyVersion"] != len(self.policies):
             self.report.add(
@@ -248,64 +249,39 @@ class Replay:
         lid = bytes(ev.args["loanId"])
         rec = self.book.loans.get(lid)
         if rec is None:
-            self.report.add(
-                "arithmetic",
-                "UnknownLoan",
-                "repayment of a loan never originated",
-                record=_hex(lid),
-                where=ev.where,
-            )
+            self._flag(ev, lid, "arithmetic", "UnknownLoan", "repayment of a loan never originated")
             return
         self.records["repayments"] += 1
         principal, interest = ev.args["principal"], ev.args["interest"]
         rid = bytes(ev.args["repaymentId"])
         if rid in self.book.repayment_ids:
-            self.report.add(
-                "arithmetic",
-                "IdAlreadyUsed",
-                "repayment id used twice",
-                record=_hex(rid),
-                where=ev.where,
-            )
+            self._flag(ev, rid, "arithmetic", "IdAlreadyUsed", "repayment id used twice")
         if principal > rec.outstanding:
-            self.report.add(
+            self._flag(
+                ev,
+                lid,
                 "arithmetic",
                 "RepaymentExceedsOutstanding",
                 f"repaid {principal} of {rec.outstanding} outstanding",
-                record=_hex(lid),
-                where=ev.where,
             )
             return
         amounts = [t.amount for t in rec.loan.tranches]
         expected_i = allocation.split(amounts, rec.loan.principal, interest)
         expected_p = rules.apply_repayment(self.book, lid, rid, principal)
         self.repayments[rid] = (lid, principal, interest, self.book.loans[lid].outstanding)
-        if list(ev.args["principalAllocation"]) != expected_p:
-            self.report.add(
-                "arithmetic",
-                "AllocationMismatch",
-                f"principal split {list(ev.args['principalAllocation'])}, "
-                f"rounding rule gives {expected_p}",
-                record=_hex(lid),
-                where=ev.where,
-            )
-        if list(ev.args["interestAllocation"]) != expected_i:
-            self.report.add(
-                "arithmetic",
-                "AllocationMismatch",
-                f"interest split {list(ev.args['interestAllocation'])}, "
-                f"rounding rule gives {expected_i}",
-                record=_hex(lid),
-                where=ev.where,
-            )
+        for part, expected in (("principal", expected_p), ("interest", expected_i)):
+            split = list(ev.args[f"{part}Allocation"])
+            if split != expected:
+                message = f"{part} split {split}, rounding rule gives {expected}"
+                self._flag(ev, lid, "arithmetic", "AllocationMismatch", message)
         if ev.args["outstanding"] != self.book.loans[lid].outstanding:
-            self.report.add(
+            self._flag(
+                ev,
+                lid,
                 "arithmetic",
                 "OutstandingMismatch",
                 f"event says {ev.args['outstanding']} outstanding, replay "
                 f"{self.book.loans[lid].outstanding}",
-                record=_hex(lid),
-                where=ev.where,
             )
 
     def _on_LoanStatusChanged(self, ev: ChainEvent) -> None:  # noqa: N802
@@ -314,41 +290,29 @@ class Replay:
         to = LoanStatus(ev.args["to"])
         self.records["status_changes"] += 1
         if rec is None:
-            self.report.add(
-                "arithmetic",
-                "UnknownLoan",
-                "status change of an unknown loan",
-                record=_hex(lid),
-                where=ev.where,
-            )
+            self._flag(ev, lid, "arithmetic", "UnknownLoan", "status change of an unknown loan")
             return
         if to == LoanStatus.REPAID:
             if rec.status != LoanStatus.REPAID:
-                self.report.add(
+                self._flag(
+                    ev,
+                    lid,
                     "arithmetic",
                     "IllegalTransition",
                     "marked repaid with principal outstanding",
-                    record=_hex(lid),
-                    where=ev.where,
                 )
             return
         if to not in _LEGAL.get(rec.status, set()):
-            self.report.add(
-                "rules",
-                "IllegalTransition",
-                f"{rec.status.name} -> {to.name}",
-                record=_hex(lid),
-                where=ev.where,
-            )
+            self._flag(ev, lid, "rules", "IllegalTransition", f"{rec.status.name} -> {to.name}")
         if to == LoanStatus.WRITTEN_OFF:
             released = rules.apply_write_off(self.book, lid)
             if released != ev.args["releasedPrincipal"]:
-                self.report.add(
+                self._flag(
+                    ev,
+                    lid,
                     "arithmetic",
                     "WriteOffMismatch",
                     f"released {ev.args['releasedPrincipal']}, outstanding was {released}",
-                    record=_hex(lid),
-                    where=ev.where,
                 )
         else:
             rec.status = to
@@ -358,25 +322,19 @@ class Replay:
         line = self.book.lines.get(lid)
         self.records["line_ends"] += 1
         if line is None or line.status != LineStatus.ACTIVE:
-            self.report.add(
-                "arithmetic",
-                "LineNotActive",
-                "an inactive line ended again",
-                record=_hex(lid),
-                where=ev.where,
-            )
+            self._flag(ev, lid, "arithmetic", "LineNotActive", "an inactive line ended again")
             return
         if (ev.args["limit"], ev.args["drawn"]) != (line.line.limit, line.drawn):
-            self.report.add(
+            self._flag(
+                ev,
+                lid,
                 "arithmetic",
                 "LineMismatch",
                 f"event limit/drawn {ev.args['limit']}/{ev.args['drawn']}, replay "
                 f"{line.line.limit}/{line.drawn}",
-                record=_hex(lid),
-                where=ev.where,
             )
         rules.apply_line_end(self.book, lid, LineStatus(ev.args["status"]))
 
 
 def _plain(v: object) -> object:
-    return _hex(v) if isinstance(v, bytes) else v
+    return to_hex(v) if isinstance(v, bytes) else v

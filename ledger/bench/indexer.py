@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ledger.bench.mining import check_receipts, manual_mining, mine_pending
 from ledger.chain.client import LedgerClient
 from ledger.domain import CoLoan
 from ledger.ingest.abi import Function
@@ -42,17 +43,9 @@ def _send(client: LedgerClient, txs: Sequence[tuple[Any, str, tuple, int]]) -> N
     """Sign and send many transactions in JSON-RPC batches of at most about 500 kB (nodes cap
     request bodies), then wait for every receipt.
 
-    Automine is off meanwhile and blocks are mined explicitly: with automine, a transaction that
-    no longer fits the block being mined waits for the next arrival, and mining requests made
-    alongside it land after they were answered, moving the head later. Full blocks raise the
-    base fee, so fees are refreshed per batch."""
-    w3 = client.w3
-
-    def rpc(method: str, *params: Any) -> Any:
-        return w3.provider.make_request(method, list(params)).get("result")  # type: ignore[arg-type]
-
-    rpc("evm_setAutomine", False)
-    try:
+    Automine is off meanwhile and blocks are mined explicitly (ledger.bench.mining). Full blocks
+    raise the base fee, so fees are refreshed per batch."""
+    with Rpc(client.rpc_url) as rpc, manual_mining(rpc):
         start = 0
         while start < len(txs):
             client.fees(refresh=True)
@@ -75,15 +68,8 @@ def _send(client: LedgerClient, txs: Sequence[tuple[Any, str, tuple, int]]) -> N
             for h in hashes:
                 if not isinstance(h, str):
                     raise RuntimeError(f"transaction refused: {h}")
-            while int(rpc("txpool_status")["pending"], 16):
-                rpc("evm_mine")
-            with Rpc(client.rpc_url) as raw_rpc:
-                receipts = raw_rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-            failed = [h for h, r in zip(hashes, receipts, strict=True) if r["status"] != "0x1"]
-            if failed:
-                raise RuntimeError(f"{len(failed)} transactions failed, the first {failed[0]}")
-    finally:
-        rpc("evm_setAutomine", True)
+            mine_pending(rpc)
+            check_receipts(rpc, hashes)
 
 
 def make_events(

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.bench.indexer import fresh_database, peak_rss
+from ledger.bench.mining import check_receipts, manual_mining
 from ledger.domain import CoLoan, Product, Repayment, Tranche
 from ledger.ingest.abi import Function
 from ledger.ingest.rpc import Rpc
@@ -160,11 +161,7 @@ def _mine(rpc: Rpc, txs: list[tuple[bytes, int]]) -> int:
         start = end
     if int(rpc.call("txpool_status")["pending"], 16):
         raise RuntimeError("transactions are still pending after their blocks were mined")
-    receipts = rpc.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
-    failed = [h for h, r in zip(hashes, receipts, strict=True) if not r or r["status"] != "0x1"]
-    if failed:
-        raise RuntimeError(f"{len(failed)} transactions failed or were dropped, first {failed[0]}")
-    return sum(int(r["gasUsed"], 16) for r in receipts)
+    return sum(int(r["gasUsed"], 16) for r in check_receipts(rpc, hashes))
 
 
 def record_history(
@@ -187,19 +184,18 @@ def record_history(
 
     with Rpc(rpc_url) as rpc:
         first = rpc.block_number() + 1
-        rpc.call("evm_setAutomine", [False])
-        t0 = time.perf_counter()
-        worker = threading.Thread(target=miner, name="bench-miner", daemon=True)
-        worker.start()
-        try:
-            while builder.loans < loans and not failure:
-                chunks.put(builder.chunk(min(CHUNK, loans - builder.loans)))
-                if progress:
-                    progress(f"history: {builder.loans:,} of {loans:,} loans signed")
-        finally:
-            chunks.put(None)
-            worker.join()
-            rpc.call("evm_setAutomine", [True])
+        with manual_mining(rpc):
+            t0 = time.perf_counter()
+            worker = threading.Thread(target=miner, name="bench-miner", daemon=True)
+            worker.start()
+            try:
+                while builder.loans < loans and not failure:
+                    chunks.put(builder.chunk(min(CHUNK, loans - builder.loans)))
+                    if progress:
+                        progress(f"history: {builder.loans:,} of {loans:,} loans signed")
+            finally:
+                chunks.put(None)
+                worker.join()
         if failure:
             raise failure[0]
         seconds = time.perf_counter() - t0

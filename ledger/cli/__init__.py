@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+from ledger.cli.common import (
+    DEFAULT_STATE,
+    CliError,
+    JsonOpt,
+    RpcUrl,
+    StateDir,
+    console,
+    local_chain_url,
+    out,
+    print_json,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -21,17 +30,6 @@ app = typer.Typer(
 )
 chain_app = typer.Typer(no_args_is_help=True, help="A local chain (anvil or Hardhat node).")
 app.add_typer(chain_app, name="chain")
-
-
-def _emit(data: object, as_json: bool) -> None:
-    if as_json:
-        out.print_json(json.dumps(data, default=str))
-
-
-def _project_root() -> Path:
-    from ledger.chain.compiler import project_root
-
-    return project_root()
 
 
 # ------------------------------------------------------------------ chain
@@ -47,14 +45,14 @@ def chain_up(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a local chain in the background (idempotent), bound to 127.0.0.1."""
-    from ledger.localnet.chains import up_detached
+    from ledger.localnet.detached import up_detached
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--kind must be anvil or hardhat, not {kind!r}")
     with console.status(f"starting {kind}"):
         info = up_detached(kind, port, state_dir=state_dir)  # type: ignore[arg-type]
     if as_json:
-        _emit(asdict(info), True)
+        print_json(asdict(info))
     else:
         out.print(f"{info.kind} running at {info.url} (chain id {info.chain_id}, pid {info.pid})")
 
@@ -62,11 +60,11 @@ def chain_up(
 @chain_app.command("down")
 def chain_down(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Stop the local chain (anvil keeps its state for the next `up`)."""
-    from ledger.localnet.chains import down
+    from ledger.localnet.detached import down
 
     stopped = down(state_dir)
     if as_json:
-        _emit({"stopped": stopped}, True)
+        print_json({"stopped": stopped})
     else:
         out.print("stopped" if stopped else "no chain was running")
 
@@ -74,11 +72,11 @@ def chain_down(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 @chain_app.command("status")
 def chain_status(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Is the local chain running, and where. Exit code 1 when it is not."""
-    from ledger.localnet.chains import status
+    from ledger.localnet.detached import status
 
     info = status(state_dir)
     if as_json:
-        _emit({"running": info is not None, **(asdict(info) if info else {})}, True)
+        print_json({"running": info is not None, **(asdict(info) if info else {})})
     elif info is None:
         out.print("no chain running")
     else:
@@ -114,8 +112,8 @@ def compile_cmd(
             }
         )
     if as_json:
-        _emit(
-            {"solc": result.solc_version, "input_hash": result.input_hash, "contracts": rows}, True
+        print_json(
+            {"solc": result.solc_version, "input_hash": result.input_hash, "contracts": rows}
         )
         return
     table = Table(title=f"solc {result.solc_version}")
@@ -128,9 +126,7 @@ def compile_cmd(
 
 @app.command("deploy")
 def deploy_cmd(
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
-    ] = None,
+    rpc_url: RpcUrl = None,
     keystore: Annotated[
         Path | None,
         typer.Option(
@@ -147,14 +143,8 @@ def deploy_cmd(
     """Deploy the registry and the ledger; write the deployment file."""
     from ledger.chain.deployment import deploy, fund
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
-    from ledger.localnet.chains import status
 
-    url = rpc_url
-    if url is None:
-        info = status(state_dir)
-        if info is None:
-            raise CliError("no --rpc-url given and no local chain running (ledger chain up)")
-        url = info.url
+    url = local_chain_url(rpc_url, state_dir)
     if keystore is not None:
         governor = load_keystore(keystore)
     else:
@@ -168,7 +158,7 @@ def deploy_cmd(
     path = out_file or state_dir / "deployment.json"
     dep.save(path)
     if as_json:
-        _emit({**dep.to_json(), "file": str(path)}, True)
+        print_json({**dep.to_json(), "file": str(path)})
     else:
         out.print(
             f"registry {dep.registry}\nledger   {dep.ledger}\nblock    {dep.deployment_block}"
@@ -199,10 +189,12 @@ def gas_cmd(
         write_snapshot_file(write_snapshot, rows)
     rises = compare_snapshot(check, rows) if check is not None else []
     if as_json:
-        _emit(
-            {"target_3_tranche_new_borrower": 150_000, "rows": [asdict(r) for r in rows],
-             "regressions": rises},
-            True,
+        print_json(
+            {
+                "target_3_tranche_new_borrower": 150_000,
+                "rows": [asdict(r) for r in rows],
+                "regressions": rises,
+            }
         )
     else:
         table = Table(

@@ -13,21 +13,20 @@ from rich.table import Table
 from ledger.cli.common import (
     DEFAULT_STATE,
     CliError,
+    DeploymentFile,
     JsonOpt,
+    RpcUrl,
     StateDir,
     console,
     out,
+    print_json,
     rpc_and_deployment,
 )
 
 
 def audit_cmd(
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
-    ] = None,
-    deployment_file: Annotated[
-        Path | None, typer.Option("--deployment", help="Deployment file (default: state dir).")
-    ] = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
     block: Annotated[
         int | None, typer.Option(help="Audit as of this block (default: head).")
     ] = None,
@@ -87,7 +86,7 @@ def audit_cmd(
     if html_file is not None:
         html_file.write_text(report.to_html(), encoding="utf-8")
     if as_json:
-        out.print_json(json.dumps(report.to_json(), default=str))
+        print_json(report.to_json())
     else:
         _print_summary(report, html_file)
     if not report.ok:
@@ -140,12 +139,8 @@ def _print_summary(report, html_file: Path | None) -> None:
 
 def evidence_cmd(
     loan_id: Annotated[str, typer.Argument(help="The loan's id: 0x + 64 hex digits.")],
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
-    ] = None,
-    deployment_file: Annotated[
-        Path | None, typer.Option("--deployment", help="Deployment file (default: state dir).")
-    ] = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the evidence here.")] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
@@ -190,9 +185,7 @@ def verify_evidence_cmd(
     except (EvidenceError, KeyError, ValueError, TypeError) as exc:
         raise CliError(f"malformed evidence: {exc}") from None
     if as_json:
-        out.print_json(
-            json.dumps({"ok": verdict.ok, "checks": verdict.checks, "problems": verdict.problems})
-        )
+        print_json({"ok": verdict.ok, "checks": verdict.checks, "problems": verdict.problems})
     else:
         for name, ok in verdict.checks.items():
             out.print(f"{'[green]ok[/green]' if ok else '[red]FAIL[/red]'}  {name}")

@@ -60,18 +60,8 @@ def bench_cmd(
         "gas, 3 tranches, new borrower, single tx", f"{gas3['gas_per_loan']:,}", "", "≤ 150,000"
     )
     one = rec["one_per_tx"]
-    t.add_row(
-        f"recording, records/s ({rec['per_tx']} per tx)",
-        str(rec["median_records_per_s"]),
-        str(rec["spread_records_per_s"]),
-        "≥ 300",
-    )
-    t.add_row(
-        "recording, records/s (1 per tx)",
-        str(one["median_records_per_s"]),
-        str(one["spread_records_per_s"]),
-        "",
-    )
+    _median_row(t, f"recording, records/s ({rec['per_tx']} per tx)", rec, "records_per_s", "≥ 300")
+    _median_row(t, "recording, records/s (1 per tx)", one, "records_per_s", "")
     t.add_row(
         "recording vs transact() loop",
         f"{rec['median_ratio_to_transact_loop']}× ({one['median_ratio_to_transact_loop']}×)",
@@ -99,12 +89,7 @@ def bench_cmd(
                 "",
                 "≥ 2,000",
             )
-    t.add_row(
-        "audit replay, records/s",
-        str(aud["median_records_per_s"]),
-        str(aud["spread_records_per_s"]),
-        "≥ 2,000",
-    )
+    _median_row(t, "audit replay, records/s", aud, "records_per_s", "≥ 2,000")
     a = result["api"]
     t.add_row(
         "API co-sign flow, records/s single / batched",
@@ -113,25 +98,13 @@ def bench_cmd(
         "",
     )
     for c in (1, 8):
-        q = a[f"exposure_{c}_client"]
-        t.add_row(
-            f"exposure query p50 / p99 ms, {c} client(s), {a['loans_indexed']:,} loans",
-            f"{q['p50_ms']} / {q['p99_ms']}",
-            "",
-            "p99 ≤ 10 (1 client, 100k loans)",
-        )
+        _exposure_row(t, c, a["loans_indexed"], a[f"exposure_{c}_client"], "")
     g = result.get("exposure_growth", {})
     for step in g.get("steps", []):
         for c in (1, 8):
             q = step.get(f"{c}_client")
             if q:
-                t.add_row(
-                    f"exposure query p50 / p99 ms, {c} client(s), {step['loans']:,} loans "
-                    "(PostgreSQL)",
-                    f"{q['p50_ms']} / {q['p99_ms']}",
-                    "",
-                    "p99 ≤ 10 (1 client, 100k loans)",
-                )
+                _exposure_row(t, c, step["loans"], q, " (PostgreSQL)")
     if "memory" in idx:
         t.add_row(
             f"indexer peak RSS MB, {idx['memory']['events']:,} events",
@@ -139,15 +112,26 @@ def bench_cmd(
             "",
             "bounded",
         )
-    t.add_row("EIP-712 signs/s", str(cr["median_signs_per_s"]), str(cr["spread_signs_per_s"]), "")
-    t.add_row(
-        "EIP-712 recovers/s", str(cr["median_recovers_per_s"]), str(cr["spread_recovers_per_s"]), ""
-    )
+    _median_row(t, "EIP-712 signs/s", cr, "signs_per_s", "")
+    _median_row(t, "EIP-712 recovers/s", cr, "recovers_per_s", "")
     out.print(t)
     for note in result.get("not_measured", []):
         out.print(f"[yellow]not measured[/yellow]: {note}")
     if "not_measured" in g:
         out.print(f"[yellow]exposure growth not measured[/yellow]: {g['not_measured']}")
+
+
+def _median_row(t: Table, figure: str, figures: dict, unit: str, target: str) -> None:
+    t.add_row(figure, str(figures[f"median_{unit}"]), str(figures[f"spread_{unit}"]), target)
+
+
+def _exposure_row(t: Table, clients: int, loans: int, q: dict, where: str) -> None:
+    t.add_row(
+        f"exposure query p50 / p99 ms, {clients} client(s), {loans:,} loans{where}",
+        f"{q['p50_ms']} / {q['p99_ms']}",
+        "",
+        "p99 ≤ 10 (1 client, 100k loans)",
+    )
 
 
 def _memory_table(r: dict) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 from dataclasses import asdict
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,21 +15,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ledger.cli.common import (
     DEFAULT_STATE,
     CliError,
+    DeploymentFile,
     JsonOpt,
+    RpcUrl,
     StateDir,
     console,
     out,
+    print_json,
     rpc_and_deployment,
 )
 
 
 def index_cmd(
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL (default: the local chain).")
-    ] = None,
-    deployment_file: Annotated[
-        Path | None, typer.Option("--deployment", help="Deployment file (default: state dir).")
-    ] = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
     database_url: Annotated[
         str | None,
         typer.Option(
@@ -140,7 +138,7 @@ def _catch_up(ix: Any, as_json: bool, to_block: int | None = None) -> dict[str, 
 
 def _report(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(report, default=str))
+        print_json(report)
         return
     out.print(
         f"indexed to block {report['last_block']}: {report['events']:,} events in "

@@ -7,7 +7,6 @@ is recorded in the state directory, which is how `status`, `token`, `demo` and `
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,13 +14,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out
+from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out, print_json
 
 DEV_CHAIN_ID = 31337
-
-
-def _emit(data: object) -> None:
-    out.print_json(json.dumps(data, default=str))
 
 
 def _deployed(url: str, dep: Any) -> bool:
@@ -50,7 +45,7 @@ def _rpc_url_file(state_dir: Path) -> Path:
 def _summary(state_dir: Path) -> dict[str, Any]:
     from ledger.chain.deployment import Deployment
     from ledger.localnet import nodes
-    from ledger.localnet.chains import status
+    from ledger.localnet.detached import status
 
     chain = status(state_dir)
     dep_file = state_dir / "deployment.json"
@@ -101,8 +96,8 @@ def up_cmd(
     from ledger.chain.deployment import Deployment
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet import nodes
-    from ledger.localnet.chains import up_detached
     from ledger.localnet.consortium import bootstrap
+    from ledger.localnet.detached import up_detached
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--chain must be anvil or hardhat, not {kind!r}")
@@ -139,7 +134,7 @@ def up_cmd(
             nodes.start(state_dir, configs)
     summary = _summary(state_dir)
     if as_json:
-        _emit(summary)
+        print_json(summary)
         return
     _print_nodes(summary)
     out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
@@ -155,7 +150,7 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
     )
     summary["ready"] = ok
     if as_json:
-        _emit(summary)
+        print_json(summary)
     elif not summary["nodes"] and summary["chain"] is None:
         out.print("no consortium running (ledger up)")
     else:
@@ -167,13 +162,13 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Stop the five nodes and the chain; no process is left behind."""
     from ledger.localnet import nodes
-    from ledger.localnet.chains import down
+    from ledger.localnet.detached import down
 
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
     _rpc_url_file(state_dir).unlink(missing_ok=True)
     if as_json:
-        _emit({"nodes_stopped": stopped_nodes, "chain_stopped": stopped_chain})
+        print_json({"nodes_stopped": stopped_nodes, "chain_stopped": stopped_chain})
     else:
         out.print(f"stopped {stopped_nodes} nodes" + (" and the chain" if stopped_chain else ""))
 
@@ -225,7 +220,7 @@ def token_cmd(
     except SignInError as exc:
         raise CliError(f"sign-in to {target} refused: {exc}") from None
     if as_json:
-        _emit({**tok, "node": target, "url": urls[target]})
+        print_json({**tok, "node": target, "url": urls[target]})
     else:
         out.print(tok["access_token"], highlight=False)
 
@@ -241,7 +236,7 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
         steps = run_story(urls, state_dir)
     ok = all(s["ok"] for s in steps)
     if as_json:
-        _emit({"ok": ok, "steps": steps})
+        print_json({"ok": ok, "steps": steps})
     elif out.width >= 120:
         table = Table(title="the consortium story (DEV-ONLY members, synthetic borrowers)")
         for col in ("#", "who", "what", "expected", "outcome", ""):

@@ -31,7 +31,10 @@ from ledger.localnet.processes import (
     kill_group,
     log_tail,
     port_is_free,
+    spawn,
     start_ticks,
+    stop_recorded,
+    write_record,
 )
 
 NODES_FILE = "nodes.json"
@@ -42,8 +45,9 @@ _STARTED: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
-class Member:
-    """One dev member: its node name, role, dev key and (for banks) appetite."""
+class DevMember:
+    """A DEV-ONLY member of the local consortium: its node name, role, dev key and (for banks)
+    appetite."""
 
     name: str
     role: str
@@ -59,20 +63,20 @@ class Member:
 
 # Appetites differ on purpose, so the demo can show a bank refusing by its own policy:
 # Bank C funds consumer loans only, in tranches of at most 20,000 CNY.
-MEMBERS: tuple[Member, ...] = (
-    Member("platform", "platform", "platform", 0, "Platform (dev)"),
-    Member("bank-a", "lender", "lender", 0, "Bank A (dev)",
-           {"max_tranche": 50_000_000, "products": ["consumer", "business"]}),
-    Member("bank-b", "lender", "lender", 1, "Bank B (dev)",
-           {"max_tranche": 10_000_000, "products": ["consumer", "business"]}),
-    Member("bank-c", "lender", "lender", 2, "Bank C (dev)",
-           {"max_tranche": 2_000_000, "products": ["consumer"]}),
-    Member("auditor", "auditor", "auditor", 0, "Auditor (dev)"),
+MEMBERS: tuple[DevMember, ...] = (
+    DevMember("platform", "platform", "platform", 0, "Platform (dev)"),
+    DevMember("bank-a", "lender", "lender", 0, "Bank A (dev)",
+              {"max_tranche": 50_000_000, "products": ["consumer", "business"]}),
+    DevMember("bank-b", "lender", "lender", 1, "Bank B (dev)",
+              {"max_tranche": 10_000_000, "products": ["consumer", "business"]}),
+    DevMember("bank-c", "lender", "lender", 2, "Bank C (dev)",
+              {"max_tranche": 2_000_000, "products": ["consumer"]}),
+    DevMember("auditor", "auditor", "auditor", 0, "Auditor (dev)"),
 )  # fmt: skip
-GOVERNOR = Member("governor", "governor", "governor", 0, "Governor (dev)")
+GOVERNOR = DevMember("governor", "governor", "governor", 0, "Governor (dev)")
 
 
-def member(name: str) -> Member:
+def member(name: str) -> DevMember:
     for m in (*MEMBERS, GOVERNOR):
         if m.name == name:
             return m
@@ -180,19 +184,12 @@ def write_configs(
     return paths
 
 
-def _spawn(name: str, config: Path, env: dict[str, str] | None) -> subprocess.Popen[bytes]:
-    log = config.parent / "node.log"
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "api", "--config", str(config), "--log-level", "info"],
-            cwd=find_project_root(),
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            # Own session and process group: outlives the CLI, and killpg reaches all of it.
-            start_new_session=True,
-        )
+def _spawn(config: Path) -> subprocess.Popen[bytes]:
+    # Own session and process group, no death signal: the node outlives the CLI, and killpg
+    # reaches all of it.
+    argv = [sys.executable, "-m", "api", "--config", str(config), "--log-level", "info"]
+    with (config.parent / "node.log").open("ab") as log:
+        return spawn(argv, cwd=find_project_root(), env=dict(os.environ), log=log, deathsig=None)
 
 
 def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -> list[NodeInfo]:
@@ -202,7 +199,7 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
     infos: list[NodeInfo] = []
     try:
         for m in MEMBERS:
-            procs[m.name] = _spawn(m.name, configs[m.name], None)
+            procs[m.name] = _spawn(configs[m.name])
         for m in MEMBERS:
             cfg = json.loads(configs[m.name].read_text())
             proc = procs[m.name]
@@ -246,9 +243,7 @@ def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) 
 
 
 def _record(state_dir: Path, infos: list[NodeInfo]) -> None:
-    tmp = state_dir / f".{NODES_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps([asdict(i) for i in infos], indent=2) + "\n")
-    os.replace(tmp, state_dir / NODES_FILE)
+    write_record(state_dir / NODES_FILE, json.dumps([asdict(i) for i in infos], indent=2) + "\n")
 
 
 def recorded(state_dir: Path) -> list[NodeInfo]:
@@ -278,14 +273,9 @@ def status(state_dir: Path) -> list[dict[str, Any]]:
 
 def down(state_dir: Path, *, timeout: float = 10.0) -> int:
     """Stop every recorded node (SIGTERM, then SIGKILL after `timeout`); how many were running."""
-    stopped = 0
-    for info in recorded(state_dir):
-        proc = _STARTED.pop(info.pid, None)
-        if alive(info):
-            kill_group(info.pgid, proc, timeout)
-            stopped += 1
-        elif proc is not None:
-            proc.wait()  # exited on its own: reap it
+    stopped = sum(
+        stop_recorded(i.pid, i.pgid, i.start_ticks, _STARTED, timeout) for i in recorded(state_dir)
+    )
     (Path(state_dir) / NODES_FILE).unlink(missing_ok=True)
     return stopped
 

@@ -305,3 +305,31 @@ def port_is_free(port: int) -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------
+# Records of started processes (a detached chain's chain.json, the nodes' nodes.json)
+
+
+def write_record(path: Path, text: str) -> None:
+    """Write a process record so that readers never see a half-written file."""
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def stop_recorded(
+    pid: int,
+    pgid: int,
+    started: int | None,
+    started_here: dict[int, subprocess.Popen[bytes]],
+    timeout: float,
+) -> bool:
+    """Stop a recorded process group if it is still ours; True if it was running. `started_here`
+    holds the Popen objects this process started, so that one that is stopped (or died on its
+    own) is reaped rather than left as a zombie."""
+    proc = started_here.pop(pid, None)
+    if is_ours(pid, pgid, started):
+        kill_group(pgid, proc, timeout)
+        return True
+    if proc is not None:
+        proc.wait()  # exited on its own: reap it
+    return False

@@ -63,6 +63,21 @@ def _outcome(status: int, body: Any) -> str:
     return f"HTTP {status}"
 
 
+def _created(st: int, b: Any) -> bool:
+    return st == 201 and b["status"] == "active"
+
+
+def _recorded(st: int, b: Any) -> str:
+    return f"{st} recorded in block {b['block_number']}"
+
+
+def _refused(code: str, **fields: Any) -> Callable[[int, Any], bool]:
+    """A step's check: refused with 409 `code`, the problem carrying these fields."""
+    return lambda st, b: (
+        st == 409 and b["code"] == code and all(b[k] == v for k, v in fields.items())
+    )
+
+
 class _Story:
     def __init__(self, urls: dict[str, str]) -> None:
         from ledger.keys import dev_account
@@ -118,6 +133,26 @@ class _Story:
         )
         return body
 
+    def originate(
+        self,
+        action: str,
+        expected: str,
+        body: dict[str, Any],
+        check: Callable[[int, Any], bool] = _created,
+        describe: Callable[[int, Any], str] = _recorded,
+    ) -> Any:
+        """The platform posts the loan `body` to its node."""
+        plat = self.on("platform")
+        return self.step(
+            "platform", action, expected, lambda: plat.post("/v1/loans", body), check, describe
+        )
+
+    def refused(
+        self, action: str, expected: str, body: dict[str, Any], code: str, **fields: Any
+    ) -> Any:
+        """The platform posts the loan `body`, which must be refused with 409 `code`."""
+        return self.originate(action, expected, body, _refused(code, **fields), _outcome)
+
     def loan(
         self,
         loan_id: str,
@@ -153,8 +188,6 @@ def _play(s: _Story, run: int) -> None:
     x, y, z, w, v = (story_id(run * 10 + i) for i in range(5))
     lid = f"demo-{run}-" + "{}"
     plat = s.on("platform")
-    created = lambda st, b: st == 201 and b["status"] == "active"  # noqa: E731
-    recorded = lambda st, b: f"{st} recorded in block {b['block_number']}"  # noqa: E731
 
     first = s.loan(
         lid.format("consumer"),
@@ -166,13 +199,10 @@ def _play(s: _Story, run: int) -> None:
     first["document"] = base64.b64encode(
         f"DEMO loan agreement {lid.format('consumer')}: 120,000 CNY, 12% APR, 180 days".encode()
     ).decode()
-    r1 = s.step(
-        "platform",
+    r1 = s.originate(
         "co-originates a consumer loan of 120,000 CNY with bank-a and bank-b",
         "201, every co-signature collected over HTTP",
-        lambda: plat.post("/v1/loans", first),
-        created,
-        recorded,
+        first,
     )
     key_x = r1.get("borrower_key")
     business = s.loan(
@@ -182,13 +212,10 @@ def _play(s: _Story, run: int) -> None:
         {"platform": 24_000_000, "bank-a": 30_000_000, "bank-b": 6_000_000},
         product="business",
     )
-    s.step(
-        "platform",
+    s.originate(
         "co-originates a business loan of 600,000 CNY",
         "201",
-        lambda: plat.post("/v1/loans", business),
-        created,
-        recorded,
+        business,
     )
 
     bank = s.on("bank-a")
@@ -222,20 +249,16 @@ def _play(s: _Story, run: int) -> None:
     blocked = s.loan(
         lid.format("blocked"), x, 10_000_000, {"platform": 4_000_000, "bank-a": 6_000_000}
     )
-    s.step(
-        "platform",
+    s.refused(
         "a further 100,000 CNY for the same borrower, past the consumer cap",
         "409 BorrowerCapExceeded (R1/R2) with exposure, requested, cap, headroom",
-        lambda: plat.post("/v1/loans", blocked),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "BorrowerCapExceeded"
-            and b["rule"] == "R1/R2"
-            and b["exposure"] == 12_000_000
-            and b["requested"] == 10_000_000
-            and b["cap"] == 20_000_000
-            and b["headroom"] == 8_000_000
-        ),
+        blocked,
+        "BorrowerCapExceeded",
+        rule="R1/R2",
+        exposure=12_000_000,
+        requested=10_000_000,
+        cap=20_000_000,
+        headroom=8_000_000,
     )
 
     three = s.loan(
@@ -244,43 +267,32 @@ def _play(s: _Story, run: int) -> None:
         3_000_000,
         {"platform": 1_200_000, "bank-a": 900_000, "bank-b": 900_000},
     )
-    s.step(
-        "platform",
+    s.originate(
         "a loan with 3 institutions (platform, bank-a, bank-b)",
         "201",
-        lambda: plat.post("/v1/loans", three),
-        created,
-        recorded,
+        three,
     )
     fourth = s.loan(
         lid.format("fourth"), z, 3_000_000, {"platform": 1_200_000, "bank-c": 1_800_000}
     )
-    s.step(
-        "platform",
+    s.refused(
         "the same borrower with bank-c, a 4th institution",
         "409 TooManyInstitutions (R3), institutions 4, max 3",
-        lambda: plat.post("/v1/loans", fourth),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "TooManyInstitutions"
-            and b["rule"] == "R3"
-            and b["institutions"] == 4
-            and b["max"] == 3
-        ),
+        fourth,
+        "TooManyInstitutions",
+        rule="R3",
+        institutions=4,
+        max=3,
     )
     low = s.loan(lid.format("share"), w, 5_000_000, {"platform": 1_000_000, "bank-a": 4_000_000})
-    s.step(
-        "platform",
+    s.refused(
         "a loan where the platform funds only 20%",
         "409 PlatformShareTooLow (R4), minBps 3000",
-        lambda: plat.post("/v1/loans", low),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "PlatformShareTooLow"
-            and b["rule"] == "R4"
-            and b["platformAmount"] == 1_000_000
-            and b["minBps"] == 3_000
-        ),
+        low,
+        "PlatformShareTooLow",
+        rule="R4",
+        platformAmount=1_000_000,
+        minBps=3_000,
     )
 
     loan_x = r1.get("loan_id")
@@ -315,29 +327,22 @@ def _play(s: _Story, run: int) -> None:
         ),
         expo,
     )
-    s.step(
-        "platform",
+    s.originate(
         "retries the blocked loan (same loan id, same request)",
         "201: it fits now",
-        lambda: plat.post("/v1/loans", blocked),
-        created,
-        recorded,
+        blocked,
     )
 
     big_c = s.loan(
         lid.format("appetite"), v, 10_000_000, {"platform": 4_000_000, "bank-c": 6_000_000}
     )
-    s.step(
-        "platform",
+    s.refused(
         "asks bank-c to fund a 60,000 CNY tranche",
         "409 AppetiteExceeded from bank-c's node (its maximum tranche is 20,000 CNY)",
-        lambda: plat.post("/v1/loans", big_c),
-        lambda st, b: (
-            st == 409
-            and b["code"] == "AppetiteExceeded"
-            and b["lender"] == s.addr["bank-c"]
-            and b["max_tranche"] == 2_000_000
-        ),
+        big_c,
+        "AppetiteExceeded",
+        lender=s.addr["bank-c"],
+        max_tranche=2_000_000,
     )
     s.step(
         "platform",
@@ -345,7 +350,7 @@ def _play(s: _Story, run: int) -> None:
         "201, the original result: same transaction, no second record",
         lambda: plat.post("/v1/loans", first),
         lambda st, b: st == 201 and b["tx_hash"] == r1["tx_hash"],
-        recorded,
+        _recorded,
     )
 
     bank_c = s.on("bank-c")
