@@ -65,6 +65,54 @@ class MemberStatus(IntEnum):
     REMOVED = 3
 
 
+ROLE_NAMES = {
+    Role.NONE: "none",
+    Role.GOVERNOR: "governor",
+    Role.PLATFORM: "platform",
+    Role.LENDER: "lender",
+    Role.AUDITOR: "auditor",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """The registry's record of one address (ConsortiumRegistry.Member), as of one block."""
+
+    address: str
+    role: Role
+    status: MemberStatus
+    frozen: bool
+    index: int
+    tier1_capital: int = 0
+    total_loan_balance: int = 0
+    attested_at: int = 0
+    attested_until: int = 0
+
+    @classmethod
+    def from_abi(cls, address: str, value: tuple | list) -> MemberInfo:
+        """From `registry.member(address)`: (role, status, frozen, index, tier1Capital,
+        totalLoanBalance, attestedAt, attestedUntil). The one place that knows its order."""
+        role, status, frozen, index, tier1, balance, at, until = value
+        return cls(
+            address, Role(role), MemberStatus(status), bool(frozen), int(index),
+            int(tier1), int(balance), int(at), int(until),
+        )  # fmt: skip
+
+    @property
+    def role_name(self) -> str:
+        """The role as the API names it: platform, lender, auditor, governor or none."""
+        return ROLE_NAMES.get(self.role, "none")
+
+    @property
+    def active(self) -> bool:
+        return self.status == MemberStatus.ACTIVE
+
+    @property
+    def known(self) -> bool:
+        """Registered at all (whatever its status now)."""
+        return self.status != MemberStatus.NONE
+
+
 def to_hex(value: bytes | bytearray | memoryview) -> str:
     """0x-prefixed lower-case hex: the one spelling of bytes in JSON, logs and problem details."""
     return "0x" + bytes(value).hex()
