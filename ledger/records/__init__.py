@@ -3,6 +3,11 @@ signed terms as JSON (co-signing, idempotency), database rows (the read model) a
 views; the wire names of their enums. `ledger/` never imports `api/`: the API's pydantic models
 validate, these functions map."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.domain import CoLoan, CreditLine
 from ledger.records.lines import line_from_row, line_from_terms, line_terms
 from ledger.records.loans import loan_from_row, loan_from_terms, loan_terms, loan_view
 from ledger.records.names import (
@@ -12,7 +17,7 @@ from ledger.records.names import (
     repayment_of,
     status_name,
 )
-from ledger.records.shares import shares_json, terms_of, tranches_of
+from ledger.records.shares import shares_json, tranches_of
 
 __all__ = [
     "line_from_row",
@@ -31,3 +36,8 @@ __all__ = [
     "terms_of",
     "tranches_of",
 ]
+
+
+def terms_of(record: CoLoan | CreditLine) -> dict[str, Any]:
+    """The signed terms of either record as JSON."""
+    return loan_terms(record) if isinstance(record, CoLoan) else line_terms(record)

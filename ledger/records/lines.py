@@ -25,16 +25,16 @@ def line_terms(line: CreditLine) -> dict[str, Any]:
     }
 
 
+# Fields that are the same in every form (ids and digests: bytes, or 0x-hex CreditLine reads).
+_SAME = ("line_id", "borrower_key", "platform", "expires_at", "deadline")
+
+
 def line_from_terms(t: Mapping[str, Any]) -> CreditLine:
     """The CreditLine exactly as given (validated terms), shares in the order given."""
     return CreditLine(
-        line_id=t["line_id"],
-        borrower_key=t["borrower_key"],
-        platform=t["platform"],
+        **{k: t[k] for k in _SAME},
         product=product_of(t["product"]),
         limit=t["limit"],
-        expires_at=t["expires_at"],
-        deadline=t["deadline"],
         shares=tranches_of(t["shares"]),
         document_digest=t["document_digest"],
     )
@@ -43,13 +43,9 @@ def line_from_terms(t: Mapping[str, Any]) -> CreditLine:
 def line_from_row(r: Mapping[str, Any], shares: Sequence[Mapping[str, Any]]) -> CreditLine:
     """From a `credit_lines` row and its `line_shares` rows (in share order)."""
     return CreditLine(
-        line_id=r["line_id"],
-        borrower_key=r["borrower_key"],
-        platform=r["platform"],
+        **{k: r[k] for k in _SAME},
         product=r["product"],
         limit=r["limit_amount"],
-        expires_at=r["expires_at"],
-        deadline=r["deadline"],
         shares=tranches_of(shares),
         document_digest=r["document_digest"] or ZERO32,
     )

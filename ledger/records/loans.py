@@ -9,9 +9,12 @@ from ledger.domain import ZERO32, CoLoan, LoanStatus, to_hex
 from ledger.records.names import product_name, product_of, repayment_name, repayment_of, status_name
 from ledger.records.shares import shares_json, tranches_of
 
+# Fields that are the same in every form (ids and digests: bytes, or 0x-hex that CoLoan reads).
+_SAME = ("loan_id", "borrower_key", "platform", "principal", "apr_bps", "term_days", "deadline")
 
-def loan_terms(loan: CoLoan) -> dict[str, Any]:
-    """The loan exactly as every party signs it, as JSON (ids and digests in 0x-hex)."""
+
+def _named(loan: CoLoan) -> dict[str, Any]:
+    """The terms a loan is known by, as JSON: in its signed terms and in its view alike."""
     return {
         "loan_id": to_hex(loan.loan_id),
         "borrower_key": to_hex(loan.borrower_key),
@@ -21,6 +24,13 @@ def loan_terms(loan: CoLoan) -> dict[str, Any]:
         "apr_bps": loan.apr_bps,
         "term_days": loan.term_days,
         "repayment": repayment_name(loan.repayment),
+    }
+
+
+def loan_terms(loan: CoLoan) -> dict[str, Any]:
+    """The loan exactly as every party signs it, as JSON (ids and digests in 0x-hex)."""
+    return {
+        **_named(loan),
         "line_id": to_hex(loan.line_id),
         "document_digest": to_hex(loan.document_digest),
         "deadline": loan.deadline,
@@ -32,15 +42,9 @@ def loan_from_terms(t: Mapping[str, Any]) -> CoLoan:
     """The CoLoan exactly as given (validated terms): tranche order is part of what is signed,
     so it is kept (the rules refuse unsorted tranches with TranchesNotSorted)."""
     return CoLoan(
-        loan_id=t["loan_id"],
-        borrower_key=t["borrower_key"],
-        platform=t["platform"],
+        **{k: t[k] for k in _SAME},
         product=product_of(t["product"]),
-        principal=t["principal"],
-        apr_bps=t["apr_bps"],
-        term_days=t["term_days"],
         repayment=repayment_of(t["repayment"]),
-        deadline=t["deadline"],
         tranches=tranches_of(t["tranches"]),
         line_id=t["line_id"],
         document_digest=t["document_digest"],
@@ -50,15 +54,9 @@ def loan_from_terms(t: Mapping[str, Any]) -> CoLoan:
 def loan_from_row(r: Mapping[str, Any], tranches: Sequence[Mapping[str, Any]]) -> CoLoan:
     """From a `loans` row and its `tranches` rows (in tranche order)."""
     return CoLoan(
-        loan_id=r["loan_id"],
-        borrower_key=r["borrower_key"],
-        platform=r["platform"],
+        **{k: r[k] for k in _SAME},
         product=r["product"],
-        principal=r["principal"],
-        apr_bps=r["apr_bps"],
-        term_days=r["term_days"],
         repayment=r["repayment"],
-        deadline=r["deadline"],
         tranches=tranches_of(tranches),
         line_id=r["line_id"] or ZERO32,
         document_digest=r["document_digest"] or ZERO32,
@@ -82,14 +80,7 @@ def loan_view(
     """A loan as read back: its terms (no deadline; a line and a digest only when there is
     one), its live figures per tranche, and where it was recorded."""
     return {
-        "loan_id": to_hex(loan.loan_id),
-        "borrower_key": to_hex(loan.borrower_key),
-        "platform": loan.platform,
-        "product": product_name(loan.product),
-        "principal": loan.principal,
-        "apr_bps": loan.apr_bps,
-        "term_days": loan.term_days,
-        "repayment": repayment_name(loan.repayment),
+        **_named(loan),
         "line_id": _optional(loan.line_id),
         "document_digest": _optional(loan.document_digest),
         "outstanding": int(outstanding),

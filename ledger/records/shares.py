@@ -1,12 +1,11 @@
-"""Tranches and line shares (one type, ledger.domain.Tranche) as JSON and from rows; the signed
-terms of either record."""
+"""Tranches and line shares (one type, ledger.domain.Tranche) as JSON and from rows."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ledger.domain import CoLoan, CreditLine, Tranche
+from ledger.domain import Tranche
 
 
 def shares_json(ts: Iterable[Tranche]) -> list[dict[str, Any]]:
@@ -20,11 +19,3 @@ def tranches_of(items: Iterable[Any]) -> tuple[Tranche, ...]:
         Tranche(s["lender"], s["amount"]) if isinstance(s, Mapping) else Tranche(s.lender, s.amount)
         for s in items
     )
-
-
-def terms_of(record: CoLoan | CreditLine) -> dict[str, Any]:
-    """The signed terms of either record as JSON."""
-    from ledger.records.lines import line_terms
-    from ledger.records.loans import loan_terms
-
-    return loan_terms(record) if isinstance(record, CoLoan) else line_terms(record)
