@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from api import store
 from api.problems import Problem
 from api.schemas.reads import ChallengeOut, TokenOut
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from ledger import siwe
 from ledger.domain import MemberInfo
@@ -73,7 +73,7 @@ def _unauthorised(code: str, detail: str) -> Problem:
     return Problem(401, code, detail)
 
 
-def issue_token(ctx: MemberContext, chain: Consortium, text: str, signature: str) -> TokenOut:
+def issue_token(ctx: MemberContext, chain: ConsortiumView, text: str, signature: str) -> TokenOut:
     s = ctx.settings
     try:
         msg = siwe.parse(text)
@@ -133,7 +133,7 @@ async def token_owner(ctx: MemberContext, token: str) -> str:
     return address
 
 
-async def member_principal(chain: Consortium, address: str) -> Principal:
+async def member_principal(chain: ConsortiumView, address: str) -> Principal:
     """The caller as the chain has it now; 403 if no longer active. The member record and the
     head come from one JSON-RPC batch."""
     member, head = await chain.member_and_head(address)

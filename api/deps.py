@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import Principal, member_principal, token_owner
 from api.limits import rate_limited
 from api.problems import Problem
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.platform import Platform
 from api.service.reads import ReadModel
@@ -37,7 +37,7 @@ async def get_context(request: Request) -> MemberContext:
     return _services(request).context
 
 
-async def get_chain(request: Request) -> Consortium:
+async def get_consortium(request: Request) -> ConsortiumView:
     return _services(request).chain
 
 
@@ -54,26 +54,27 @@ async def get_platform(request: Request) -> Platform:
 
 
 ContextDep = Annotated[MemberContext, Depends(get_context)]
-ChainDep = Annotated[Consortium, Depends(get_chain)]
+ConsortiumDep = Annotated[ConsortiumView, Depends(get_consortium)]
 ReadsDep = Annotated[ReadModel, Depends(get_reads)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 async def current_principal(
     request: Request,
-    ctx: ContextDep,
-    chain: ChainDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # The services straight from the app, not as dependencies of their own: this runs on every
+    # authenticated request, and each dependency costs FastAPI a resolution step.
+    services = _services(request)
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Problem(401, "Unauthenticated", "a bearer token is required (POST /v1/auth/token)")
-    address = await token_owner(ctx, creds.credentials)
+    address = await token_owner(services.context, creds.credentials)
     # Before the chain is asked anything: a caller over its rate costs the node no RPC call.
     bucket = request.app.state.caller_rate
     wait = bucket.take(address)
     if wait > 0:
         raise rate_limited(wait, bucket.rate, "caller")
-    return await member_principal(chain, address)
+    return await member_principal(services.chain, address)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -83,7 +84,7 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
     """A guard: the caller must have one of `roles`; with `own_node`, it must also be the member
     this node acts for (writes are signed with the node's key, so only its owner may ask)."""
 
-    async def guard(principal: PrincipalDep, ctx: ContextDep) -> Principal:
+    async def guard(principal: PrincipalDep, request: Request) -> Principal:
         if principal.role not in roles:
             raise Problem(
                 403,
@@ -91,11 +92,12 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
                 f"role {principal.role} may not call this endpoint (allowed: {', '.join(roles)})",
                 role=principal.role,
             )
-        if own_node and principal.address != ctx.address:
+        me = _services(request).context.address
+        if own_node and principal.address != me:
             raise Problem(
                 403,
                 "NotThisNodesMember",
-                f"this node acts for {ctx.address}; {principal.address} may not instruct it",
+                f"this node acts for {me}; {principal.address} may not instruct it",
             )
         return principal
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from api import store
 from api.metrics import Metrics
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.gate import Gate
 from api.service.peers import PeerPool
@@ -24,7 +24,7 @@ class NodeServices:
     """What one node process serves with; each route depends on the parts it uses (api.deps)."""
 
     context: MemberContext
-    chain: Consortium
+    chain: ConsortiumView
     reads: ReadModel
     peers: PeerPool | None = None
 
@@ -61,7 +61,8 @@ def build(settings: NodeSettings) -> NodeServices:
         ),
         metrics=Metrics(),
     )
-    chain = Consortium(client, Gate(settings.rpc_url, client.registry), deployment.deployment_block)
+    gate = Gate(settings.rpc_url, client.registry)
+    chain = ConsortiumView(client, gate, deployment.deployment_block)
     reads: ReadModel = ChainReads(chain)
     if settings.read_model == "indexed":
         from api.service.indexed import IndexedReads

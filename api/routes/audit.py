@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import ChainDep, ContextDep, require
+from api.deps import ConsortiumDep, ContextDep, require
 from api.problems import Problem, responses
 from api.schemas.common import chain_id_of
 
@@ -19,7 +19,7 @@ LoanIdPath = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[\x21-\
 @router.get("/v1/audit/report", responses=responses(401, 403, 422))
 def audit_report(
     ctx: ContextDep,
-    chain: ChainDep,
+    chain: ConsortiumDep,
     _auditor: AuditorOnly,
     block: Annotated[int | None, Query(ge=0, description="Audit as of this block.")] = None,
 ) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import auth
-from api.deps import ChainDep, ContextDep
+from api.deps import ConsortiumDep, ContextDep
 from api.problems import responses
 from api.schemas.reads import ChallengeIn, ChallengeOut, TokenIn, TokenOut
 
@@ -19,6 +19,6 @@ def challenge(body: ChallengeIn, ctx: ContextDep) -> ChallengeOut:
 
 
 @router.post("/token", response_model=TokenOut, responses=responses(401, 403, 422))
-def token(body: TokenIn, ctx: ContextDep, chain: ChainDep) -> TokenOut:
+def token(body: TokenIn, ctx: ContextDep, chain: ConsortiumDep) -> TokenOut:
     """Exchange the signed message for a short-lived bearer token bound to the address."""
     return auth.issue_token(ctx, chain, body.message, body.signature)

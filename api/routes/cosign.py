@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ChainDep, ContextDep, LenderSelf, PlatformCaller
+from api.deps import ConsortiumDep, ContextDep, LenderSelf, PlatformCaller
 from api.problems import responses
 from api.schemas.records import AttestationIn, AttestationOut, CosignIn, CosignOut
 from api.service import cosign as service
@@ -13,7 +13,9 @@ router = APIRouter(prefix="/v1", tags=["lender node"])
 
 
 @router.post("/cosign", response_model=CosignOut, responses=responses(401, 403, 409, 422))
-def cosign(body: CosignIn, ctx: ContextDep, chain: ChainDep, caller: PlatformCaller) -> CosignOut:
+def cosign(
+    body: CosignIn, ctx: ContextDep, chain: ConsortiumDep, caller: PlatformCaller
+) -> CosignOut:
     """Sign a platform's proposed loan or line with this lender's key, after checking this
     lender's appetite (maximum tranche, products) and the consortium's rules; or a 409 problem
     saying why not."""

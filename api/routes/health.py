@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
-from api.deps import ChainDep, ContextDep, ReadsDep
+from api.deps import ConsortiumDep, ContextDep, ReadsDep
 from api.problems import MEDIA_TYPE, Problem
 from api.schemas.reads import Health, Ready
 
@@ -21,7 +21,7 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
-def readyz(ctx: ContextDep, chain: ChainDep, reads: ReadsDep) -> JSONResponse:
+def readyz(ctx: ContextDep, chain: ConsortiumDep, reads: ReadsDep) -> JSONResponse:
     """Ready: the chain and the node's database answer, and the indexer's lag is within
     `max_indexer_lag` blocks."""
     max_lag = ctx.settings.max_indexer_lag

@@ -5,9 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from api.schemas.common import Address, Model, NationalId, examples
-from api.schemas.records import BANK_A, PLATFORM
-
-_KEY = "0x" + "ab" * 32
+from api.schemas.records import BANK_A, KEY, LOAN_EXAMPLE, PLATFORM, TX_HASH
 
 
 class ChallengeIn(Model):
@@ -61,7 +59,7 @@ class BorrowerKeyIn(Model):
 
 
 class BorrowerKeyOut(Model):
-    model_config = examples({"borrower_key": _KEY})
+    model_config = examples({"borrower_key": KEY})
     borrower_key: str
 
 
@@ -81,7 +79,7 @@ class Headroom(ByProduct):
 class ExposureOut(Model):
     model_config = examples(
         {
-            "borrower_key": _KEY,
+            "borrower_key": KEY,
             "total_exposure": 3_000_000,
             "exposure": {"consumer": 3_000_000, "business": 0},
             "lender_count": 3,
@@ -120,14 +118,7 @@ class TrancheView(Model):
 class LoanView(Model):
     model_config = examples(
         {
-            "loan_id": "0x" + "12" * 32,
-            "borrower_key": _KEY,
-            "platform": PLATFORM,
-            "product": "consumer",
-            "principal": 3_000_000,
-            "apr_bps": 1_200,
-            "term_days": 180,
-            "repayment": "instalment",
+            **LOAN_EXAMPLE,
             "line_id": None,
             "document_digest": None,
             "outstanding": 2_000_000,
@@ -135,7 +126,7 @@ class LoanView(Model):
             "tranches": [{"lender": BANK_A, "amount": 900_000, "outstanding": 600_000}],
             "policy_version": 1,
             "block_number": 42,
-            "tx_hash": "0x" + "cd" * 32,
+            "tx_hash": TX_HASH,
         }
     )
     loan_id: str
@@ -157,7 +148,7 @@ class LoanView(Model):
 
 
 class LoanList(Model):
-    model_config = examples({"borrower_key": _KEY, "count": 1, "loans": ["<LoanView>"]})
+    model_config = examples({"borrower_key": KEY, "count": 1, "loans": ["<LoanView>"]})
     borrower_key: str
     count: int
     loans: list[LoanView]

@@ -27,6 +27,17 @@ from ledger.records.names import ProductName, RepaymentName
 PLATFORM = "0xbA954b03dd012d0B065e554Ec4c9Bd8396c19801"  # the DEV-ONLY consortium's
 BANK_A = "0x99427C5eCD7200c06cfa34817657bd2FB118a897"
 BANK_B = "0x3275307473659Df12B8cEd8a06c806a6D0492561"
+KEY, LOAN_ID, TX_HASH = "0x" + "ab" * 32, "0x" + "12" * 32, "0x" + "cd" * 32  # examples
+LOAN_EXAMPLE = {
+    "loan_id": LOAN_ID,
+    "borrower_key": KEY,
+    "platform": PLATFORM,
+    "product": "consumer",
+    "principal": 3_000_000,
+    "apr_bps": 1_200,
+    "term_days": 180,
+    "repayment": "instalment",
+}
 
 Shares = Annotated[list[Share], Field(min_length=1, max_length=8), AfterValidator(unique_lenders)]
 U32 = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]
@@ -36,7 +47,7 @@ class LineIn(BorrowerRef):
     model_config = examples(
         {
             "line_id": "line-2024-000042",
-            "borrower_key": "0x" + "ab" * 32,
+            "borrower_key": KEY,
             "product": "consumer",
             "limit": 5_000_000,
             "expires_at": 1_767_225_600,
@@ -89,9 +100,9 @@ class RecordOut(Model):
 
     model_config = examples(
         {
-            "loan_id": "0x" + "12" * 32,
-            "borrower_key": "0x" + "ab" * 32,
-            "tx_hash": "0x" + "cd" * 32,
+            "loan_id": LOAN_ID,
+            "borrower_key": KEY,
+            "tx_hash": TX_HASH,
             "block_number": 42,
             "status": "active",
         }
@@ -124,7 +135,7 @@ class BatchOut(Model):
             "accepted": 1,
             "rejected": 1,
             "results": [
-                {"loan_id": "0x" + "12" * 32, "status": 201, "result": {"...": "..."}},
+                {"loan_id": LOAN_ID, "status": 201, "result": {"...": "..."}},
                 {
                     "loan_id": "0x" + "34" * 32,
                     "status": 409,
@@ -162,14 +173,14 @@ class Allocation(Model):
 class RepaymentOut(Model):
     model_config = examples(
         {
-            "loan_id": "0x" + "12" * 32,
+            "loan_id": LOAN_ID,
             "repayment_id": "0x" + "56" * 32,
             "principal": 1_000_000,
             "interest": 30_000,
             "outstanding": 2_000_000,
             "status": "active",
             "allocation": [{"lender": PLATFORM, "principal": 400_000, "interest": 12_000}],
-            "tx_hash": "0x" + "cd" * 32,
+            "tx_hash": TX_HASH,
             "block_number": 43,
         }
     )
@@ -202,11 +213,11 @@ class StatusIn(Model):
 class StatusOut(Model):
     model_config = examples(
         {
-            "loan_id": "0x" + "12" * 32,
+            "loan_id": LOAN_ID,
             "status": "overdue",
             "previous_status": "active",
             "released_principal": 0,
-            "tx_hash": "0x" + "cd" * 32,
+            "tx_hash": TX_HASH,
             "block_number": 44,
         }
     )
@@ -262,14 +273,7 @@ class CosignIn(Model):
         {
             "kind": "loan",
             "terms": {
-                "loan_id": "0x" + "12" * 32,
-                "borrower_key": "0x" + "ab" * 32,
-                "platform": PLATFORM,
-                "product": "consumer",
-                "principal": 3_000_000,
-                "apr_bps": 1_200,
-                "term_days": 180,
-                "repayment": "instalment",
+                **LOAN_EXAMPLE,
                 "line_id": "0x" + "00" * 32,
                 "document_digest": "0x" + "00" * 32,
                 "deadline": 1_767_225_600,
@@ -320,7 +324,7 @@ class AttestationOut(Model):
             "tier1_capital": 10**12,
             "total_loan_balance": 10**13,
             "valid_until": 1_767_225_600,
-            "tx_hash": "0x" + "cd" * 32,
+            "tx_hash": TX_HASH,
             "block_number": 45,
         }
     )

@@ -8,12 +8,12 @@ pre-check only, the contract judges again when the record lands.
 
 from __future__ import annotations
 
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product
 from ledger.rules import Book, Borrower, Line, Loan, Member, Violation, check_line, check_loan
 
 
-def snapshot(chain: Consortium, record: CoLoan | CreditLine) -> tuple[Book, int, int]:
+def snapshot(chain: ConsortiumView, record: CoLoan | CreditLine) -> tuple[Book, int, int]:
     """(book, block number, block timestamp) for judging `record` now."""
     n, now = chain.now()
     book = Book(policy=chain.policy(n))
@@ -54,14 +54,14 @@ def snapshot(chain: Consortium, record: CoLoan | CreditLine) -> tuple[Book, int,
     return book, n, now
 
 
-def judge(chain: Consortium, record: CoLoan | CreditLine) -> tuple[Violation | None, int]:
+def judge(chain: ConsortiumView, record: CoLoan | CreditLine) -> tuple[Violation | None, int]:
     """The rule `record` breaks against the chain's state now (None: none), and that now."""
     book, _block, now = snapshot(chain, record)
     check = check_loan if isinstance(record, CoLoan) else check_line
     return check(book, record, now), now  # type: ignore[arg-type]
 
 
-def _add_line(chain: Consortium, book: Book, line_id: bytes, platform: str, n: int) -> None:
+def _add_line(chain: ConsortiumView, book: Book, line_id: bytes, platform: str, n: int) -> None:
     state = chain.line_state(line_id, n)
     if state.status == LineStatus.NONE:
         return  # rules report LineNotActive

@@ -63,7 +63,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-class Consortium:
+class ConsortiumView:
     def __init__(self, client: LedgerClient, gate: Gate, from_block: int) -> None:
         self.client = client
         self.gate = gate

@@ -12,7 +12,7 @@ from api.auth import Principal
 from api.problems import Problem, from_rule
 from api.schemas.records import CosignIn, CosignOut
 from api.service.book import judge
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from ledger import provenance
 from ledger.domain import CoLoan, to_hex
@@ -20,7 +20,9 @@ from ledger.records import product_name
 from ledger.rules import RuleError
 
 
-def cosign(ctx: MemberContext, chain: Consortium, caller: Principal, req: CosignIn) -> CosignOut:
+def cosign(
+    ctx: MemberContext, chain: ConsortiumView, caller: Principal, req: CosignIn
+) -> CosignOut:
     record = req.terms.record()
     kind = req.kind
     me = ctx.address

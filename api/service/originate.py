@@ -7,6 +7,7 @@ refusal by any lender, an unreachable lender node or a bad signature costs no tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from api.problems import Problem, from_revert, from_rule
@@ -146,11 +147,26 @@ def prepare_loan(
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
     _block, now = p.chain.now()
     loan = build_loan(p.ctx, req, key, digest, now)
-    _precheck(p, loan, "loan")
-    sigs = _sign_and_verify(p, loan, "loan")
+    return loan, _agree(p, loan, "loan", doc)
+
+
+def _agree(p: Platform, record: CoLoan | CreditLine, kind: str, doc: bytes | None) -> list[bytes]:
+    """Pre-check `record`, collect and verify every party's signature, store its document."""
+    _precheck(p, record, kind)
+    sigs = _sign_and_verify(p, record, kind)
     if doc is not None:
         p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
-    return loan, sigs
+    return sigs
+
+
+def _send(p: Platform, kind: str, send: Callable[[], Any]) -> Any:
+    """Submit; a contract refusal becomes its problem, counted either way."""
+    try:
+        result = send()
+    except ContractRevert as exc:
+        raise _submitted_refusal(p.ctx, kind, exc) from None
+    p.ctx.metrics.submitted(kind)
+    return result
 
 
 def loan_request(
@@ -182,11 +198,7 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
         else:
             loan, sigs = prepare_loan(p, req, doc, digest, key)
             save(pending_of(loan, sigs))
-        try:
-            result = ctx.client.originate(loan, sigs)
-        except ContractRevert as exc:
-            raise _submitted_refusal(ctx, "loan", exc) from None
-        ctx.metrics.submitted("loan")
+        result = _send(p, "loan", lambda: ctx.client.originate(loan, sigs))
         tx, block = result.tx_hash, result.block_number
         if result.already_recorded:
             tx, block = p.chain.event_location("LoanOriginated", loanId=loan.loan_id)
@@ -240,16 +252,9 @@ def grant_line(p: Platform, req: LineIn) -> tuple[int, dict[str, Any], bool]:
                 shares=_tranches(req.shares),
                 document_digest=digest,
             )
-            _precheck(p, line, "line")
-            sigs = _sign_and_verify(p, line, "line")
-            if doc is not None:
-                ctx.documents.put(doc)
+            sigs = _agree(p, line, "line", doc)
             save(pending_of(line, sigs))
-        try:
-            receipt = ctx.client.grant_line(line, sigs)
-        except ContractRevert as exc:
-            raise _submitted_refusal(ctx, "line", exc) from None
-        ctx.metrics.submitted("line")
+        receipt = _send(p, "line", lambda: ctx.client.grant_line(line, sigs))
         out = record_out(line, receipt.tx_hash, receipt.block_number)
         return 201, out.model_dump(exclude_none=True)
 

@@ -20,7 +20,7 @@ from api.schemas.records import (
     StatusOut,
 )
 from api.service import idem, originate, reads
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.platform import Platform
 from ledger.chain.errors import ContractRevert
@@ -79,7 +79,7 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
     return idem.run(ctx, "repayment", to_hex(rid), canonical, work)
 
 
-def _status_now(chain: Consortium, loan: CoLoan) -> str:
+def _status_now(chain: ConsortiumView, loan: CoLoan) -> str:
     _outstanding, status = chain.loan_state(loan.loan_id)
     return status_name(status)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.service.consortium import Consortium
+from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.peers import PeerPool
 
@@ -13,5 +13,5 @@ from api.service.peers import PeerPool
 @dataclass(frozen=True, slots=True)
 class Platform:
     ctx: MemberContext
-    chain: Consortium
+    chain: ConsortiumView
     peers: PeerPool

@@ -29,7 +29,7 @@ from api.schemas.reads import (
     PartnerUsage,
     Usage,
 )
-from api.service.consortium import Consortium, Recorded
+from api.service.consortium import ConsortiumView, Recorded
 from ledger import allocation
 from ledger.domain import ZERO32, CoLoan, LineStatus, Role, to_hex
 from ledger.records import loan_view
@@ -77,7 +77,7 @@ def not_found(loan_id: str) -> Problem:
 class ChainReads:
     """The read model that is the chain itself: never behind, slower on long histories."""
 
-    def __init__(self, chain: Consortium) -> None:
+    def __init__(self, chain: ConsortiumView) -> None:
         self.chain = chain
 
     def start(self) -> None:
@@ -194,7 +194,7 @@ def _usage(outstanding: int, limit: int) -> dict[str, int]:
     return {"outstanding": outstanding, "limit": limit, "headroom": max(limit - outstanding, 0)}
 
 
-def limits(chain: Consortium, lender: str) -> LimitsOut:
+def limits(chain: ConsortiumView, lender: str) -> LimitsOut:
     block, now = chain.now()
     m = chain.member(lender, block)
     if m.role != Role.LENDER:
