@@ -108,3 +108,16 @@ def test_member_info_from_the_registry_tuple() -> None:
     assert m.role_name == "lender" and m.active and m.known
     gone = MemberInfo.from_abi(A, (0, 0, False, 0, 0, 0, 0, 0))
     assert gone.role_name == "none" and not gone.known and not gone.active
+
+
+def test_from_abi_reads_a_struct_as_a_tuple_or_by_name() -> None:
+    names = ["loanId", "borrowerKey", "platform", "product", "principal", "aprBps", "termDays",
+             "repayment", "lineId", "documentDigest", "deadline", "tranches"]  # fmt: skip
+    t = LOAN.as_abi()
+    by_name = dict(zip(names, t, strict=True))
+    by_name["tranches"] = [{"lender": x, "amount": n} for x, n in t[-1]]
+    assert CoLoan.from_abi(t) == CoLoan.from_abi(by_name) == LOAN
+    line_names = ["lineId", "borrowerKey", "platform", "product", "limit", "expiresAt",
+                  "documentDigest", "deadline", "shares"]  # fmt: skip
+    assert CreditLine.from_abi(LINE.as_abi()) == LINE
+    assert CreditLine.from_abi(dict(zip(line_names, LINE.as_abi(), strict=True))) == LINE
