@@ -92,13 +92,14 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
                 f"role {principal.role} may not call this endpoint (allowed: {', '.join(roles)})",
                 role=principal.role,
             )
-        me = _services(request).context.address
-        if own_node and principal.address != me:
-            raise Problem(
-                403,
-                "NotThisNodesMember",
-                f"this node acts for {me}; {principal.address} may not instruct it",
-            )
+        if own_node:
+            me = _services(request).context.address
+            if principal.address != me:
+                raise Problem(
+                    403,
+                    "NotThisNodesMember",
+                    f"this node acts for {me}; {principal.address} may not instruct it",
+                )
         return principal
 
     return guard
