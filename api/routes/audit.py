@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 
 from api.deps import ConsortiumDep, ContextDep, require
 from api.problems import Problem, responses
+from api.routes import LoanIdPath
 from api.schemas.common import chain_id_of
 
 router = APIRouter(tags=["audit"])
 AuditorOnly = Annotated[Any, Depends(require("auditor"))]
-LoanIdPath = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[\x21-\x7e]+$")]
 
 
 @router.get("/v1/audit/report", responses=responses(401, 403, 422))

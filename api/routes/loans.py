@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import PlatformDep, PlatformSelf, ReaderDep, ReadsDep
 from api.problems import responses
+from api.routes import LoanIdPath
 from api.schemas.common import Hex32
 from api.schemas.reads import LoanList, LoanView
 from api.schemas.records import (
@@ -26,7 +27,6 @@ from api.service import originate, payments, reads
 writes = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])
 views = APIRouter(prefix="/v1/loans", tags=["loans"])
 
-LoanIdPath = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[\x21-\x7e]+$")]
 _WRITE_ERRORS = responses(400, 401, 403, 404, 409, 422, 502, 503)
 
 
@@ -71,16 +71,16 @@ def set_status(
 
 
 @views.get("/{loan_id}", response_model=LoanView, responses=responses(401, 403, 404, 422))
-def get_loan(loan_id: LoanIdPath, reads_: ReadsDep, principal: ReaderDep) -> LoanView:
+def get_loan(loan_id: LoanIdPath, read_model: ReadsDep, principal: ReaderDep) -> LoanView:
     """One loan, if it is within the caller's scope (auditor: all; platform: its own; lender:
     the loans it funds a tranche of); otherwise the same 404 as for a loan that does not exist."""
-    return reads.get_loan(reads_, principal, loan_id)
+    return reads.get_loan(read_model, principal, loan_id)
 
 
 @views.get("", response_model=LoanList, responses=responses(401, 403, 422))
 def list_loans(
-    reads_: ReadsDep, principal: ReaderDep, borrower_key: Annotated[Hex32, Query()]
+    read_model: ReadsDep, principal: ReaderDep, borrower_key: Annotated[Hex32, Query()]
 ) -> LoanList:
     """A borrower's loans within the caller's scope."""
-    loans = reads.list_loans(reads_, principal, bytes.fromhex(borrower_key[2:]))
+    loans = reads.list_loans(read_model, principal, bytes.fromhex(borrower_key[2:]))
     return LoanList(borrower_key=borrower_key.lower(), count=len(loans), loans=loans)
