@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.service.node import WrongChain, check_chain
+    from api.service.context import WrongChain, check_chain
     from api.settings import NodeSettings
     from ledger.keys import ensure_coincurve_backend
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = NodeSettings.load(args.config)
     app = create_app(settings)
     try:
-        check_chain(app.state.node)
+        check_chain(app.state.services.context)
     except WrongChain as exc:
         # One line for the operator, no traceback: this is configuration, not a crash.
         print(f"python -m api: {settings.name}: {exc}", file=sys.stderr)

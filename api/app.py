@@ -20,26 +20,24 @@ from api import problems
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
 from api.routes import audit, auth, borrowers, cosign, health, lenders, lines, loans
-from api.service.node import Node, build
 from api.settings import NodeSettings
+from api.wiring import NodeServices, build
 
 log = logging.getLogger("api")
 
-_ROLE_OF = {"platform": 2, "lender": 3, "auditor": 4}
-
-
-def _check_membership(node: Node) -> None:
+def _check_membership(services: NodeServices) -> None:
     """Refuse to serve as a member the chain does not know in this role: a misconfigured key
     would otherwise sign (and be refused) on every request."""
+    ctx = services.context
     try:
-        m = node.member(node.address)
+        m = services.chain.member(ctx.address)
     except Exception as exc:  # noqa: BLE001 - chain down at start-up: /readyz reports it
-        log.warning("cannot check membership of %s yet: %s", node.address, type(exc).__name__)
+        log.warning("cannot check membership of %s yet: %s", ctx.address, type(exc).__name__)
         return
-    if m.role != node.settings.role:
+    if m.role_name != ctx.role:
         raise RuntimeError(
-            f"{node.address} is registered as {m.role!r} on chain, but this node is configured "
-            f"as {node.settings.role!r}"
+            f"{ctx.address} is registered as {m.role_name!r} on chain, but this node is "
+            f"configured as {ctx.role!r}"
         )
 
 
@@ -84,24 +82,18 @@ class TimingMiddleware:
             )
 
 
-def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
-    node = node or build(settings)
+def create_app(settings: NodeSettings, services: NodeServices | None = None) -> FastAPI:
+    services = services or build(settings)
+    metrics = services.context.metrics
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        _check_membership(node)
-        if node.indexed is not None:
-            node.indexed.start()
+        _check_membership(services)
+        services.reads.start()
         try:
             yield
         finally:
-            if node.indexed is not None:
-                node.indexed.stop()
-            if node.peers is not None:
-                node.peers.close()
-            node.client.close()
-            node.gate.close()
-            node.engine.dispose()
+            services.close()
 
     app = FastAPI(
         title=f"Joint-lending consortium node: {settings.name} ({settings.role})",
@@ -112,21 +104,21 @@ def create_app(settings: NodeSettings, node: Node | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
     )
-    app.state.node = node
+    app.state.services = services
     limits = settings.limits
     app.state.caller_rate = TokenBucket(limits.rate_per_s, limits.burst)
     problems.install(app)
 
     def _lag() -> float | None:
-        if node.indexed_block is None:
-            return None
-        return node.indexer_lag(node.client.head())
+        if services.reads.lag(0) is None:
+            return None  # the chain itself: never behind
+        return services.reads.lag(services.chain.head())
 
-    node.metrics.gauge(
+    metrics.gauge(
         "ledger_indexer_lag_blocks", "Blocks the node's read model is behind the chain head.", _lag
     )
 
-    app.add_middleware(TimingMiddleware, metrics=node.metrics)
+    app.add_middleware(TimingMiddleware, metrics=metrics)
 
     # Outermost: an over-large body or a sign-in flood is refused before anything else runs.
     app.add_middleware(LimitsMiddleware, limits=limits)

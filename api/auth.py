@@ -20,8 +20,10 @@ from starlette.concurrency import run_in_threadpool
 from api import store
 from api.problems import Problem
 from api.schemas.reads import ChallengeOut, TokenOut
-from api.service.node import MemberInfo, Node
+from api.service.consortium import ConsortiumView
+from api.service.context import MemberContext
 from ledger import siwe
+from ledger.domain import MemberInfo
 
 STATEMENT = "Sign in to the joint-lending consortium node {name}."
 _CLOCK_SKEW = timedelta(seconds=60)
@@ -46,10 +48,10 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def challenge(node: Node, address: str) -> ChallengeOut:
+def challenge(ctx: MemberContext, address: str) -> ChallengeOut:
     """A fresh EIP-4361 message for `address` to sign. Issued to anyone (it reveals nothing);
     membership is checked when the signed message comes back."""
-    s = node.settings
+    s = ctx.settings
     now = _now()
     expires = now + timedelta(seconds=s.challenge_ttl_s)
     nonce = secrets.token_hex(12)
@@ -58,12 +60,12 @@ def challenge(node: Node, address: str) -> ChallengeOut:
         address=address,
         statement=STATEMENT.format(name=s.name),
         uri=s.public_url,
-        chain_id=node.deployment.chain_id,
+        chain_id=ctx.deployment.chain_id,
         nonce=nonce,
         issued_at=now,
         expiration_time=expires,
     )
-    store.add_nonce(node.engine, nonce, address, int(expires.timestamp()))
+    store.add_nonce(ctx.engine, nonce, address, int(expires.timestamp()))
     return ChallengeOut(message=message.text(), nonce=nonce, expires_at=siwe.utc(expires))
 
 
@@ -71,8 +73,8 @@ def _unauthorised(code: str, detail: str) -> Problem:
     return Problem(401, code, detail)
 
 
-def issue_token(node: Node, text: str, signature: str) -> TokenOut:
-    s = node.settings
+def issue_token(ctx: MemberContext, chain: ConsortiumView, text: str, signature: str) -> TokenOut:
+    s = ctx.settings
     try:
         msg = siwe.parse(text)
     except siwe.SiweError as exc:
@@ -80,9 +82,9 @@ def issue_token(node: Node, text: str, signature: str) -> TokenOut:
     now = _now()
     if msg.domain != s.domain or msg.uri != s.public_url:
         raise _unauthorised("WrongDomain", f"the message is for {msg.domain}, not {s.domain}")
-    if msg.chain_id != node.deployment.chain_id:
+    if msg.chain_id != ctx.deployment.chain_id:
         raise _unauthorised(
-            "WrongChain", f"chain id {msg.chain_id}, expected {node.deployment.chain_id}"
+            "WrongChain", f"chain id {msg.chain_id}, expected {ctx.deployment.chain_id}"
         )
     if msg.expiration_time is None or msg.expiration_time < now:
         raise _unauthorised("ChallengeExpired", "the sign-in message has expired")
@@ -95,49 +97,49 @@ def issue_token(node: Node, text: str, signature: str) -> TokenOut:
     if signer != msg.address:
         raise _unauthorised("InvalidSignature", "the signature is not by the message's address")
     # Last, after the signature: a forged request must not burn a real member's nonce.
-    if not store.use_nonce(node.engine, msg.nonce, msg.address, int(now.timestamp())):
+    if not store.use_nonce(ctx.engine, msg.nonce, msg.address, int(now.timestamp())):
         raise _unauthorised("NonceInvalid", "unknown, expired or already used nonce")
-    member = node.member(msg.address)
-    if not member.active or member.role == "none":
+    member = chain.member(msg.address)
+    if not member.active or member.role_name == "none":
         raise Problem(403, "MemberNotActive", f"{msg.address} is not an active consortium member")
     token = secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=s.token_ttl_s)
     store.add_token(
-        node.engine, _hash(token), msg.address, int(now.timestamp()), int(expires.timestamp())
+        ctx.engine, _hash(token), msg.address, int(now.timestamp()), int(expires.timestamp())
     )
     return TokenOut(
         access_token=token,
         token_type="bearer",
         expires_at=siwe.utc(expires),
-        role=member.role,
+        role=member.role_name,
         address=msg.address,
     )
 
 
-async def token_owner(node: Node, token: str) -> str:
+async def token_owner(ctx: MemberContext, token: str) -> str:
     """The address a bearer token was issued to; 401 if unknown or expired. From the cache (the
     database once per token and process), on the event loop."""
     token_hash = _hash(token)
-    found = node.tokens.get(token_hash)
+    found = ctx.tokens.get(token_hash)
     if found is None:
-        row = await run_in_threadpool(store.find_token, node.engine, token_hash)
+        row = await run_in_threadpool(store.find_token, ctx.engine, token_hash)
         if row is None:
             raise _unauthorised("InvalidToken", "unknown bearer token")
         found = (row.address, row.expires_at)
-        node.tokens.put(token_hash, *found)
+        ctx.tokens.put(token_hash, *found)
     address, expires_at = found
     if expires_at < int(_now().timestamp()):
         raise _unauthorised("TokenExpired", "the bearer token has expired; sign in again")
     return address
 
 
-async def member_principal(node: Node, address: str) -> Principal:
+async def member_principal(chain: ConsortiumView, address: str) -> Principal:
     """The caller as the chain has it now; 403 if no longer active. The member record and the
     head come from one JSON-RPC batch."""
-    member, head = await node.member_and_head(address)
+    member, head = await chain.member_and_head(address)
     if not member.active:
         raise Problem(
             403, "MemberNotActive", f"{address} is {member.status.name.lower()} on chain"
         )
-    return Principal(address, member.role, member, head)
+    return Principal(address, member.role_name, member, head)
 

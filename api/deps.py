@@ -1,4 +1,5 @@
-"""Route dependencies: the node, the authenticated caller, and role guards.
+"""Route dependencies: the node's services (typed, one per part), the authenticated caller, and
+role guards.
 
 Every authenticated request maps its bearer token to an address, then reads that address's
 member record from the chain (`registry.member`, one eth_call, batched with the head), so a
@@ -19,32 +20,61 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import Principal, member_principal, token_owner
 from api.limits import rate_limited
 from api.problems import Problem
-from api.service.node import Node
+from api.service.consortium import ConsortiumView
+from api.service.context import MemberContext
+from api.service.platform import Platform
+from api.service.reads import ReadModel
+from api.wiring import NodeServices
 
 _bearer = HTTPBearer(auto_error=False, description="token from POST /v1/auth/token")
 
 
-async def get_node(request: Request) -> Node:
-    return request.app.state.node
+def _services(request: Request) -> NodeServices:
+    return request.app.state.services
 
 
-NodeDep = Annotated[Node, Depends(get_node)]
+async def get_context(request: Request) -> MemberContext:
+    return _services(request).context
+
+
+async def get_consortium(request: Request) -> ConsortiumView:
+    return _services(request).chain
+
+
+async def get_reads(request: Request) -> ReadModel:
+    return _services(request).reads
+
+
+async def get_platform(request: Request) -> Platform:
+    """A platform node's writes: its context, the chain and its peers (built on a platform node,
+    the only one that serves them)."""
+    services = _services(request)
+    assert services.peers is not None
+    return Platform(services.context, services.chain, services.peers)
+
+
+ContextDep = Annotated[MemberContext, Depends(get_context)]
+ConsortiumDep = Annotated[ConsortiumView, Depends(get_consortium)]
+ReadsDep = Annotated[ReadModel, Depends(get_reads)]
+PlatformDep = Annotated[Platform, Depends(get_platform)]
 
 
 async def current_principal(
     request: Request,
-    node: NodeDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # The services straight from the app, not as dependencies of their own: this runs on every
+    # authenticated request, and each dependency costs FastAPI a resolution step.
+    services = _services(request)
     if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
         raise Problem(401, "Unauthenticated", "a bearer token is required (POST /v1/auth/token)")
-    address = await token_owner(node, creds.credentials)
+    address = await token_owner(services.context, creds.credentials)
     # Before the chain is asked anything: a caller over its rate costs the node no RPC call.
     bucket = request.app.state.caller_rate
     wait = bucket.take(address)
     if wait > 0:
         raise rate_limited(wait, bucket.rate, "caller")
-    return await member_principal(node, address)
+    return await member_principal(services.chain, address)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
@@ -54,7 +84,7 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
     """A guard: the caller must have one of `roles`; with `own_node`, it must also be the member
     this node acts for (writes are signed with the node's key, so only its owner may ask)."""
 
-    async def guard(principal: PrincipalDep, node: NodeDep) -> Principal:
+    async def guard(principal: PrincipalDep, request: Request) -> Principal:
         if principal.role not in roles:
             raise Problem(
                 403,
@@ -62,12 +92,14 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
                 f"role {principal.role} may not call this endpoint (allowed: {', '.join(roles)})",
                 role=principal.role,
             )
-        if own_node and principal.address != node.address:
-            raise Problem(
-                403,
-                "NotThisNodesMember",
-                f"this node acts for {node.address}; {principal.address} may not instruct it",
-            )
+        if own_node:
+            me = _services(request).context.address
+            if principal.address != me:
+                raise Problem(
+                    403,
+                    "NotThisNodesMember",
+                    f"this node acts for {me}; {principal.address} may not instruct it",
+                )
         return principal
 
     return guard

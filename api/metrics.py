@@ -66,20 +66,14 @@ class Metrics:
                 lines.append(f"{name}_bucket{_labels(key + (('le', '+Inf'),))} {self._hist_n[key]}")
                 lines.append(f"{name}_sum{_labels(key)} {self._hist_sum[key]:.6f}")
                 lines.append(f"{name}_count{_labels(key)} {self._hist_n[key]}")
-            name = "ledger_records_submitted_total"
-            lines += [
-                f"# HELP {name} Records recorded on chain by this node.",
-                f"# TYPE {name} counter",
-            ]
-            for key, n in sorted(self._submitted.items()):
-                lines.append(f"{name}{_labels(key)} {n}")
-            name = "ledger_records_rejected_total"
-            lines += [
-                f"# HELP {name} Records refused, by error code and rule.",
-                f"# TYPE {name} counter",
-            ]
-            for key, n in sorted(self._rejected.items()):
-                lines.append(f"{name}{_labels(key)} {n}")
+            for name, help_text, counts in (
+                ("ledger_records_submitted_total", "Records recorded on chain by this node.",
+                 self._submitted),
+                ("ledger_records_rejected_total", "Records refused, by error code and rule.",
+                 self._rejected),
+            ):  # fmt: skip
+                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+                lines += [f"{name}{_labels(key)} {n}" for key, n in sorted(counts.items())]
         for gname, (help_text, fn) in sorted(self._gauges.items()):
             try:
                 value = fn()

@@ -17,11 +17,11 @@ from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledger.identity import Pepper
+from ledger.records.names import ProductName
 
 DEV_CHAIN_ID = 31337
 
 NodeRole = Literal["platform", "lender", "auditor"]
-ProductName = Literal["consumer", "business"]
 
 
 class DevOnlyRefused(RuntimeError):

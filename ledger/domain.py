@@ -65,6 +65,54 @@ class MemberStatus(IntEnum):
     REMOVED = 3
 
 
+ROLE_NAMES = {
+    Role.NONE: "none",
+    Role.GOVERNOR: "governor",
+    Role.PLATFORM: "platform",
+    Role.LENDER: "lender",
+    Role.AUDITOR: "auditor",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """The registry's record of one address (ConsortiumRegistry.Member), as of one block."""
+
+    address: str
+    role: Role
+    status: MemberStatus
+    frozen: bool
+    index: int
+    tier1_capital: int = 0
+    total_loan_balance: int = 0
+    attested_at: int = 0
+    attested_until: int = 0
+
+    @classmethod
+    def from_abi(cls, address: str, value: tuple | list) -> MemberInfo:
+        """From `registry.member(address)`: (role, status, frozen, index, tier1Capital,
+        totalLoanBalance, attestedAt, attestedUntil). The one place that knows its order."""
+        role, status, frozen, index, tier1, balance, at, until = value
+        return cls(
+            address, Role(role), MemberStatus(status), bool(frozen), int(index),
+            int(tier1), int(balance), int(at), int(until),
+        )  # fmt: skip
+
+    @property
+    def role_name(self) -> str:
+        """The role as the API names it: platform, lender, auditor, governor or none."""
+        return ROLE_NAMES.get(self.role, "none")
+
+    @property
+    def active(self) -> bool:
+        return self.status == MemberStatus.ACTIVE
+
+    @property
+    def known(self) -> bool:
+        """Registered at all (whatever its status now)."""
+        return self.status != MemberStatus.NONE
+
+
 def to_hex(value: bytes | bytearray | memoryview) -> str:
     """0x-prefixed lower-case hex: the one spelling of bytes in JSON, logs and problem details."""
     return "0x" + bytes(value).hex()
@@ -141,37 +189,8 @@ class CoLoan:
 
     @classmethod
     def from_abi(cls, value: tuple | dict) -> CoLoan:
-        if isinstance(value, dict):
-            v = value
-            return cls(
-                loan_id=v["loanId"],
-                borrower_key=v["borrowerKey"],
-                platform=v["platform"],
-                product=v["product"],
-                principal=v["principal"],
-                apr_bps=v["aprBps"],
-                term_days=v["termDays"],
-                repayment=v["repayment"],
-                line_id=v["lineId"],
-                document_digest=v["documentDigest"],
-                deadline=v["deadline"],
-                tranches=tuple(_tranche(t) for t in v["tranches"]),
-            )
-        (lid, key, platform, product, principal, apr, term, rep, line, doc, deadline, trs) = value
-        return cls(
-            loan_id=lid,
-            borrower_key=key,
-            platform=platform,
-            product=product,
-            principal=principal,
-            apr_bps=apr,
-            term_days=term,
-            repayment=rep,
-            line_id=line,
-            document_digest=doc,
-            deadline=deadline,
-            tranches=tuple(_tranche(t) for t in trs),
-        )
+        """From the contract's CoLoan struct: a tuple in field order, or a dict by ABI name."""
+        return cls(**_fields(value, _COLOAN_ABI, "tranches"))
 
     @property
     def signers(self) -> tuple[str, ...]:
@@ -213,31 +232,9 @@ class CreditLine:
 
     @classmethod
     def from_abi(cls, value: tuple | dict) -> CreditLine:
-        if isinstance(value, dict):
-            v = value
-            return cls(
-                line_id=v["lineId"],
-                borrower_key=v["borrowerKey"],
-                platform=v["platform"],
-                product=v["product"],
-                limit=v["limit"],
-                expires_at=v["expiresAt"],
-                document_digest=v["documentDigest"],
-                deadline=v["deadline"],
-                shares=tuple(_tranche(t) for t in v["shares"]),
-            )
-        (lid, key, platform, product, limit, expires, doc, deadline, shares) = value
-        return cls(
-            line_id=lid,
-            borrower_key=key,
-            platform=platform,
-            product=product,
-            limit=limit,
-            expires_at=expires,
-            document_digest=doc,
-            deadline=deadline,
-            shares=tuple(_tranche(t) for t in shares),
-        )
+        """From the contract's CreditLine struct: a tuple in field order, or a dict by ABI
+        name."""
+        return cls(**_fields(value, _LINE_ABI, "shares"))
 
     @property
     def signers(self) -> tuple[str, ...]:
@@ -248,6 +245,29 @@ def _tranche(t: tuple | dict) -> Tranche:
     if isinstance(t, dict):
         return Tranche(t["lender"], t["amount"])
     return Tranche(t[0], t[1])
+
+
+# (field, ABI name) in the structs' order (contracts/libraries/LedgerTypes.sol).
+_COLOAN_ABI = (
+    ("loan_id", "loanId"), ("borrower_key", "borrowerKey"), ("platform", "platform"),
+    ("product", "product"), ("principal", "principal"), ("apr_bps", "aprBps"),
+    ("term_days", "termDays"), ("repayment", "repayment"), ("line_id", "lineId"),
+    ("document_digest", "documentDigest"), ("deadline", "deadline"), ("tranches", "tranches"),
+)  # fmt: skip
+_LINE_ABI = (
+    ("line_id", "lineId"), ("borrower_key", "borrowerKey"), ("platform", "platform"),
+    ("product", "product"), ("limit", "limit"), ("expires_at", "expiresAt"),
+    ("document_digest", "documentDigest"), ("deadline", "deadline"), ("shares", "shares"),
+)  # fmt: skip
+
+
+def _fields(value: tuple | dict, abi: tuple[tuple[str, str], ...], parts: str) -> dict:
+    """Keyword arguments from an ABI struct (tuple in order or dict by ABI name); `parts`, the
+    field holding the tranches, as Tranches."""
+    values = [value[name] for _f, name in abi] if isinstance(value, dict) else value
+    out = dict(zip((f for f, _n in abi), values, strict=True))
+    out[parts] = tuple(_tranche(t) for t in out[parts])
+    return out
 
 
 @dataclass(frozen=True, slots=True)

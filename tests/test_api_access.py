@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from api.service.terms import loan_terms
+from ledger.records import loan_terms
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
 P, A, C, AU, G = "platform", "bank-a", "bank-c", "auditor", "governor"

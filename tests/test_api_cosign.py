@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.service.reads import plain
+from api.service.consortium import plain
 from ledger import provenance
 from ledger.domain import CoLoan
 from ledger.localnet.nodes import recorded
@@ -145,7 +145,7 @@ def test_bank_refuses_by_its_own_appetite(net: Consortium) -> None:
 
 def test_lender_refuses_terms_not_proposed_by_their_platform(net: Consortium) -> None:
     loan = net.cx.loan(1_000_000, [(net.cx.platform, 400_000), (net.cx.lenders[0], 600_000)])
-    from api.service.terms import loan_terms
+    from ledger.records import loan_terms
 
     terms = loan_terms(loan) | {"deadline": net.cx.now() + 7 * 86_400}
     r = net.session(P, A).post("/v1/cosign", {"kind": "loan", "terms": terms})

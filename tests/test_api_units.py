@@ -12,7 +12,7 @@ import pytest
 from api import store
 from api.problems import Problem, rule_problem
 from api.service import idem
-from api.service.node import KeyedLocks
+from api.service.context import KeyedLocks
 from ledger import siwe
 from ledger.chain.errors import error_class
 from ledger.keys import dev_account

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import auth
-from api.deps import NodeDep
+from api.deps import ConsortiumDep, ContextDep
 from api.problems import responses
 from api.schemas.reads import ChallengeIn, ChallengeOut, TokenIn, TokenOut
 
@@ -13,12 +13,12 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
 @router.post("/challenge", response_model=ChallengeOut, responses=responses(422))
-def challenge(body: ChallengeIn, node: NodeDep) -> ChallengeOut:
+def challenge(body: ChallengeIn, ctx: ContextDep) -> ChallengeOut:
     """An EIP-4361 message for `address` to sign (single-use nonce, short expiry)."""
-    return auth.challenge(node, body.address)
+    return auth.challenge(ctx, body.address)
 
 
 @router.post("/token", response_model=TokenOut, responses=responses(401, 403, 422))
-def token(body: TokenIn, node: NodeDep) -> TokenOut:
+def token(body: TokenIn, ctx: ContextDep, chain: ConsortiumDep) -> TokenOut:
     """Exchange the signed message for a short-lived bearer token bound to the address."""
-    return auth.issue_token(node, body.message, body.signature)
+    return auth.issue_token(ctx, chain, body.message, body.signature)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import LenderSelf, NodeDep, PlatformCaller
+from api.deps import ConsortiumDep, ContextDep, LenderSelf, PlatformCaller
 from api.problems import responses
 from api.schemas.records import AttestationIn, AttestationOut, CosignIn, CosignOut
 from api.service import cosign as service
@@ -13,11 +13,13 @@ router = APIRouter(prefix="/v1", tags=["lender node"])
 
 
 @router.post("/cosign", response_model=CosignOut, responses=responses(401, 403, 409, 422))
-def cosign(body: CosignIn, node: NodeDep, caller: PlatformCaller) -> CosignOut:
+def cosign(
+    body: CosignIn, ctx: ContextDep, chain: ConsortiumDep, caller: PlatformCaller
+) -> CosignOut:
     """Sign a platform's proposed loan or line with this lender's key, after checking this
     lender's appetite (maximum tranche, products) and the consortium's rules; or a 409 problem
     saying why not."""
-    return service.cosign(node, caller, body)
+    return service.cosign(ctx, chain, caller, body)
 
 
 @router.post(
@@ -26,14 +28,14 @@ def cosign(body: CosignIn, node: NodeDep, caller: PlatformCaller) -> CosignOut:
     response_model=AttestationOut,
     responses=responses(401, 403, 409, 422),
 )
-def attest(body: AttestationIn, node: NodeDep, _p: LenderSelf) -> AttestationOut:
+def attest(body: AttestationIn, ctx: ContextDep, _p: LenderSelf) -> AttestationOut:
     """Attest this lender's tier-1 capital and total loan balance (R5/R6 bases) until
     `valid_until` (R8)."""
-    receipt = node.client.attest_capital(
+    receipt = ctx.client.attest_capital(
         body.tier1_capital, body.total_loan_balance, body.valid_until
     )
     return AttestationOut(
-        lender=node.address,
+        lender=ctx.address,
         tier1_capital=body.tier1_capital,
         total_loan_balance=body.total_loan_balance,
         valid_until=body.valid_until,

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
-from api.deps import NodeDep
+from api.deps import ConsortiumDep, ContextDep, ReadsDep
 from api.problems import MEDIA_TYPE, Problem
 from api.schemas.reads import Health, Ready
 
@@ -21,17 +21,17 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
-def readyz(node: NodeDep) -> JSONResponse:
+def readyz(ctx: ContextDep, chain: ConsortiumDep, reads: ReadsDep) -> JSONResponse:
     """Ready: the chain and the node's database answer, and the indexer's lag is within
     `max_indexer_lag` blocks."""
-    max_lag = node.settings.max_indexer_lag
+    max_lag = ctx.settings.max_indexer_lag
     try:
-        block = node.client.head()
+        block = chain.head()
     except Exception:  # noqa: BLE001 - any failure to reach the chain means not ready
         block = None
-    lag = node.indexer_lag(block) if block is not None else None
+    lag = reads.lag(block) if block is not None else None
     try:
-        with node.engine.connect() as conn:
+        with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         database = True
     except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
@@ -58,8 +58,8 @@ def readyz(node: NodeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(node: NodeDep) -> PlainTextResponse:
+def metrics(ctx: ContextDep) -> PlainTextResponse:
     """Prometheus text format: request latencies, indexer lag, records submitted and refused."""
     return PlainTextResponse(
-        node.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        ctx.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import NodeDep, PlatformSelf, ReaderDep
+from api.deps import PlatformDep, PlatformSelf, ReaderDep, ReadsDep
 from api.problems import responses
+from api.routes import LoanIdPath
 from api.schemas.common import Hex32
 from api.schemas.reads import LoanList, LoanView
 from api.schemas.records import (
@@ -26,7 +27,6 @@ from api.service import originate, payments, reads
 writes = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])
 views = APIRouter(prefix="/v1/loans", tags=["loans"])
 
-LoanIdPath = Annotated[str, Path(min_length=1, max_length=80, pattern=r"^[\x21-\x7e]+$")]
 _WRITE_ERRORS = responses(400, 401, 403, 404, 409, 422, 502, 503)
 
 
@@ -37,48 +37,50 @@ def _reply(result: tuple[int, dict[str, Any], bool]) -> JSONResponse:
 
 
 @writes.post("", status_code=201, response_model=RecordOut, responses=_WRITE_ERRORS)
-def create_loan(body: LoanIn, node: NodeDep, _p: PlatformSelf) -> JSONResponse:
+def create_loan(body: LoanIn, platform: PlatformDep, _p: PlatformSelf) -> JSONResponse:
     """Co-originate a loan: validate, pre-check (ledger.rules), collect every lender node's
     co-signature, verify them, submit, wait for the receipt. Idempotent by `loan_id`."""
-    return _reply(originate.originate(node, body))
+    return _reply(originate.originate(platform, body))
 
 
 @writes.post(
     "/batch", response_model=BatchOut, response_model_exclude_none=True, responses=_WRITE_ERRORS
 )
-def create_batch(body: BatchIn, node: NodeDep, _p: PlatformSelf) -> BatchOut:
+def create_batch(body: BatchIn, platform: PlatformDep, _p: PlatformSelf) -> BatchOut:
     """Many loans, each checked and co-signed on its own, recorded in one non-atomic batch:
     per-item results (201 or the item's problem)."""
-    return payments.batch(node, body)
+    return payments.batch(platform, body)
 
 
 @writes.post(
     "/{loan_id}/repayments", status_code=201, response_model=RepaymentOut, responses=_WRITE_ERRORS
 )
-def repay(loan_id: LoanIdPath, body: RepaymentIn, node: NodeDep, _p: PlatformSelf) -> JSONResponse:
+def repay(
+    loan_id: LoanIdPath, body: RepaymentIn, platform: PlatformDep, _p: PlatformSelf
+) -> JSONResponse:
     """Record a repayment; returns the per-tranche allocation. Idempotent by `repayment_id`."""
-    return _reply(payments.repay(node, loan_id, body))
+    return _reply(payments.repay(platform, loan_id, body))
 
 
 @writes.post("/{loan_id}/status", response_model=StatusOut, responses=_WRITE_ERRORS)
 def set_status(
-    loan_id: LoanIdPath, body: StatusIn, node: NodeDep, _p: PlatformSelf
+    loan_id: LoanIdPath, body: StatusIn, platform: PlatformDep, _p: PlatformSelf
 ) -> JSONResponse:
     """Move a loan to overdue, back to active, to defaulted or written off."""
-    return _reply(payments.set_status(node, loan_id, body))
+    return _reply(payments.set_status(platform, loan_id, body))
 
 
 @views.get("/{loan_id}", response_model=LoanView, responses=responses(401, 403, 404, 422))
-def get_loan(loan_id: LoanIdPath, node: NodeDep, principal: ReaderDep) -> LoanView:
+def get_loan(loan_id: LoanIdPath, read_model: ReadsDep, principal: ReaderDep) -> LoanView:
     """One loan, if it is within the caller's scope (auditor: all; platform: its own; lender:
     the loans it funds a tranche of); otherwise the same 404 as for a loan that does not exist."""
-    return reads.get_loan(node, principal, loan_id)
+    return reads.get_loan(read_model, principal, loan_id)
 
 
 @views.get("", response_model=LoanList, responses=responses(401, 403, 422))
 def list_loans(
-    node: NodeDep, principal: ReaderDep, borrower_key: Annotated[Hex32, Query()]
+    read_model: ReadsDep, principal: ReaderDep, borrower_key: Annotated[Hex32, Query()]
 ) -> LoanList:
     """A borrower's loans within the caller's scope."""
-    loans = reads.list_loans(node, principal, bytes.fromhex(borrower_key[2:]))
+    loans = reads.list_loans(read_model, principal, bytes.fromhex(borrower_key[2:]))
     return LoanList(borrower_key=borrower_key.lower(), count=len(loans), loans=loans)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from eth_utils import keccak, to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
-from ledger.domain import MAX_AMOUNT, Product, Repayment
+from ledger.domain import MAX_AMOUNT
 
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -48,8 +48,6 @@ ApiId = Annotated[
 # Money is integer fen; Strict refuses 1.5, "100" and 100.0 alike.
 Fen = Annotated[int, Strict(), Field(gt=0, le=MAX_AMOUNT, examples=[5_000_000])]
 FenOrZero = Annotated[int, Strict(), Field(ge=0, le=MAX_AMOUNT, examples=[0])]
-ProductName = Literal["consumer", "business"]
-RepaymentName = Literal["bullet", "instalment"]
 NationalId = Annotated[str, Field(min_length=1, max_length=32, examples=["11010519491231002X"])]
 
 MAX_DOCUMENT_BYTES = 1 << 20
@@ -60,22 +58,6 @@ def chain_id_of(api_id: str) -> bytes:
     if _HEX32.fullmatch(api_id):
         return bytes.fromhex(api_id[2:])
     return keccak(text=api_id)
-
-
-def product_of(name: str) -> Product:
-    return Product.CONSUMER if name == "consumer" else Product.BUSINESS
-
-
-def product_name(p: Product | int) -> ProductName:
-    return "consumer" if int(p) == Product.CONSUMER else "business"
-
-
-def repayment_of(name: str) -> Repayment:
-    return Repayment.BULLET if name == "bullet" else Repayment.INSTALMENT
-
-
-def repayment_name(r: Repayment | int) -> RepaymentName:
-    return "bullet" if int(r) == Repayment.BULLET else "instalment"
 
 
 def decode_document(value: str) -> bytes:
@@ -105,6 +87,11 @@ Document = Annotated[
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def examples(*values: Any) -> ConfigDict:
+    """A model's config: unknown fields refused, and the examples its OpenAPI schema shows."""
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(values)})
 
 
 class Share(Model):

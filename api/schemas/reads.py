@@ -2,35 +2,28 @@
 
 from __future__ import annotations
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
-from api.schemas.common import Address, Model, NationalId
-from api.schemas.records import BANK_A, PLATFORM
-
-_KEY = "0x" + "ab" * 32
+from api.schemas.common import Address, Model, NationalId, examples
+from api.schemas.records import BANK_A, KEY, LOAN_EXAMPLE, PLATFORM, TX_HASH
 
 
 class ChallengeIn(Model):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"address": BANK_A}]})
+    model_config = examples({"address": BANK_A})
     address: Address
 
 
 class ChallengeOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "message": "127.0.0.1:8101 wants you to sign in with your Ethereum account:\n"
-                    f"{BANK_A}\n\nSign in to the consortium node bank-a.\n\n"
-                    "URI: http://127.0.0.1:8101\nVersion: 1\nChain ID: 31337\n"
-                    "Nonce: 3kX9a0B1c2D3e4F5\nIssued At: 2025-01-01T00:00:00Z\n"
-                    "Expiration Time: 2025-01-01T00:05:00Z",
-                    "nonce": "3kX9a0B1c2D3e4F5",
-                    "expires_at": "2025-01-01T00:05:00Z",
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "message": "127.0.0.1:8101 wants you to sign in with your Ethereum account:\n"
+            f"{BANK_A}\n\nSign in to the consortium node bank-a.\n\n"
+            "URI: http://127.0.0.1:8101\nVersion: 1\nChain ID: 31337\n"
+            "Nonce: 3kX9a0B1c2D3e4F5\nIssued At: 2025-01-01T00:00:00Z\n"
+            "Expiration Time: 2025-01-01T00:05:00Z",
+            "nonce": "3kX9a0B1c2D3e4F5",
+            "expires_at": "2025-01-01T00:05:00Z",
+        }
     )
     message: str
     nonce: str
@@ -38,30 +31,20 @@ class ChallengeOut(Model):
 
 
 class TokenIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"message": "<the challenge message>", "signature": "0x…"}]
-        },
-    )
+    model_config = examples({"message": "<the challenge message>", "signature": "0x…"})
     message: str = Field(..., max_length=4096)
     signature: str = Field(..., max_length=200)
 
 
 class TokenOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "access_token": "q1w2e3…",
-                    "token_type": "bearer",
-                    "expires_at": "2025-01-01T00:15:00Z",
-                    "role": "lender",
-                    "address": BANK_A,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "access_token": "q1w2e3…",
+            "token_type": "bearer",
+            "expires_at": "2025-01-01T00:15:00Z",
+            "role": "lender",
+            "address": BANK_A,
+        }
     )
     access_token: str
     token_type: str = "bearer"
@@ -71,16 +54,12 @@ class TokenOut(Model):
 
 
 class BorrowerKeyIn(Model):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"national_id": "11010519491231002X"}]}
-    )
+    model_config = examples({"national_id": "11010519491231002X"})
     national_id: NationalId
 
 
 class BorrowerKeyOut(Model):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"borrower_key": _KEY}]}
-    )
+    model_config = examples({"borrower_key": KEY})
     borrower_key: str
 
 
@@ -98,30 +77,25 @@ class Headroom(ByProduct):
 
 
 class ExposureOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "borrower_key": _KEY,
-                    "total_exposure": 3_000_000,
-                    "exposure": {"consumer": 3_000_000, "business": 0},
-                    "lender_count": 3,
-                    "caps": {
-                        "consumer": 20_000_000,
-                        "business": 100_000_000,
-                        "max_institutions": 3,
-                    },
-                    "headroom": {
-                        "consumer": 17_000_000,
-                        "business": 100_000_000,
-                        "institutions": 0,
-                    },
-                    "own_exposure": 900_000,
-                    "as_of_block": 42,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "borrower_key": KEY,
+            "total_exposure": 3_000_000,
+            "exposure": {"consumer": 3_000_000, "business": 0},
+            "lender_count": 3,
+            "caps": {
+                "consumer": 20_000_000,
+                "business": 100_000_000,
+                "max_institutions": 3,
+            },
+            "headroom": {
+                "consumer": 17_000_000,
+                "business": 100_000_000,
+                "institutions": 0,
+            },
+            "own_exposure": 900_000,
+            "as_of_block": 42,
+        }
     )
     borrower_key: str
     total_exposure: int = Field(..., description="consortium-wide, all products, fen")
@@ -142,30 +116,18 @@ class TrancheView(Model):
 
 
 class LoanView(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "loan_id": "0x" + "12" * 32,
-                    "borrower_key": _KEY,
-                    "platform": PLATFORM,
-                    "product": "consumer",
-                    "principal": 3_000_000,
-                    "apr_bps": 1_200,
-                    "term_days": 180,
-                    "repayment": "instalment",
-                    "line_id": None,
-                    "document_digest": None,
-                    "outstanding": 2_000_000,
-                    "status": "active",
-                    "tranches": [{"lender": BANK_A, "amount": 900_000, "outstanding": 600_000}],
-                    "policy_version": 1,
-                    "block_number": 42,
-                    "tx_hash": "0x" + "cd" * 32,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            **LOAN_EXAMPLE,
+            "line_id": None,
+            "document_digest": None,
+            "outstanding": 2_000_000,
+            "status": "active",
+            "tranches": [{"lender": BANK_A, "amount": 900_000, "outstanding": 600_000}],
+            "policy_version": 1,
+            "block_number": 42,
+            "tx_hash": TX_HASH,
+        }
     )
     loan_id: str
     borrower_key: str
@@ -186,12 +148,7 @@ class LoanView(Model):
 
 
 class LoanList(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"borrower_key": _KEY, "count": 1, "loans": ["<LoanView>"]}]
-        },
-    )
+    model_config = examples({"borrower_key": KEY, "count": 1, "loans": ["<LoanView>"]})
     borrower_key: str
     count: int
     loans: list[LoanView]
@@ -208,29 +165,24 @@ class PartnerUsage(Usage):
 
 
 class LimitsOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
+    model_config = examples(
+        {
+            "lender": BANK_A,
+            "joint_loans": {"outstanding": 900_000, "limit": 5 * 10**12, "headroom": 1},
+            "partners": [
                 {
-                    "lender": BANK_A,
-                    "joint_loans": {"outstanding": 900_000, "limit": 5 * 10**12, "headroom": 1},
-                    "partners": [
-                        {
-                            "partner": PLATFORM,
-                            "outstanding": 900_000,
-                            "limit": 10**11,
-                            "headroom": 1,
-                        }
-                    ],
-                    "tier1_capital": 10**12,
-                    "total_loan_balance": 10**13,
-                    "attested_until": 1_767_225_600,
-                    "attestation_fresh": True,
-                    "as_of_block": 42,
+                    "partner": PLATFORM,
+                    "outstanding": 900_000,
+                    "limit": 10**11,
+                    "headroom": 1,
                 }
-            ]
-        },
+            ],
+            "tier1_capital": 10**12,
+            "total_loan_balance": 10**13,
+            "attested_until": 1_767_225_600,
+            "attestation_fresh": True,
+            "as_of_block": 42,
+        }
     )
     lender: str
     joint_loans: Usage = Field(..., description="R6: all joint loans vs the total loan balance")
@@ -243,25 +195,20 @@ class LimitsOut(Model):
 
 
 class Health(Model):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"status": "ok"}]})
+    model_config = examples({"status": "ok"})
     status: str
 
 
 class Ready(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "ready",
-                    "chain_reachable": True,
-                    "database_reachable": True,
-                    "block_number": 42,
-                    "indexer_lag": 0,
-                    "max_indexer_lag": 10,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "status": "ready",
+            "chain_reachable": True,
+            "database_reachable": True,
+            "block_number": 42,
+            "indexer_lag": 0,
+            "max_indexer_lag": 10,
+        }
     )
     status: str
     chain_reachable: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, Strict, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from api.schemas.common import (
     Address,
@@ -16,38 +16,46 @@ from api.schemas.common import (
     FenOrZero,
     Hex32,
     Model,
-    ProductName,
-    RepaymentName,
     Share,
+    examples,
     unique_lenders,
 )
+from ledger.domain import CoLoan, CreditLine
+from ledger.records import line_from_terms, loan_from_terms
+from ledger.records.names import ProductName, RepaymentName
 
 PLATFORM = "0xbA954b03dd012d0B065e554Ec4c9Bd8396c19801"  # the DEV-ONLY consortium's
 BANK_A = "0x99427C5eCD7200c06cfa34817657bd2FB118a897"
 BANK_B = "0x3275307473659Df12B8cEd8a06c806a6D0492561"
+KEY, LOAN_ID, TX_HASH = "0x" + "ab" * 32, "0x" + "12" * 32, "0x" + "cd" * 32  # examples
+LOAN_EXAMPLE = {
+    "loan_id": LOAN_ID,
+    "borrower_key": KEY,
+    "platform": PLATFORM,
+    "product": "consumer",
+    "principal": 3_000_000,
+    "apr_bps": 1_200,
+    "term_days": 180,
+    "repayment": "instalment",
+}
 
 Shares = Annotated[list[Share], Field(min_length=1, max_length=8), AfterValidator(unique_lenders)]
 U32 = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)]
 
 
 class LineIn(BorrowerRef):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "line_id": "line-2024-000042",
-                    "borrower_key": "0x" + "ab" * 32,
-                    "product": "consumer",
-                    "limit": 5_000_000,
-                    "expires_at": 1_767_225_600,
-                    "shares": [
-                        {"lender": PLATFORM, "amount": 2_000_000},
-                        {"lender": BANK_A, "amount": 3_000_000},
-                    ],
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "line_id": "line-2024-000042",
+            "borrower_key": KEY,
+            "product": "consumer",
+            "limit": 5_000_000,
+            "expires_at": 1_767_225_600,
+            "shares": [
+                {"lender": PLATFORM, "amount": 2_000_000},
+                {"lender": BANK_A, "amount": 3_000_000},
+            ],
+        }
     )
 
     line_id: ApiId
@@ -59,26 +67,21 @@ class LineIn(BorrowerRef):
 
 
 class LoanIn(BorrowerRef):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "loan_id": "loan-2024-000123",
-                    "borrower_id": "11010519491231002X",
-                    "product": "consumer",
-                    "principal": 3_000_000,
-                    "apr_bps": 1_200,
-                    "term_days": 180,
-                    "repayment": "instalment",
-                    "tranches": [
-                        {"lender": PLATFORM, "amount": 1_200_000},
-                        {"lender": BANK_A, "amount": 900_000},
-                        {"lender": BANK_B, "amount": 900_000},
-                    ],
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "loan_id": "loan-2024-000123",
+            "borrower_id": "11010519491231002X",
+            "product": "consumer",
+            "principal": 3_000_000,
+            "apr_bps": 1_200,
+            "term_days": 180,
+            "repayment": "instalment",
+            "tranches": [
+                {"lender": PLATFORM, "amount": 1_200_000},
+                {"lender": BANK_A, "amount": 900_000},
+                {"lender": BANK_B, "amount": 900_000},
+            ],
+        }
     )
 
     loan_id: ApiId
@@ -95,19 +98,14 @@ class LoanIn(BorrowerRef):
 class RecordOut(Model):
     """A record as recorded on chain."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "loan_id": "0x" + "12" * 32,
-                    "borrower_key": "0x" + "ab" * 32,
-                    "tx_hash": "0x" + "cd" * 32,
-                    "block_number": 42,
-                    "status": "active",
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "loan_id": LOAN_ID,
+            "borrower_key": KEY,
+            "tx_hash": TX_HASH,
+            "block_number": 42,
+            "status": "active",
+        }
     )
 
     loan_id: str | None = None
@@ -120,10 +118,7 @@ class RecordOut(Model):
 
 
 class BatchIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"loans": ["<LoanIn>", "<LoanIn>"]}]},
-    )
+    model_config = examples({"loans": ["<LoanIn>", "<LoanIn>"]})
     loans: Annotated[list[LoanIn], Field(min_length=1, max_length=100)]
 
 
@@ -135,24 +130,19 @@ class BatchItem(Model):
 
 
 class BatchOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
+    model_config = examples(
+        {
+            "accepted": 1,
+            "rejected": 1,
+            "results": [
+                {"loan_id": LOAN_ID, "status": 201, "result": {"...": "..."}},
                 {
-                    "accepted": 1,
-                    "rejected": 1,
-                    "results": [
-                        {"loan_id": "0x" + "12" * 32, "status": 201, "result": {"...": "..."}},
-                        {
-                            "loan_id": "0x" + "34" * 32,
-                            "status": 409,
-                            "problem": {"code": "BorrowerCapExceeded", "rule": "R1/R2"},
-                        },
-                    ],
-                }
-            ]
-        },
+                    "loan_id": "0x" + "34" * 32,
+                    "status": 409,
+                    "problem": {"code": "BorrowerCapExceeded", "rule": "R1/R2"},
+                },
+            ],
+        }
     )
     accepted: int
     rejected: int
@@ -160,13 +150,8 @@ class BatchOut(Model):
 
 
 class RepaymentIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"repayment_id": "rp-2024-0001", "principal": 1_000_000, "interest": 30_000}
-            ]
-        },
+    model_config = examples(
+        {"repayment_id": "rp-2024-0001", "principal": 1_000_000, "interest": 30_000}
     )
     repayment_id: ApiId
     principal: FenOrZero
@@ -186,23 +171,18 @@ class Allocation(Model):
 
 
 class RepaymentOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "loan_id": "0x" + "12" * 32,
-                    "repayment_id": "0x" + "56" * 32,
-                    "principal": 1_000_000,
-                    "interest": 30_000,
-                    "outstanding": 2_000_000,
-                    "status": "active",
-                    "allocation": [{"lender": PLATFORM, "principal": 400_000, "interest": 12_000}],
-                    "tx_hash": "0x" + "cd" * 32,
-                    "block_number": 43,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "loan_id": LOAN_ID,
+            "repayment_id": "0x" + "56" * 32,
+            "principal": 1_000_000,
+            "interest": 30_000,
+            "outstanding": 2_000_000,
+            "status": "active",
+            "allocation": [{"lender": PLATFORM, "principal": 400_000, "interest": 12_000}],
+            "tx_hash": TX_HASH,
+            "block_number": 43,
+        }
     )
     loan_id: str
     repayment_id: str
@@ -219,12 +199,7 @@ StatusName = Literal["active", "overdue", "defaulted", "written_off"]
 
 
 class StatusIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"status": "overdue", "reason": "DPD30", "change_id": "st-1"}]
-        },
-    )
+    model_config = examples({"status": "overdue", "reason": "DPD30", "change_id": "st-1"})
     status: StatusName
     reason: str = Field(
         "",
@@ -236,20 +211,15 @@ class StatusIn(Model):
 
 
 class StatusOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "loan_id": "0x" + "12" * 32,
-                    "status": "overdue",
-                    "previous_status": "active",
-                    "released_principal": 0,
-                    "tx_hash": "0x" + "cd" * 32,
-                    "block_number": 44,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "loan_id": LOAN_ID,
+            "status": "overdue",
+            "previous_status": "active",
+            "released_principal": 0,
+            "tx_hash": TX_HASH,
+            "block_number": 44,
+        }
     )
     loan_id: str
     status: str
@@ -275,6 +245,11 @@ class LoanTerms(Model):
     deadline: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
     tranches: Shares
 
+    def record(self) -> CoLoan:
+        """The CoLoan exactly as given: tranche order is part of what is signed, so it is kept
+        (the rules refuse unsorted tranches with TranchesNotSorted)."""
+        return loan_from_terms(dict(self))
+
 
 class LineTerms(Model):
     """A credit line exactly as every party signs it (EIP-712 CreditLine)."""
@@ -289,34 +264,25 @@ class LineTerms(Model):
     deadline: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
     shares: Shares
 
+    def record(self) -> CreditLine:
+        return line_from_terms(dict(self))
+
 
 class CosignIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "kind": "loan",
-                    "terms": {
-                        "loan_id": "0x" + "12" * 32,
-                        "borrower_key": "0x" + "ab" * 32,
-                        "platform": PLATFORM,
-                        "product": "consumer",
-                        "principal": 3_000_000,
-                        "apr_bps": 1_200,
-                        "term_days": 180,
-                        "repayment": "instalment",
-                        "line_id": "0x" + "00" * 32,
-                        "document_digest": "0x" + "00" * 32,
-                        "deadline": 1_767_225_600,
-                        "tranches": [
-                            {"lender": BANK_A, "amount": 1_800_000},
-                            {"lender": PLATFORM, "amount": 1_200_000},
-                        ],
-                    },
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "kind": "loan",
+            "terms": {
+                **LOAN_EXAMPLE,
+                "line_id": "0x" + "00" * 32,
+                "document_digest": "0x" + "00" * 32,
+                "deadline": 1_767_225_600,
+                "tranches": [
+                    {"lender": BANK_A, "amount": 1_800_000},
+                    {"lender": PLATFORM, "amount": 1_200_000},
+                ],
+            },
+        }
     )
     kind: Literal["loan", "line"]
     terms: LoanTerms | LineTerms
@@ -330,13 +296,8 @@ class CosignIn(Model):
 
 
 class CosignOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"signature": "0x" + "ef" * 65, "signer": BANK_A, "digest": "0x" + "77" * 32}
-            ]
-        },
+    model_config = examples(
+        {"signature": "0x" + "ef" * 65, "signer": BANK_A, "digest": "0x" + "77" * 32}
     )
     signature: str
     signer: str
@@ -344,17 +305,12 @@ class CosignOut(Model):
 
 
 class AttestationIn(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "tier1_capital": 10**12,
-                    "total_loan_balance": 10**13,
-                    "valid_until": 1_767_225_600,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "tier1_capital": 10**12,
+            "total_loan_balance": 10**13,
+            "valid_until": 1_767_225_600,
+        }
     )
     tier1_capital: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
     total_loan_balance: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
@@ -362,20 +318,15 @@ class AttestationIn(Model):
 
 
 class AttestationOut(Model):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "lender": BANK_A,
-                    "tier1_capital": 10**12,
-                    "total_loan_balance": 10**13,
-                    "valid_until": 1_767_225_600,
-                    "tx_hash": "0x" + "cd" * 32,
-                    "block_number": 45,
-                }
-            ]
-        },
+    model_config = examples(
+        {
+            "lender": BANK_A,
+            "tier1_capital": 10**12,
+            "total_loan_balance": 10**13,
+            "valid_until": 1_767_225_600,
+            "tx_hash": TX_HASH,
+            "block_number": 45,
+        }
     )
     lender: str
     tier1_capital: int

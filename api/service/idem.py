@@ -18,7 +18,7 @@ from typing import Any
 
 from api import store
 from api.problems import Problem
-from api.service.node import Node
+from api.service.context import MemberContext
 from api.service.peers import CosignRefused, PeerUnavailable
 from ledger.chain.errors import ContractRevert
 from ledger.rules import RuleError
@@ -36,45 +36,59 @@ def request_hash(canonical: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def in_progress(kind: str, key: str) -> Problem:
+    return Problem(409, "RequestInProgress", f"{kind} {key} is being written; retry", id=key)
+
+
+def claim(ctx: MemberContext, kind: str, key: str, h: str) -> store.IdempotencyRecord | None:
+    """The record an earlier identical request left under (kind, key), to replay or resume;
+    else None, with the id now claimed for this request. 409 IdempotencyConflict if another
+    request used the id, RequestInProgress if one claims it at this very moment."""
+    rec = store.get_record(ctx.engine, kind, key)
+    if rec is not None:
+        if rec.request_hash != h:
+            raise Problem(
+                409,
+                "IdempotencyConflict",
+                f"{kind} id {key} was already used with a different request",
+                id=key,
+            )
+        return rec
+    if not store.put_pending(ctx.engine, kind, key, h, ""):
+        raise in_progress(kind, key)
+    return None
+
+
 def run(
-    node: Node, kind: str, key: str, canonical: dict[str, Any], work: Work
+    ctx: MemberContext, kind: str, key: str, canonical: dict[str, Any], work: Work
 ) -> tuple[int, dict[str, Any], bool]:
     """(status, body, replayed). `work(pending, save)` does the write; `pending` is what an
     earlier attempt saved (None on a first attempt); `save` records progress."""
     h = request_hash(canonical)
-    with node.locks((kind, key)):
-        rec = store.get_record(node.engine, kind, key)
+    with ctx.locks((kind, key)):
+        rec = claim(ctx, kind, key, h)
         pending: Pending | None = None
         if rec is not None:
-            if rec.request_hash != h:
-                raise Problem(
-                    409,
-                    "IdempotencyConflict",
-                    f"{kind} id {key} was already used with a different request",
-                    id=key,
-                )
             if rec.state == "done":
                 return rec.status_code, json.loads(rec.response), True
             pending = json.loads(rec.pending) if rec.pending else None
-        elif not store.put_pending(node.engine, kind, key, h, ""):
-            raise Problem(409, "RequestInProgress", f"{kind} {key} is being written; retry", id=key)
         sent = bool(pending and pending.get("submitted"))
 
         def save(p: Pending) -> None:
             nonlocal sent
-            store.save_pending(node.engine, kind, key, json.dumps(p))
+            store.save_pending(ctx.engine, kind, key, json.dumps(p))
             sent = bool(p.get("submitted"))
 
         try:
             status, body = work(pending, save)
         except _REFUSALS:
-            store.forget(node.engine, kind, key)
+            store.forget(ctx.engine, kind, key)
             raise
         except BaseException:
             # Unknown outcome (timeout, chain down): keep the claim once something was sent, so
             # the retry resumes with the same terms.
             if not sent:
-                store.forget(node.engine, kind, key)
+                store.forget(ctx.engine, kind, key)
             raise
-        store.finish(node.engine, kind, key, status, json.dumps(body))
+        store.finish(ctx.engine, kind, key, status, json.dumps(body))
         return status, body, False

@@ -15,39 +15,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, create_engine, exists, false, func, select, true
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.schemas.common import product_name, repayment_name
-from api.schemas.reads import LoanView, TrancheView
-from api.service.reads import status_name
+from api.auth import Principal
+from api.schemas.reads import LoanView
+from api.service.reads import ChainReads, Exposure
 from api.settings import NodeSettings
 from ledger.chain.deployment import Deployment
-from ledger.domain import LineStatus
+from ledger.domain import LineStatus, to_hex
+from ledger.records import loan_from_row, loan_view
 
 log = logging.getLogger("api.indexer")
 
 
-class Exposure(NamedTuple):
-    consumer: int
-    business: int
-    institutions: int
-    consumer_cap: int
-    business_cap: int
-    max_institutions: int
-    own: int | None
-    block: int  # the block the read model held when they were read
-
-
-def _hex(b: bytes | None) -> str | None:
-    return None if b is None else "0x" + bytes(b).hex()
-
-
 class IndexedReads:
-    def __init__(self, settings: NodeSettings, deployment: Deployment) -> None:
+    """The read model in this node's own database, kept by its own indexer; the chain's reads
+    (`fallback`) answer an exposure before the indexer holds the registry's first policy."""
+
+    def __init__(
+        self, settings: NodeSettings, deployment: Deployment, fallback: ChainReads
+    ) -> None:
+        self.fallback = fallback
         from ledger.indexer import Indexer
         from ledger.store import make_engine
         from ledger.store.db import database_url
@@ -98,7 +90,10 @@ class IndexedReads:
         from block 0) before the tables it answers from exist."""
         return self.indexer.last_block if self.indexer.prepared else -1
 
-    def fresh(self, head: int, timeout: float = 3.0) -> int:
+    def lag(self, head: int) -> int | None:
+        return max(head - self.last_block(), 0)
+
+    def as_of(self, head: int, timeout: float = 3.0) -> int:
         """Wait until the read model holds block `head` (or `timeout` passes); the block it is
         as of."""
         deadline = time.monotonic() + timeout
@@ -125,32 +120,18 @@ class IndexedReads:
                     parts[t["loan_id"]].append(t)
         return [
             LoanView(
-                loan_id=_hex(r["loan_id"]),
-                borrower_key=_hex(r["borrower_key"]),
-                platform=r["platform"],
-                product=product_name(r["product"]),
-                principal=r["principal"],
-                apr_bps=r["apr_bps"],
-                term_days=r["term_days"],
-                repayment=repayment_name(r["repayment"]),
-                line_id=_hex(r["line_id"]) if r["line_id"] and any(r["line_id"]) else None,
-                document_digest=_hex(r["document_digest"]) if any(r["document_digest"]) else None,
-                outstanding=r["outstanding"],
-                status=status_name(r["status"]),
-                tranches=[
-                    TrancheView(
-                        lender=t["lender"], amount=t["amount"], outstanding=t["outstanding"]
-                    )
-                    for t in parts[r["loan_id"]]
-                ],
-                policy_version=r["policy_version"],
-                block_number=r["block_number"],
-                tx_hash=_hex(r["tx_hash"]),
+                **loan_view(
+                    loan_from_row(r, parts[r["loan_id"]]), r["outstanding"], r["status"],
+                    [t["outstanding"] for t in parts[r["loan_id"]]],
+                    policy_version=r["policy_version"], block_number=r["block_number"],
+                    tx_hash=to_hex(r["tx_hash"]),
+                )  # fmt: skip
             )
             for r in rows
         ]
 
-    def _scope(self, role: str, address: str) -> Any:
+    def _scope(self, principal: Principal) -> Any:
+        role, address = principal.role, principal.address
         loans, tranches = self.t["loans"], self.t["tranches"]
         if role == "auditor":
             return true()
@@ -162,14 +143,22 @@ class IndexedReads:
             )
         return false()
 
-    def loan(self, loan_id: bytes, role: str, address: str) -> LoanView | None:
-        found = self._views(and_(self.t["loans"].c.loan_id == loan_id, self._scope(role, address)))
+    def loan(self, loan_id: bytes, principal: Principal) -> LoanView | None:
+        found = self._views(and_(self.t["loans"].c.loan_id == loan_id, self._scope(principal)))
         return found[0] if found else None
 
-    def loans_of(self, key: bytes, role: str, address: str) -> list[LoanView]:
-        return self._views(and_(self.t["loans"].c.borrower_key == key, self._scope(role, address)))
+    def loans_of(self, key: bytes, principal: Principal, block: int) -> list[LoanView]:
+        return self._views(and_(self.t["loans"].c.borrower_key == key, self._scope(principal)))
 
-    def exposure(self, key: bytes, address: str | None) -> Exposure | None:
+    def exposure(self, key: bytes, who: str | None, block: int) -> Exposure:
+        """The maintained aggregates (one local query instead of two chain round trips, whatever
+        the history's length: DESIGN §8), as of the block the read model held when read (the
+        indexer may have moved past `block` since); the chain's answer at `block` before the
+        read model holds a policy."""
+        found = self._exposure(key, who)
+        return found if found is not None else self.fallback.exposure(key, who, block)
+
+    def _exposure(self, key: bytes, address: str | None) -> Exposure | None:
         """The borrower's consortium-wide exposure (the maintained aggregate the consistency
         check holds equal to the contract's view), the policy in force, `address`'s own part
         (None: not asked) and the block they are as of (the indexer's cursor, committed with

@@ -7,34 +7,32 @@ refusal by any lender, an unreachable lender node or a bad signature costs no tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from api.problems import Problem, from_revert, from_rule
-from api.schemas.common import BorrowerRef, chain_id_of, decode_document, product_of, repayment_of
-from api.schemas.records import LineIn, LoanIn, RecordOut
+from api.schemas.common import BorrowerRef, chain_id_of, decode_document
+from api.schemas.records import LineIn, LineTerms, LoanIn, LoanTerms, RecordOut
 from api.service import idem
-from api.service.book import snapshot
-from api.service.node import Node
+from api.service.book import judge
+from api.service.context import MemberContext
 from api.service.peers import CosignRefused, PeerUnavailable
-from api.service.terms import line_of, line_terms, loan_of, loan_terms
+from api.service.platform import Platform
 from ledger import provenance
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
-from ledger.domain import ZERO32, CoLoan, CreditLine, Tranche, sort_tranches
+from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, Tranche, sort_tranches, to_hex
 from ledger.identity import borrower_key
-from ledger.rules import RuleError, check_line, check_loan
+from ledger.records import product_of, repayment_of, terms_of
+from ledger.rules import RuleError
 
 
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
-
-
-def resolve_borrower(node: Node, ref: BorrowerRef) -> bytes:
+def resolve_borrower(ctx: MemberContext, ref: BorrowerRef) -> bytes:
     """The borrower key; a national ID is keyed here and then dropped (InvalidResidentId: 422)."""
     if ref.borrower_key is not None:
         return bytes.fromhex(ref.borrower_key[2:])
     assert ref.borrower_id is not None
-    return borrower_key(ref.borrower_id, node.pepper)
+    return borrower_key(ref.borrower_id, ctx.pepper)
 
 
 def _document(value: str | None) -> tuple[bytes | None, bytes]:
@@ -51,9 +49,9 @@ def _canonical(req: LoanIn | LineIn, key: bytes, digest: bytes) -> dict[str, Any
     # Ids as they go on chain: "loan-1" and its keccak256 in hex are one and the same id.
     for name in ("loan_id", "line_id"):
         if body.get(name) is not None:
-            body[name] = _hex(chain_id_of(body[name]))
-    body["borrower_key"] = _hex(key)
-    body["document_digest"] = _hex(digest)
+            body[name] = to_hex(chain_id_of(body[name]))
+    body["borrower_key"] = to_hex(key)
+    body["document_digest"] = to_hex(digest)
     for name in ("tranches", "shares"):
         if name in body:
             body[name] = sorted(body[name], key=lambda s: int(s["lender"], 16))
@@ -64,12 +62,12 @@ def _tranches(shares: list[Any]) -> tuple[Tranche, ...]:
     return sort_tranches([Tranche(s.lender, s.amount) for s in shares])
 
 
-def _sign_and_verify(node: Node, record: CoLoan | CreditLine, kind: str) -> list[bytes]:
+def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> list[bytes]:
     """The platform's own signature plus every lender's, in tranche order, all verified."""
-    others = [s for s in record.signers if s != node.address]
-    terms = loan_terms(record) if isinstance(record, CoLoan) else line_terms(record)
+    ctx = p.ctx
+    others = [s for s in record.signers if s != ctx.address]
     try:
-        cosigned = node.peers.cosign_all(others, kind, terms) if others else {}
+        cosigned = p.peers.cosign_all(others, kind, terms_of(record)) if others else {}
     except PeerUnavailable as exc:
         raise Problem(
             503,
@@ -78,23 +76,23 @@ def _sign_and_verify(node: Node, record: CoLoan | CreditLine, kind: str) -> list
             lender=exc.lender,
         ) from None
     except CosignRefused as exc:
-        node.metrics.rejected(kind, str(exc.problem.get("code")), exc.problem.get("rule"), "lender")
-        p = exc.problem
+        got = exc.problem
+        ctx.metrics.rejected(kind, str(got.get("code")), got.get("rule"), "lender")
         problem = Problem(
             409 if exc.status == 409 else 502,
-            str(p.get("code", "CosignRefused")),
-            f"lender {exc.lender} refused to co-sign: {p.get('detail', p.get('code'))}",
+            str(got.get("code", "CosignRefused")),
+            f"lender {exc.lender} refused to co-sign: {got.get('detail', got.get('code'))}",
             title="Co-signature refused",
         )
         # The lender's own numbers (requested, max_tranche, a rule's values) pass through.
         skip = ("type", "title", "status", "detail", "code", "instance")
-        problem.extra.update({k: v for k, v in p.items() if k not in skip})
+        problem.extra.update({k: v for k, v in got.items() if k not in skip})
         problem.extra["lender"] = exc.lender
         raise problem from None
-    own = provenance.sign(node.account.key, node.client.domain, record)
-    sigs = [own if s == node.address else cosigned[s] for s in record.signers]
+    own = provenance.sign(ctx.account.key, ctx.client.domain, record)
+    sigs = [own if s == ctx.address else cosigned[s] for s in record.signers]
     try:
-        provenance.verify_with(node.client.domain, record, sigs, frozenset())
+        provenance.verify_with(ctx.client.domain, record, sigs, frozenset())
     except provenance.SignatureError as exc:
         raise Problem(
             502,
@@ -108,15 +106,10 @@ def _sign_and_verify(node: Node, record: CoLoan | CreditLine, kind: str) -> list
 _SHARES_CODES = frozenset({"TrancheSumMismatch", "PlatformTrancheMissing"})
 
 
-def _precheck(node: Node, record: CoLoan | CreditLine, kind: str) -> None:
-    book, _block, now = snapshot(node.client, record)
-    v = (
-        check_loan(book, record, now)
-        if isinstance(record, CoLoan)
-        else check_line(book, record, now)
-    )
+def _precheck(p: Platform, record: CoLoan | CreditLine, kind: str) -> None:
+    v, _now = judge(p.chain, record)
     if v is not None:
-        node.metrics.rejected(kind, v.code, v.rule, "precheck")
+        p.ctx.metrics.rejected(kind, v.code, v.rule, "precheck")
         if v.code in _SHARES_CODES:
             # Terms that contradict themselves: name the request field that is wrong.
             problem = from_rule(RuleError(v))
@@ -126,22 +119,22 @@ def _precheck(node: Node, record: CoLoan | CreditLine, kind: str) -> None:
         raise RuleError(v)
 
 
-def _submitted_refusal(node: Node, kind: str, exc: ContractRevert) -> Problem:
-    node.metrics.rejected(kind, exc.code, exc.rule, "contract")
+def _submitted_refusal(ctx: MemberContext, kind: str, exc: ContractRevert) -> Problem:
+    ctx.metrics.rejected(kind, exc.code, exc.rule, "contract")
     return from_revert(exc)
 
 
-def build_loan(node: Node, req: LoanIn, key: bytes, digest: bytes, now: int) -> CoLoan:
+def build_loan(ctx: MemberContext, req: LoanIn, key: bytes, digest: bytes, now: int) -> CoLoan:
     return CoLoan(
         loan_id=chain_id_of(req.loan_id),
         borrower_key=key,
-        platform=node.address,
+        platform=ctx.address,
         product=product_of(req.product),
         principal=req.principal,
         apr_bps=req.apr_bps,
         term_days=req.term_days,
         repayment=repayment_of(req.repayment),
-        deadline=now + node.settings.cosign_deadline_s,
+        deadline=now + ctx.settings.cosign_deadline_s,
         tranches=_tranches(req.tranches),
         line_id=chain_id_of(req.line_id) if req.line_id else ZERO32,
         document_digest=digest,
@@ -149,68 +142,81 @@ def build_loan(node: Node, req: LoanIn, key: bytes, digest: bytes, now: int) -> 
 
 
 def prepare_loan(
-    node: Node, req: LoanIn, doc: bytes | None, digest: bytes, key: bytes
+    p: Platform, req: LoanIn, doc: bytes | None, digest: bytes, key: bytes
 ) -> tuple[CoLoan, list[bytes]]:
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
-    _block, now = node.chain_now()
-    loan = build_loan(node, req, key, digest, now)
-    _precheck(node, loan, "loan")
-    sigs = _sign_and_verify(node, loan, "loan")
+    _block, now = p.chain.now()
+    loan = build_loan(p.ctx, req, key, digest, now)
+    return loan, _agree(p, loan, "loan", doc)
+
+
+def _agree(p: Platform, record: CoLoan | CreditLine, kind: str, doc: bytes | None) -> list[bytes]:
+    """Pre-check `record`, collect and verify every party's signature, store its document."""
+    _precheck(p, record, kind)
+    sigs = _sign_and_verify(p, record, kind)
     if doc is not None:
-        node.documents.put(doc)  # stored encrypted before its digest can land on chain
-    return loan, sigs
+        p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
+    return sigs
 
 
-def loan_request(node: Node, req: LoanIn) -> tuple[bytes, bytes | None, bytes, dict[str, Any]]:
-    key = resolve_borrower(node, req)
+def _send(p: Platform, kind: str, send: Callable[[], Any]) -> Any:
+    """Submit; a contract refusal becomes its problem, counted either way."""
+    try:
+        result = send()
+    except ContractRevert as exc:
+        raise _submitted_refusal(p.ctx, kind, exc) from None
+    p.ctx.metrics.submitted(kind)
+    return result
+
+
+def loan_request(
+    ctx: MemberContext, req: LoanIn
+) -> tuple[bytes, bytes | None, bytes, dict[str, Any]]:
+    key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
     return key, doc, digest, _canonical(req, key, digest)
 
 
-def originate(node: Node, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
-    key, doc, digest, canonical = loan_request(node, req)
-    loan_id = _hex(chain_id_of(req.loan_id))
+def pending_of(record: CoLoan | CreditLine, sigs: list[bytes]) -> idem.Pending:
+    """What is saved once a record is signed and sent: a retry resumes with these very terms."""
+    return {"terms": terms_of(record), "signatures": [to_hex(s) for s in sigs], "submitted": True}
+
+
+def _signatures(pending: idem.Pending) -> list[bytes]:
+    return [bytes.fromhex(s[2:]) for s in pending["signatures"]]
+
+
+def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
+    ctx = p.ctx
+    key, doc, digest, canonical = loan_request(ctx, req)
+    loan_id = to_hex(chain_id_of(req.loan_id))
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
-            loan = loan_of(pending["terms"])
-            sigs = [bytes.fromhex(s[2:]) for s in pending["signatures"]]
+            loan = LoanTerms.model_validate(pending["terms"]).record()
+            sigs = _signatures(pending)
         else:
-            loan, sigs = prepare_loan(node, req, doc, digest, key)
-            save(
-                {
-                    "terms": loan_terms(loan),
-                    "signatures": [_hex(s) for s in sigs],
-                    "submitted": True,
-                }
-            )
-        try:
-            result = node.client.originate(loan, sigs)
-        except ContractRevert as exc:
-            raise _submitted_refusal(node, "loan", exc) from None
-        node.metrics.submitted("loan")
+            loan, sigs = prepare_loan(p, req, doc, digest, key)
+            save(pending_of(loan, sigs))
+        result = _send(p, "loan", lambda: ctx.client.originate(loan, sigs))
         tx, block = result.tx_hash, result.block_number
         if result.already_recorded:
-            tx, block = _event_location(node, "LoanOriginated", loanId=loan.loan_id)
+            tx, block = p.chain.event_location("LoanOriginated", loanId=loan.loan_id)
         return 201, record_out(loan, tx, block).model_dump(exclude_none=True)
 
-    return idem.run(node, "loan", loan_id, canonical, work)
+    return idem.run(ctx, "loan", loan_id, canonical, work)
 
 
 def record_out(record: CoLoan | CreditLine, tx: str | None, block: int) -> RecordOut:
-    digest = None if record.document_digest == ZERO32 else _hex(record.document_digest)
-    if isinstance(record, CoLoan):
-        return RecordOut(
-            loan_id=_hex(record.loan_id),
-            borrower_key=_hex(record.borrower_key),
-            tx_hash=tx,
-            block_number=block,
-            status="active",
-            document_digest=digest,
-        )
+    digest = None if record.document_digest == ZERO32 else to_hex(record.document_digest)
+    ident = (
+        {"loan_id": to_hex(record.loan_id)}
+        if isinstance(record, CoLoan)
+        else {"line_id": to_hex(record.line_id)}
+    )
     return RecordOut(
-        line_id=_hex(record.line_id),
-        borrower_key=_hex(record.borrower_key),
+        **ident,
+        borrower_key=to_hex(record.borrower_key),
         tx_hash=tx,
         block_number=block,
         status="active",
@@ -218,61 +224,38 @@ def record_out(record: CoLoan | CreditLine, tx: str | None, block: int) -> Recor
     )
 
 
-def _event_location(node: Node, event: str, **filters: bytes) -> tuple[str | None, int]:
-    """Where an already-recorded record landed, found by its indexed id."""
-    c = node.client
-    logs = getattr(c.ledger.events, event)().get_logs(
-        argument_filters=filters, from_block=node.deployment.deployment_block
-    )
-    if not logs:
-        return None, 0
-    return logs[0]["transactionHash"].to_0x_hex(), int(logs[0]["blockNumber"])
-
-
-def grant_line(node: Node, req: LineIn) -> tuple[int, dict[str, Any], bool]:
-    key = resolve_borrower(node, req)
+def grant_line(p: Platform, req: LineIn) -> tuple[int, dict[str, Any], bool]:
+    ctx = p.ctx
+    key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
     canonical = _canonical(req, key, digest)
     line_id = chain_id_of(req.line_id)
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
-            line = line_of(pending["terms"])
-            sigs = [bytes.fromhex(s[2:]) for s in pending["signatures"]]
-            rec, _k = node.client.call(node.client.ledger, "lineState", line.line_id)
-            if rec[3] != 0:  # landed before the earlier attempt saw its receipt
-                tx, block = _event_location(node, "LineGranted", lineId=line.line_id)
+            line = LineTerms.model_validate(pending["terms"]).record()
+            sigs = _signatures(pending)
+            if p.chain.line_state(line.line_id).status != LineStatus.NONE:
+                # landed before the earlier attempt saw its receipt
+                tx, block = p.chain.event_location("LineGranted", lineId=line.line_id)
                 return 201, record_out(line, tx, block).model_dump(exclude_none=True)
         else:
-            _block, now = node.chain_now()
+            _block, now = p.chain.now()
             line = CreditLine(
                 line_id=line_id,
                 borrower_key=key,
-                platform=node.address,
+                platform=ctx.address,
                 product=product_of(req.product),
                 limit=req.limit,
                 expires_at=req.expires_at,
-                deadline=now + node.settings.cosign_deadline_s,
+                deadline=now + ctx.settings.cosign_deadline_s,
                 shares=_tranches(req.shares),
                 document_digest=digest,
             )
-            _precheck(node, line, "line")
-            sigs = _sign_and_verify(node, line, "line")
-            if doc is not None:
-                node.documents.put(doc)
-            save(
-                {
-                    "terms": line_terms(line),
-                    "signatures": [_hex(s) for s in sigs],
-                    "submitted": True,
-                }
-            )
-        try:
-            receipt = node.client.grant_line(line, sigs)
-        except ContractRevert as exc:
-            raise _submitted_refusal(node, "line", exc) from None
-        node.metrics.submitted("line")
+            sigs = _agree(p, line, "line", doc)
+            save(pending_of(line, sigs))
+        receipt = _send(p, "line", lambda: ctx.client.grant_line(line, sigs))
         out = record_out(line, receipt.tx_hash, receipt.block_number)
         return 201, out.model_dump(exclude_none=True)
 
-    return idem.run(node, "line", _hex(line_id), canonical, work)
+    return idem.run(ctx, "line", to_hex(line_id), canonical, work)

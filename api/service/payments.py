@@ -20,59 +20,54 @@ from api.schemas.records import (
     StatusOut,
 )
 from api.service import idem, originate, reads
-from api.service.node import Node
-from api.service.reads import status_name
-from api.service.terms import loan_terms
+from api.service.consortium import ConsortiumView
+from api.service.context import MemberContext
+from api.service.platform import Platform
 from ledger.chain.errors import ContractRevert
-from ledger.domain import CoLoan, LoanStatus
+from ledger.domain import CoLoan, LoanStatus, to_hex
 from ledger.identity import InvalidResidentId
+from ledger.records import status_name
 from ledger.rules import RuleError
 
 
-def _hex(b: bytes) -> str:
-    return "0x" + bytes(b).hex()
-
-
-def _own_loan(node: Node, loan_id: str) -> CoLoan:
-    rec = reads.find_loan(node, chain_id_of(loan_id))
-    if rec is None or rec.loan.platform != node.address:
+def _own_loan(p: Platform, loan_id: str) -> CoLoan:
+    rec = p.chain.find_loan(chain_id_of(loan_id))
+    if rec is None or rec.loan.platform != p.ctx.address:
         raise reads.not_found(loan_id)
     return rec.loan
 
 
-def repay(node: Node, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, Any], bool]:
+def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, Any], bool]:
+    ctx = p.ctx
     rid = chain_id_of(req.repayment_id)
-    canonical = {"loan_id": _hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
-    canonical["repayment_id"] = _hex(rid)
+    canonical = {"loan_id": to_hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
+    canonical["repayment_id"] = to_hex(rid)
 
     def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
-        loan = _own_loan(node, loan_id)
+        loan = _own_loan(p, loan_id)
         save({"submitted": True})
         try:
-            receipt = node.client.repay(loan, rid, req.principal, req.interest)
+            receipt = ctx.client.repay(loan, rid, req.principal, req.interest)
         except ContractRevert as exc:
-            node.metrics.rejected("repayment", exc.code, exc.rule, "contract")
+            ctx.metrics.rejected("repayment", exc.code, exc.rule, "contract")
             raise from_revert(exc) from None
-        node.metrics.submitted("repayment")
-        ev = node.client.ledger.events.Repaid()
+        ctx.metrics.submitted("repayment")
         if receipt is not None:
-            logs = ev.process_receipt(receipt.raw)
+            logs = ctx.client.ledger.events.Repaid().process_receipt(receipt.raw)
         else:  # recorded by an earlier attempt whose receipt was lost
-            logs = ev.get_logs(
-                argument_filters={"repaymentId": rid}, from_block=node.deployment.deployment_block
-            )
+            logs = p.chain.repaid_logs(rid)
         e = logs[0]
         a = e["args"]
         out = RepaymentOut(
-            loan_id=_hex(loan.loan_id),
-            repayment_id=_hex(rid),
+            loan_id=to_hex(loan.loan_id),
+            repayment_id=to_hex(rid),
             principal=int(a["principal"]),
             interest=int(a["interest"]),
             outstanding=int(a["outstanding"]),
-            status="repaid" if int(a["outstanding"]) == 0 else _status_now(node, loan),
+            status="repaid" if int(a["outstanding"]) == 0 else _status_now(p.chain, loan),
             allocation=[
-                Allocation(lender=t.lender, principal=int(p), interest=int(i))
-                for t, p, i in zip(
+                Allocation(lender=t.lender, principal=int(pr), interest=int(i))
+                for t, pr, i in zip(
                     loan.tranches, a["principalAllocation"], a["interestAllocation"], strict=True
                 )
             ],
@@ -81,28 +76,30 @@ def repay(node: Node, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, An
         )
         return 201, out.model_dump()
 
-    return idem.run(node, "repayment", _hex(rid), canonical, work)
+    return idem.run(ctx, "repayment", to_hex(rid), canonical, work)
 
 
-def _status_now(node: Node, loan: CoLoan) -> str:
-    _c, _o, status = node.client.call(node.client.ledger, "loanState", loan.loan_id)
+def _status_now(chain: ConsortiumView, loan: CoLoan) -> str:
+    _outstanding, status = chain.loan_state(loan.loan_id)
     return status_name(status)
 
 
-def set_status(node: Node, loan_id: str, req: StatusIn) -> tuple[int, dict[str, Any], bool]:
+def set_status(p: Platform, loan_id: str, req: StatusIn) -> tuple[int, dict[str, Any], bool]:
+    ctx = p.ctx
+
     def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
-        loan = _own_loan(node, loan_id)
+        loan = _own_loan(p, loan_id)
         reason = req.reason.encode("ascii").ljust(32, b"\0")
         save({"submitted": True})
         try:
-            receipt = node.client.set_status(loan, LoanStatus[req.status.upper()], reason)
+            receipt = ctx.client.set_status(loan, LoanStatus[req.status.upper()], reason)
         except ContractRevert as exc:
-            node.metrics.rejected("status", exc.code, exc.rule, "contract")
+            ctx.metrics.rejected("status", exc.code, exc.rule, "contract")
             raise from_revert(exc) from None
-        e = node.client.ledger.events.LoanStatusChanged().process_receipt(receipt.raw)[0]
+        e = ctx.client.ledger.events.LoanStatusChanged().process_receipt(receipt.raw)[0]
         a = e["args"]
         out = StatusOut(
-            loan_id=_hex(loan.loan_id),
+            loan_id=to_hex(loan.loan_id),
             status=status_name(a["to"]),
             previous_status=status_name(a["from"]),
             released_principal=int(a["releasedPrincipal"]),
@@ -114,70 +111,67 @@ def set_status(node: Node, loan_id: str, req: StatusIn) -> tuple[int, dict[str, 
     if req.change_id is None:
         status, body = work(None, lambda _p: None)
         return status, body, False
-    canonical = {"loan_id": _hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
-    return idem.run(node, "status", _hex(chain_id_of(req.change_id)), canonical, work)
+    canonical = {"loan_id": to_hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
+    return idem.run(ctx, "status", to_hex(chain_id_of(req.change_id)), canonical, work)
 
 
-def batch(node: Node, req: BatchIn) -> BatchOut:
+def batch(p: Platform, req: BatchIn) -> BatchOut:
     """Each loan is checked and co-signed on its own; those that pass go to the chain in one
     non-atomic batch, where each is recorded or rejected (LoanRejected) on its own. Items already
     recorded under their id return their original result."""
     items: list[BatchItem | None] = [None] * len(req.loans)
     ready: list[tuple[int, CoLoan, list[bytes], str]] = []
+    ctx = p.ctx
     try:
         for i, item in enumerate(req.loans):
-            loan_id = _hex(chain_id_of(item.loan_id))
+            loan_id = to_hex(chain_id_of(item.loan_id))
             try:
-                key, doc, digest, canonical = originate.loan_request(node, item)
-                claim = _claim(node, loan_id, canonical)
+                key, doc, digest, canonical = originate.loan_request(ctx, item)
+                claim = _claim(ctx, loan_id, canonical)
                 if claim is not None:
                     items[i] = BatchItem(loan_id=loan_id, status=claim[0], result=claim[1])
                     continue
                 try:
-                    loan, sigs = originate.prepare_loan(node, item, doc, digest, key)
+                    loan, sigs = originate.prepare_loan(p, item, doc, digest, key)
                 except BaseException:
-                    _release(node, loan_id)
+                    _release(ctx, loan_id)
                     raise
                 ready.append((i, loan, sigs, loan_id))
             except (Problem, RuleError, ContractRevert, InvalidResidentId) as exc:
                 items[i] = _failed(loan_id, exc)
     except BaseException:
         for *_rest, loan_id in ready:  # nothing was sent: free every claim taken so far
-            _release(node, loan_id)
+            _release(ctx, loan_id)
         raise
     if ready:
         for _i, loan, sigs, loan_id in ready:
             # As for a single loan: once sent, a retry resumes with these very terms.
-            pending = {
-                "terms": loan_terms(loan),
-                "signatures": [_hex(s) for s in sigs],
-                "submitted": True,
-            }
-            store.save_pending(node.engine, "loan", loan_id, json.dumps(pending))
+            pending = originate.pending_of(loan, sigs)
+            store.save_pending(ctx.engine, "loan", loan_id, json.dumps(pending))
         try:
-            receipt = node.client.originate_batch(
+            receipt = ctx.client.originate_batch(
                 [r[1] for r in ready], [r[2] for r in ready], atomic=False
             )
         except ContractRevert as exc:
             for i, _loan, _sigs, loan_id in ready:
-                _release(node, loan_id)
+                _release(ctx, loan_id)
                 items[i] = _failed(loan_id, exc)
         else:
             rejected = {
-                bytes(e["args"]["loanId"]): node.client.errors.decode(bytes(e["args"]["reason"]))
-                for e in node.client.ledger.events.LoanRejected().process_receipt(receipt.raw)
+                bytes(e["args"]["loanId"]): ctx.client.errors.decode(bytes(e["args"]["reason"]))
+                for e in ctx.client.ledger.events.LoanRejected().process_receipt(receipt.raw)
             }
             for i, loan, _sigs, loan_id in ready:
                 err = rejected.get(loan.loan_id)
                 if err is not None:
-                    node.metrics.rejected("loan", err.code, err.rule, "contract")
-                    _release(node, loan_id)
+                    ctx.metrics.rejected("loan", err.code, err.rule, "contract")
+                    _release(ctx, loan_id)
                     items[i] = _failed(loan_id, err)
                     continue
-                node.metrics.submitted("loan")
+                ctx.metrics.submitted("loan")
                 out = originate.record_out(loan, receipt.tx_hash, receipt.block_number)
                 store.finish(
-                    node.engine, "loan", loan_id, 201, out.model_dump_json(exclude_none=True)
+                    ctx.engine, "loan", loan_id, 201, out.model_dump_json(exclude_none=True)
                 )
                 items[i] = BatchItem(loan_id=loan_id, status=201, result=out)
     done = [x for x in items if x is not None]
@@ -185,32 +179,18 @@ def batch(node: Node, req: BatchIn) -> BatchOut:
     return BatchOut(accepted=accepted, rejected=len(done) - accepted, results=done)
 
 
-def _claim(node: Node, loan_id: str, canonical: dict[str, Any]) -> tuple[int, Any] | None:
+def _claim(ctx: MemberContext, loan_id: str, canonical: dict[str, Any]) -> tuple[int, Any] | None:
     """Claim the id for this batch, or the stored result of an earlier identical request."""
-    h = idem.request_hash(canonical)
-    rec = store.get_record(node.engine, "loan", loan_id)
-    if rec is not None:
-        if rec.request_hash != h:
-            raise Problem(
-                409,
-                "IdempotencyConflict",
-                f"loan id {loan_id} was already used with a different request",
-                id=loan_id,
-            )
-        if rec.state == "done":
-            return rec.status_code, RecordOut.model_validate_json(rec.response)
-        raise Problem(
-            409, "RequestInProgress", f"loan {loan_id} is being written; retry", id=loan_id
-        )
-    if not store.put_pending(node.engine, "loan", loan_id, h, ""):
-        raise Problem(
-            409, "RequestInProgress", f"loan {loan_id} is being written; retry", id=loan_id
-        )
-    return None
+    rec = idem.claim(ctx, "loan", loan_id, idem.request_hash(canonical))
+    if rec is None:
+        return None
+    if rec.state == "done":
+        return rec.status_code, RecordOut.model_validate_json(rec.response)
+    raise idem.in_progress("loan", loan_id)
 
 
-def _release(node: Node, loan_id: str) -> None:
-    store.forget(node.engine, "loan", loan_id)
+def _release(ctx: MemberContext, loan_id: str) -> None:
+    store.forget(ctx.engine, "loan", loan_id)
 
 
 def _failed(

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
-from ledger.domain import ZERO32, CoLoan, LineStatus, Role, Tranche
+from ledger.domain import CoLoan, LineStatus, Role
 from ledger.ingest.abi import Function
 from ledger.ingest.decode import checksum
 from ledger.ingest.rpc import Rpc, RpcError
 from ledger.provenance import commitment
+from ledger.records import loan_from_row
 from ledger.store.models import TABLES
 
 if TYPE_CHECKING:
@@ -260,17 +261,4 @@ def _lenders(c: _Check, db: dict[str, Any]) -> None:
 
 
 def _loan(r: Any, tranches: list[Any]) -> CoLoan:
-    return CoLoan(
-        loan_id=r["loan_id"],
-        borrower_key=r["borrower_key"],
-        platform=r["platform"],
-        product=r["product"],
-        principal=r["principal"],
-        apr_bps=r["apr_bps"],
-        term_days=r["term_days"],
-        repayment=r["repayment"],
-        deadline=r["deadline"],
-        tranches=tuple(Tranche(t["lender"], t["amount"]) for t in tranches),
-        line_id=r["line_id"] or ZERO32,
-        document_digest=r["document_digest"],
-    )
+    return loan_from_row(r, tranches)

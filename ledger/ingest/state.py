@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 
 from ledger import allocation
-from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product, Tranche
+from ledger.domain import ZERO32, CoLoan, LineStatus, LoanStatus, Product
 from ledger.ingest.common import ProjectionError, unhex
 from ledger.ingest.decode import ChainEvent
 from ledger.ingest.projection import Pair, Projection
+from ledger.records import line_from_row, loan_from_row
 from ledger.rules import Borrower, Line, Loan
 from ledger.store.bulk import delete_rows, insert_rows, select_in, update_rows, upsert
 from ledger.store.models import TABLES
@@ -74,20 +75,7 @@ def _load_loans(conn: Connection, p: Projection, ids: set[bytes]) -> list[CoLoan
     out = []
     for r in _rows(conn, TABLES["loans"], "loan_id", ids):
         trs = sorted(tranches.get(r["loan_id"], []), key=lambda t: t["idx"])
-        loan = CoLoan(
-            loan_id=r["loan_id"],
-            borrower_key=r["borrower_key"],
-            platform=r["platform"],
-            product=r["product"],
-            principal=r["principal"],
-            apr_bps=r["apr_bps"],
-            term_days=r["term_days"],
-            repayment=r["repayment"],
-            deadline=r["deadline"],
-            tranches=tuple(Tranche(t["lender"], t["amount"]) for t in trs),
-            line_id=r["line_id"] or ZERO32,
-            document_digest=r["document_digest"],
-        )
+        loan = loan_from_row(r, trs)
         p.book.loans[loan.loan_id] = Loan(loan, r["outstanding"], LoanStatus(r["status"]))
         p.paid[loan.loan_id] = [[t["principal_repaid"], t["interest_paid"]] for t in trs]
         out.append(loan)
@@ -103,17 +91,7 @@ def _load_lines(conn: Connection, p: Projection, ids: set[bytes]) -> set[bytes]:
     keys = set()
     for r in _rows(conn, TABLES["credit_lines"], "line_id", ids):
         ss = sorted(shares.get(r["line_id"], []), key=lambda s: s["idx"])
-        line = CreditLine(
-            line_id=r["line_id"],
-            borrower_key=r["borrower_key"],
-            platform=r["platform"],
-            product=r["product"],
-            limit=r["limit_amount"],
-            expires_at=r["expires_at"],
-            deadline=r["deadline"],
-            shares=tuple(Tranche(s["lender"], s["amount"]) for s in ss),
-            document_digest=r["document_digest"],
-        )
+        line = line_from_row(r, ss)
         platform_index = p.members[line.platform]["member_index"]
         p.book.lines[line.line_id] = Line(line, platform_index, LineStatus(r["status"]), r["drawn"])
         p.ended[line.line_id] = r["ended_block"]

@@ -1,0 +1,183 @@
+"""The consortium as the chain has it, read through this node's client: members, the policy,
+lenders' usage, loans' and lines' live state, and the recorded events a read needs.
+
+Every contract read the services make goes through here, so the registry's and the ledger's
+tuples are decoded in one place (ledger.domain.MemberInfo.from_abi for a member record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from api.service.gate import Gate
+from ledger.chain.client import LedgerClient
+from ledger.domain import CoLoan, CreditLine, LineStatus, LoanStatus, MemberInfo, Policy, Role
+
+Block = int | str
+NO_PARTNER = "0x" + "00" * 20  # lenderUsage's "no partner": the totals do not depend on it
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A loan as its LoanOriginated event recorded it."""
+
+    loan: CoLoan
+    block_number: int
+    tx_hash: str
+    policy_version: int
+
+
+class LenderUsage(NamedTuple):
+    total: int
+    with_partner: int
+    total_limit: int
+    partner_limit: int
+    until: int
+
+
+class LineState(NamedTuple):
+    limit: int
+    drawn: int
+    expires_at: int
+    status: LineStatus
+    product: int
+    platform_index: int
+    borrower_key: bytes
+
+
+class BorrowerExposure(NamedTuple):
+    consumer: int
+    business: int
+    institutions: list[int]
+    open_records: list[int]
+
+
+def plain(value: Any) -> Any:
+    """web3 decodes structs to AttributeDicts (Mappings, not dicts): plain dicts and lists."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class ConsortiumView:
+    def __init__(self, client: LedgerClient, gate: Gate, from_block: int) -> None:
+        self.client = client
+        self.gate = gate
+        self.from_block = from_block
+
+    # ------------------------------------------------------------------ the chain's clock
+
+    def head(self) -> int:
+        return self.client.head()
+
+    def now(self) -> tuple[int, int]:
+        """(latest block number, its timestamp): the clock the contract judges by."""
+        block = self.client.w3.eth.get_block("latest")
+        return int(block["number"]), int(block["timestamp"])
+
+    # ------------------------------------------------------------------ the registry
+
+    def member(self, address: str, block: Block = "latest") -> MemberInfo:
+        """The registry's record of `address`, read from the chain on every call: a suspension
+        takes effect on the next request, with no cache to go stale."""
+        c = self.client
+        return MemberInfo.from_abi(address, c.call(c.registry, "member", address, block=block))
+
+    async def member_and_head(self, address: str) -> tuple[MemberInfo, int]:
+        """`member(address)` at "latest" and the chain head, in one round trip (every
+        authenticated request makes this read; see api/service/gate.py)."""
+        record, head = await self.gate.read(address)
+        return MemberInfo.from_abi(address, record), head
+
+    def policy(self, block: Block = "latest") -> Policy:
+        c = self.client
+        raw, _version = c.call(c.registry, "currentPolicy", block=block)
+        return Policy.from_abi(raw)
+
+    def paused(self, block: Block = "latest") -> bool:
+        c = self.client
+        return bool(c.call(c.registry, "paused", block=block))
+
+    def platforms(self, block: Block) -> list[str]:
+        c = self.client
+        out = []
+        # Member indices are 1-based (0 means "not a member" in the packed registry word).
+        for i in range(1, int(c.call(c.registry, "memberCount", block=block)) + 1):
+            address = c.call(c.registry, "memberAt", i, block=block)
+            if self.member(address, block).role == Role.PLATFORM:
+                out.append(address)
+        return out
+
+    # ------------------------------------------------------------------ the ledger's views
+
+    def usage(self, lender: str, partner: str = NO_PARTNER, block: Block = "latest") -> LenderUsage:
+        c = self.client
+        raw = c.call(c.ledger, "lenderUsage", lender, partner, block=block)
+        return LenderUsage(*(int(v) for v in raw))
+
+    def loan_state(self, loan_id: bytes, block: Block = "latest") -> tuple[int, LoanStatus]:
+        """(outstanding, status) of a loan."""
+        c = self.client
+        _commit, outstanding, status = c.call(c.ledger, "loanState", loan_id, block=block)
+        return int(outstanding), LoanStatus(status)
+
+    def line_state(self, line_id: bytes, block: Block = "latest") -> LineState:
+        c = self.client
+        (limit, drawn, expires, status, product, pidx, _inst), key = c.call(
+            c.ledger, "lineState", line_id, block=block
+        )
+        return LineState(
+            int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
+            bytes(key),
+        )  # fmt: skip
+
+    def borrower_exposure(self, key: bytes, block: Block = "latest") -> BorrowerExposure:
+        c = self.client
+        consumer, business, idx, counts = c.call(c.ledger, "borrowerExposure", key, block=block)
+        return BorrowerExposure(
+            int(consumer), int(business), [int(i) for i in idx], [int(n) for n in counts]
+        )
+
+    # ------------------------------------------------------------------ recorded events
+
+    def _logs(self, event: str, filters: dict[str, bytes], to_block: Block = "latest") -> Any:
+        ev = getattr(self.client.ledger.events, event)()
+        return ev.get_logs(argument_filters=filters, from_block=self.from_block, to_block=to_block)
+
+    def loans(self, **filters: bytes) -> list[Recorded]:
+        """Loans as recorded, by their indexed loanId or borrowerKey."""
+        return [
+            Recorded(
+                CoLoan.from_abi(plain(e["args"]["loan"])),
+                int(e["blockNumber"]),
+                e["transactionHash"].to_0x_hex(),
+                int(e["args"]["policyVersion"]),
+            )
+            for e in self._logs("LoanOriginated", filters)
+        ]
+
+    def find_loan(self, loan_id: bytes) -> Recorded | None:
+        found = self.loans(loanId=loan_id)
+        return found[0] if found else None
+
+    def lines_of(self, key: bytes, block: int) -> list[tuple[CreditLine, LineStatus]]:
+        """A borrower's lines as granted, each with its status at `block`."""
+        out = []
+        for e in self._logs("LineGranted", {"borrowerKey": key}, to_block=block):
+            line = CreditLine.from_abi(plain(e["args"]["line"]))
+            out.append((line, self.line_state(line.line_id, block).status))
+        return out
+
+    def event_location(self, event: str, **filters: bytes) -> tuple[str | None, int]:
+        """(transaction hash, block) where a record landed, found by its indexed id."""
+        logs = self._logs(event, filters)
+        if not logs:
+            return None, 0
+        return logs[0]["transactionHash"].to_0x_hex(), int(logs[0]["blockNumber"])
+
+    def repaid_logs(self, repayment_id: bytes) -> Any:
+        return self._logs("Repaid", {"repaymentId": repayment_id})

@@ -1,0 +1,17 @@
+"""What a platform node's writes work with: its member context, the consortium's chain state and
+the lender nodes it asks to co-sign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api.service.consortium import ConsortiumView
+from api.service.context import MemberContext
+from api.service.peers import PeerPool
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    ctx: MemberContext
+    chain: ConsortiumView
+    peers: PeerPool

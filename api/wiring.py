@@ -1,0 +1,74 @@
+"""Building a node's services once, from its settings: this member's context, the consortium
+as the chain has it, the read model (chosen here, once: `settings.read_model`), and on a
+platform node the pool of lender nodes it asks to co-sign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from api import store
+from api.metrics import Metrics
+from api.service.consortium import ConsortiumView
+from api.service.context import MemberContext
+from api.service.gate import Gate
+from api.service.peers import PeerPool
+from api.service.reads import ChainReads, ReadModel
+from api.settings import DEV_CHAIN_ID, NodeSettings
+from ledger.chain.client import LedgerClient
+from ledger.chain.deployment import Deployment
+from ledger.documents import DocumentKey, DocumentStore, KeyRing, write_key_file
+
+
+@dataclass
+class NodeServices:
+    """What one node process serves with; each route depends on the parts it uses (api.deps)."""
+
+    context: MemberContext
+    chain: ConsortiumView
+    reads: ReadModel
+    peers: PeerPool | None = None
+
+    def close(self) -> None:
+        self.reads.stop()
+        if self.peers is not None:
+            self.peers.close()
+        self.chain.gate.close()
+        self.context.client.close()
+        self.context.engine.dispose()
+
+
+def _keyring(settings: NodeSettings, dev: bool) -> KeyRing:
+    directory = settings.document_key_dir
+    if dev and not any(directory.glob("*.key")):
+        # A local dev node makes its own key on first start; a real one is provisioned.
+        write_key_file(directory, DocumentKey.generate("k1"))
+    return KeyRing.from_directory(directory)
+
+
+def build(settings: NodeSettings) -> NodeServices:
+    deployment = Deployment.load(settings.deployment_file)
+    account = settings.key.load(deployment.chain_id)
+    client = LedgerClient(settings.rpc_url, deployment, account)
+    context = MemberContext(
+        settings=settings,
+        deployment=deployment,
+        account=account,
+        client=client,
+        engine=store.make_engine(settings.database_url),
+        pepper=settings.load_pepper(deployment.chain_id),
+        documents=DocumentStore(
+            settings.document_dir, _keyring(settings, deployment.chain_id == DEV_CHAIN_ID)
+        ),
+        metrics=Metrics(),
+    )
+    gate = Gate(settings.rpc_url, client.registry)
+    chain = ConsortiumView(client, gate, deployment.deployment_block)
+    reads: ReadModel = ChainReads(chain)
+    if settings.read_model == "indexed":
+        from api.service.indexed import IndexedReads
+
+        reads = IndexedReads(settings, deployment, ChainReads(chain))
+    peers = None
+    if settings.role == "platform":
+        peers = PeerPool(settings, account, deployment.chain_id)
+    return NodeServices(context, chain, reads, peers)
