@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.ingest.abi import canonical
-from ledger.ingest.abidecode import AbiDecodeError, Leaves, compile_inputs
+from ledger.chain.abi import canonical
+from ledger.chain.abidecode import AbiDecodeError, Leaves, compile_inputs
 
 _LEAF_TYPES = ["uint8", "uint32", "uint128", "uint256", "int8", "int64", "int256", "address",
                "bool", "bytes1", "bytes20", "bytes32", "bytes", "string"]  # fmt: skip
