@@ -20,7 +20,7 @@ from api.service.terms import line_of, line_terms, loan_of, loan_terms
 from ledger import provenance
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
-from ledger.domain import ZERO32, CoLoan, CreditLine, Tranche, sort_tranches
+from ledger.domain import ZERO32, CoLoan, CreditLine, Tranche, sort_tranches, to_hex
 from ledger.identity import borrower_key
 from ledger.rules import RuleError, check_line, check_loan
 
@@ -220,13 +220,10 @@ def record_out(record: CoLoan | CreditLine, tx: str | None, block: int) -> Recor
 
 def _event_location(node: Node, event: str, **filters: bytes) -> tuple[str | None, int]:
     """Where an already-recorded record landed, found by its indexed id."""
-    c = node.client
-    logs = getattr(c.ledger.events, event)().get_logs(
-        argument_filters=filters, from_block=node.deployment.deployment_block
-    )
-    if not logs:
+    found = node.client.events(event, from_block=node.deployment.deployment_block, **filters)
+    if not found:
         return None, 0
-    return logs[0]["transactionHash"].to_0x_hex(), int(logs[0]["blockNumber"])
+    return to_hex(found[0].tx_hash), found[0].block_number
 
 
 def grant_line(node: Node, req: LineIn) -> tuple[int, dict[str, Any], bool]:

@@ -24,7 +24,7 @@ from api.service.node import Node
 from api.service.reads import status_name
 from api.service.terms import loan_terms
 from ledger.chain.errors import ContractRevert
-from ledger.domain import CoLoan, LoanStatus
+from ledger.domain import CoLoan, LoanStatus, to_hex
 from ledger.identity import InvalidResidentId
 from ledger.rules import RuleError
 
@@ -54,15 +54,14 @@ def repay(node: Node, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, An
             node.metrics.rejected("repayment", exc.code, exc.rule, "contract")
             raise from_revert(exc) from None
         node.metrics.submitted("repayment")
-        ev = node.client.ledger.events.Repaid()
         if receipt is not None:
-            logs = ev.process_receipt(receipt.raw)
+            e = node.client.ledger.events.Repaid().process_receipt(receipt.raw)[0]
+            a, tx_hash, block = e["args"], e["transactionHash"].to_0x_hex(), int(e["blockNumber"])
         else:  # recorded by an earlier attempt whose receipt was lost
-            logs = ev.get_logs(
-                argument_filters={"repaymentId": rid}, from_block=node.deployment.deployment_block
-            )
-        e = logs[0]
-        a = e["args"]
+            found = node.client.events(
+                "Repaid", from_block=node.deployment.deployment_block, repaymentId=rid
+            )[0]
+            a, tx_hash, block = found.args, to_hex(found.tx_hash), found.block_number
         out = RepaymentOut(
             loan_id=_hex(loan.loan_id),
             repayment_id=_hex(rid),
@@ -76,8 +75,8 @@ def repay(node: Node, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, An
                     loan.tranches, a["principalAllocation"], a["interestAllocation"], strict=True
                 )
             ],
-            tx_hash=e["transactionHash"].to_0x_hex(),
-            block_number=int(e["blockNumber"]),
+            tx_hash=tx_hash,
+            block_number=block,
         )
         return 201, out.model_dump()
 

@@ -32,7 +32,7 @@ from api.schemas.reads import (
 )
 from api.service.node import Node
 from ledger import allocation
-from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Policy, Role
+from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Policy, Role, to_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +61,17 @@ def plain(value: Any) -> Any:
 
 
 def _loans(node: Node, **filters: bytes) -> list[Recorded]:
-    c = node.client
-    logs = c.ledger.events.LoanOriginated().get_logs(
-        argument_filters=filters, from_block=node.deployment.deployment_block
+    events = node.client.events(
+        "LoanOriginated", from_block=node.deployment.deployment_block, **filters
     )
     return [
         Recorded(
-            CoLoan.from_abi(plain(e["args"]["loan"])),
-            int(e["blockNumber"]),
-            e["transactionHash"].to_0x_hex(),
-            int(e["args"]["policyVersion"]),
+            CoLoan.from_abi(e.args["loan"]),
+            e.block_number,
+            to_hex(e.tx_hash),
+            e.args["policyVersion"],
         )
-        for e in logs
+        for e in events
     ]
 
 
@@ -87,14 +86,12 @@ def loans_of_borrower(node: Node, key: bytes) -> list[Recorded]:
 
 def lines_of_borrower(node: Node, key: bytes, block: int) -> list[tuple[CreditLine, LineStatus]]:
     c = node.client
-    logs = c.ledger.events.LineGranted().get_logs(
-        argument_filters={"borrowerKey": key},
-        from_block=node.deployment.deployment_block,
-        to_block=block,
+    events = c.events(
+        "LineGranted", from_block=node.deployment.deployment_block, to_block=block, borrowerKey=key
     )
     out = []
-    for e in logs:
-        line = CreditLine.from_abi(plain(e["args"]["line"]))
+    for e in events:
+        line = CreditLine.from_abi(e.args["line"])
         rec, _ = c.call(c.ledger, "lineState", line.line_id, block=block)
         out.append((line, LineStatus(rec[3])))
     return out

@@ -24,6 +24,7 @@ from eth_utils import keccak, to_checksum_address
 from ledger.chain.abi import canonical
 from ledger.chain.abidecode import Leaves, compile_input, compile_inputs
 from ledger.chain.artifacts import Artifacts, load_artifacts
+from ledger.chain.rpc import Rpc
 from ledger.domain import to_hex
 from ledger.provenance import unpack_signatures
 
@@ -114,9 +115,20 @@ def _topic_converter(inp: dict[str, Any], leaves: Leaves) -> Callable[[str], Any
     return convert
 
 
+def _topic_of(inp: dict[str, Any], value: Any) -> str:
+    """The topic an indexed argument is logged as (static types only)."""
+    t = inp["type"]
+    if t == "address":
+        return "0x" + "00" * 12 + value[2:].lower()
+    if isinstance(value, int):  # uintN, intN, bool
+        return "0x" + (value % (1 << 256)).to_bytes(32, "big").hex()
+    return to_hex(bytes(value).ljust(32, b"\0"))  # bytesN
+
+
 class _Spec:
     def __init__(self, contract: str, item: dict[str, Any], native: bool) -> None:
         self.contract = contract
+        self.item = item
         self.name: str = item["name"]
         signature = f"{self.name}({','.join(canonical(i) for i in item['inputs'])})"
         self.topic = "0x" + keccak(text=signature).hex()
@@ -160,6 +172,25 @@ class EventDecoder:
                     spec = _Spec(contract, item, native)
                     self._specs[(address.lower(), spec.topic)] = spec
 
+    def log_filter(self, name: str, **indexed: Any) -> tuple[str, list[str | None]]:
+        """(address, topics) for eth_getLogs: the event `name`, with any of its indexed
+        arguments given by name."""
+        for (address, _), spec in self._specs.items():
+            if spec.name == name:
+                inputs = [i for i in spec.item["inputs"] if i["indexed"]]
+                unknown = set(indexed) - {i["name"] for i in inputs}
+                if unknown:
+                    raise ValueError(f"{name} has no indexed {sorted(unknown)}")
+                topics: list[str | None] = [spec.topic]
+                topics += [
+                    _topic_of(i, indexed[i["name"]]) if i["name"] in indexed else None
+                    for i in inputs
+                ]
+                while topics[-1] is None:
+                    topics.pop()
+                return checksum(address), topics
+        raise ValueError(f"no event {name}")
+
     def decode(self, log: dict[str, Any]) -> ChainEvent | None:
         """The event of one eth_getLogs entry; None for a log no ABI of ours describes."""
         topics = log["topics"]
@@ -184,3 +215,24 @@ class EventDecoder:
             name=spec.name,
             args=args,
         )
+
+
+def find_events(
+    rpc: Rpc,
+    decoder: EventDecoder,
+    name: str,
+    *,
+    from_block: int,
+    to_block: int | str = "latest",
+    **indexed: Any,
+) -> list[ChainEvent]:
+    """The events `name` whose indexed arguments equal `indexed`, in chain order."""
+    address, topics = decoder.log_filter(name, **indexed)
+    query = {
+        "fromBlock": hex(from_block),
+        "toBlock": to_block if isinstance(to_block, str) else hex(to_block),
+        "address": address,
+        "topics": topics,
+    }
+    logs = rpc.call("eth_getLogs", [query])
+    return [ev for ev in map(decoder.decode, logs) if ev is not None]

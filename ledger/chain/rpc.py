@@ -99,9 +99,11 @@ def _tls() -> ssl.SSLContext:
 _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-def _client_options(url: str, timeout: float) -> dict[str, Any]:
+def _client_options(url: str, timeout: float, trust_env: bool | None) -> dict[str, Any]:
     # A configured HTTP(S)_PROXY must never see loopback traffic.
-    return {"timeout": timeout, "trust_env": not is_loopback(url), "verify": _tls()}
+    if trust_env is None:
+        trust_env = not is_loopback(url)
+    return {"timeout": timeout, "trust_env": trust_env, "verify": _tls()}
 
 
 # A kept-alive connection the server has since closed fails on first use, and a loaded node can
@@ -142,12 +144,13 @@ def result(method: str, payload: Any) -> Any:
 
 
 class Rpc:
-    """The synchronous JSON-RPC client over HTTP."""
+    """The JSON-RPC client over HTTP. `trust_env` (proxies from the environment) defaults to
+    False for loopback URLs and True elsewhere."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, trust_env: bool | None = None) -> None:
         self.url = url
         transport = httpx.HTTPTransport(verify=_tls(), socket_options=_SOCKET_OPTIONS)
-        self._http = httpx.Client(transport=transport, **_client_options(url, timeout))
+        self._http = httpx.Client(transport=transport, **_client_options(url, timeout, trust_env))
         self._ids = itertools.count(1)
 
     def close(self) -> None:

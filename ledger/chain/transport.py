@@ -30,6 +30,8 @@ from ledger.chain.errors import (
     ReceiptTimeout,
     TransactionFailed,
 )
+from ledger.chain.events import ChainEvent, EventDecoder, find_events
+from ledger.chain.rpc import NodeUnavailable, Rpc
 from ledger.chain.rpcutil import abi_type, checksummed, is_nonce_race, revert_data
 from ledger.provenance import Domain
 
@@ -65,6 +67,7 @@ class NonceManager:
 
 # What the node going away looks like from here (ChainUnreachable is a ConnectionError).
 CHAIN_GONE = (OSError, httpx.TransportError)
+
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
@@ -106,6 +109,8 @@ class Transactor:
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
         art = artifacts or load_artifacts()
+        self._artifacts = art
+        self._events: EventDecoder | None = None
         self.registry = self.w3.eth.contract(
             address=deployment.registry, abi=art["ConsortiumRegistry"].abi
         )
@@ -116,7 +121,7 @@ class Transactor:
         self.domain = Domain(deployment.chain_id, deployment.ledger)
         self._fee_mode = fee_mode
         self._fees: dict[str, int] | None = None
-        self._http = httpx.Client(timeout=60)
+        self._rpc = Rpc(rpc_url, timeout=60)  # raw reads and batches beside web3
         self.nonces = NonceManager(self._pending_nonce) if account else None
         self.max_attempts = 12
         self.retry_backoff = 0.25
@@ -135,13 +140,26 @@ class Transactor:
         return self.account.address
 
     def close(self) -> None:
-        self._http.close()
+        self._rpc.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def events(
+        self, name: str, *, from_block: int, to_block: int | str = "latest", **indexed: Any
+    ) -> list[ChainEvent]:
+        """The registry's or the ledger's events `name` with the given indexed arguments, read
+        and decoded by the one chain-reading layer (arguments in the native form: bytes as
+        bytes, structs as dicts)."""
+        if self._events is None:
+            dep = self.deployment
+            self._events = EventDecoder(dep.registry, dep.ledger, self._artifacts, native=True)
+        return find_events(
+            self._rpc, self._events, name, from_block=from_block, to_block=to_block, **indexed
+        )
 
     def _pending_nonce(self) -> int:
         return self.w3.eth.get_transaction_count(self.address, "pending")
@@ -227,7 +245,7 @@ class Transactor:
             }
             for i, r in enumerate(raws)
         ]
-        replies = self._post(body)
+        replies = self._post(body, write=True)
         out: list[str | LedgerError] = [LedgerError("no response")] * len(raws)
         for item in replies:
             i = item["id"]
@@ -339,14 +357,13 @@ class Transactor:
                 except (OSError, httpx.TransportError):
                     pass  # the node is still down; the next attempt finds out
 
-    def _post(self, body: Any) -> Any:
-        """One JSON-RPC request or batch over the client's own HTTP connection."""
+    def _post(self, body: Any, *, write: bool = False) -> Any:
+        """One JSON-RPC request or batch through the one transport (`ledger.chain.rpc`); a read
+        is tried again on a dropped connection, a write is not."""
         try:
-            resp = self._http.post(self.rpc_url, json=body)
-            resp.raise_for_status()
-        except httpx.TransportError as exc:
+            return self._rpc.post(body, retry=not write)
+        except NodeUnavailable as exc:
             raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
-        return resp.json()
 
     def _nudge_if_idle(self, idle_since: float, after: float = 0.25) -> float:
         """On a local dev chain, mine a block when receipts stop coming: anvil's automine can
