@@ -262,36 +262,12 @@ def _raw_transaction(tx: dict[str, Any]) -> bytes:
     ]
     y = int(tx.get("yParity", tx.get("v")), 16)
     if tx_type == 1:
-        body = [
-            q("chainId"),
-            q("nonce"),
-            q("gasPrice"),
-            q("gas"),
-            to,
-            q("value"),
-            data,
-            access,
-            y,
-            r,
-            s,
-        ]
+        fees = [q("gasPrice")]
     elif tx_type == 2:
-        body = [
-            q("chainId"),
-            q("nonce"),
-            q("maxPriorityFeePerGas"),
-            q("maxFeePerGas"),
-            q("gas"),
-            to,
-            q("value"),
-            data,
-            access,
-            y,
-            r,
-            s,
-        ]
+        fees = [q("maxPriorityFeePerGas"), q("maxFeePerGas")]
     else:
         raise EvidenceError(f"transaction type {tx_type} is not supported in evidence")
+    body = [q("chainId"), q("nonce"), *fees, q("gas"), to, q("value"), data, access, y, r, s]
     return bytes([tx_type]) + rlp.encode(body)
 
 

@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -94,16 +94,20 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-# httpx writes a request's head and body separately: without TCP_NODELAY the body waits for
-# the head's acknowledgement (Nagle against delayed ACK), up to 40 ms a request on Linux.
+# httpx writes a request's head and body separately: TCP_NODELAY so that Nagle's algorithm
+# never holds the body back waiting for the head's acknowledgement.
 _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
-def _client_options(url: str, timeout: float, trust_env: bool | None) -> dict[str, Any]:
-    # A configured HTTP(S)_PROXY must never see loopback traffic.
+def _client(url: str, timeout: float, trust_env: bool | None) -> httpx.Client:
+    # A configured HTTP(S)_PROXY must never see loopback traffic; elsewhere it is used unless
+    # `trust_env=False` (httpx honours it only without a transport of our own).
     if trust_env is None:
         trust_env = not is_loopback(url)
-    return {"timeout": timeout, "trust_env": trust_env, "verify": _tls()}
+    if trust_env:
+        return httpx.Client(timeout=timeout, verify=_tls())
+    transport = httpx.HTTPTransport(verify=_tls(), socket_options=_SOCKET_OPTIONS)
+    return httpx.Client(timeout=timeout, transport=transport, trust_env=False)
 
 
 # A kept-alive connection the server has since closed fails on first use, and a loaded node can
@@ -143,24 +147,30 @@ def result(method: str, payload: Any) -> Any:
     return payload.get("result")
 
 
-class Rpc:
+class Closing:
+    """Closed (`close()`) on leaving a `with` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Rpc(Closing):
     """The JSON-RPC client over HTTP. `trust_env` (proxies from the environment) defaults to
     False for loopback URLs and True elsewhere."""
 
     def __init__(self, url: str, *, timeout: float = 60.0, trust_env: bool | None = None) -> None:
         self.url = url
-        transport = httpx.HTTPTransport(verify=_tls(), socket_options=_SOCKET_OPTIONS)
-        self._http = httpx.Client(transport=transport, **_client_options(url, timeout, trust_env))
+        self._http = _client(url, timeout, trust_env)
         self._ids = itertools.count(1)
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> Rpc:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def post(
         self, body: Any, method: str = "batch", *, max_bytes: int | None = None, retry: bool = True

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
 from eth_abi import decode
@@ -31,8 +31,9 @@ from ledger.chain.errors import (
     TransactionFailed,
 )
 from ledger.chain.events import ChainEvent, EventDecoder, find_events
-from ledger.chain.rpc import NodeUnavailable, Rpc
+from ledger.chain.rpc import Closing, NodeUnavailable, Rpc, request
 from ledger.chain.rpcutil import abi_type, checksummed, is_nonce_race, revert_data
+from ledger.domain import to_hex
 from ledger.provenance import Domain
 
 FeeMode = Literal["auto", "eip1559", "legacy"]
@@ -88,7 +89,7 @@ class OriginateResult:
     already_recorded: bool = False
 
 
-class Transactor:
+class Transactor(Closing):
     """One account's connection to a deployment: the plumbing under LedgerClient."""
 
     def __init__(
@@ -141,12 +142,6 @@ class Transactor:
 
     def close(self) -> None:
         self._rpc.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def events(
         self, name: str, *, from_block: int, to_block: int | str = "latest", **indexed: Any
@@ -236,15 +231,7 @@ class Transactor:
 
     def send_raw_batch(self, raws: Sequence[bytes]) -> list[str | LedgerError]:
         """Send many signed transactions in one JSON-RPC batch (web3's batching is read-only)."""
-        body = [
-            {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "eth_sendRawTransaction",
-                "params": ["0x" + r.hex()],
-            }
-            for i, r in enumerate(raws)
-        ]
+        body = [request("eth_sendRawTransaction", [to_hex(r)], i) for i, r in enumerate(raws)]
         replies = self._post(body, write=True)
         out: list[str | LedgerError] = [LedgerError("no response")] * len(raws)
         for item in replies:
@@ -381,7 +368,7 @@ class Transactor:
     def head(self) -> int:
         """The chain's latest block number, in one raw round trip (web3's `block_number` goes
         through its middleware stack, a few milliseconds on every read a node answers)."""
-        reply = self._post({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
+        reply = self._post(request("eth_blockNumber", []))
         if "error" in reply:
             raise ChainUnreachable(f"eth_blockNumber failed: {reply['error']}")
         return int(reply["result"], 16)
@@ -393,13 +380,7 @@ class Transactor:
         outputs = self._outputs(contract, fn)
         data = contract.encode_abi(fn, args=list(args))
         tag = block if isinstance(block, str) else hex(block)
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "eth_call",
-            "params": [{"to": contract.address, "data": data}, tag],
-        }
-        reply = self._post(body)
+        reply = self._post(request("eth_call", [{"to": contract.address, "data": data}, tag]))
         if "error" in reply:
             err = reply["error"]
             raw = err.get("data")
@@ -431,10 +412,7 @@ class Transactor:
         deadline = time.monotonic() + self.receipt_timeout
         idle_since, seen = time.monotonic(), 0
         while pending:
-            body = [
-                {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
-                for i, h in pending.items()
-            ]
+            body = [request("eth_getTransactionReceipt", [h], i) for i, h in pending.items()]
             for item in self._post(body):
                 r = item.get("result")
                 if not r:
