@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -23,16 +22,15 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import (
-    ChainUnreachable,
     ContractRevert,
     ErrorDecoder,
     LedgerError,
     ReceiptTimeout,
     TransactionFailed,
 )
-from ledger.chain.events import ChainEvent, EventDecoder, find_events
-from ledger.chain.rpc import Closing, NodeUnavailable, Rpc, request
-from ledger.chain.rpcutil import abi_type, checksummed, is_nonce_race, revert_data
+from ledger.chain.reads import ChainReads
+from ledger.chain.rpc import Rpc, request
+from ledger.chain.rpcutil import is_nonce_race, revert_data
 from ledger.domain import to_hex
 from ledger.provenance import Domain
 
@@ -89,7 +87,7 @@ class OriginateResult:
     already_recorded: bool = False
 
 
-class Transactor(Closing):
+class Transactor(ChainReads):
     """One account's connection to a deployment: the plumbing under LedgerClient."""
 
     def __init__(
@@ -111,7 +109,7 @@ class Transactor(Closing):
         self.poll_interval = poll_interval
         art = artifacts or load_artifacts()
         self._artifacts = art
-        self._events: EventDecoder | None = None
+        self._events = None
         self.registry = self.w3.eth.contract(
             address=deployment.registry, abi=art["ConsortiumRegistry"].abi
         )
@@ -130,7 +128,7 @@ class Transactor(Closing):
         self.retried: list[str] = []  # what was retried, e.g. "originate 0x1234…", for reports
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
         self.interrupted = False  # set when the node stopped answering mid-transaction
-        self._output_types: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+        self._output_types = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -139,22 +137,6 @@ class Transactor(Closing):
         if self.account is None:
             raise LedgerError("this client has no signing account (read-only)")
         return self.account.address
-
-    def close(self) -> None:
-        self._rpc.close()
-
-    def events(
-        self, name: str, *, from_block: int, to_block: int | str = "latest", **indexed: Any
-    ) -> list[ChainEvent]:
-        """The registry's or the ledger's events `name` with the given indexed arguments, read
-        and decoded by the one chain-reading layer (arguments in the native form: bytes as
-        bytes, structs as dicts)."""
-        if self._events is None:
-            dep = self.deployment
-            self._events = EventDecoder(dep.registry, dep.ledger, self._artifacts, native=True)
-        return find_events(
-            self._rpc, self._events, name, from_block=from_block, to_block=to_block, **indexed
-        )
 
     def _pending_nonce(self) -> int:
         return self.w3.eth.get_transaction_count(self.address, "pending")
@@ -344,14 +326,6 @@ class Transactor(Closing):
                 except (OSError, httpx.TransportError):
                     pass  # the node is still down; the next attempt finds out
 
-    def _post(self, body: Any, *, write: bool = False) -> Any:
-        """One JSON-RPC request or batch through the one transport (`ledger.chain.rpc`); a read
-        is tried again on a dropped connection, a write is not."""
-        try:
-            return self._rpc.post(body, retry=not write)
-        except NodeUnavailable as exc:
-            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
-
     def _nudge_if_idle(self, idle_since: float, after: float = 0.25) -> float:
         """On a local dev chain, mine a block when receipts stop coming: anvil's automine can
         leave ready transactions unmined until another one arrives (foundry-rs/foundry#10122),
@@ -364,43 +338,6 @@ class Transactor(Closing):
         except Exception:  # noqa: BLE001 - a node without evm_mine: keep waiting
             pass
         return time.monotonic()
-
-    def head(self) -> int:
-        """The chain's latest block number, in one raw round trip (web3's `block_number` goes
-        through its middleware stack, a few milliseconds on every read a node answers)."""
-        reply = self._post(request("eth_blockNumber", []))
-        if "error" in reply:
-            raise ChainUnreachable(f"eth_blockNumber failed: {reply['error']}")
-        return int(reply["result"], 16)
-
-    def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        """A view call as one raw eth_call: web3's contract call makes several round trips per
-        call, which dominated the nodes' read latency. Results match web3's: one output is
-        returned bare, several as a tuple, addresses checksummed."""
-        outputs = self._outputs(contract, fn)
-        data = contract.encode_abi(fn, args=list(args))
-        tag = block if isinstance(block, str) else hex(block)
-        reply = self._post(request("eth_call", [{"to": contract.address, "data": data}, tag]))
-        if "error" in reply:
-            err = reply["error"]
-            raw = err.get("data")
-            if isinstance(raw, dict):
-                raw = raw.get("data")
-            if isinstance(raw, str) and raw.startswith("0x") and len(raw) >= 10:
-                raise self.errors.decode(raw)
-            raise LedgerError(f"{fn}: {err.get('message')}")
-        values = decode([t for t, _ in outputs], bytes.fromhex(reply["result"][2:]))
-        values = tuple(checksummed(v, item) for v, (_, item) in zip(values, outputs, strict=True))
-        return values[0] if len(values) == 1 else values
-
-    def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
-        key = (contract.address, fn)
-        found = self._output_types.get(key)
-        if found is None:
-            item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
-            found = [(abi_type(o), o) for o in item["outputs"]]
-            self._output_types[key] = found
-        return found
 
     def _receipts(
         self, hashes: dict[int, str], sent_at: float | None = None
