@@ -22,7 +22,7 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 
 from ledger.chain.abi import canonical
-from ledger.chain.abidecode import Leaves, compile_input, compile_inputs
+from ledger.chain.abidecode import Leaves, compile_inputs
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.rpc import Rpc
 from ledger.domain import to_hex
@@ -98,21 +98,52 @@ def _topic_bytes(topic: str) -> bytes:
     return bytes.fromhex(topic[2:])
 
 
-def _topic_converter(inp: dict[str, Any], leaves: Leaves) -> Callable[[str], Any]:
-    """An indexed argument from its topic, as strictly as eth_abi reads it (padding, range);
-    a dynamic type is logged as its hash, which is given as it is (or as bytes)."""
-    coder = compile_input(inp, leaves)
-    if coder.dynamic or inp["type"].endswith("]"):
-        return _topic_bytes if leaves.fixed_bytes is bytes else _same
-    read = coder.read
+def _topic_converter(inp: dict[str, Any], native: bool) -> Callable[[str], Any]:
+    """An indexed argument from its topic, as strictly as eth_abi reads it (padding, range),
+    read from the hex string itself (the hot path: no bytes made where none are kept). A
+    dynamic type is logged as its hash, which is given as it is (or as bytes)."""
+    t: str = inp["type"]
+    if t.endswith("]") or t in ("bytes", "string", "tuple"):
+        return _topic_bytes if native else _same
+    if t == "address":
+        pad, keep = "0" * 24, 26
+        make: Callable[[str], Any] = lambda rest: checksum("0x" + rest)  # noqa: E731
+    elif t == "bool":
+        pad, keep = "0" * 63, 65
+        make = lambda rest: rest == "1" if rest in "01" else None  # noqa: E731
+    elif t.startswith("bytes"):
+        n = int(t[5:])
+        pad, keep = "", 2 + 2 * n  # the padding follows the value
+        tail = "0" * (64 - 2 * n)
 
-    def convert(topic: str) -> Any:
-        word = bytes.fromhex(topic[2:])
-        if len(word) != 32:
-            raise DecodeError(f"topic of {len(word)} bytes")
-        return read(word, 0)
+        def fixed(topic: str) -> Any:
+            if len(topic) != 66 or topic[keep:] != tail:
+                raise DecodeError(f"{t} topic {topic} is not a padded {t}")
+            return bytes.fromhex(topic[2:keep]) if native else topic[:keep]
 
-    return convert
+        return fixed
+    else:
+        signed = t.startswith("int")
+        bits = int(t[3:] or 256) if signed else int(t[4:] or 256)
+        lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+
+        def number(topic: str) -> int:
+            v = int(topic, 16) if len(topic) == 66 else None
+            if v is not None and signed and v >> 255:
+                v -= 1 << 256
+            if v is None or not lo <= v < hi:
+                raise DecodeError(f"{t} topic {topic} out of range")
+            return v
+
+        return number
+
+    def padded(topic: str) -> Any:
+        value = make(topic[keep:]) if len(topic) == 66 and topic[2:keep] == pad else None
+        if value is None:
+            raise DecodeError(f"{t} topic {topic} has non-zero padding")
+        return value
+
+    return padded
 
 
 def _topic_of(inp: dict[str, Any], value: Any) -> str:
@@ -134,7 +165,7 @@ class _Spec:
         self.topic = "0x" + keccak(text=signature).hex()
         leaves = _LEAVES[native]
         self.indexed = [
-            (i["name"], _topic_converter(i, leaves)) for i in item["inputs"] if i["indexed"]
+            (i["name"], _topic_converter(i, native)) for i in item["inputs"] if i["indexed"]
         ]
         data = [i for i in item["inputs"] if not i["indexed"]]
         self.decode_data = compile_inputs(data, leaves) if data else None
