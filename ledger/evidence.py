@@ -18,11 +18,12 @@ from typing import Any
 import rlp
 from eth_utils import keccak
 
-from ledger.audit.events import EventDecoder, Rpc, RpcError
+from ledger.chain.abi import canonical
 from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
-from ledger.chain.rpcutil import abi_type
-from ledger.domain import CoLoan
+from ledger.chain.events import EventDecoder
+from ledger.chain.rpc import Rpc, RpcError
+from ledger.domain import CoLoan, to_hex
 from ledger.provenance import Domain, SignatureError, digest, recover
 
 FORMAT = "joint-lending-evidence/1"
@@ -57,8 +58,8 @@ def books_slot(borrower_key: bytes) -> bytes:
 
 def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, Any]:
     art = load_artifacts()
-    decoder = EventDecoder(art["ConsortiumRegistry"].abi, art["CoLendingLedger"].abi)
-    topic = "0x" + keccak(text=_loan_originated_signature(art["CoLendingLedger"].abi)).hex()
+    decoder = _decoder(deployment)
+    topic = to_hex(keccak(text=_loan_originated_signature(art["CoLendingLedger"].abi)))
     rpc = Rpc(rpc_url)
     try:
         logs = rpc.call(
@@ -68,14 +69,14 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
                     "fromBlock": hex(deployment.deployment_block),
                     "toBlock": "latest",
                     "address": deployment.ledger,
-                    "topics": [topic, "0x" + loan_id.hex()],
+                    "topics": [topic, to_hex(loan_id)],
                 }
             ],
         )
         if not logs:
             raise EvidenceError(f"no loan 0x{loan_id.hex()} on this ledger")
         log = logs[0]
-        event = decoder.decode("ledger", log)
+        event = decoder.decode(log)
         assert event is not None
         loan = CoLoan.from_abi(event.args["loan"])
         tx_hash, block_hex = log["transactionHash"], log["blockNumber"]
@@ -85,9 +86,9 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
         try:
             raw_tx = rpc.call("eth_getRawTransactionByHash", [tx_hash])
         except RpcError:  # Hardhat node: rebuild the signed envelope from its fields
-            raw_tx = "0x" + _raw_transaction(tx).hex()
+            raw_tx = to_hex(_raw_transaction(tx))
         slot = books_slot(loan.borrower_key)
-        proof = rpc.call("eth_getProof", [deployment.ledger, ["0x" + slot.hex()], block_hex])
+        proof = rpc.call("eth_getProof", [deployment.ledger, [to_hex(slot)], block_hex])
     finally:
         rpc.close()
     domain = Domain(deployment.chain_id, deployment.ledger)
@@ -98,13 +99,11 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
             recovered = recover(d, bytes(sig))
         except SignatureError as exc:
             recovered = f"unrecoverable: {exc.reason}"
-        signatures.append(
-            {"signer": t.lender, "signature": "0x" + bytes(sig).hex(), "recovered": recovered}
-        )
+        signatures.append({"signer": t.lender, "signature": to_hex(sig), "recovered": recovered})
     word = int(proof["storageProof"][0]["value"], 16)
     return {
         "format": FORMAT,
-        "loan_id": "0x" + loan_id.hex(),
+        "loan_id": to_hex(loan_id),
         "deployment": deployment.to_json(),
         "domain": {
             "name": domain.name,
@@ -112,7 +111,7 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
             "chainId": domain.chain_id,
             "verifyingContract": domain.verifying_contract,
         },
-        "eip712_digest": "0x" + d.hex(),
+        "eip712_digest": to_hex(d),
         "transaction": {"hash": tx_hash, "raw": raw_tx, "from": tx["from"], "to": tx["to"]},
         "block": {k: block[k] for k in ("hash", *_HEADER_FIELDS) if k in block},
         "receipt": {
@@ -121,7 +120,7 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
         },
         "log": {k: log[k] for k in ("address", "topics", "data", "logIndex", "transactionHash")},
         "loan": {
-            "borrower_key": "0x" + loan.borrower_key.hex(),
+            "borrower_key": to_hex(loan.borrower_key),
             "platform": loan.platform,
             "principal": loan.principal,
             "product": int(loan.product),
@@ -129,9 +128,9 @@ def collect(rpc_url: str, deployment: Deployment, loan_id: bytes) -> dict[str, A
             "policy_version": event.args["policyVersion"],
         },
         "signatures": signatures,
-        "document_digest": "0x" + loan.document_digest.hex(),
+        "document_digest": to_hex(loan.document_digest),
         "exposure_proof": {
-            "slot": "0x" + slot.hex(),
+            "slot": to_hex(slot),
             "value": hex(word),
             "consumer_exposure": word & ((1 << 48) - 1),
             "business_exposure": (word >> 48) & ((1 << 48) - 1),
@@ -193,17 +192,21 @@ def verify(evidence: dict[str, Any]) -> Verdict:
         log["address"].lower() == dep.ledger.lower(),
         "the log was not emitted by the ledger",
     )
-    art = load_artifacts()
-    event = EventDecoder(art["ConsortiumRegistry"].abi, art["CoLendingLedger"].abi).decode(
-        "ledger", {**log, "blockNumber": receipt["blockNumber"], "blockHash": receipt["blockHash"]}
+    # decoded as the ledger's whatever its address says (that is the check above)
+    event = _decoder(dep).decode(
+        {
+            **log,
+            "address": dep.ledger,
+            "blockNumber": receipt["blockNumber"],
+            "blockHash": receipt["blockHash"],
+            "transactionIndex": "0x0",
+        }
     )
     if event is None or event.name != "LoanOriginated":
         check("log_decodes", False, "the log is not a LoanOriginated event")
         return v
     loan = CoLoan.from_abi(event.args["loan"])
-    check(
-        "loan_id", "0x" + loan.loan_id.hex() == evidence["loan_id"], "the log is for another loan"
-    )
+    check("loan_id", to_hex(loan.loan_id) == evidence["loan_id"], "the log is for another loan")
     domain = Domain(evidence["domain"]["chainId"], evidence["domain"]["verifyingContract"])
     check(
         "domain",
@@ -220,7 +223,7 @@ def verify(evidence: dict[str, Any]) -> Verdict:
     check("signatures", sig_ok, "a signature does not recover to its tranche's lender")
     check(
         "document_digest",
-        "0x" + loan.document_digest.hex() == evidence["document_digest"],
+        to_hex(loan.document_digest) == evidence["document_digest"],
         "the document digest differs from the one in the log",
     )
     ep = evidence["exposure_proof"]
@@ -239,7 +242,7 @@ def verify(evidence: dict[str, Any]) -> Verdict:
     proven = int.from_bytes(rlp.decode(value), "big") if value else 0
     check(
         "storage_proof",
-        proven == int(ep["value"], 16) and ep["slot"] == "0x" + books_slot(loan.borrower_key).hex(),
+        proven == int(ep["value"], 16) and ep["slot"] == to_hex(books_slot(loan.borrower_key)),
         "the exposure word is not proven under the ledger's storage root",
     )
     return v
@@ -259,36 +262,12 @@ def _raw_transaction(tx: dict[str, Any]) -> bytes:
     ]
     y = int(tx.get("yParity", tx.get("v")), 16)
     if tx_type == 1:
-        body = [
-            q("chainId"),
-            q("nonce"),
-            q("gasPrice"),
-            q("gas"),
-            to,
-            q("value"),
-            data,
-            access,
-            y,
-            r,
-            s,
-        ]
+        fees = [q("gasPrice")]
     elif tx_type == 2:
-        body = [
-            q("chainId"),
-            q("nonce"),
-            q("maxPriorityFeePerGas"),
-            q("maxFeePerGas"),
-            q("gas"),
-            to,
-            q("value"),
-            data,
-            access,
-            y,
-            r,
-            s,
-        ]
+        fees = [q("maxPriorityFeePerGas"), q("maxFeePerGas")]
     else:
         raise EvidenceError(f"transaction type {tx_type} is not supported in evidence")
+    body = [q("chainId"), q("nonce"), *fees, q("gas"), to, q("value"), data, access, y, r, s]
     return bytes([tx_type]) + rlp.encode(body)
 
 
@@ -344,6 +323,10 @@ def _walk(root: bytes, key: bytes, proof: list[bytes]) -> bytes | None:
         node, path = node[1], path[len(prefix) :]
 
 
+def _decoder(deployment: Deployment) -> EventDecoder:
+    return EventDecoder(deployment.registry, deployment.ledger, native=True)
+
+
 def _loan_originated_signature(abi: list[dict]) -> str:
     item = next(i for i in abi if i.get("type") == "event" and i["name"] == "LoanOriginated")
-    return f"LoanOriginated({','.join(abi_type(i) for i in item['inputs'])})"
+    return f"LoanOriginated({','.join(canonical(i) for i in item['inputs'])})"

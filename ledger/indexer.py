@@ -35,12 +35,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ledger.chain.deployment import Deployment
+from ledger.chain.events import EventDecoder
+from ledger.chain.rpc import NodeUnavailable, ResultTooLarge, Rpc, RpcError
 from ledger.ingest import cursor
-from ledger.ingest.decode import EventDecoder
 from ledger.ingest.fetch import ChainMoved, Fetched, Prefetch, fetch_range
 from ledger.ingest.heap import older_objects_frozen
 from ledger.ingest.rollback import rollback
-from ledger.ingest.rpc import NodeUnavailable, ResultTooLarge, Rpc, RpcError
 from ledger.ingest.spans import INITIAL_SPAN, MAX_RANGE_BYTES, MAX_SPAN, TARGET_EVENTS, Spans
 from ledger.ingest.writer import prune_blocks, stored_blocks, write_range
 from ledger.store.db import upgrade

@@ -113,13 +113,14 @@ def test_suspended_signer_reconstructed_in_the_replay(history):
     target = next(e for e in events if e.name == "LoanOriginated" and e.block_number > 20)
     bank = cx.lenders[0].address
     forged = ChainEvent(
-        "MemberStatusChanged",
-        "registry",
-        target.block_number,
-        target.block_hash,
-        target.tx_hash,
-        target.log_index - 1,
-        {"account": bank, "from": int(MemberStatus.ACTIVE), "to": int(MemberStatus.SUSPENDED)},
+        name="MemberStatusChanged",
+        contract="registry",
+        block_number=target.block_number,
+        block_hash=target.block_hash,
+        tx_hash=target.tx_hash,
+        tx_index=target.tx_index,
+        log_index=target.log_index - 1,
+        args={"account": bank, "from": int(MemberStatus.ACTIVE), "to": int(MemberStatus.SUSPENDED)},
     )
     altered = events[: events.index(target)] + [forged] + events[events.index(target) :]
     report = AuditReport(

@@ -1,10 +1,10 @@
 """The audit's fast paths against the general ones they stand in for.
 
-LoanOriginated and the ledger's views are read by hand from their fixed layout, the views are
-called in bulk through a state-override batch caller, and signers are recovered straight through
-coincurve: each must give exactly what eth_abi, plain eth_calls and `ledger.provenance.recover`
-give, on a real recorded history and on Hypothesis' encodings, and must hand anything it does
-not recognise back to the general path instead of reading it wrongly.
+Events and the ledger's views are read by the one compiled ABI decoder (`ledger.chain.events`
+in its native form, `ledger.chain.abidecode`), the views are called in bulk through a
+state-override batch caller, and signers are recovered straight through coincurve: each must
+give exactly what eth_abi, plain eth_calls and `ledger.provenance.recover` give, on a real
+recorded history and on Hypothesis' encodings, and must refuse what eth_abi refuses.
 """
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ import dataclasses
 import eth_abi
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.audit import load_history
-from ledger.audit.events import (
-    LOAN_ORIGINATED_TOPIC,
-    EventDecoder,
-    Rpc,
-    RpcError,
-    decode_loan_originated,
-    fetch_logs,
-)
+from ledger.audit.events import Rpc, RpcError, decoder, fetch_logs
 from ledger.audit.views import (
     VIEWS,
     _batched_views,
@@ -34,9 +28,12 @@ from ledger.audit.views import (
     decode_view,
     view_keys,
 )
+from ledger.chain.abi import canonical
 from ledger.chain.artifacts import load_artifacts
+from ledger.chain.deployment import Deployment
+from ledger.chain.events import DecodeError, EventDecoder
 from ledger.documents import document_digest
-from ledger.domain import Product, Repayment
+from ledger.domain import Product, Repayment, to_checksum_address
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import bootstrap
 from ledger.provenance import (
@@ -46,6 +43,7 @@ from ledger.provenance import (
     recover,
     recover_address,
     sign_digest,
+    unpack_signatures,
 )
 
 _LOAN_TUPLE = (
@@ -54,13 +52,57 @@ _LOAN_TUPLE = (
 )
 
 
+_LEDGER = "0x" + "11" * 20  # where the Hypothesis logs say they come from
+
+
 def _decoder() -> EventDecoder:
-    art = load_artifacts()
-    return EventDecoder(art["ConsortiumRegistry"].abi, art["CoLendingLedger"].abi)
+    return EventDecoder("0x" + "22" * 20, _LEDGER, native=True)
 
 
 def _topics(log: dict) -> list[bytes]:
     return [bytes.fromhex(t[2:]) for t in log["topics"]]
+
+
+def _normalise(value, item: dict):
+    """eth_abi's values in the audit's form: addresses checksummed, structs as dicts by name,
+    arrays as lists."""
+    t = item["type"]
+    if t == "address":
+        return to_checksum_address(value)
+    if t.endswith("]"):
+        inner = {**item, "type": t[: t.rindex("[")]}
+        return [_normalise(v, inner) for v in value]
+    if t == "tuple":
+        comps = item["components"]
+        return {c["name"]: _normalise(v, c) for c, v in zip(comps, value, strict=True)}
+    return value
+
+
+def _event_by_eth_abi(item: dict, topics: list[bytes], data: bytes) -> dict:
+    """An event's arguments as eth_abi decodes them (the reference for the compiled decoder)."""
+    indexed = [i for i in item["inputs"] if i.get("indexed")]
+    plain = [i for i in item["inputs"] if not i.get("indexed")]
+    args = {}
+    for inp, topic in zip(indexed, topics[1:], strict=True):
+        (value,) = eth_abi.decode([canonical(inp)], topic)
+        args[inp["name"]] = _normalise(value, inp)
+    values = eth_abi.decode([canonical(i) for i in plain], data) if plain else ()
+    for inp, v in zip(plain, values, strict=True):
+        args[inp["name"]] = _normalise(v, inp)
+    if isinstance(args.get("signatures"), bytes):
+        args["signatures"] = unpack_signatures(args["signatures"])
+    return args
+
+
+def _abi_events(dep: Deployment) -> dict[tuple[str, bytes], dict]:
+    art = load_artifacts()
+    out = {}
+    for address, name in ((dep.registry, "ConsortiumRegistry"), (dep.ledger, "CoLendingLedger")):
+        for item in art[name].abi:
+            if item.get("type") == "event":
+                sig = f"{item['name']}({','.join(canonical(i) for i in item['inputs'])})"
+                out[address.lower(), keccak(text=sig)] = item
+    return out
 
 
 # ---------------------------------------------------------------------- a real history
@@ -88,25 +130,24 @@ def recorded():
         yield chain, cx, loans
 
 
-def test_hand_decoder_reads_real_logs_as_eth_abi_does(recorded):
+def test_decoder_reads_real_logs_as_eth_abi_does(recorded):
     chain, cx, loans = recorded
-    decoder = _decoder()
+    decode = decoder(cx.deployment).decode
+    items = _abi_events(cx.deployment)
     rpc = Rpc(chain.url)
     try:
         head = int(rpc.call("eth_blockNumber", []), 16)
-        by_hand = 0
-        names = set()
-        for contract, log in fetch_logs(rpc, cx.deployment, head):
-            fast = decoder.decode(contract, log)
-            assert fast == decoder.decode(contract, log, by_hand=False)
-            if fast is not None:
-                names.add(fast.name)
-            if _topics(log)[0] == LOAN_ORIGINATED_TOPIC:
-                # the contract's own layout never falls back to eth_abi
-                assert decode_loan_originated(_topics(log), bytes.fromhex(log["data"][2:]))
-                by_hand += 1
-        assert by_hand == len(loans)
-        assert {"LineGranted", "Repaid", "MemberAdmitted", "PolicyUpdated"} <= names
+        names: list[str] = []
+        for log in fetch_logs(rpc, cx.deployment, head):
+            ev = decode(log)
+            topics = _topics(log)
+            item = items[log["address"].lower(), topics[0]]
+            assert ev is not None and ev.name == item["name"]
+            assert ev.args == _event_by_eth_abi(item, topics, bytes.fromhex(log["data"][2:]))
+            assert ev.tx_hash == bytes.fromhex(log["transactionHash"][2:])
+            names.append(ev.name)
+        assert names.count("LoanOriginated") == len(loans)
+        assert {"LineGranted", "Repaid", "MemberAdmitted", "PolicyUpdated"} <= set(names)
     finally:
         rpc.close()
 
@@ -161,26 +202,54 @@ _loan = st.tuples(
 )
 
 
+_LOAN_ORIGINATED = next(
+    i for i in load_artifacts()["CoLendingLedger"].abi if i.get("name") == "LoanOriginated"
+)
+LOAN_ORIGINATED_TOPIC = keccak(
+    text=f"LoanOriginated({','.join(canonical(i) for i in _LOAN_ORIGINATED['inputs'])})"
+)
+
+
 def _encoded(version: int, loan: tuple, sigs: list[bytes]) -> tuple[list[bytes], bytes]:
     data = eth_abi.encode(["uint32", _LOAN_TUPLE, "bytes"], [version, loan, pack_signatures(sigs)])
     topics = [LOAN_ORIGINATED_TOPIC, loan[0], loan[1], bytes(12) + bytes.fromhex(loan[2][2:])]
     return topics, data
 
 
+def _log(topics: list[bytes], data: bytes) -> dict:
+    return {
+        "address": _LEDGER,
+        "topics": ["0x" + t.hex() for t in topics],
+        "data": "0x" + data.hex(),
+        "blockNumber": "0x1",
+        "logIndex": "0x0",
+        "blockHash": "0x" + "00" * 32,
+        "transactionHash": "0x" + "00" * 32,
+        "transactionIndex": "0x0",
+    }
+
+
 def _by_eth_abi(topics: list[bytes], data: bytes) -> dict | None:
-    abi = load_artifacts()["CoLendingLedger"].abi
-    item = next(i for i in abi if i.get("name") == "LoanOriginated")
     try:
-        return EventDecoder._decode_abi(item, topics, data)
+        return _event_by_eth_abi(_LOAN_ORIGINATED, topics, data)
     except Exception:  # noqa: BLE001 - eth_abi (or the signature list) refuses it
         return None
 
 
+def _by_decoder(topics: list[bytes], data: bytes) -> dict | None:
+    try:
+        ev = _decoder().decode(_log(topics, data))
+    except DecodeError:
+        return None
+    assert ev is not None
+    return ev.args
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32 - 1), _loan, st.lists(_sig, max_size=4))
-def test_hand_decoder_equals_eth_abi_on_any_loan(version, loan, sigs):
+def test_decoder_equals_eth_abi_on_any_loan(version, loan, sigs):
     topics, data = _encoded(version, loan, sigs)
-    fast = decode_loan_originated(topics, data)
+    fast = _by_decoder(topics, data)
     assert fast is not None
     assert fast == _by_eth_abi(topics, data)
 
@@ -192,8 +261,8 @@ def test_hand_decoder_equals_eth_abi_on_any_loan(version, loan, sigs):
     st.lists(_sig, max_size=3),
     st.data(),
 )
-def test_hand_decoder_never_reads_what_eth_abi_would_not(version, loan, sigs, data):
-    """Altered bytes: the hand decoder either gives eth_abi's answer or leaves it to eth_abi."""
+def test_decoder_never_reads_what_eth_abi_would_not(version, loan, sigs, data):
+    """Altered bytes: the decoder either gives eth_abi's answer or refuses the log."""
     topics, raw = _encoded(version, loan, sigs)
     raw = bytearray(raw)
     for _ in range(data.draw(st.integers(1, 3))):
@@ -203,7 +272,7 @@ def test_hand_decoder_never_reads_what_eth_abi_would_not(version, loan, sigs, da
     raw = bytes(raw[: len(raw) - cut])
     if data.draw(st.booleans()):
         topics[3] = data.draw(_word)
-    fast = decode_loan_originated(topics, raw)
+    fast = _by_decoder(topics, raw)
     if fast is not None:
         assert fast == _by_eth_abi(topics, raw)
 
@@ -224,14 +293,14 @@ _view_values = {
 
 def _view_by_eth_abi(fn: str, raw: bytes) -> tuple | None:
     try:
-        return decode_view(fn, raw, by_hand=False)
+        return eth_abi.decode(list(VIEWS[fn][1]), raw)
     except Exception:  # noqa: BLE001 - eth_abi refuses it
         return None
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(VIEWS)), st.data())
-def test_view_answers_read_by_hand_as_eth_abi_reads_them(fn, data):
+def test_view_answers_read_as_eth_abi_reads_them(fn, data):
     values = data.draw(_view_values[fn])
     raw = bytearray(eth_abi.encode(list(VIEWS[fn][1]), values))
     assert decode_view(fn, bytes(raw)) == _view_by_eth_abi(fn, bytes(raw))

@@ -1,4 +1,5 @@
-"""The node's RPC gate (api/service/gate.py) against a server that drops connections.
+"""The node's RPC gate (api/service/gate.py, on the async transport `ledger.chain.rpc.AsyncRpc`)
+against a server that drops connections.
 
 The gate only reads, so a connection the server resets or closes is tried again on a new one
 (twice at most); a server that keeps dropping them is reported as ChainUnreachable, which the
@@ -13,7 +14,8 @@ import json
 
 import pytest
 
-from api.service.gate import _Http
+from api.service.gate import Gate
+from ledger.chain.aiorpc import AsyncRpc
 from ledger.chain.errors import ChainUnreachable
 
 REPLY = json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x2a"}).encode()
@@ -53,30 +55,30 @@ def _url(server: asyncio.Server) -> str:
 
 @pytest.mark.parametrize("drops", [0, 1, 2])
 def test_dropped_connections_are_tried_again(drops: int) -> None:
-    async def main() -> tuple[bytes, int]:
+    async def main() -> tuple[dict, int]:
         server, seen = await _serve(drops)
-        http = _Http(_url(server))
+        rpc = AsyncRpc(_url(server))
         try:
-            return await http.post(b"{}"), seen[0]
+            return await rpc.post({}), seen[0]
         finally:
-            http.close()
+            rpc.close()
             server.close()
 
     body, connections = asyncio.run(main())
-    assert json.loads(body)["result"] == "0x2a"
+    assert body["result"] == "0x2a"
     assert connections == drops + 1
 
 
 def test_a_server_that_keeps_dropping_is_unreachable() -> None:
     async def main() -> None:
         server, seen = await _serve(drops=10)
-        http = _Http(_url(server))
+        gate = Gate(_url(server), "0x" + "11" * 20)
         try:
             with pytest.raises(ChainUnreachable, match="does not answer"):
-                await http.post(b"{}")
+                await gate.read("0x" + "22" * 20)
             assert seen[0] == 3  # three attempts, then the error
         finally:
-            http.close()
+            gate.close()
             server.close()
 
     asyncio.run(main())
@@ -85,13 +87,13 @@ def test_a_server_that_keeps_dropping_is_unreachable() -> None:
 def test_a_kept_alive_connection_is_reused() -> None:
     async def main() -> int:
         server, seen = await _serve(drops=0)
-        http = _Http(_url(server))
+        rpc = AsyncRpc(_url(server))
         try:
             for _ in range(5):
-                await http.post(b"{}")
+                await rpc.post({})
             return seen[0]
         finally:
-            http.close()
+            rpc.close()
             server.close()
 
     assert asyncio.run(main()) == 1

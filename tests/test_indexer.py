@@ -20,8 +20,8 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.bench.indexer import make_events
+from ledger.chain.rpc import ResultTooLarge, Rpc, RpcError
 from ledger.indexer import Indexer, IndexerError
-from ledger.ingest.rpc import ResultTooLarge, Rpc, RpcError
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap
 from ledger.store import db

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ledger.chain.rpc import Header, Rpc
 from ledger.indexer import Indexer
-from ledger.ingest.rpc import Header, Rpc
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap
 from tests.dbs import Databases, assert_same, dbs_fixture, dump  # noqa: F401

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.ingest.abi import canonical
-from ledger.ingest.abidecode import AbiDecodeError, Leaves, compile_inputs
+from ledger.chain.abi import canonical
+from ledger.chain.abidecode import AbiDecodeError, Leaves, compile_inputs
 
 _LEAF_TYPES = ["uint8", "uint32", "uint128", "uint256", "int8", "int64", "int256", "address",
                "bool", "bytes1", "bytes20", "bytes32", "bytes", "string"]  # fmt: skip
@@ -184,3 +184,42 @@ def test_corrupted_encodings_are_never_accepted_where_eth_abi_refuses(
 def test_unsupported_types_fail_when_compiled(typ: str) -> None:
     with pytest.raises(ValueError, match="unsupported"):
         compile_inputs([{"type": typ, "name": "x"}], _RAW)
+
+
+_TOPIC_TYPES = ["uint8", "uint32", "uint256", "int8", "int64", "int256", "bool", "address",
+                "bytes1", "bytes4", "bytes32"]  # fmt: skip
+_words = st.one_of(
+    st.binary(min_size=32, max_size=32),
+    st.tuples(st.integers(0, 32), st.binary(min_size=32, max_size=32)).map(
+        lambda x: bytes(x[0]) + x[1][x[0] :]  # high bytes clear: often valid
+    ),
+    st.tuples(st.integers(0, 32), st.binary(min_size=32, max_size=32)).map(
+        lambda x: x[1][: 32 - x[0]] + bytes(x[0])  # low bytes clear: valid bytesN
+    ),
+    st.tuples(st.integers(0, 32), st.binary(min_size=32, max_size=32)).map(
+        lambda x: b"\xff" * x[0] + x[1][x[0] :]  # negative ints
+    ),
+)
+
+
+@_FUZZ
+@given(st.sampled_from(_TOPIC_TYPES), _words, st.booleans())
+def test_indexed_topics_decode_as_eth_abi_does(typ: str, word: bytes, native: bool) -> None:
+    """An indexed argument is read from its topic as eth_abi reads the word, or refused."""
+    from eth_utils import to_checksum_address
+
+    from ledger.chain.events import DecodeError, _topic_converter
+
+    try:
+        (want,) = eth_abi.decode([typ], word)
+    except Exception:  # noqa: BLE001 - eth_abi refuses it
+        want = None
+    if typ == "address" and want is not None:
+        want = to_checksum_address(want)
+    if typ.startswith("bytes") and want is not None and not native:
+        want = "0x" + want.hex()
+    try:
+        got = _topic_converter({"type": typ}, native)("0x" + word.hex())
+    except DecodeError:
+        got = None
+    assert got == want

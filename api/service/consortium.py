@@ -7,13 +7,22 @@ tuples are decoded in one place (ledger.domain.MemberInfo.from_abi for a member 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from api.service.gate import Gate
 from ledger.chain.client import LedgerClient
-from ledger.domain import CoLoan, CreditLine, LineStatus, LoanStatus, MemberInfo, Policy, Role
+from ledger.chain.events import ChainEvent
+from ledger.domain import (
+    CoLoan,
+    CreditLine,
+    LineStatus,
+    LoanStatus,
+    MemberInfo,
+    Policy,
+    Role,
+    to_hex,
+)
 
 Block = int | str
 NO_PARTNER = "0x" + "00" * 20  # lenderUsage's "no partner": the totals do not depend on it
@@ -54,13 +63,6 @@ class BorrowerExposure(NamedTuple):
     open_records: list[int]
 
 
-def plain(value: Any) -> Any:
-    """web3 decodes structs to AttributeDicts (Mappings, not dicts): plain dicts and lists."""
-    if isinstance(value, Mapping):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
 
 
 class ConsortiumView:
@@ -144,20 +146,21 @@ class ConsortiumView:
 
     # ------------------------------------------------------------------ recorded events
 
-    def _logs(self, event: str, filters: dict[str, bytes], to_block: Block = "latest") -> Any:
-        ev = getattr(self.client.ledger.events, event)()
-        return ev.get_logs(argument_filters=filters, from_block=self.from_block, to_block=to_block)
+    def _events(
+        self, event: str, filters: dict[str, bytes], to_block: Block = "latest"
+    ) -> list[ChainEvent]:
+        return self.client.events(event, from_block=self.from_block, to_block=to_block, **filters)
 
     def loans(self, **filters: bytes) -> list[Recorded]:
         """Loans as recorded, by their indexed loanId or borrowerKey."""
         return [
             Recorded(
-                CoLoan.from_abi(plain(e["args"]["loan"])),
-                int(e["blockNumber"]),
-                e["transactionHash"].to_0x_hex(),
-                int(e["args"]["policyVersion"]),
+                CoLoan.from_abi(e.args["loan"]),
+                e.block_number,
+                to_hex(e.tx_hash),
+                int(e.args["policyVersion"]),
             )
-            for e in self._logs("LoanOriginated", filters)
+            for e in self._events("LoanOriginated", filters)
         ]
 
     def find_loan(self, loan_id: bytes) -> Recorded | None:
@@ -167,17 +170,19 @@ class ConsortiumView:
     def lines_of(self, key: bytes, block: int) -> list[tuple[CreditLine, LineStatus]]:
         """A borrower's lines as granted, each with its status at `block`."""
         out = []
-        for e in self._logs("LineGranted", {"borrowerKey": key}, to_block=block):
-            line = CreditLine.from_abi(plain(e["args"]["line"]))
+        for e in self._events("LineGranted", {"borrowerKey": key}, to_block=block):
+            line = CreditLine.from_abi(e.args["line"])
             out.append((line, self.line_state(line.line_id, block).status))
         return out
 
     def event_location(self, event: str, **filters: bytes) -> tuple[str | None, int]:
         """(transaction hash, block) where a record landed, found by its indexed id."""
-        logs = self._logs(event, filters)
-        if not logs:
+        found = self._events(event, filters)
+        if not found:
             return None, 0
-        return logs[0]["transactionHash"].to_0x_hex(), int(logs[0]["blockNumber"])
+        return to_hex(found[0].tx_hash), found[0].block_number
 
-    def repaid_logs(self, repayment_id: bytes) -> Any:
-        return self._logs("Repaid", {"repaymentId": repayment_id})
+    def repaid(self, repayment_id: bytes) -> ChainEvent | None:
+        """The Repaid event of a recorded repayment (its args, transaction and block)."""
+        found = self._events("Repaid", {"repaymentId": repayment_id})
+        return found[0] if found else None

@@ -6,158 +6,52 @@ refused on its next request. The head travels with the caller (Principal.head) s
 wait for its read model to hold that block without asking the chain again.
 
 The calldata and the output types are worked out once from the registry's ABI (web3's
-`encode_abi` looks the function up and validates the ABI on every call), and the request is
-answered on the event loop by a small HTTP/1.1 client over asyncio streams, with h11 (uvicorn's
-own parser) doing the HTTP: httpx's async client cost about 0.65 ms of CPU per call here, this
-about 0.1 ms, and a thread-pool hand-off is saved as well.
+`encode_abi` looks the function up and validates the ABI on every call), and the batch goes
+through the async entry of the project's one JSON-RPC transport (`ledger.chain.aiorpc`: on the
+event loop, HTTP by h11, a read tried again on a new connection when a kept-alive one was
+dropped; see there for why not httpx's AsyncClient).
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import json
-import ssl
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-import h11
 from eth_abi import decode
 from eth_utils import function_abi_to_4byte_selector
 
+from ledger.chain.abi import canonical
+from ledger.chain.aiorpc import AsyncRpc
 from ledger.chain.errors import ChainUnreachable, LedgerError
-from ledger.chain.rpcutil import abi_type
+from ledger.chain.rpc import NodeUnavailable, RpcError, request
 
 # JSON-RPC ids inside the batch; a server may answer a batch in any order.
 _HEAD, _MEMBER = 1, 2
-_TIMEOUT_S = 60.0
-_MAX_OPEN, _MAX_IDLE = 64, 16  # connections to the RPC node: at once, and kept between requests
-_ATTEMPTS = 3
-
-
-class _Http:
-    """POSTs to one URL over kept-alive connections, one request per connection at a time."""
-
-    def __init__(self, url: str) -> None:
-        u = urlsplit(url)
-        self.url = url
-        self.host = u.hostname or "127.0.0.1"
-        self.tls = ssl.create_default_context() if u.scheme == "https" else None
-        self.port = u.port or (443 if self.tls else 80)
-        self.target = (u.path or "/") + (f"?{u.query}" if u.query else "")
-        self.headers = [("Host", u.netloc.rpartition("@")[2]), ("Content-Type", "application/json")]
-        if u.username:
-            cred = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
-            self.headers.append(("Authorization", "Basic " + base64.b64encode(cred).decode()))
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self._slots = asyncio.Semaphore(_MAX_OPEN)
-
-    async def post(self, body: bytes) -> bytes:
-        async with self._slots:
-            return await self._post(body)
-
-    async def _post(self, body: bytes) -> bytes:
-        # A kept-alive connection the server has since closed fails on first use, and a loaded
-        # node can reset a new one: the batch only reads, so it goes again on a new connection,
-        # twice at most, after a short pause (web3's own provider retries reads five times).
-        # A timeout is not retried: the node is there but not answering.
-        for attempt in range(_ATTEMPTS):
-            reused = attempt == 0 and bool(self._idle)
-            try:
-                async with asyncio.timeout(_TIMEOUT_S):
-                    rw = self._idle.pop() if reused else await self._open()
-                    try:
-                        status, data, keep = await self._exchange(rw, body)
-                    except BaseException:
-                        rw[1].close()
-                        raise
-            except (OSError, EOFError, TimeoutError, h11.ProtocolError) as exc:
-                if attempt + 1 < _ATTEMPTS and not isinstance(exc, TimeoutError):
-                    if reused:
-                        self.close()  # the other idle ones have most likely gone the same way
-                    else:
-                        await asyncio.sleep(0.05 * attempt + 0.02)
-                    continue
-                raise ChainUnreachable(
-                    f"the chain at {self.url} does not answer: {type(exc).__name__} {exc}"
-                ) from exc
-            if keep and len(self._idle) < _MAX_IDLE:
-                self._idle.append(rw)
-            else:
-                rw[1].close()
-            if status >= 400:
-                raise LedgerError(f"the chain at {self.url} answered HTTP {status}")
-            return data
-        raise AssertionError("unreachable")
-
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection(
-            self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None
-        )
-
-    async def _exchange(
-        self, rw: tuple[asyncio.StreamReader, asyncio.StreamWriter], body: bytes
-    ) -> tuple[int, bytes, bool]:
-        reader, writer = rw
-        conn = h11.Connection(h11.CLIENT)
-        headers = [*self.headers, ("Content-Length", str(len(body)))]
-        request = h11.Request(method="POST", target=self.target, headers=headers)
-        # One write (left to right, in the order h11 requires).
-        data = conn.send(request) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
-        writer.write(data)
-        status, chunks = 0, []
-        while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                received = await reader.read(65536)
-                if not received:
-                    raise EOFError("the connection closed mid-response")
-                conn.receive_data(received)
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                chunks.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                keep = conn.our_state is h11.DONE and conn.their_state is h11.DONE
-                return status, b"".join(chunks), keep
-            elif isinstance(event, h11.ConnectionClosed):
-                raise EOFError("the connection closed mid-response")
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop()[1].close()
 
 
 class Gate:
+    """`Gate(rpc_url, registry)`: `registry` is the registry's address (or a web3 contract)."""
+
     def __init__(self, rpc_url: str, registry: Any) -> None:
         self.rpc_url = rpc_url
-        self.registry = registry.address
-        item = next(
-            i for i in registry.abi if i.get("type") == "function" and i["name"] == "member"
-        )
-        self._selector = function_abi_to_4byte_selector(item)
-        self._types = [abi_type(o) for o in item["outputs"]]
-        self._http = _Http(rpc_url)
+        abi = getattr(registry, "abi", None)
+        if abi is None:
+            from ledger.chain.artifacts import load_artifacts
 
-    def _body(self, address: str) -> bytes:
-        data = "0x" + self._selector.hex() + "00" * 12 + address[2:].lower()
-        return json.dumps(
-            [
-                {"jsonrpc": "2.0", "id": _HEAD, "method": "eth_blockNumber", "params": []},
-                {
-                    "jsonrpc": "2.0",
-                    "id": _MEMBER,
-                    "method": "eth_call",
-                    "params": [{"to": self.registry, "data": data}, "latest"],
-                },
-            ]
-        ).encode()
+            abi = load_artifacts()["ConsortiumRegistry"].abi
+        self.registry = getattr(registry, "address", registry)
+        item = next(i for i in abi if i.get("type") == "function" and i["name"] == "member")
+        self._selector = "0x" + function_abi_to_4byte_selector(item).hex() + "00" * 12
+        self._types = [canonical(o) for o in item["outputs"]]
+        self._rpc = AsyncRpc(rpc_url)
 
-    def _parse(self, raw: bytes) -> tuple[tuple[Any, ...], int]:
-        try:
-            replies = json.loads(raw)
-        except ValueError:
-            raise LedgerError(f"the chain at {self.rpc_url} answered something not JSON") from None
+    def _body(self, address: str) -> list[dict[str, Any]]:
+        call = {"to": self.registry, "data": self._selector + address[2:].lower()}
+        return [
+            request("eth_blockNumber", [], _HEAD),
+            request("eth_call", [call, "latest"], _MEMBER),
+        ]
+
+    def _parse(self, replies: Any) -> tuple[tuple[Any, ...], int]:
         if not isinstance(replies, list):  # a server refusing the batch as a whole
             raise LedgerError(f"member/head batch refused: {replies}")
         by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
@@ -170,7 +64,13 @@ class Gate:
 
     async def read(self, address: str) -> tuple[tuple[Any, ...], int]:
         """(the registry's Member struct for `address`, the chain head)."""
-        return self._parse(await self._http.post(self._body(address)))
+        try:
+            replies = await self._rpc.post(self._body(address), "member/head")
+        except NodeUnavailable as exc:
+            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
+        except RpcError as exc:
+            raise LedgerError(f"the chain at {self.rpc_url}: {exc}") from exc
+        return self._parse(replies)
 
     def close(self) -> None:
-        self._http.close()
+        self._rpc.close()

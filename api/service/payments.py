@@ -53,11 +53,12 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
             raise from_revert(exc) from None
         ctx.metrics.submitted("repayment")
         if receipt is not None:
-            logs = ctx.client.ledger.events.Repaid().process_receipt(receipt.raw)
+            e = ctx.client.ledger.events.Repaid().process_receipt(receipt.raw)[0]
+            a, tx_hash, block = e["args"], e["transactionHash"].to_0x_hex(), int(e["blockNumber"])
         else:  # recorded by an earlier attempt whose receipt was lost
-            logs = p.chain.repaid_logs(rid)
-        e = logs[0]
-        a = e["args"]
+            found = p.chain.repaid(rid)
+            assert found is not None, "the contract reported this repayment as recorded"
+            a, tx_hash, block = found.args, to_hex(found.tx_hash), found.block_number
         out = RepaymentOut(
             loan_id=to_hex(loan.loan_id),
             repayment_id=to_hex(rid),
@@ -71,8 +72,8 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
                     loan.tranches, a["principalAllocation"], a["interestAllocation"], strict=True
                 )
             ],
-            tx_hash=e["transactionHash"].to_0x_hex(),
-            block_number=int(e["blockNumber"]),
+            tx_hash=tx_hash,
+            block_number=block,
         )
         return 201, out.model_dump()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from eth_utils import keccak
 
-from ledger.audit.events import ChainEvent, EventDecoder, Rpc, block_timestamps, fetch_logs
+from ledger.audit.events import ChainEvent, Rpc, block_timestamps, decoder, fetch_logs
 from ledger.audit.replay import Replay
 from ledger.audit.report import AuditReport, CheckResult, Violation
 from ledger.audit.views import check_state, fetch_views, view_keys
@@ -43,16 +43,15 @@ Progress = Callable[[str, int, int], None]
 def load_history(
     rpc: Rpc, deployment: Deployment, to_block: int, progress: Progress | None = None
 ) -> list[ChainEvent]:
-    art = load_artifacts()
-    decoder = EventDecoder(art["ConsortiumRegistry"].abi, art["CoLendingLedger"].abi)
+    decode = decoder(deployment).decode
     events: list[ChainEvent] = []
-    for contract, log in fetch_logs(
+    for log in fetch_logs(
         rpc,
         deployment,
         to_block,
         progress=(lambda d, t: progress("reading events", d, t)) if progress else None,
     ):
-        ev = decoder.decode(contract, log)
+        ev = decode(log)
         if ev is not None:
             events.append(ev)
     events.sort(key=lambda e: (e.block_number, e.log_index))
@@ -110,7 +109,7 @@ def run_audit(
     progress: Progress | None = None,
 ) -> AuditReport:
     t0 = time.perf_counter()
-    rpc = Rpc(rpc_url)
+    rpc = Rpc(rpc_url, timeout=120)
     try:
         chain_id = int(rpc.call("eth_chainId", []), 16)
         head = int(rpc.call("eth_blockNumber", []), 16)

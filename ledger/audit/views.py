@@ -6,21 +6,22 @@ read-only program placed (for that call only) at an unused address STATICCALLs t
 per view and returns every answer, so a node runs one call per 500 views instead of 500 calls;
 a node that refuses the override, or any answer that does not come back whole, is read again
 with one plain eth_call per view in a JSON-RPC batch. The calls are few kinds of fixed shape, so
-they are encoded by hand, and the answers are read by hand when they are laid out as the contract
-returns them (anything else goes to eth_abi, which decodes or refuses it).
+they are encoded by hand, and the answers are read by the compiled ABI decoder
+(`ledger.chain.abidecode`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from eth_abi import decode
 from eth_utils import keccak
 
-from ledger.audit.events import ChainEvent, Rpc, RpcError
 from ledger.audit.report import AuditReport, CheckResult
+from ledger.chain.abidecode import Leaves, compile_outputs
 from ledger.chain.deployment import Deployment
-from ledger.domain import Product
+from ledger.chain.events import ChainEvent
+from ledger.chain.rpc import Rpc, RpcError
+from ledger.domain import Product, to_checksum_address, to_hex
 
 # name -> (argument types, output types), as in CoLendingLedger's ABI
 VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -42,51 +43,20 @@ def calldata(fn: str, args: tuple) -> bytes:
     return _SELECTORS[fn] + b"".join(_arg(a) for a in args)
 
 
-def _int(raw: bytes, at: int) -> int:
-    return int.from_bytes(raw[at : at + 32], "big")
+_VIEW_LEAVES = Leaves(
+    address=to_checksum_address,
+    fixed_bytes=bytes,
+    dynamic_bytes=lambda _inp: bytes,
+    string=bytes.decode,
+    array=tuple,  # as eth_abi gives arrays
+)
+_DECODERS = {fn: compile_outputs(list(out), _VIEW_LEAVES) for fn, (_, out) in VIEWS.items()}
 
 
-def _uint16s(raw: bytes, at: int) -> tuple[tuple[int, ...], int] | None:
-    """A uint16[] at `at`: the values and where the next item would start."""
-    n = _int(raw, at)
-    end = at + 32 + 32 * n
-    if len(raw) < end or n > 0xFFFF:
-        return None
-    values = tuple(_int(raw, w) for w in range(at + 32, end, 32))
-    if any(v >> 16 for v in values):
-        return None
-    return values, end
-
-
-def _exposure(raw: bytes) -> tuple | None:
-    if len(raw) < 6 * 32 or _int(raw, 64) != 128:
-        return None
-    first = _uint16s(raw, 128)
-    if first is None or _int(raw, 96) != first[1]:
-        return None
-    second = _uint16s(raw, first[1])
-    if second is None or second[1] != len(raw):
-        return None
-    return _int(raw, 0), _int(raw, 32), first[0], second[0]
-
-
-def _usage(raw: bytes) -> tuple | None:
-    return tuple(_int(raw, at) for at in range(0, 160, 32)) if len(raw) == 160 else None
-
-
-def _loan_state(raw: bytes) -> tuple | None:
-    if len(raw) != 96 or raw[24:32] != bytes(8) or raw[64:95] != bytes(31):
-        return None
-    return raw[:24], _int(raw, 32), raw[95]
-
-
-_BY_HAND = {"borrowerExposure": _exposure, "lenderUsage": _usage, "loanState": _loan_state}
-
-
-def decode_view(fn: str, raw: bytes, *, by_hand: bool = True) -> tuple:
-    """A view's return values as eth_abi decodes them (`by_hand=False` forces eth_abi)."""
-    values = _BY_HAND[fn](raw) if by_hand else None
-    return values if values is not None else decode(list(VIEWS[fn][1]), raw)
+def decode_view(fn: str, raw: bytes) -> tuple:
+    """A view's return values as eth_abi decodes them, by the one compiled ABI decoder (which
+    refuses what eth_abi refuses: `AbiDecodeError`)."""
+    return _DECODERS[fn](raw)
 
 
 # The batch caller, as deployed code (93 bytes; the ledger's address goes after the prefix).
@@ -186,7 +156,7 @@ def fetch_views(rpc_url: str, deployment: Deployment, block: int, keys: Keys) ->
     calls: list[tuple[str, tuple]] = [("borrowerExposure", (k,)) for k in borrowers]
     calls += [("lenderUsage", pair) for pair in pairs]
     calls += [("loanState", (lid,)) for lid in loans]
-    rpc = Rpc(rpc_url)  # its own connection: this runs beside the replay
+    rpc = Rpc(rpc_url, timeout=120)  # its own connection: this runs beside the replay
     try:
         results = iter(_batched_views(rpc, deployment.ledger, block, calls))
     finally:
@@ -212,7 +182,7 @@ def check_state(report: AuditReport, views: dict, book, block: int) -> None:
                 "state",
                 "ExposureMismatch",
                 f"contract consumer/business/institutions {got}, replay {want}",
-                record="0x" + key.hex(),
+                record=to_hex(key),
                 where=f"block {block}",
             )
     for (lender, partner), amount in book.lender_partner.items():
@@ -233,7 +203,7 @@ def check_state(report: AuditReport, views: dict, book, block: int) -> None:
                 "state",
                 "LoanStateMismatch",
                 f"contract {outstanding}/{status}, replay {rec.outstanding}/{int(rec.status)}",
-                record="0x" + lid.hex(),
+                record=to_hex(lid),
                 where=f"block {block}",
             )
     report.checks["state"] = CheckResult(

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ledger.bench.mining import check_receipts, manual_mining, mine_pending
+from ledger.chain.abi import Function
 from ledger.chain.client import LedgerClient
+from ledger.chain.rpc import Rpc
 from ledger.domain import CoLoan
-from ledger.ingest.abi import Function
 from ledger.ingest.heap import resident_mb
-from ledger.ingest.rpc import Rpc
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import pack_signatures
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from ledger.bench.indexer import fresh_database, peak_rss
 from ledger.bench.mining import check_receipts, manual_mining
+from ledger.chain.abi import Function
+from ledger.chain.rpc import Rpc
 from ledger.domain import CoLoan, Product, Repayment, Tranche
-from ledger.ingest.abi import Function
-from ledger.ingest.rpc import Rpc
 from ledger.ingest.spans import TARGET_EVENTS
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import digest, pack_signatures, sign_digest

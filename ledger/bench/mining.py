@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from ledger.ingest.rpc import Rpc
+from ledger.chain.rpc import Rpc
 
 
 @contextmanager

@@ -205,13 +205,12 @@ class LedgerClient(PipelinedOrigination, Transactor):
         repayment is refused as the contract would refuse it, never taken for a retry."""
         if not self.call(self.ledger, "repaymentRecorded", repayment_id):
             return False
-        logs = self.ledger.events.Repaid().get_logs(
-            from_block=self.deployment.deployment_block,
-            argument_filters={"repaymentId": repayment_id},
+        found = self.events(
+            "Repaid", from_block=self.deployment.deployment_block, repaymentId=repayment_id
         )
-        for log in logs:
-            a = log["args"]
-            if (bytes(a["loanId"]), a["principal"], a["interest"]) == (
+        for ev in found:
+            a = ev.args
+            if (a["loanId"], a["principal"], a["interest"]) == (
                 loan.loan_id,
                 principal,
                 interest,

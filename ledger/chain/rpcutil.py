@@ -7,7 +7,10 @@ from typing import Any
 
 from web3.exceptions import Web3RPCError
 
+from ledger.chain.abi import canonical as abi_type
 from ledger.domain import to_checksum_address
+
+__all__ = ["abi_type", "checksummed", "is_nonce_race", "revert_data"]
 
 # Node answers that mean "this nonce is taken or out of order": resynchronise and send again.
 NONCE_RACE = (
@@ -22,13 +25,6 @@ NONCE_RACE = (
 
 def is_nonce_race(exc: Exception) -> bool:
     return any(m in str(exc).lower() for m in NONCE_RACE)
-
-
-def abi_type(item: dict) -> str:
-    t = item["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(abi_type(c) for c in item["components"]) + ")" + t[5:]
-    return t
 
 
 def checksummed(value: Any, item: dict) -> Any:

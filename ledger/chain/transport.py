@@ -12,10 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import httpx
-from eth_abi import decode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -23,14 +22,16 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import (
-    ChainUnreachable,
     ContractRevert,
     ErrorDecoder,
     LedgerError,
     ReceiptTimeout,
     TransactionFailed,
 )
-from ledger.chain.rpcutil import abi_type, checksummed, is_nonce_race, revert_data
+from ledger.chain.reads import ChainReads
+from ledger.chain.rpc import Rpc, request
+from ledger.chain.rpcutil import is_nonce_race, revert_data
+from ledger.domain import to_hex
 from ledger.provenance import Domain
 
 FeeMode = Literal["auto", "eip1559", "legacy"]
@@ -66,6 +67,7 @@ class NonceManager:
 # What the node going away looks like from here (ChainUnreachable is a ConnectionError).
 CHAIN_GONE = (OSError, httpx.TransportError)
 
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
     tx_hash: str
@@ -85,7 +87,7 @@ class OriginateResult:
     already_recorded: bool = False
 
 
-class Transactor:
+class Transactor(ChainReads):
     """One account's connection to a deployment: the plumbing under LedgerClient."""
 
     def __init__(
@@ -106,6 +108,8 @@ class Transactor:
         self.receipt_timeout = receipt_timeout
         self.poll_interval = poll_interval
         art = artifacts or load_artifacts()
+        self._artifacts = art
+        self._events = None
         self.registry = self.w3.eth.contract(
             address=deployment.registry, abi=art["ConsortiumRegistry"].abi
         )
@@ -116,7 +120,7 @@ class Transactor:
         self.domain = Domain(deployment.chain_id, deployment.ledger)
         self._fee_mode = fee_mode
         self._fees: dict[str, int] | None = None
-        self._http = httpx.Client(timeout=60)
+        self._rpc = Rpc(rpc_url, timeout=60)  # raw reads and batches beside web3
         self.nonces = NonceManager(self._pending_nonce) if account else None
         self.max_attempts = 12
         self.retry_backoff = 0.25
@@ -124,7 +128,7 @@ class Transactor:
         self.retried: list[str] = []  # what was retried, e.g. "originate 0x1234…", for reports
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
         self.interrupted = False  # set when the node stopped answering mid-transaction
-        self._output_types: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+        self._output_types = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -133,15 +137,6 @@ class Transactor:
         if self.account is None:
             raise LedgerError("this client has no signing account (read-only)")
         return self.account.address
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _pending_nonce(self) -> int:
         return self.w3.eth.get_transaction_count(self.address, "pending")
@@ -218,16 +213,8 @@ class Transactor:
 
     def send_raw_batch(self, raws: Sequence[bytes]) -> list[str | LedgerError]:
         """Send many signed transactions in one JSON-RPC batch (web3's batching is read-only)."""
-        body = [
-            {
-                "jsonrpc": "2.0",
-                "id": i,
-                "method": "eth_sendRawTransaction",
-                "params": ["0x" + r.hex()],
-            }
-            for i, r in enumerate(raws)
-        ]
-        replies = self._post(body)
+        body = [request("eth_sendRawTransaction", [to_hex(r)], i) for i, r in enumerate(raws)]
+        replies = self._post(body, write=True)
         out: list[str | LedgerError] = [LedgerError("no response")] * len(raws)
         for item in replies:
             i = item["id"]
@@ -339,15 +326,6 @@ class Transactor:
                 except (OSError, httpx.TransportError):
                     pass  # the node is still down; the next attempt finds out
 
-    def _post(self, body: Any) -> Any:
-        """One JSON-RPC request or batch over the client's own HTTP connection."""
-        try:
-            resp = self._http.post(self.rpc_url, json=body)
-            resp.raise_for_status()
-        except httpx.TransportError as exc:
-            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
-        return resp.json()
-
     def _nudge_if_idle(self, idle_since: float, after: float = 0.25) -> float:
         """On a local dev chain, mine a block when receipts stop coming: anvil's automine can
         leave ready transactions unmined until another one arrives (foundry-rs/foundry#10122),
@@ -361,49 +339,6 @@ class Transactor:
             pass
         return time.monotonic()
 
-    def head(self) -> int:
-        """The chain's latest block number, in one raw round trip (web3's `block_number` goes
-        through its middleware stack, a few milliseconds on every read a node answers)."""
-        reply = self._post({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})
-        if "error" in reply:
-            raise ChainUnreachable(f"eth_blockNumber failed: {reply['error']}")
-        return int(reply["result"], 16)
-
-    def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
-        """A view call as one raw eth_call: web3's contract call makes several round trips per
-        call, which dominated the nodes' read latency. Results match web3's: one output is
-        returned bare, several as a tuple, addresses checksummed."""
-        outputs = self._outputs(contract, fn)
-        data = contract.encode_abi(fn, args=list(args))
-        tag = block if isinstance(block, str) else hex(block)
-        body = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "eth_call",
-            "params": [{"to": contract.address, "data": data}, tag],
-        }
-        reply = self._post(body)
-        if "error" in reply:
-            err = reply["error"]
-            raw = err.get("data")
-            if isinstance(raw, dict):
-                raw = raw.get("data")
-            if isinstance(raw, str) and raw.startswith("0x") and len(raw) >= 10:
-                raise self.errors.decode(raw)
-            raise LedgerError(f"{fn}: {err.get('message')}")
-        values = decode([t for t, _ in outputs], bytes.fromhex(reply["result"][2:]))
-        values = tuple(checksummed(v, item) for v, (_, item) in zip(values, outputs, strict=True))
-        return values[0] if len(values) == 1 else values
-
-    def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
-        key = (contract.address, fn)
-        found = self._output_types.get(key)
-        if found is None:
-            item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
-            found = [(abi_type(o), o) for o in item["outputs"]]
-            self._output_types[key] = found
-        return found
-
     def _receipts(
         self, hashes: dict[int, str], sent_at: float | None = None
     ) -> dict[int, Receipt | LedgerError]:
@@ -414,10 +349,7 @@ class Transactor:
         deadline = time.monotonic() + self.receipt_timeout
         idle_since, seen = time.monotonic(), 0
         while pending:
-            body = [
-                {"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
-                for i, h in pending.items()
-            ]
+            body = [request("eth_getTransactionReceipt", [h], i) for i, h in pending.items()]
             for item in self._post(body):
                 r = item.get("result")
                 if not r:

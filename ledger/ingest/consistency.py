@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 
+from ledger.chain.abi import Function
+from ledger.chain.events import checksum
+from ledger.chain.rpc import Rpc, RpcError
 from ledger.domain import CoLoan, LineStatus, Role
-from ledger.ingest.abi import Function
-from ledger.ingest.decode import checksum
-from ledger.ingest.rpc import Rpc, RpcError
 from ledger.provenance import commitment
 from ledger.records import loan_from_row
 from ledger.store.models import TABLES

@@ -16,8 +16,8 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ledger.ingest.decode import ChainEvent, EventDecoder
-from ledger.ingest.rpc import Header, Rpc
+from ledger.chain.events import ChainEvent, EventDecoder
+from ledger.chain.rpc import Header, Rpc
 
 
 class ChainMoved(Exception):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger import allocation
+from ledger.chain.events import ChainEvent
 from ledger.domain import (
     DEFAULT_POLICY,
     ZERO32,
@@ -28,7 +29,6 @@ from ledger.domain import (
 )
 from ledger.ingest import registry
 from ledger.ingest.common import ProjectionError, book_member, unhex
-from ledger.ingest.decode import ChainEvent
 from ledger.rules import (
     Book,
     Line,

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ledger.chain.events import ChainEvent
 from ledger.domain import MemberStatus
 from ledger.ingest.common import book_member, unhex
-from ledger.ingest.decode import ChainEvent
 
 if TYPE_CHECKING:
     from ledger.ingest.projection import Projection

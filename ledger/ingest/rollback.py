@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, select
 
+from ledger.chain.events import ChainEvent
 from ledger.ingest.common import unhex
-from ledger.ingest.decode import ChainEvent
 from ledger.ingest.projection import Projection
 from ledger.ingest.state import flush, load
 from ledger.store.bulk import delete_rows, select_in

@@ -3,7 +3,7 @@
 A range that comes back with few events doubles the span, one with far too many shrinks it in
 proportion, and a range the node refuses halves it (and a range that large is not tried again
 for a while). An answer that outgrew the bytes the indexer would hold
-(`ledger.ingest.rpc.ResultTooLarge`) cuts the span to the blocks before the one it had got to.
+(`ledger.chain.rpc.ResultTooLarge`) cuts the span to the blocks before the one it had got to.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 
 from ledger import allocation
+from ledger.chain.events import ChainEvent
 from ledger.domain import ZERO32, CoLoan, LineStatus, LoanStatus, Product
 from ledger.ingest.common import ProjectionError, unhex
-from ledger.ingest.decode import ChainEvent
 from ledger.ingest.projection import Pair, Projection
 from ledger.records import line_from_row, loan_from_row
 from ledger.rules import Borrower, Line, Loan

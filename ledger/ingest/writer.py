@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
-from ledger.ingest.decode import ChainEvent
-from ledger.ingest.rpc import Header
+from ledger.chain.events import ChainEvent
+from ledger.chain.rpc import Header
 from ledger.ingest.state import flush, load
 from ledger.store.bulk import insert_rows, upsert
 from ledger.store.models import TABLES

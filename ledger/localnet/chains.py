@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import http.client
-import json
 import os
 import shutil
 import signal
@@ -31,6 +29,7 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from ledger.chain.rpc import Rpc, RpcError, request
 from ledger.localnet.chaincmd import (
     DEFAULT_HARDFORK,
     DEFAULT_MNEMONIC,
@@ -71,18 +70,13 @@ def rpc_call(url: str, method: str, params: Sequence[Any] = (), *, timeout: floa
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise ChainError(f"only http:// URLs are supported, got {url!r}")
-    # http.client, not urllib/httpx defaults: a configured HTTP(S)_PROXY must never see loopback
-    # probes, and a proxy answering for a dead chain would make it look alive.
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-    try:
-        conn.request("POST", parts.path or "/", body, {"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        payload = json.loads(resp.read())
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise ChainError(f"{method} on {url} failed: {exc}") from exc
-    finally:
-        conn.close()
+    # Never through a proxy: a configured HTTP(S)_PROXY must never see loopback probes, and a
+    # proxy answering for a dead chain would make it look alive. Not retried: it may be a write.
+    with Rpc(url, timeout=timeout, trust_env=False) as rpc:
+        try:
+            payload = rpc.post(request(method, params), method, retry=False)
+        except RpcError as exc:
+            raise ChainError(f"{method} on {url} failed: {exc.error}") from exc
     if not isinstance(payload, dict) or "error" in payload or "result" not in payload:
         raise ChainError(f"{method} on {url} returned {payload!r}")
     return payload["result"]

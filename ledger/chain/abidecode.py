@@ -3,7 +3,7 @@
 eth_abi builds a stream, a stack of frames and a decoder call per value, which made decoding
 about a third of the indexer's catch-up. Here each type is compiled once into a closure over
 (data, offset) that returns the value in the form `raw_events.args` stores (see
-`ledger.ingest.decode`), with eth_abi's strict checks or stricter ones:
+`ledger.chain.events`), with eth_abi's strict checks or stricter ones:
 
 * every word read must be in the data;
 * uintN, intN, address, bool and bytesN words carry no bits outside their type (padding);
@@ -171,6 +171,7 @@ class Leaves:
     fixed_bytes: Callable[[bytes], Any]
     dynamic_bytes: Callable[[dict[str, Any]], Callable[[bytes], Any]]  # by the ABI input
     string: Callable[[bytes], Any]
+    array: Callable[[list[Any]], Any] = list  # a fixed or dynamic array's container
 
 
 def compile_input(inp: dict[str, Any], leaves: Leaves) -> Coder:
@@ -180,8 +181,8 @@ def compile_input(inp: dict[str, Any], leaves: Leaves) -> Coder:
         inner = compile_input({**inp, "type": t[: t.rindex("[")]}, leaves)
         dim = t[t.rindex("[") + 1 : -1]
         if not dim:
-            return _dynamic_array(inner, list)
-        return tuple_coder([inner] * int(dim), list)
+            return _dynamic_array(inner, leaves.array)
+        return tuple_coder([inner] * int(dim), leaves.array)
     if t == "tuple":
         comps = inp["components"]
         names = [c["name"] for c in comps]
@@ -215,3 +216,11 @@ def compile_inputs(inputs: list[dict[str, Any]], leaves: Leaves) -> Callable[[by
     coders = [compile_input(i, leaves) for i in inputs]
     head = sum(c.size for c in coders)
     return lambda data: dict(zip(names, _items(data, 0, coders, head), strict=True))
+
+
+def compile_outputs(types: list[str], leaves: Leaves) -> Callable[[bytes], tuple]:
+    """A function from a call's return data to its values as a tuple (tuples' components are
+    not named here: `types` are plain ABI types such as `uint16[]`, without structs)."""
+    coders = [compile_input({"type": t, "name": ""}, leaves) for t in types]
+    head = sum(c.size for c in coders)
+    return lambda data: tuple(_items(data, 0, coders, head))

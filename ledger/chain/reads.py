@@ -1,0 +1,90 @@
+"""The client's reads beside web3.py: raw JSON-RPC through the one transport (`ledger.chain.rpc`)
+and the one event decoder (`ledger.chain.events`). web3's contract calls, `block_number` and
+`get_logs` cost several round trips or milliseconds of formatting on every read a node answers;
+web3 stays for building and sending transactions (`ledger.chain.transport`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode
+
+from ledger.chain.deployment import Deployment
+from ledger.chain.errors import ChainUnreachable, ErrorDecoder, LedgerError
+from ledger.chain.events import ChainEvent, EventDecoder, find_events
+from ledger.chain.rpc import Closing, NodeUnavailable, Rpc, request
+from ledger.chain.rpcutil import abi_type, checksummed
+
+
+class ChainReads(Closing):
+    """Reads for a client of one deployment (mixed into `Transactor`, which sets the fields)."""
+
+    rpc_url: str
+    deployment: Deployment
+    errors: ErrorDecoder
+    _rpc: Rpc
+    _artifacts: Any
+    _events: EventDecoder | None
+    _output_types: dict[tuple[str, str], list[tuple[str, dict]]]
+
+    def close(self) -> None:
+        self._rpc.close()
+
+    def events(
+        self, name: str, *, from_block: int, to_block: int | str = "latest", **indexed: Any
+    ) -> list[ChainEvent]:
+        """The registry's or the ledger's events `name` with the given indexed arguments, read
+        and decoded by the one chain-reading layer (arguments in the native form: bytes as
+        bytes, structs as dicts)."""
+        if self._events is None:
+            dep = self.deployment
+            self._events = EventDecoder(dep.registry, dep.ledger, self._artifacts, native=True)
+        return find_events(
+            self._rpc, self._events, name, from_block=from_block, to_block=to_block, **indexed
+        )
+
+    def _post(self, body: Any, *, write: bool = False) -> Any:
+        """One JSON-RPC request or batch through the one transport (`ledger.chain.rpc`); a read
+        is tried again on a dropped connection, a write is not."""
+        try:
+            return self._rpc.post(body, retry=not write)
+        except NodeUnavailable as exc:
+            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
+
+    def head(self) -> int:
+        """The chain's latest block number, in one raw round trip (web3's `block_number` goes
+        through its middleware stack, a few milliseconds on every read a node answers)."""
+        reply = self._post(request("eth_blockNumber", []))
+        if "error" in reply:
+            raise ChainUnreachable(f"eth_blockNumber failed: {reply['error']}")
+        return int(reply["result"], 16)
+
+    def call(self, contract: Any, fn: str, *args: Any, block: int | str = "latest") -> Any:
+        """A view call as one raw eth_call: web3's contract call makes several round trips per
+        call, which dominated the nodes' read latency. Results match web3's: one output is
+        returned bare, several as a tuple, addresses checksummed."""
+        outputs = self._outputs(contract, fn)
+        data = contract.encode_abi(fn, args=list(args))
+        tag = block if isinstance(block, str) else hex(block)
+        reply = self._post(request("eth_call", [{"to": contract.address, "data": data}, tag]))
+        if "error" in reply:
+            err = reply["error"]
+            raw = err.get("data")
+            if isinstance(raw, dict):
+                raw = raw.get("data")
+            if isinstance(raw, str) and raw.startswith("0x") and len(raw) >= 10:
+                raise self.errors.decode(raw)
+            raise LedgerError(f"{fn}: {err.get('message')}")
+        values = decode([t for t, _ in outputs], bytes.fromhex(reply["result"][2:]))
+        values = tuple(checksummed(v, item) for v, (_, item) in zip(values, outputs, strict=True))
+        return values[0] if len(values) == 1 else values
+
+    def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
+        key = (contract.address, fn)
+        found = self._output_types.get(key)
+        if found is None:
+            item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
+            found = [(abi_type(o), o) for o in item["outputs"]]
+            self._output_types[key] = found
+        return found
