@@ -19,6 +19,7 @@ from ledger.domain import (
     CreditLine,
     LineStatus,
     LoanStatus,
+    MemberInfo,
     MemberStatus,
     Policy,
     Product,
@@ -28,7 +29,7 @@ from ledger.domain import (
 
 
 @dataclass(slots=True)
-class Member:
+class MemberState:
     role: Role
     status: MemberStatus = MemberStatus.ACTIVE
     frozen: bool = False
@@ -38,29 +39,29 @@ class Member:
     attested_until: int = 0
 
     @classmethod
-    def from_view(cls, raw: Sequence[Any]) -> Member:
-        """From the registry's `member(account)` view: (role, status, frozen, index, tier-1
-        capital, total loan balance, attested at, attested until)."""
+    def from_info(cls, info: MemberInfo) -> MemberState:
+        """From the registry's record of a member (ledger.domain.MemberInfo, the one decoder of
+        the registry's Member tuple)."""
         return cls(
-            role=Role(raw[0]),
-            status=MemberStatus(raw[1]),
-            frozen=bool(raw[2]),
-            index=int(raw[3]),
-            tier1_capital=int(raw[4]),
-            total_loan_balance=int(raw[5]),
-            attested_until=int(raw[7]),
+            role=info.role,
+            status=info.status,
+            frozen=info.frozen,
+            index=info.index,
+            tier1_capital=info.tier1_capital,
+            total_loan_balance=info.total_loan_balance,
+            attested_until=info.attested_until,
         )
 
 
 @dataclass(slots=True)
-class Borrower:
+class BorrowerState:
     exposure: dict[Product, int] = field(
         default_factory=lambda: {Product.CONSUMER: 0, Product.BUSINESS: 0}
     )
     open_records: dict[int, int] = field(default_factory=dict)  # member index -> open records
 
     @classmethod
-    def from_view(cls, raw: Sequence[Any]) -> Borrower:
+    def from_view(cls, raw: Sequence[Any]) -> BorrowerState:
         """From the ledger's `borrowerExposure(key)` view: (consumer, business, member indices,
         open records per index)."""
         consumer, business, indices, counts = raw
@@ -71,7 +72,7 @@ class Borrower:
 
 
 @dataclass(slots=True)
-class Line:
+class LineState:
     line: CreditLine
     platform_index: int
     status: LineStatus = LineStatus.ACTIVE
@@ -79,7 +80,7 @@ class Line:
 
 
 @dataclass(slots=True)
-class Loan:
+class LoanState:
     loan: CoLoan
     outstanding: int
     status: LoanStatus = LoanStatus.ACTIVE
@@ -90,20 +91,20 @@ class Book:
     """The state the rules judge against."""
 
     policy: Policy
-    members: dict[str, Member] = field(default_factory=dict)
-    borrowers: dict[bytes, Borrower] = field(default_factory=dict)
+    members: dict[str, MemberState] = field(default_factory=dict)
+    borrowers: dict[bytes, BorrowerState] = field(default_factory=dict)
     lender_total: dict[str, int] = field(default_factory=dict)
     lender_partner: dict[tuple[str, str], int] = field(default_factory=dict)
-    lines: dict[bytes, Line] = field(default_factory=dict)
-    loans: dict[bytes, Loan] = field(default_factory=dict)
+    lines: dict[bytes, LineState] = field(default_factory=dict)
+    loans: dict[bytes, LoanState] = field(default_factory=dict)
     repayment_ids: set[bytes] = field(default_factory=set)
     paused: bool = False
 
-    def borrower(self, key: bytes) -> Borrower:
-        return self.borrowers.setdefault(key, Borrower())
+    def borrower(self, key: bytes) -> BorrowerState:
+        return self.borrowers.setdefault(key, BorrowerState())
 
-    def admit(self, address: str, role: Role) -> Member:
-        m = Member(role=role, index=len(self.members) + 1)
+    def admit(self, address: str, role: Role) -> MemberState:
+        m = MemberState(role=role, index=len(self.members) + 1)
         self.members[address] = m
         return m
 
@@ -143,13 +144,13 @@ def apply_loan(book: Book, loan: CoLoan) -> None:
         book.lender_total[t.lender] = book.lender_total.get(t.lender, 0) + t.amount
         k = (t.lender, loan.platform)
         book.lender_partner[k] = book.lender_partner.get(k, 0) + t.amount
-    book.loans[loan.loan_id] = Loan(loan, loan.principal)
+    book.loans[loan.loan_id] = LoanState(loan, loan.principal)
 
 
 def apply_line(book: Book, line: CreditLine) -> None:
     book.borrower(line.borrower_key).exposure[line.product] += line.limit
     _open(book, line.borrower_key, line.shares)
-    book.lines[line.line_id] = Line(line, book.members[line.platform].index)
+    book.lines[line.line_id] = LineState(line, book.members[line.platform].index)
 
 
 def _release(book: Book, loan: CoLoan, amounts: list[int], principal: int) -> None:

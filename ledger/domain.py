@@ -29,7 +29,7 @@ class Product(IntEnum):
     BUSINESS = 1
 
 
-class Repayment(IntEnum):
+class RepaymentType(IntEnum):
     BULLET = 0
     INSTALMENT = 1
 
@@ -155,7 +155,7 @@ class CoLoan:
     principal: int
     apr_bps: int
     term_days: int
-    repayment: Repayment
+    repayment: RepaymentType
     deadline: int
     tranches: tuple[Tranche, ...]
     line_id: bytes = ZERO32
@@ -168,7 +168,7 @@ class CoLoan:
         object.__setattr__(self, "document_digest", as_bytes32(self.document_digest))
         object.__setattr__(self, "platform", to_checksum_address(self.platform))
         object.__setattr__(self, "product", Product(self.product))
-        object.__setattr__(self, "repayment", Repayment(self.repayment))
+        object.__setattr__(self, "repayment", RepaymentType(self.repayment))
         object.__setattr__(self, "tranches", tuple(self.tranches))
 
     def as_abi(self) -> tuple:

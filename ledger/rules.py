@@ -16,10 +16,10 @@ from typing import Any
 
 from ledger.book import (
     Book,
-    Borrower,
-    Line,
-    Loan,
-    Member,
+    BorrowerState,
+    LineState,
+    LoanState,
+    MemberState,
     apply_line,
     apply_line_end,
     apply_loan,
@@ -35,7 +35,7 @@ from ledger.domain import (
     MemberStatus,
     Policy,
     Product,
-    Repayment,
+    RepaymentType,
     Role,
     Tranche,
 )
@@ -46,10 +46,10 @@ __all__ = [
     "BPS",
     "MAX_INSTITUTION_SLOTS",
     "Book",
-    "Borrower",
-    "Line",
-    "Loan",
-    "Member",
+    "BorrowerState",
+    "LineState",
+    "LoanState",
+    "MemberState",
     "RuleError",
     "Violation",
     "apply_line",
@@ -172,7 +172,7 @@ def _check_platform_share(
 
 
 def _check_exposure(book: Book, key: bytes, product: Product, amount: int) -> Violation | None:
-    exposure = book.borrowers.get(key, Borrower()).exposure[product]
+    exposure = book.borrowers.get(key, BorrowerState()).exposure[product]
     cap = book.policy.cap(product)
     if exposure + amount > cap:
         return _v(
@@ -182,7 +182,7 @@ def _check_exposure(book: Book, key: bytes, product: Product, amount: int) -> Vi
 
 
 def _check_institutions(book: Book, key: bytes, tranches: tuple[Tranche, ...]) -> Violation | None:
-    open_records = book.borrowers.get(key, Borrower()).open_records
+    open_records = book.borrowers.get(key, BorrowerState()).open_records
     indices = {book.members[t.lender].index for t in tranches}
     count = len(open_records) + len(indices - set(open_records))
     if count > book.policy.max_institutions:
@@ -272,7 +272,7 @@ def check_loan(
     p = book.policy
     if (
         loan.product == Product.CONSUMER
-        and loan.repayment == Repayment.BULLET
+        and loan.repayment == RepaymentType.BULLET
         and loan.term_days > p.max_consumer_bullet_days
     ):
         return _v(

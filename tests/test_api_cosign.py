@@ -7,17 +7,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 
-from api.service.consortium import plain
 from ledger import provenance
 from ledger.domain import CoLoan
 from ledger.localnet.nodes import recorded
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
 P, A, B, C = "platform", "bank-a", "bank-b", "bank-c"
+
+
+def plain(value):
+    """web3's AttributeDicts as plain dicts and lists (read here through web3 on purpose, apart
+    from the node's own decoder)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.events import DecodeError, EventDecoder
 from ledger.documents import document_digest
-from ledger.domain import Product, Repayment, to_checksum_address
+from ledger.domain import Product, RepaymentType, to_checksum_address
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import bootstrap
 from ledger.provenance import (
@@ -118,7 +118,7 @@ def recorded():
         line = cx.line(3_000_000)
         plat.grant_line(line, cx.sign(line))
         loans = [
-            cx.loan(100_000 + i, product=Product(i % 2), repayment=Repayment(i % 2))
+            cx.loan(100_000 + i, product=Product(i % 2), repayment=RepaymentType(i % 2))
             for i in range(6)
         ]
         loans[1] = dataclasses.replace(loans[1], document_digest=document_digest(b"agreement"))

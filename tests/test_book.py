@@ -8,15 +8,16 @@ from pathlib import Path
 import pytest
 
 from ledger import book, rules
-from ledger.book import Borrower, Member
-from ledger.domain import MemberStatus, Product, Role
+from ledger.book import BorrowerState, MemberState
+from ledger.domain import MemberInfo, MemberStatus, Product, Role
 from ledger.secretfile import atomic_write, parse_hex
 
 
 def test_member_from_the_registry_member_view() -> None:
     # (role, status, frozen, index, tier-1 capital, total loan balance, attested at, until)
-    m = Member.from_view((2, 1, False, 3, 1_000, 5_000, 77, 99))
-    assert m == Member(
+    info = MemberInfo.from_abi("0x" + "11" * 20, (2, 1, False, 3, 1_000, 5_000, 77, 99))
+    m = MemberState.from_info(info)
+    assert m == MemberState(
         role=Role(2),
         status=MemberStatus.ACTIVE,
         frozen=False,
@@ -28,11 +29,11 @@ def test_member_from_the_registry_member_view() -> None:
 
 
 def test_borrower_from_the_ledger_exposure_view() -> None:
-    b = Borrower.from_view((12, 34, [1, 4], [2, 1]))
+    b = BorrowerState.from_view((12, 34, [1, 4], [2, 1]))
     assert b.exposure == {Product.CONSUMER: 12, Product.BUSINESS: 34}
     assert b.open_records == {1: 2, 4: 1}
     with pytest.raises(ValueError):
-        Borrower.from_view((0, 0, [1, 2], [1]))  # one count for two members
+        BorrowerState.from_view((0, 0, [1, 2], [1]))  # one count for two members
 
 
 def test_rules_still_name_the_state_types() -> None:

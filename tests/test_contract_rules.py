@@ -32,7 +32,7 @@ from ledger.domain import (
     LoanStatus,
     Policy,
     Product,
-    Repayment,
+    RepaymentType,
     Role,
     Tranche,
     sort_tranches,
@@ -397,10 +397,10 @@ def test_partner_limit_is_per_partner_joint_limit_is_across_partners(cx):
 @pytest.mark.parametrize(
     ("product", "repayment", "days", "accepted"),
     [
-        (Product.CONSUMER, Repayment.BULLET, 365, True),
-        (Product.CONSUMER, Repayment.BULLET, 366, False),
-        (Product.BUSINESS, Repayment.BULLET, 366, True),
-        (Product.CONSUMER, Repayment.INSTALMENT, 366, True),
+        (Product.CONSUMER, RepaymentType.BULLET, 365, True),
+        (Product.CONSUMER, RepaymentType.BULLET, 366, False),
+        (Product.BUSINESS, RepaymentType.BULLET, 366, True),
+        (Product.CONSUMER, RepaymentType.INSTALMENT, 366, True),
     ],
 )
 def test_consumer_bullet_term(cx, product, repayment, days, accepted):
@@ -573,10 +573,10 @@ def test_every_rule_reads_the_new_policy(cx):
     check(r3, "TooManyInstitutions", borrowerKey=r3.borrower_key, institutions=3, max=2)
     r4 = cx.loan(1_000, [(p, 499), (l0, 501)])
     check(r4, "PlatformShareTooLow", id=r4.loan_id, platformAmount=499, total=1_000, minBps=5_000)
-    r7 = half(1_000, repayment=Repayment.BULLET, term_days=31)
+    r7 = half(1_000, repayment=RepaymentType.BULLET, term_days=31)
     check(r7, "BulletTermTooLong", loanId=r7.loan_id, termDays=31, maxDays=30)
     originate(
-        cx, cx.loan(1_000, platform_share(cx, 1_000), repayment=Repayment.BULLET, term_days=30)
+        cx, cx.loan(1_000, platform_share(cx, 1_000), repayment=RepaymentType.BULLET, term_days=30)
     )
 
     now = cx.now()

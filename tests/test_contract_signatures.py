@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from ledger import provenance
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
-from ledger.domain import CoLoan, CreditLine, LoanStatus, Product, Repayment, Role, Tranche
+from ledger.domain import CoLoan, CreditLine, LoanStatus, Product, RepaymentType, Role, Tranche
 from ledger.keys import dev_account
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import Domain, SignatureError
@@ -363,7 +363,7 @@ _loans = st.builds(
     principal=st.integers(0, 2**128 - 1),
     apr_bps=st.integers(0, 2**32 - 1),
     term_days=st.integers(0, 2**32 - 1),
-    repayment=st.sampled_from(Repayment),
+    repayment=st.sampled_from(RepaymentType),
     deadline=st.integers(0, 2**64 - 1),
     tranches=_tranches,
     line_id=_bytes32,

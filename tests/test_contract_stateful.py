@@ -50,7 +50,7 @@ from ledger.domain import (
     MemberStatus,
     Policy,
     Product,
-    Repayment,
+    RepaymentType,
     Role,
     Tranche,
     sort_tranches,
@@ -229,7 +229,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return err
         if (
             loan.product == Product.CONSUMER
-            and loan.repayment == Repayment.BULLET
+            and loan.repayment == RepaymentType.BULLET
             and loan.term_days > POLICY.max_consumer_bullet_days
         ):
             return "BulletTermTooLong"
@@ -369,10 +369,10 @@ class LedgerMachine(RuleBasedStateMachine):
     )
     terms_st = st.sampled_from(
         [
-            (Repayment.INSTALMENT, 180),
-            (Repayment.BULLET, 365),
-            (Repayment.BULLET, 366),
-            (Repayment.INSTALMENT, 720),
+            (RepaymentType.INSTALMENT, 180),
+            (RepaymentType.BULLET, 365),
+            (RepaymentType.BULLET, 366),
+            (RepaymentType.INSTALMENT, 720),
         ]
     )
     # a forged signature one time in eight, on a random tranche

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger import provenance
 from ledger.documents import document_digest, verify_document
-from ledger.domain import CoLoan, CreditLine, Product, Repayment, Tranche, sort_tranches
+from ledger.domain import CoLoan, CreditLine, Product, RepaymentType, Tranche, sort_tranches
 
 KEYS = [Account.from_key(bytes([i + 1]) * 32) for i in range(4)]
 DOMAIN = provenance.Domain(31337, "0x" + "ab" * 20)
@@ -29,7 +29,7 @@ def _loan(principal: int = 1_000_000, doc: bytes = b"contract v1") -> CoLoan:
         principal,
         1200,
         180,
-        Repayment.INSTALMENT,
+        RepaymentType.INSTALMENT,
         2**40,
         tr,
         document_digest=document_digest(doc),
@@ -57,7 +57,7 @@ def test_loan_digest_equals_eth_account_encoder(principal, apr, term, product, d
         principal,
         apr,
         term,
-        Repayment.BULLET,
+        RepaymentType.BULLET,
         deadline,
         tr,
     )

@@ -11,7 +11,7 @@ from ledger.domain import (
     MemberInfo,
     MemberStatus,
     Product,
-    Repayment,
+    RepaymentType,
     Role,
     Tranche,
 )
@@ -37,7 +37,7 @@ LOAN = CoLoan(
     principal=3_000_000,
     apr_bps=1_200,
     term_days=180,
-    repayment=Repayment.INSTALMENT,
+    repayment=RepaymentType.INSTALMENT,
     deadline=1_767_225_600,
     tranches=(Tranche(A, 1_800_000), Tranche(P, 1_200_000)),  # the order given is kept
 )

@@ -17,7 +17,7 @@ from ledger.domain import (
     CreditLine,
     LoanStatus,
     Product,
-    Repayment,
+    RepaymentType,
 )
 from ledger.localnet.consortium import LocalConsortium, new_id
 
@@ -77,7 +77,7 @@ class Workload:
             borrower_key=key,
             product=product,
             line_id=line_id,
-            repayment=Repayment.BULLET if bullet else Repayment.INSTALMENT,
+            repayment=RepaymentType.BULLET if bullet else RepaymentType.INSTALMENT,
             term_days=90 if bullet else 360,
         )
         if self._try("loan", lambda: cx.plat.originate(loan, cx.sign(loan))):

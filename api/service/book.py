@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from api.service.consortium import ConsortiumView
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product
-from ledger.rules import Book, Borrower, Line, Loan, Member, Violation, check_line, check_loan
+from ledger.rules import (
+    Book,
+    BorrowerState,
+    LineState,
+    LoanState,
+    MemberState,
+    Violation,
+    check_line,
+    check_loan,
+)
 
 
 def snapshot(chain: ConsortiumView, record: CoLoan | CreditLine) -> tuple[Book, int, int]:
@@ -23,34 +32,23 @@ def snapshot(chain: ConsortiumView, record: CoLoan | CreditLine) -> tuple[Book, 
         m = chain.member(t.lender, n)
         if not m.known:
             continue  # not a member: rules report NotActiveMember
-        book.members[t.lender] = Member(
-            role=m.role,
-            status=m.status,
-            frozen=m.frozen,
-            index=m.index,
-            tier1_capital=m.tier1_capital,
-            total_loan_balance=m.total_loan_balance,
-            attested_until=m.attested_until,
-        )
+        book.members[t.lender] = MemberState.from_info(m)
         if t.lender != record.platform:
             usage = chain.usage(t.lender, record.platform, n)
             book.lender_total[t.lender] = usage.total
             book.lender_partner[(t.lender, record.platform)] = usage.with_partner
     x = chain.borrower_exposure(record.borrower_key, n)
-    book.borrowers[record.borrower_key] = Borrower(
-        exposure={Product.CONSUMER: x.consumer, Product.BUSINESS: x.business},
-        open_records=dict(zip(x.institutions, x.open_records, strict=True)),
-    )
+    book.borrowers[record.borrower_key] = BorrowerState.from_view(x)
     if isinstance(record, CoLoan):
         _outstanding, status = chain.loan_state(record.loan_id, n)
         if status != LoanStatus.NONE:
-            book.loans[record.loan_id] = Loan(record, 0)
+            book.loans[record.loan_id] = LoanState(record, 0)
         if record.line_id != ZERO32:
             _add_line(chain, book, record.line_id, record.platform, n)
     else:
         state = chain.line_state(record.line_id, n)
         if state.status != LineStatus.NONE:
-            book.lines[record.line_id] = Line(record, 0, state.status)
+            book.lines[record.line_id] = LineState(record, 0, state.status)
     return book, n, now
 
 
@@ -77,4 +75,4 @@ def _add_line(chain: ConsortiumView, book: Book, line_id: bytes, platform: str, 
         deadline=0,
         shares=(),
     )
-    book.lines[line_id] = Line(line, state.platform_index, state.status, state.drawn)
+    book.lines[line_id] = LineState(line, state.platform_index, state.status, state.drawn)

@@ -46,7 +46,7 @@ class LenderUsage(NamedTuple):
     until: int
 
 
-class LineState(NamedTuple):
+class LineOnChain(NamedTuple):
     limit: int
     drawn: int
     expires_at: int
@@ -127,12 +127,12 @@ class ConsortiumView:
         _commit, outstanding, status = c.call(c.ledger, "loanState", loan_id, block=block)
         return int(outstanding), LoanStatus(status)
 
-    def line_state(self, line_id: bytes, block: Block = "latest") -> LineState:
+    def line_state(self, line_id: bytes, block: Block = "latest") -> LineOnChain:
         c = self.client
         (limit, drawn, expires, status, product, pidx, _inst), key = c.call(
             c.ledger, "lineState", line_id, block=block
         )
-        return LineState(
+        return LineOnChain(
             int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
             bytes(key),
         )  # fmt: skip

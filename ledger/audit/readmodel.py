@@ -45,7 +45,7 @@ def check_read_model(
     engine = make_engine(database_url)
     try:
         with Session(engine) as s:
-            cursor = s.exec(select(models.IndexerCursor)).scalars().first()
+            cursor = s.exec(select(models.IndexerCursorRow)).scalars().first()
             if cursor is None or cursor.ledger_address.lower() != report.ledger.lower():
                 report.add(
                     "read_model", "WrongDatabase", "the database holds no index of this ledger"
@@ -69,7 +69,7 @@ def check_read_model(
                     r.outstanding,
                     r.status,
                 )
-                for r in s.exec(select(models.Loan)).scalars()
+                for r in s.exec(select(models.LoanRow)).scalars()
             }
             rows += _diff(
                 report,
@@ -89,8 +89,8 @@ def check_read_model(
             )
             db_tr: dict[bytes, list] = {}
             for t in s.exec(
-                select(models.LoanTranche).order_by(
-                    models.LoanTranche.loan_id, models.LoanTranche.idx
+                select(models.LoanTrancheRow).order_by(
+                    models.LoanTrancheRow.loan_id, models.LoanTrancheRow.idx
                 )
             ).scalars():
                 db_tr.setdefault(t.loan_id, []).append((t.lender, t.amount))
@@ -112,7 +112,7 @@ def check_read_model(
                 },
                 {
                     r.line_id: (r.borrower_key, r.limit_amount, r.status, r.drawn)
-                    for r in s.exec(select(models.CreditLine)).scalars()
+                    for r in s.exec(select(models.CreditLineRow)).scalars()
                 },
             )
             rows += _diff(
@@ -121,7 +121,7 @@ def check_read_model(
                 repayments,
                 {
                     r.repayment_id: (r.loan_id, r.principal, r.interest, r.outstanding_after)
-                    for r in s.exec(select(models.Repayment)).scalars()
+                    for r in s.exec(select(models.RepaymentRow)).scalars()
                 },
             )
             # maintained aggregates; the indexer deletes rows that fall to zero
@@ -141,14 +141,14 @@ def check_read_model(
                 },
                 {
                     r.borrower_key: (r.consumer, r.business, r.institutions)
-                    for r in s.exec(select(models.BorrowerExposure)).scalars()
+                    for r in s.exec(select(models.BorrowerExposureRow)).scalars()
                 },
             )
             rows += _diff(
                 report,
                 "lender_usage",
                 {k: (v,) for k, v in book.lender_total.items() if v},
-                {r.lender: (r.total,) for r in s.exec(select(models.LenderUsage)).scalars()},
+                {r.lender: (r.total,) for r in s.exec(select(models.LenderUsageRow)).scalars()},
                 show=str,
             )
             rows += _diff(
@@ -157,7 +157,7 @@ def check_read_model(
                 {k: (v,) for k, v in book.lender_partner.items() if v},
                 {
                     (r.lender, r.partner): (r.outstanding,)
-                    for r in s.exec(select(models.LenderPartnerUsage)).scalars()
+                    for r in s.exec(select(models.LenderPartnerUsageRow)).scalars()
                 },
                 show=lambda k: f"{k[0]} with {k[1]}",
             )

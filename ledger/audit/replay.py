@@ -113,7 +113,7 @@ class Replay:
     # ------------------------------------------------------------------ registry
 
     def _on_MemberAdmitted(self, ev: ChainEvent) -> None:  # noqa: N802 - event names
-        m = rules.Member(role=Role(ev.args["role"]), index=ev.args["index"])
+        m = rules.MemberState(role=Role(ev.args["role"]), index=ev.args["index"])
         self.book.members[ev.args["account"]] = m
         self.records["member_changes"] += 1
 

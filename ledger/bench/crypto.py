@@ -8,7 +8,7 @@ from typing import Any
 
 from eth_account import Account
 
-from ledger.domain import CoLoan, Product, Repayment, Tranche
+from ledger.domain import CoLoan, Product, RepaymentType, Tranche
 from ledger.provenance import Domain, digest, recover, sign
 
 
@@ -23,7 +23,7 @@ def run(seconds: float = 1.0, runs: int = 3) -> dict[str, Any]:
         1_000_000,
         1_200,
         180,
-        Repayment.INSTALMENT,
+        RepaymentType.INSTALMENT,
         2**40,
         (Tranche(key.address, 1_000_000),),
     )

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.domain import LoanStatus, Product, Repayment
+from ledger.domain import LoanStatus, Product, RepaymentType
 
 LOANS_PER_BORROWER = 5
 PRINCIPAL = 300_000  # fen; tranches 120,000 / 90,000 / 90,000
@@ -63,7 +63,7 @@ def grow(db_url: str, start: int, stop: int, parties: Sequence[str], block: int)
             yield {
                 "loan_id": _b32(b"loan", n), "borrower_key": _b32(b"borrower", n // 5),
                 "platform": platform, "product": int(Product.CONSUMER), "principal": PRINCIPAL,
-                "apr_bps": 1_200, "term_days": 180, "repayment": int(Repayment.INSTALMENT),
+                "apr_bps": 1_200, "term_days": 180, "repayment": int(RepaymentType.INSTALMENT),
                 "line_id": None, "document_digest": bytes(32), "deadline": 0,
                 "policy_version": 1, "outstanding": PRINCIPAL, "status": int(LoanStatus.ACTIVE),
                 "block_number": block, "tx_hash": _b32(b"tx", n), "log_index": 0,

@@ -36,7 +36,7 @@ from ledger.bench.indexer import fresh_database, peak_rss
 from ledger.bench.mining import check_receipts, manual_mining
 from ledger.chain.abi import Function
 from ledger.chain.rpc import Rpc
-from ledger.domain import CoLoan, Product, Repayment, Tranche
+from ledger.domain import CoLoan, Product, RepaymentType, Tranche
 from ledger.ingest.spans import TARGET_EVENTS
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import digest, pack_signatures, sign_digest
@@ -121,7 +121,7 @@ class _Builder:
                         principal=principal,
                         apr_bps=1_200,
                         term_days=180,
-                        repayment=Repayment.INSTALMENT,
+                        repayment=RepaymentType.INSTALMENT,
                         deadline=self.deadline,
                         tranches=(Tranche(self.platform, principal),),
                     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.domain import MemberStatus, Role
-from ledger.rules import Member
+from ledger.rules import MemberState
 
 
 class ProjectionError(Exception):
@@ -17,9 +17,9 @@ def unhex(value: str) -> bytes:
     return bytes.fromhex(value[2:])
 
 
-def book_member(row: dict[str, Any]) -> Member:
+def book_member(row: dict[str, Any]) -> MemberState:
     """The rules' view of a members row."""
-    return Member(
+    return MemberState(
         role=Role(row["role"]),
         status=MemberStatus(row["status"]),
         frozen=row["frozen"],

@@ -31,8 +31,8 @@ from ledger.ingest import registry
 from ledger.ingest.common import ProjectionError, book_member, unhex
 from ledger.rules import (
     Book,
-    Line,
-    Loan,
+    LineState,
+    LoanState,
     apply_line,
     apply_line_end,
     apply_loan,
@@ -95,13 +95,13 @@ class Projection:
     def insert(self, table: str, row: dict[str, Any]) -> None:
         self.inserts.setdefault(table, []).append(row)
 
-    def loan(self, loan_id: bytes) -> Loan:
+    def loan(self, loan_id: bytes) -> LoanState:
         rec = self.book.loans.get(loan_id)
         if rec is None:
             raise ProjectionError(f"unknown loan 0x{loan_id.hex()}")
         return rec
 
-    def line(self, line_id: bytes) -> Line:
+    def line(self, line_id: bytes) -> LineState:
         ln = self.book.lines.get(line_id)
         if ln is None:
             raise ProjectionError(f"unknown credit line 0x{line_id.hex()}")

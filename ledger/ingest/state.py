@@ -17,7 +17,7 @@ from ledger.domain import ZERO32, CoLoan, LineStatus, LoanStatus, Product
 from ledger.ingest.common import ProjectionError, unhex
 from ledger.ingest.projection import Pair, Projection
 from ledger.records import line_from_row, loan_from_row
-from ledger.rules import Borrower, Line, Loan
+from ledger.rules import BorrowerState, LineState, LoanState
 from ledger.store.bulk import delete_rows, insert_rows, select_in, update_rows, upsert
 from ledger.store.models import TABLES
 
@@ -76,7 +76,7 @@ def _load_loans(conn: Connection, p: Projection, ids: set[bytes]) -> list[CoLoan
     for r in _rows(conn, TABLES["loans"], "loan_id", ids):
         trs = sorted(tranches.get(r["loan_id"], []), key=lambda t: t["idx"])
         loan = loan_from_row(r, trs)
-        p.book.loans[loan.loan_id] = Loan(loan, r["outstanding"], LoanStatus(r["status"]))
+        p.book.loans[loan.loan_id] = LoanState(loan, r["outstanding"], LoanStatus(r["status"]))
         p.paid[loan.loan_id] = [[t["principal_repaid"], t["interest_paid"]] for t in trs]
         out.append(loan)
     return out
@@ -93,7 +93,9 @@ def _load_lines(conn: Connection, p: Projection, ids: set[bytes]) -> set[bytes]:
         ss = sorted(shares.get(r["line_id"], []), key=lambda s: s["idx"])
         line = line_from_row(r, ss)
         platform_index = p.members[line.platform]["member_index"]
-        p.book.lines[line.line_id] = Line(line, platform_index, LineStatus(r["status"]), r["drawn"])
+        p.book.lines[line.line_id] = LineState(
+            line, platform_index, LineStatus(r["status"]), r["drawn"]
+        )
         p.ended[line.line_id] = r["ended_block"]
         keys.add(line.borrower_key)
     return keys
@@ -101,7 +103,7 @@ def _load_lines(conn: Connection, p: Projection, ids: set[bytes]) -> set[bytes]:
 
 def _load_borrowers(conn: Connection, p: Projection, keys: set[bytes]) -> None:
     for r in _rows(conn, TABLES["borrower_exposure"], "borrower_key", keys):
-        p.book.borrowers[r["borrower_key"]] = Borrower(
+        p.book.borrowers[r["borrower_key"]] = BorrowerState(
             exposure={Product.CONSUMER: r["consumer"], Product.BUSINESS: r["business"]}
         )
     for r in _rows(conn, TABLES["borrower_lenders"], "borrower_key", keys):
@@ -277,7 +279,7 @@ def _flush_aggregates(conn: Connection, p: Projection) -> None:
     keep: list[dict[str, Any]] = []
     drop: list[tuple] = []
     for key in p.touched_borrowers:
-        b = book.borrowers.get(key) or Borrower()
+        b = book.borrowers.get(key) or BorrowerState()
         c, bz, n = b.exposure[Product.CONSUMER], b.exposure[Product.BUSINESS], len(b.open_records)
         _non_negative("exposure", key, c, bz)
         if c or bz or n:

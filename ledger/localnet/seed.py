@@ -5,7 +5,7 @@ chain."""
 
 from __future__ import annotations
 
-from ledger.domain import LoanStatus, Product, Repayment
+from ledger.domain import LoanStatus, Product, RepaymentType
 from ledger.identity import DEV_PEPPER, _check_digit, borrower_key
 from ledger.localnet.consortium import LocalConsortium, new_id
 
@@ -29,7 +29,7 @@ def seed(cx: LocalConsortium) -> dict[str, int]:
     # standalone co-loans, one business, one consumer bullet
     a = cx.loan(3_000_000, borrower_key=keys[1])
     b = cx.loan(8_000_000, borrower_key=keys[2], product=Product.BUSINESS)
-    c = cx.loan(600_000, borrower_key=keys[3], repayment=Repayment.BULLET, term_days=90)
+    c = cx.loan(600_000, borrower_key=keys[3], repayment=RepaymentType.BULLET, term_days=90)
     for ln in (a, b, c):
         plat.originate(ln, cx.sign(ln))
         loans += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from ledger.domain import LoanStatus, Product, Repayment
+from ledger.domain import LoanStatus, Product, RepaymentType
 
 ProductName = Literal["consumer", "business"]
 RepaymentName = Literal["bullet", "instalment"]
@@ -19,12 +19,12 @@ def product_name(p: Product | int) -> ProductName:
     return "consumer" if int(p) == Product.CONSUMER else "business"
 
 
-def repayment_of(name: str) -> Repayment:
-    return Repayment.BULLET if name == "bullet" else Repayment.INSTALMENT
+def repayment_of(name: str) -> RepaymentType:
+    return RepaymentType.BULLET if name == "bullet" else RepaymentType.INSTALMENT
 
 
-def repayment_name(r: Repayment | int) -> RepaymentName:
-    return "bullet" if int(r) == Repayment.BULLET else "instalment"
+def repayment_name(r: RepaymentType | int) -> RepaymentName:
+    return "bullet" if int(r) == RepaymentType.BULLET else "instalment"
 
 
 def status_name(s: LoanStatus | int) -> str:

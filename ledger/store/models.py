@@ -99,7 +99,7 @@ class _OfLoan(SQLModel):
 # ------------------------------------------------------------------ indexer bookkeeping (0001)
 
 
-class IndexerCursor(StoreModel, table=True):
+class IndexerCursorRow(StoreModel, table=True):
     """The one deployment this database indexes and the last block whose events are all in."""
 
     __tablename__ = "indexer_cursor"
@@ -114,7 +114,7 @@ class IndexerCursor(StoreModel, table=True):
     updated_at: datetime = _col(DateTime(timezone=True))
 
 
-class Block(StoreModel, table=True):
+class BlockRow(StoreModel, table=True):
     """Indexed block headers: every block with events, plus the most recent ones (reorg checks)."""
 
     __tablename__ = "blocks"
@@ -126,7 +126,7 @@ class Block(StoreModel, table=True):
     events: int = _col(Integer)
 
 
-class RawEvent(_Logged, StoreModel, table=True):
+class RawEventRow(_Logged, StoreModel, table=True):
     """Every event of the two contracts as logged, with its decoded arguments."""
 
     __tablename__ = "raw_events"
@@ -143,7 +143,7 @@ class RawEvent(_Logged, StoreModel, table=True):
 # ------------------------------------------------------------------ registry (0001)
 
 
-class Consortium(StoreModel, table=True):
+class ConsortiumRow(StoreModel, table=True):
     """Registry-wide state: one row."""
 
     __tablename__ = "consortium"
@@ -155,7 +155,7 @@ class Consortium(StoreModel, table=True):
     policy_version: int = _col(Integer)
 
 
-class Member(StoreModel, table=True):
+class MemberRow(StoreModel, table=True):
     __tablename__ = "members"
     __table_args__ = (UniqueConstraint("member_index"),)
 
@@ -173,7 +173,7 @@ class Member(StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class PolicyVersion(StoreModel, table=True):
+class PolicyVersionRow(StoreModel, table=True):
     __tablename__ = "policy_versions"
 
     version: int = _col(Integer, pk=True)
@@ -189,7 +189,7 @@ class PolicyVersion(StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class CapitalAttestation(_Logged, StoreModel, table=True):
+class CapitalAttestationRow(_Logged, StoreModel, table=True):
     __tablename__ = "capital_attestations"
 
     lender: str = _col(ADDRESS)
@@ -202,7 +202,7 @@ class CapitalAttestation(_Logged, StoreModel, table=True):
 # ------------------------------------------------------------------ ledger (0001)
 
 
-class CreditLine(StoreModel, table=True):
+class CreditLineRow(StoreModel, table=True):
     __tablename__ = "credit_lines"
 
     line_id: bytes = _col(Bytes32, pk=True)
@@ -222,13 +222,13 @@ class CreditLine(StoreModel, table=True):
     log_index: int = _col(Integer)
 
 
-class LineShare(_Part, _OfLine, StoreModel, table=True):
+class LineShareRow(_Part, _OfLine, StoreModel, table=True):
     __tablename__ = "line_shares"
 
     block_number: int = _col(BigInteger)
 
 
-class Loan(StoreModel, table=True):
+class LoanRow(StoreModel, table=True):
     __tablename__ = "loans"
 
     loan_id: bytes = _col(Bytes32, pk=True)
@@ -250,7 +250,7 @@ class Loan(StoreModel, table=True):
     log_index: int = _col(Integer)
 
 
-class LoanTranche(_Part, _OfLoan, StoreModel, table=True):
+class LoanTrancheRow(_Part, _OfLoan, StoreModel, table=True):
     """One funder's share of a loan (the platform's own share is a tranche too)."""
 
     __tablename__ = "tranches"
@@ -261,7 +261,7 @@ class LoanTranche(_Part, _OfLoan, StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class Repayment(StoreModel, table=True):
+class RepaymentRow(StoreModel, table=True):
     __tablename__ = "repayments"
 
     repayment_id: bytes = _col(Bytes32, pk=True)
@@ -274,7 +274,7 @@ class Repayment(StoreModel, table=True):
     tx_hash: bytes = _col(Bytes32)
 
 
-class RepaymentAllocation(StoreModel, table=True):
+class RepaymentAllocationRow(StoreModel, table=True):
     """A repayment's share for one tranche, exactly as the contract split it."""
 
     __tablename__ = "repayment_allocations"
@@ -287,7 +287,7 @@ class RepaymentAllocation(StoreModel, table=True):
     block_number: int = _col(BigInteger)
 
 
-class LoanStatusChange(_Logged, StoreModel, table=True):
+class LoanStatusChangeRow(_Logged, StoreModel, table=True):
     __tablename__ = "loan_status_changes"
 
     loan_id: bytes = _col(Bytes32, fk="loans.loan_id")
@@ -298,7 +298,7 @@ class LoanStatusChange(_Logged, StoreModel, table=True):
     tx_hash: bytes = _col(Bytes32)
 
 
-class LoanRejection(_Logged, StoreModel, table=True):
+class LoanRejectionRow(_Logged, StoreModel, table=True):
     """A loan of a non-atomic batch that the contract refused, with its revert data."""
 
     __tablename__ = "loan_rejections"
@@ -311,7 +311,7 @@ class LoanRejection(_Logged, StoreModel, table=True):
 # ------------------------------------------------------------------ aggregates (0002)
 
 
-class BorrowerExposure(StoreModel, table=True):
+class BorrowerExposureRow(StoreModel, table=True):
     """DESIGN §4 exposure by product and the number of institutions with open records (R1-R3),
     as the contract's `borrowerExposure` view reports them."""
 
@@ -323,7 +323,7 @@ class BorrowerExposure(StoreModel, table=True):
     institutions: int = _col(SmallInteger)
 
 
-class BorrowerLender(StoreModel, table=True):
+class BorrowerLenderRow(StoreModel, table=True):
     """One borrower with one institution: open records (R3), the institution's outstanding loan
     principal and its share of active credit-line limits. Kept off chain by design."""
 
@@ -337,7 +337,7 @@ class BorrowerLender(StoreModel, table=True):
     line_limit: int = _col(BigInteger)
 
 
-class LenderUsage(StoreModel, table=True):
+class LenderUsageRow(StoreModel, table=True):
     """A bank's outstanding joint-loan principal in total (R6)."""
 
     __tablename__ = "lender_usage"
@@ -346,7 +346,7 @@ class LenderUsage(StoreModel, table=True):
     total: int = _col(BigInteger)
 
 
-class LenderPartnerUsage(StoreModel, table=True):
+class LenderPartnerUsageRow(StoreModel, table=True):
     """A bank's outstanding joint-loan principal with one platform (R5)."""
 
     __tablename__ = "lender_partner_usage"
@@ -358,13 +358,13 @@ class LenderPartnerUsage(StoreModel, table=True):
 
 # Secondary indexes, added by migration 0002.
 INDEXES = [
-    Index(None, Loan.__table__.c.borrower_key),  # type: ignore[attr-defined]
-    Index(None, Loan.__table__.c.line_id),  # type: ignore[attr-defined]
-    Index(None, CreditLine.__table__.c.borrower_key),  # type: ignore[attr-defined]
-    Index(None, LoanTranche.__table__.c.lender),  # type: ignore[attr-defined]
-    Index(None, Repayment.__table__.c.loan_id),  # type: ignore[attr-defined]
-    Index(None, LoanStatusChange.__table__.c.loan_id),  # type: ignore[attr-defined]
-    Index(None, RawEvent.__table__.c.contract, RawEvent.__table__.c.block_number),  # type: ignore[attr-defined]
+    Index(None, LoanRow.__table__.c.borrower_key),  # type: ignore[attr-defined]
+    Index(None, LoanRow.__table__.c.line_id),  # type: ignore[attr-defined]
+    Index(None, CreditLineRow.__table__.c.borrower_key),  # type: ignore[attr-defined]
+    Index(None, LoanTrancheRow.__table__.c.lender),  # type: ignore[attr-defined]
+    Index(None, RepaymentRow.__table__.c.loan_id),  # type: ignore[attr-defined]
+    Index(None, LoanStatusChangeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
+    Index(None, RawEventRow.__table__.c.contract, RawEventRow.__table__.c.block_number),  # type: ignore[attr-defined]
 ]
 
 TABLES = {t.name: t for t in metadata.sorted_tables}
