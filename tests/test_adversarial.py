@@ -5,7 +5,7 @@ and a node started against the wrong chain.
 
 Covered elsewhere (not repeated here):
 * direct contract calls that skip the API, each decoded into its typed error
-  (tests/test_contract_rules.py, tests/test_contract_signatures.py): over the cap
+  (tests/test_contract_rules_*.py, tests/test_contract_signatures.py): over the cap
   `test_cap_exactly_accepted_one_fen_over_refused`, `test_cap_counts_existing_exposure`; a 4th
   institution `test_institution_limit_counts_distinct_institutions_and_frees_on_repayment`;
   platform share under 30% `test_platform_share_boundary_on_loans`; expired deadline
