@@ -8,7 +8,6 @@ the error carries numbers, by those numbers.
 from __future__ import annotations
 
 import pytest
-from web3.logs import DISCARD
 
 from ledger.chain.deployment import fund
 from ledger.chain.errors import ContractRevert
@@ -26,10 +25,7 @@ def reverts(code: str, fn, *args, **kwargs) -> ContractRevert:
 
 
 def events(client, name: str, receipt) -> list:
-    return [
-        e["args"]
-        for e in getattr(client.ledger.events, name)().process_receipt(receipt.raw, errors=DISCARD)
-    ]
+    return [e.args for e in client.receipt_events(receipt, name)]
 
 
 def reason(text: str) -> bytes:

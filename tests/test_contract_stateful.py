@@ -36,7 +36,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from web3.logs import DISCARD
 
 from ledger import allocation
 from ledger.chain.deployment import fund
@@ -291,11 +290,11 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
             return
         amounts = [t.amount for t in m.loan.tranches]
         p = m.loan.principal
-        (ev,) = client.ledger.events.Repaid().process_receipt(receipt.raw, errors=DISCARD)
-        assert list(ev["args"]["principalAllocation"]) == allocation.between(
+        (ev,) = client.receipt_events(receipt, "Repaid")
+        assert list(ev.args["principalAllocation"]) == allocation.between(
             amounts, p, p - out, p - out + principal
         )
-        assert list(ev["args"]["interestAllocation"]) == allocation.split(amounts, p, interest)
+        assert list(ev.args["interestAllocation"]) == allocation.split(amounts, p, interest)
         self.release(m, principal)
         if m.outstanding == 0:
             m.status = LoanStatus.REPAID

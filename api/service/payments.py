@@ -53,12 +53,11 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
             raise from_revert(exc) from None
         ctx.metrics.submitted("repayment")
         if receipt is not None:
-            e = ctx.client.ledger.events.Repaid().process_receipt(receipt.raw)[0]
-            a, tx_hash, block = e["args"], e["transactionHash"].to_0x_hex(), int(e["blockNumber"])
+            (found,) = ctx.client.receipt_events(receipt, "Repaid")
         else:  # recorded by an earlier attempt whose receipt was lost
             found = p.chain.repaid(rid)
             assert found is not None, "the contract reported this repayment as recorded"
-            a, tx_hash, block = found.args, to_hex(found.tx_hash), found.block_number
+        a, tx_hash, block = found.args, to_hex(found.tx_hash), found.block_number
         out = RepaymentOut(
             loan_id=to_hex(loan.loan_id),
             repayment_id=to_hex(rid),
@@ -97,8 +96,8 @@ def set_status(p: Platform, loan_id: str, req: StatusIn) -> tuple[int, dict[str,
         except ContractRevert as exc:
             ctx.metrics.rejected("status", exc.code, exc.rule, "contract")
             raise from_revert(exc) from None
-        e = ctx.client.ledger.events.LoanStatusChanged().process_receipt(receipt.raw)[0]
-        a = e["args"]
+        (e,) = ctx.client.receipt_events(receipt, "LoanStatusChanged")
+        a = e.args
         out = StatusOut(
             loan_id=to_hex(loan.loan_id),
             status=status_name(a["to"]),
@@ -159,8 +158,8 @@ def batch(p: Platform, req: BatchIn) -> BatchOut:
                 items[i] = _failed(loan_id, exc)
         else:
             rejected = {
-                bytes(e["args"]["loanId"]): ctx.client.errors.decode(bytes(e["args"]["reason"]))
-                for e in ctx.client.ledger.events.LoanRejected().process_receipt(receipt.raw)
+                e.args["loanId"]: ctx.client.errors.decode(e.args["reason"])
+                for e in ctx.client.receipt_events(receipt, "LoanRejected")
             }
             for i, loan, _sigs, loan_id in ready:
                 err = rejected.get(loan.loan_id)

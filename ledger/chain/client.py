@@ -15,7 +15,7 @@ from eth_utils import to_checksum_address
 
 from ledger.chain.errors import ContractRevert
 from ledger.chain.pipeline import PipelinedOrigination
-from ledger.chain.transport import (
+from ledger.chain.transactor import (
     CHAIN_GONE,
     FeeMode,
     NonceManager,

@@ -12,11 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak
-
 from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
-from ledger.chain.transport import CHAIN_GONE, OriginateResult, Receipt
+from ledger.chain.transactor import CHAIN_GONE, OriginateResult, Receipt
 from ledger.domain import CoLoan
 from ledger.provenance import pack_signatures
 
@@ -26,9 +23,6 @@ if TYPE_CHECKING:
     _Base = LedgerClient
 else:
     _Base = object
-
-_LOAN_REJECTED = "0x" + keccak(text="LoanRejected(bytes32,bytes)").hex()
-
 
 class PipelinedOrigination(_Base):
     """LedgerClient's pipelined and batched origination."""
@@ -165,12 +159,7 @@ class PipelinedOrigination(_Base):
 
     def _rejections(self, receipt: Receipt) -> dict[bytes, LedgerError]:
         """The loans a non-atomic batch refused, each with its decoded revert."""
-        out: dict[bytes, LedgerError] = {}
-        ledger = self.ledger.address.lower()
-        for log in receipt.logs:
-            topics = log["topics"]
-            if log["address"].lower() != ledger or not topics or topics[0] != _LOAN_REJECTED:
-                continue
-            (reason,) = abi_decode(["bytes"], bytes.fromhex(log["data"][2:]))
-            out[bytes.fromhex(topics[1][2:])] = self.errors.decode(reason)
-        return out
+        return {
+            e.args["loanId"]: self.errors.decode(e.args["reason"])
+            for e in self.receipt_events(receipt, "LoanRejected")
+        }

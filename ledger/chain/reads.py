@@ -1,7 +1,7 @@
 """The client's reads beside web3.py: raw JSON-RPC through the one transport (`ledger.chain.rpc`)
 and the one event decoder (`ledger.chain.events`). web3's contract calls, `block_number` and
 `get_logs` cost several round trips or milliseconds of formatting on every read a node answers;
-web3 stays for building and sending transactions (`ledger.chain.transport`).
+web3 stays for building and sending transactions (`ledger.chain.transactor`).
 """
 
 from __future__ import annotations
@@ -37,12 +37,28 @@ class ChainReads(Closing):
         """The registry's or the ledger's events `name` with the given indexed arguments, read
         and decoded by the one chain-reading layer (arguments in the native form: bytes as
         bytes, structs as dicts)."""
+        return find_events(
+            self._rpc, self._decoder(), name, from_block=from_block, to_block=to_block, **indexed
+        )
+
+    def receipt_events(self, receipt: Any, name: str) -> list[ChainEvent]:
+        """The events `name` in a mined transaction's receipt (`Receipt`), decoded by the same
+        decoder as `events` (logs of other contracts are left out)."""
+        decoder = self._decoder()
+        address, (topic, *_) = decoder.log_filter(name)
+        address = address.lower()
+        found = (
+            decoder.decode(log)
+            for log in receipt.logs
+            if log["topics"] and log["topics"][0] == topic and log["address"].lower() == address
+        )
+        return [e for e in found if e is not None]
+
+    def _decoder(self) -> EventDecoder:
         if self._events is None:
             dep = self.deployment
             self._events = EventDecoder(dep.registry, dep.ledger, self._artifacts, native=True)
-        return find_events(
-            self._rpc, self._events, name, from_block=from_block, to_block=to_block, **indexed
-        )
+        return self._events
 
     def _post(self, body: Any, *, write: bool = False) -> Any:
         """One JSON-RPC request or batch through the one transport (`ledger.chain.rpc`); a read

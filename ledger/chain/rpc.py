@@ -8,7 +8,7 @@ for a capped answer), proxies never used for loopback, and reads tried again on 
 when a kept-alive one was dropped. `Rpc` is the client (indexer, audit, evidence, CLI,
 transactions' raw reads); `ledger.chain.aiorpc.AsyncRpc` the same on the event loop, for the
 node's hot read.
-Web3.py remains only for building and sending transactions (`ledger.chain.transport`).
+Web3.py remains only for building and sending transactions (`ledger.chain.transactor`).
 """
 
 from __future__ import annotations

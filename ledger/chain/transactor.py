@@ -17,7 +17,7 @@ from typing import Any, Literal
 import httpx
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.deployment import Deployment
@@ -70,12 +70,26 @@ CHAIN_GONE = (OSError, httpx.TransportError)
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
+    """A mined transaction's receipt as the node returned it (`raw`, JSON-RPC form); its logs
+    are decoded by `LedgerClient.receipt_events`, the one event decoder."""
+
     tx_hash: str
     block_number: int
     gas_used: int
     status: int
     logs: list[dict]
-    raw: Any
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, tx_hash: str, r: dict[str, Any]) -> Receipt:
+        return cls(
+            tx_hash=tx_hash,
+            block_number=int(r["blockNumber"], 16),
+            gas_used=int(r["gasUsed"], 16),
+            status=int(r["status"], 16),
+            logs=r["logs"],
+            raw=r,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,11 +243,9 @@ class Transactor(ChainReads):
         deadline = time.monotonic() + (timeout or self.receipt_timeout)
         idle_since = time.monotonic()
         while True:
-            try:
-                r = self.w3.eth.get_transaction_receipt(tx_hash)
-            except TransactionNotFound:
-                r = None
-            if r is not None:
+            reply = self._post(request("eth_getTransactionReceipt", [tx_hash]))
+            r = reply.get("result")
+            if r:
                 break
             if time.monotonic() > deadline:
                 raise ReceiptTimeout(
@@ -241,14 +253,7 @@ class Transactor(ChainReads):
                 )
             idle_since = self._nudge_if_idle(idle_since)
             time.sleep(self.poll_interval)
-        receipt = Receipt(
-            tx_hash=tx_hash,
-            block_number=r["blockNumber"],
-            gas_used=r["gasUsed"],
-            status=r["status"],
-            logs=list(r["logs"]),
-            raw=r,
-        )
+        receipt = Receipt.from_json(tx_hash, r)
         if receipt.status != 1:
             raise self._failure(tx_hash, receipt)
         return receipt
@@ -355,14 +360,7 @@ class Transactor(ChainReads):
                 if not r:
                     continue
                 i = item["id"]
-                receipt = Receipt(
-                    tx_hash=pending[i],
-                    block_number=int(r["blockNumber"], 16),
-                    gas_used=int(r["gasUsed"], 16),
-                    status=int(r["status"], 16),
-                    logs=r["logs"],
-                    raw=r,
-                )
+                receipt = Receipt.from_json(pending[i], r)
                 out[i] = receipt if receipt.status == 1 else self._failure(pending[i], receipt)
                 del pending[i]
                 if sent_at is not None:
