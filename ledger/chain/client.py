@@ -21,7 +21,6 @@ from ledger.chain.transactor import (
     NonceManager,
     OriginateResult,
     Receipt,
-    Transactor,
 )
 from ledger.domain import CoLoan, CreditLine, LoanStatus, Policy
 from ledger.provenance import commitment, pack_signatures
@@ -30,7 +29,7 @@ __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receip
 
 
 
-class LedgerClient(PipelinedOrigination, Transactor):
+class LedgerClient(PipelinedOrigination):
     """One member's connection to a deployment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
