@@ -182,6 +182,19 @@ def test_insider_is_rate_limited_per_second_and_per_day(net: Consortium) -> None
     assert r.status_code == 429 and problem(r)["code"] == "DailyQuotaExceeded"
 
 
+def test_ledger_keylog_checks_the_chain_as_the_auditor(net: Consortium) -> None:
+    import json
+
+    from tests.test_cli import ledger
+
+    r = ledger("keylog", "--state-dir", str(net.state), "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is True and report["rows"] == len(_auditor_log(net)) > 0
+    members = {c["member"] for c in report["by_member_and_purpose"]}
+    assert {address("bank-a"), address("bank-b")} <= members
+
+
 def test_key_client_refuses_a_plain_http_url_off_loopback() -> None:
     assert check_url("https://keys.example/") == "https://keys.example"
     assert check_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000"

@@ -9,8 +9,8 @@ mistaken for a node. DEV-ONLY: the members use the public dev keys.
 Beside them runs the key service (`python -m keyservice`, DESIGN §3), started first: the only
 holder of the consortium pepper, a random one made for this state directory and kept in
 `<state>/keyservice/pepper.hex` (mode 0600), which no node's config names. The nodes' configs
-carry its URL; it is recorded in `nodes.json` like a node (name `keyservice`), so status and
-down cover it.
+carry its URL; it is recorded in `keyservice.json` as a node is in `nodes.json`, and `down`
+stops it after the nodes.
 
 This module starts processes and speaks HTTP to them; it never imports `api/`.
 """
@@ -44,6 +44,7 @@ from ledger.localnet.processes import (
 )
 
 NODES_FILE = "nodes.json"
+KEY_SERVICE_FILE = "keyservice.json"
 
 # Popen objects of nodes this process started, so down() in the same process reaps them rather
 # than leaving zombies behind (tests start and stop nodes in one process).
@@ -250,7 +251,8 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
                          start_ticks(proc.pid), str(configs[m.name]),
                          str(configs[m.name].parent / "node.log"))
             )  # fmt: skip
-        _record(state_dir, infos)
+        _record(state_dir, [i for i in infos if i.name != KEY_SERVICE.name])
+        _record(state_dir, [i for i in infos if i.name == KEY_SERVICE.name], KEY_SERVICE_FILE)
         deadline = time.monotonic() + timeout
         for info in infos:
             _wait_ready(info, procs[info.name], deadline)
@@ -258,6 +260,7 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
         for proc in procs.values():
             kill_group(proc.pid, proc, 5.0)
         (state_dir / NODES_FILE).unlink(missing_ok=True)
+        (state_dir / KEY_SERVICE_FILE).unlink(missing_ok=True)
         raise
     _STARTED.update({p.pid: p for p in procs.values()})
     return infos
@@ -283,13 +286,14 @@ def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) 
             time.sleep(0.1)
 
 
-def _record(state_dir: Path, infos: list[NodeInfo]) -> None:
-    write_record(state_dir / NODES_FILE, json.dumps([asdict(i) for i in infos], indent=2) + "\n")
+def _record(state_dir: Path, infos: list[NodeInfo], name: str = NODES_FILE) -> None:
+    write_record(state_dir / name, json.dumps([asdict(i) for i in infos], indent=2) + "\n")
 
 
-def recorded(state_dir: Path) -> list[NodeInfo]:
+def recorded(state_dir: Path, name: str = NODES_FILE) -> list[NodeInfo]:
+    """The recorded nodes (or, with `name=KEY_SERVICE_FILE`, the key service)."""
     try:
-        data = json.loads((Path(state_dir) / NODES_FILE).read_text())
+        data = json.loads((Path(state_dir) / name).read_text())
     except (FileNotFoundError, ValueError):
         return []
     return [NodeInfo(**d) for d in data]
@@ -307,17 +311,27 @@ def ready(info: NodeInfo) -> bool:
         return False
 
 
-def status(state_dir: Path) -> list[dict[str, Any]]:
+def status(state_dir: Path, name: str = NODES_FILE) -> list[dict[str, Any]]:
     return [{**asdict(i), "running": alive(i), "ready": alive(i) and ready(i)}
-            for i in recorded(state_dir)]  # fmt: skip
+            for i in recorded(state_dir, name)]  # fmt: skip
+
+
+def key_service_status(state_dir: Path) -> dict[str, Any] | None:
+    """The key service's record with `running` and `ready`, or None if none is recorded."""
+    found = status(state_dir, KEY_SERVICE_FILE)
+    return found[0] if found else None
 
 
 def down(state_dir: Path, *, timeout: float = 10.0) -> int:
-    """Stop every recorded node (SIGTERM, then SIGKILL after `timeout`); how many were running."""
+    """Stop every recorded node, then the key service (SIGTERM, then SIGKILL after `timeout`);
+    how many nodes were running."""
     stopped = sum(
         stop_recorded(i.pid, i.pgid, i.start_ticks, _STARTED, timeout) for i in recorded(state_dir)
     )
     (Path(state_dir) / NODES_FILE).unlink(missing_ok=True)
+    for i in recorded(state_dir, KEY_SERVICE_FILE):
+        stop_recorded(i.pid, i.pgid, i.start_ticks, _STARTED, timeout)
+    (Path(state_dir) / KEY_SERVICE_FILE).unlink(missing_ok=True)
     return stopped
 
 
