@@ -190,7 +190,15 @@ def derive(body: KeyIn, ks: ServiceDep, caller: CallerDep) -> KeyOut:
     wait = ks.rate.take(caller)
     if wait > 0:
         raise rate_limited(wait, ks.settings.limits.rate_per_s, "member")
-    _member(ks, caller)
+    m = _member(ks, caller)
+    if body.purpose not in ks.settings.purposes.get(m.role_name, []):  # type: ignore[call-overload]
+        raise Problem(
+            403,
+            "PurposeNotAllowed",
+            f"a {m.role_name} may not derive keys for {body.purpose}",
+            purpose=body.purpose,
+            role=m.role_name,
+        )
     try:
         normalised = normalise_id(body.national_id)
     except InvalidResidentId as exc:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from api.settings import KeySource
-from ledger.identity import Pepper, PepperError
+from ledger.identity import Pepper, PepperError, Purpose
 
 Role = Literal["platform", "lender", "auditor"]
 
@@ -46,6 +46,14 @@ class KeyServiceSettings(BaseModel):
     roles: list[Role] = Field(
         default_factory=lambda: ["platform", "lender", "auditor"],
         description="active members in these roles may derive keys",
+    )
+    purposes: dict[Role, list[Purpose]] = Field(
+        default_factory=lambda: {
+            "platform": ["origination", "enquiry", "servicing"],
+            "lender": ["enquiry", "servicing"],
+            "auditor": ["enquiry", "audit"],
+        },
+        description="the purposes each role may state (a lender does not originate)",
     )
     limits: KeyLimits = Field(default_factory=KeyLimits)
     token_ttl_s: int = Field(900, gt=0, le=86_400)

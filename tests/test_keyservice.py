@@ -130,6 +130,9 @@ def test_insider_calling_the_key_service_directly_needs_a_purpose_and_a_role(
         assert r.status_code == 422 and BAD_ID not in r.text
         ok = s.post("/v1/keys", {"national_id": VALID_ID, "purpose": "enquiry"})
         assert ok.status_code == 200 and VALID_ID not in ok.text
+        # a lender does not originate: it may not state that purpose
+        r = s.post("/v1/keys", {"national_id": VALID_ID, "purpose": "origination"})
+        assert r.status_code == 403 and problem(r)["code"] == "PurposeNotAllowed"
         # a lender may not read who asked for which key
         r = s.get("/v1/log")
         assert r.status_code == 403 and problem(r)["code"] == "WrongRole"

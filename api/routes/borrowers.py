@@ -18,9 +18,7 @@ router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
 KeyPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 
 
-@router.post(
-    "/key", response_model=BorrowerKeyOut, responses=responses(401, 403, 422, 429, 503)
-)
+@router.post("/key", response_model=BorrowerKeyOut, responses=responses(401, 403, 422))
 def key(body: BorrowerKeyIn, ctx: ContextDep, _p: ReaderDep) -> BorrowerKeyOut:
     """The borrower key for a national ID. The ID is validated here (422 naming the rule it
     broke; a bad ID is never sent), keyed by the key service for the stated purpose (this node
