@@ -251,3 +251,14 @@ def test_the_derivation_log_is_append_only_and_a_gap_is_detected(
         engine.dispose()
     finally:
         dbs.close()
+
+
+def test_with_the_pepper_one_key_falls_to_a_search_of_its_region_and_birth_year() -> None:
+    """What the pepper in a member's hands would allow (ledger.bench.inversion, SECURITY.md)."""
+    from ledger.bench.inversion import _ids, invert
+
+    pepper = os.urandom(32)
+    key = hmac.digest(pepper, OTHER_ID.encode(), hashlib.sha256)
+    # born 1 January, sequence number 003: the fourth candidate
+    assert invert(key, pepper, OTHER_ID[:6], int(OTHER_ID[6:10])) == (OTHER_ID, 4)
+    assert sum(1 for _ in _ids("110105", 1990)) == 365_000
