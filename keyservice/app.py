@@ -32,6 +32,7 @@ from api.problems import Problem
 from api.schemas.reads import ChallengeIn, ChallengeOut, TokenIn, TokenOut
 from keyservice import store as ks_store
 from keyservice.settings import KeyServiceSettings
+from ledger import siwe
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
 from ledger.domain import MemberInfo
@@ -60,9 +61,11 @@ class LogRowOut(BaseModel):
     borrower_key: str
     prev_hash: str
     row_hash: str
+    signature: str
 
 
 class LogPage(BaseModel):
+    signer: str = Field(..., description="the key service's address, which signs every row")
     rows: list[LogRowOut]
     next_after: int | None
 
@@ -131,7 +134,7 @@ def build(settings: KeyServiceSettings) -> KeyService:
     pepper = settings.load_pepper()
     client = LedgerClient(settings.rpc_url, deployment, account)
     engine = ks_store.make_engine(settings.database_url)
-    log = ks_store.DerivationLog(engine)
+    log = ks_store.DerivationLog(engine, lambda text: siwe.sign(text, account.key))
     return KeyService(settings, deployment, account, engine, Registry(client), log, pepper)
 
 
@@ -230,6 +233,7 @@ def read_log(
         raise Problem(403, "WrongRole", "only the auditor reads the derivation log")
     rows = ks.log.page(after, min(limit, ks.settings.max_log_page))
     return LogPage(
+        signer=ks.account.address,
         rows=[LogRowOut(**r.model_dump()) for r in rows],
         next_after=rows[-1].seq if rows else None,
     )

@@ -4,19 +4,22 @@ api.store (one way to sign in, whichever service it is).
 The log is append-only twice over: a trigger refuses every UPDATE and DELETE (SQLite and
 PostgreSQL alike), and each row carries the hash of the previous one
 (ledger.identity.derivation_hash), so a row removed or altered behind the triggers' back shows
-as a broken link when the auditor replays the chain (ledger.keyclient.check_log). No ID here.
+as a broken link when the auditor replays the chain (ledger.keyclient.check_log); and the
+service signs each row's hash with its own key, so a chain rewritten end to end by someone with
+the database's rights (but not the key) fails the signature check. No ID here.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from sqlalchemy import Engine, text
 from sqlmodel import Field, Session, SQLModel, select
 
 from api import store as auth_store
-from ledger.identity import GENESIS_HASH, derivation_hash
+from ledger.identity import GENESIS_HASH, derivation_hash, derivation_statement
 
 
 class Derivation(SQLModel, table=True):
@@ -29,6 +32,7 @@ class Derivation(SQLModel, table=True):
     borrower_key: str = Field(max_length=66)
     prev_hash: str = Field(max_length=66)
     row_hash: str = Field(max_length=66)
+    signature: str = Field(max_length=132)
 
 
 _TABLE = Derivation.__tablename__
@@ -59,8 +63,10 @@ class DerivationLog:
     """Appends to the log in one process (one writer: the service runs one worker), each row
     chained to the last."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, sign: Callable[[str], str]) -> None:
+        """`sign`: an EIP-191 signature (0x-hex) over a text, by the service's key."""
         self.engine = engine
+        self._sign = sign
         self._lock = threading.Lock()
         with Session(engine) as s:
             last = s.exec(select(Derivation).order_by(Derivation.seq.desc()).limit(1)).first()  # type: ignore[attr-defined]
@@ -69,10 +75,11 @@ class DerivationLog:
     def append(self, member: str, purpose: str, key_hex: str) -> Derivation:
         with self._lock:
             seq, at = self._seq + 1, int(time.time())
+            row_hash = derivation_hash(self._hash, seq, member, at, purpose, key_hex)
             row = Derivation(
                 seq=seq, member=member, at=at, purpose=purpose, borrower_key=key_hex,
-                prev_hash=self._hash,
-                row_hash=derivation_hash(self._hash, seq, member, at, purpose, key_hex),
+                prev_hash=self._hash, row_hash=row_hash,
+                signature=self._sign(derivation_statement(row_hash)),
             )  # fmt: skip
             with Session(self.engine, expire_on_commit=False) as s:
                 s.add(row)

@@ -34,6 +34,7 @@ __all__ = [
     "borrower_key",
     "borrower_key_hex",
     "derivation_hash",
+    "derivation_statement",
     "is_valid_id",
     "normalise_id",
 ]
@@ -231,3 +232,9 @@ def derivation_hash(
     includes the ID: only what the log holds."""
     text = f"{prev_hash}|{seq}|{member}|{at}|{purpose}|{key_hex}"
     return "0x" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def derivation_statement(row_hash: str) -> str:
+    """What the key service signs (EIP-191, its own key) for each log row: a chain rewritten
+    consistently by someone with the database's rights but not the key fails on these."""
+    return f"Key service derivation log row {row_hash}"

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from ledger.identity import GENESIS_HASH, derivation_hash, normalise_id
+from ledger import siwe
+from ledger.identity import GENESIS_HASH, derivation_hash, derivation_statement, normalise_id
 from ledger.nodeclient import SignInError, sign_in
 
 __all__ = ["KeyClient", "KeyServiceError", "LogRow", "check_log", "check_url"]
@@ -55,11 +56,18 @@ class LogRow:
     borrower_key: str
     prev_hash: str
     row_hash: str
+    signature: str
 
 
-def check_log(rows: list[LogRow], prev_hash: str = GENESIS_HASH, first_seq: int = 1) -> list[str]:
-    """What is wrong with a stretch of the derivation log: gaps in the sequence and broken hash
-    links (a row removed, altered or inserted). Empty when the chain holds."""
+def check_log(
+    rows: list[LogRow],
+    signer: str | None = None,
+    prev_hash: str = GENESIS_HASH,
+    first_seq: int = 1,
+) -> list[str]:
+    """What is wrong with a stretch of the derivation log: gaps in the sequence, broken hash
+    links (a row removed, altered or inserted) and, given the key service's address, rows it did
+    not sign (a chain rewritten end to end). Empty when the chain holds."""
     problems: list[str] = []
     seq = first_seq
     for r in rows:
@@ -70,6 +78,13 @@ def check_log(rows: list[LogRow], prev_hash: str = GENESIS_HASH, first_seq: int 
         want = derivation_hash(r.prev_hash, r.seq, r.member, r.at, r.purpose, r.borrower_key)
         if r.row_hash != want:
             problems.append(f"seq {r.seq}: row hash does not match its contents")
+        if signer is not None:
+            try:
+                by = siwe.recover(derivation_statement(r.row_hash), r.signature)
+            except siwe.SiweError:
+                by = None
+            if by != signer:
+                problems.append(f"seq {r.seq}: not signed by the key service {signer}")
         prev_hash, seq = r.row_hash, r.seq + 1
     return problems
 

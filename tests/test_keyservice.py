@@ -103,7 +103,7 @@ def test_a_node_keys_through_the_key_service_and_the_auditor_reads_each_derivati
         "servicing",
         r.json()["borrower_key"],
     )
-    assert check_log(rows) == []
+    assert check_log(rows, nodes.KEY_SERVICE.address) == []
     # a bad ID is refused on the node and never reaches the key service
     bad = net.session("bank-b", "bank-b").post("/v1/borrowers/key", {"national_id": BAD_ID})
     assert bad.status_code == 422 and problem(bad)["code"] == "InvalidResidentId"
@@ -217,6 +217,8 @@ def test_the_derivation_log_is_append_only_and_a_gap_is_detected(
     kind: str, tmp_path: Path
 ) -> None:
     from keyservice.store import DerivationLog, make_engine
+    from ledger import siwe
+    from ledger.identity import GENESIS_HASH, derivation_hash, derivation_statement
     from tests.dbs import PG_URL
 
     if kind == "postgresql" and PG_URL is None:
@@ -224,12 +226,17 @@ def test_the_derivation_log_is_append_only_and_a_gap_is_detected(
     dbs = Databases(kind, tmp_path)
     try:
         engine = make_engine(dbs.new())
-        log = DerivationLog(engine)
+        service = dev_account("keyservice")
+
+        def sign(text: str) -> str:
+            return siwe.sign(text, service.key)
+
+        log = DerivationLog(engine, sign)
         key = "0x" + "ab" * 32
         for purpose in ("origination", "enquiry", "servicing"):
             log.append(address("platform"), purpose, key)
         rows = [LogRow(**r.model_dump()) for r in log.page(0, 10)]
-        assert check_log(rows) == []
+        assert check_log(rows, service.address) == []
         for stmt in (
             "UPDATE keyservice_derivation SET purpose = 'audit' WHERE seq = 2",
             "DELETE FROM keyservice_derivation WHERE seq = 2",
@@ -239,15 +246,28 @@ def test_the_derivation_log_is_append_only_and_a_gap_is_detected(
                     conn.execute(sa.text(stmt))
         assert len(log.page(0, 10)) == 3
         # a restarted service continues the chain
-        log2 = DerivationLog(engine)
+        log2 = DerivationLog(engine, sign)
         log2.append(address("bank-a"), "audit", key)
         rows = [LogRow(**r.model_dump()) for r in log2.page(0, 10)]
-        assert check_log(rows) == [] and rows[-1].seq == 4
+        assert check_log(rows, service.address) == [] and rows[-1].seq == 4
         # someone with the database's owner rights drops the trigger and removes a row:
         # the auditor's replay of the chain shows it
         assert check_log(rows[:1] + rows[2:]) != []
         altered = dataclasses.replace(rows[1], purpose="audit")
         assert check_log([rows[0], altered, *rows[2:]]) != []
+        # a chain rewritten end to end (every hash recomputed, without the service's key) holds
+        # together but carries no signature of the key service
+        forged, prev = [], GENESIS_HASH
+        for r in [rows[0], *rows[2:]]:
+            seq = len(forged) + 1
+            h = derivation_hash(prev, seq, r.member, r.at, r.purpose, r.borrower_key)
+            sig = siwe.sign(derivation_statement(h), dev_account("mallory").key)
+            forged.append(
+                dataclasses.replace(r, seq=seq, prev_hash=prev, row_hash=h, signature=sig)
+            )
+            prev = h
+        assert check_log(forged) == []
+        assert len(check_log(forged, service.address)) == len(forged)
         engine.dispose()
     finally:
         dbs.close()

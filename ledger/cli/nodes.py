@@ -276,12 +276,17 @@ def keylog_cmd(
     url: Annotated[
         str | None, typer.Option(help="Key service URL (default: this dev consortium's).")
     ] = None,
+    signer: Annotated[
+        str | None,
+        typer.Option(help="The key service's address (default: the dev key service's)."),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """The auditor's check of the key service's derivation log: every row read (paged), the
-    hash chain and the sequence verified; derivations counted by member and purpose. Exit 1 on a
-    gap or a broken link. Signs in as the DEV-ONLY auditor (chain id 31337 only)."""
+    """The auditor's check of the key service's derivation log: every row read (paged); the
+    sequence, the hash chain and the service's signature on each row verified; derivations
+    counted by member and purpose. Exit 1 on a gap, a broken link or a row it did not sign.
+    Signs in as the DEV-ONLY auditor (chain id 31337 only)."""
     from collections import Counter
 
     from ledger.chain.deployment import Deployment
@@ -306,7 +311,7 @@ def keylog_cmd(
         raise CliError(f"key service: {exc}") from None
     finally:
         client.close()
-    problems = check_log(rows)
+    problems = check_log(rows, signer or nodes.KEY_SERVICE.address)
     counts = Counter((r.member, r.purpose) for r in rows)
     report = {
         "ok": not problems,
