@@ -198,6 +198,51 @@ def test_ledger_keylog_checks_the_chain_as_the_auditor(net: Consortium) -> None:
     assert {address("bank-a"), address("bank-b")} <= members
 
 
+def test_key_service_down_is_a_503_and_its_log_continues_after_a_restart(
+    net: Consortium,
+) -> None:
+    """Last of the module's consortium tests: it kills the key service."""
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    info = nodes.recorded(net.state, nodes.KEY_SERVICE_FILE)[0]
+    os.killpg(info.pgid, signal.SIGKILL)
+    s = net.session("bank-a", "bank-a")
+    r = s.post("/v1/borrowers/key", {"national_id": OTHER_ID})
+    assert r.status_code == 503 and problem(r)["code"] == "KeyServiceUnavailable"
+    assert OTHER_ID not in r.text and "Traceback" not in r.text
+    with open(info.log, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "keyservice", "--config", info.config],
+            cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"the key service exited with {proc.returncode}"
+            try:
+                if httpx.get(f"{info.url}/readyz", trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the key service is not ready again"
+            time.sleep(0.1)
+        # the node signs in again by itself (the old process's tokens are in its database)
+        r = s.post("/v1/borrowers/key", {"national_id": OTHER_ID})
+        assert r.status_code == 200, r.text
+        rows = _auditor_log(net)
+        assert rows[-1].borrower_key == r.json()["borrower_key"]
+        assert check_log(rows, nodes.KEY_SERVICE.address) == []
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
 def test_key_client_refuses_a_plain_http_url_off_loopback() -> None:
     assert check_url("https://keys.example/") == "https://keys.example"
     assert check_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
