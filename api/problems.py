@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.chain.errors import RULE_CODES, ContractRevert, LedgerError, ReceiptTimeout
 from ledger.identity import InvalidResidentId
+from ledger.keyclient import KeyServiceError
 from ledger.rules import RuleError
 
 log = logging.getLogger("api")
@@ -158,6 +159,16 @@ def from_rule(exc: RuleError) -> Problem:
     return rule_problem(exc.violation.code, exc.violation.values, "the pre-check (ledger.rules)")
 
 
+def from_key_service(exc: KeyServiceError) -> Problem:
+    """The key service's refusal as this node's answer: its rate and quota refusals (429) and
+    role refusals (403) pass through with their code; anything else is a 503."""
+    p = exc.problem
+    if exc.status in (403, 429) and isinstance(p.get("code"), str):
+        extra = {k: v for k, v in p.items() if k not in _RESERVED and k != "errors"}
+        return Problem(exc.status, p["code"], f"key service: {p.get('detail', '')}", **extra)
+    return Problem(503, "KeyServiceUnavailable", f"borrower keys are unavailable: {exc}")
+
+
 def _respond(request: Request, problem: Problem) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if problem.status == 401 else None
     if problem.status == 429 and "retry_after_s" in problem.extra:
@@ -210,6 +221,10 @@ def install(app: FastAPI) -> None:
             errors=[{"field": exc.field, "rule": exc.rule, "message": str(exc)}],
         )
         return _respond(request, problem)
+
+    @app.exception_handler(KeyServiceError)
+    async def _key_service(request: Request, exc: KeyServiceError) -> JSONResponse:
+        return _respond(request, from_key_service(exc))
 
     @app.exception_handler(ContractRevert)
     async def _revert(request: Request, exc: ContractRevert) -> JSONResponse:

@@ -2,8 +2,9 @@
 peers and its lending appetite. Loaded from a JSON file (`python -m api --config FILE`).
 
 Private keys never sit in the file: a real key is a keystore whose password comes from
-LEDGER_KEY_PASSWORD. The pepper comes from LEDGER_PEPPER unless the file names one. The DEV-ONLY
-key and pepper are allowed only on chain id 31337, where nothing real can be at stake.
+LEDGER_KEY_PASSWORD. The DEV-ONLY key is allowed only on chain id 31337, where nothing real can be
+at stake. A node never holds the consortium pepper: it asks the key service for borrower keys
+(`key_service`, see ledger.keyclient).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ledger.identity import Pepper
 from ledger.records.names import ProductName
 
 DEV_CHAIN_ID = 31337
@@ -25,7 +25,7 @@ NodeRole = Literal["platform", "lender", "auditor"]
 
 
 class DevOnlyRefused(RuntimeError):
-    """A DEV-ONLY key or pepper was configured for a chain other than the local dev chain."""
+    """A DEV-ONLY key was configured for a chain other than the local dev chain."""
 
 
 class KeySource(BaseModel):
@@ -82,6 +82,22 @@ class Limits(BaseModel):
     auth_burst: int = Field(200, gt=0, description="bucket size for sign-in per client IP")
 
 
+class KeyServiceLink(BaseModel):
+    """Where this node asks for borrower keys: the key service, signed in with this node's key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(..., description="https, or http on a loopback address")
+    timeout_s: float = Field(10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _safe_url(cls, value: str) -> str:
+        from ledger.keyclient import check_url
+
+        return check_url(value)
+
+
 class NodeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -104,8 +120,7 @@ class NodeSettings(BaseModel):
         3_600, gt=0, description="a lender refuses to sign terms with a later deadline"
     )
     peer_timeout_s: float = Field(15.0, gt=0)
-    pepper: str | None = Field(None, description="hex; None reads LEDGER_PEPPER")
-    dev_pepper: bool = Field(False, description="use the public DEV-ONLY pepper (31337 only)")
+    key_service: KeyServiceLink
     document_key_dir: Path
     document_dir: Path
     max_indexer_lag: int = Field(10, ge=0, description="blocks; readiness fails above it")
@@ -139,17 +154,6 @@ class NodeSettings(BaseModel):
     def domain(self) -> str:
         """The EIP-4361 domain: this node's authority. A sign-in for another node is refused."""
         return f"{self.host}:{self.port}"
-
-    def load_pepper(self, chain_id: int) -> Pepper:
-        if self.dev_pepper:
-            if chain_id != DEV_CHAIN_ID:
-                raise DevOnlyRefused(
-                    f"the DEV-ONLY pepper is allowed on chain id {DEV_CHAIN_ID} only"
-                )
-            return Pepper.dev()
-        if self.pepper is not None:
-            return Pepper.from_hex(self.pepper)
-        return Pepper.from_env()
 
     @classmethod
     def load(cls, path: Path) -> NodeSettings:

@@ -17,6 +17,7 @@ from api.settings import DEV_CHAIN_ID, NodeSettings
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
 from ledger.documents import DocumentKey, DocumentStore, KeyRing, write_key_file
+from ledger.keyclient import KeyClient
 
 
 @dataclass
@@ -34,6 +35,7 @@ class NodeServices:
             self.peers.close()
         self.chain.gate.close()
         self.context.client.close()
+        self.context.keys.close()
         self.context.engine.dispose()
 
 
@@ -55,7 +57,9 @@ def build(settings: NodeSettings) -> NodeServices:
         account=account,
         client=client,
         engine=store.make_engine(settings.database_url),
-        pepper=settings.load_pepper(deployment.chain_id),
+        keys=KeyClient(
+            settings.key_service.url, account, timeout_s=settings.key_service.timeout_s
+        ),
         documents=DocumentStore(
             settings.document_dir, _keyring(settings, deployment.chain_id == DEV_CHAIN_ID)
         ),

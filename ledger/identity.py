@@ -25,16 +25,27 @@ __all__ = [
     "DEV_PEPPER",
     "MIN_PEPPER_BYTES",
     "PEPPER_ENV",
+    "PURPOSES",
+    "Purpose",
+    "GENESIS_HASH",
     "InvalidResidentId",
     "Pepper",
     "PepperError",
     "borrower_key",
     "borrower_key_hex",
+    "derivation_hash",
+    "derivation_statement",
     "is_valid_id",
     "normalise_id",
 ]
 
 Rule = Literal["length", "characters", "birth_date", "check_digit"]
+
+#: Why a member asks the key service for a borrower key; every derivation is logged with one.
+Purpose = Literal["origination", "enquiry", "servicing", "audit"]
+PURPOSES: Final[tuple[str, ...]] = ("origination", "enquiry", "servicing", "audit")
+#: The previous-row hash of the key service's first derivation.
+GENESIS_HASH: Final = "0x" + "00" * 32
 
 PEPPER_ENV: Final = "LEDGER_PEPPER"
 MIN_PEPPER_BYTES: Final = 16
@@ -211,3 +222,19 @@ def borrower_key(raw_id: str, pepper: bytes | Pepper) -> bytes:
 def borrower_key_hex(raw_id: str, pepper: bytes | Pepper) -> str:
     """``borrower_key`` as ``0x`` + 64 lower-case hex digits (the bytes32 form for the chain)."""
     return "0x" + borrower_key(raw_id, pepper).hex()
+
+
+def derivation_hash(
+    prev_hash: str, seq: int, member: str, at: int, purpose: str, key_hex: str
+) -> str:
+    """The key service's derivation-log chain: each row's hash covers the previous row's, so a
+    deleted or altered row breaks every hash after it (the auditor recomputes them). Never
+    includes the ID: only what the log holds."""
+    text = f"{prev_hash}|{seq}|{member}|{at}|{purpose}|{key_hex}"
+    return "0x" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def derivation_statement(row_hash: str) -> str:
+    """What the key service signs (EIP-191, its own key) for each log row: a chain rewritten
+    consistently by someone with the database's rights but not the key fails on these."""
+    return f"Key service derivation log row {row_hash}"

@@ -1,6 +1,8 @@
-"""A running consortium for the end-to-end API tests: real anvil, the DEV-ONLY members, and the
-five node processes (uvicorn via `python -m api`) on free loopback ports, as `ledger up` starts
-them. Each test module starts its own (module scope) and stops it afterwards."""
+"""A running consortium for the end-to-end API tests: real anvil, the DEV-ONLY members, the key
+service (`python -m keyservice`, the pepper's only holder; `urls["keyservice"]`, overrides under
+the name `keyservice`) and the five node processes (uvicorn via `python -m api`) on free loopback
+ports, as `ledger up` starts them. Each test module starts its own (module scope) and stops it
+afterwards."""
 
 from __future__ import annotations
 

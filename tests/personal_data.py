@@ -1,6 +1,8 @@
 """Canary scan for raw national IDs in what the suite writes: log records, node logs and other
 files under pytest's temporary directories, SQLite files, and PostgreSQL schemas (each test
-schema is scanned before it is dropped, and whatever is left at the end).
+schema is scanned before it is dropped, and whatever is left at the end). The key service is
+covered like a node: its log and SQLite database sit under the state directory
+(`nodes/keyservice/`), its PostgreSQL schema is `test_api_keyservice`.
 
 A candidate is any 18-character run of 17 digits and a digit or X that is not part of a longer
 word (so hex keys and hashes don't match) and is a valid resident ID, plus the invalid IDs the

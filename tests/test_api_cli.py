@@ -48,11 +48,15 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
         nodes = {n["name"]: n for n in summary["nodes"]}
         assert set(nodes) == {"platform", "bank-a", "bank-b", "bank-c", "auditor"}
         assert all(n["ready"] and n["url"].startswith("http://127.0.0.1:") for n in nodes.values())
-        pids = [n["pid"] for n in nodes.values()] + [summary["chain"]["pid"]]
+        keys = summary["key_service"]
+        assert keys["name"] == "keyservice" and keys["ready"], keys
+        pids = [n["pid"] for n in nodes.values()] + [keys["pid"], summary["chain"]["pid"]]
 
         again = ledger("up", "--state-dir", state, "--json")  # idempotent: same processes
         assert again.returncode == 0, again.stderr
-        assert {n["pid"] for n in json.loads(again.stdout)["nodes"]} == set(pids[:-1])
+        again_summary = json.loads(again.stdout)
+        assert {n["pid"] for n in again_summary["nodes"]} == set(pids[:-2])
+        assert again_summary["key_service"]["pid"] == keys["pid"]
 
         st = ledger("status", "--state-dir", state, "--json")
         assert st.returncode == 0 and json.loads(st.stdout)["ready"] is True
@@ -88,7 +92,11 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
     finally:
         down = ledger("down", "--state-dir", state, "--json")
     assert down.returncode == 0, down.stderr
-    assert json.loads(down.stdout) == {"nodes_stopped": 5, "chain_stopped": True}
+    assert json.loads(down.stdout) == {
+        "nodes_stopped": 5,
+        "key_service_stopped": True,
+        "chain_stopped": True,
+    }
     assert [p for p in pids if _alive(p)] == []
     assert _processes_mentioning(state) == []
     st = ledger("status", "--state-dir", state, "--json")

@@ -11,7 +11,7 @@ from api.deps import ContextDep, ReaderDep, ReadsDep
 from api.problems import responses
 from api.schemas.reads import BorrowerKeyIn, BorrowerKeyOut, ExposureOut
 from api.service import reads as service
-from ledger.identity import borrower_key_hex
+from ledger.domain import to_hex
 
 router = APIRouter(prefix="/v1/borrowers", tags=["borrowers"])
 
@@ -20,9 +20,11 @@ KeyPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$")]
 
 @router.post("/key", response_model=BorrowerKeyOut, responses=responses(401, 403, 422))
 def key(body: BorrowerKeyIn, ctx: ContextDep, _p: ReaderDep) -> BorrowerKeyOut:
-    """The borrower key for a national ID. The ID is validated (422 naming the rule it broke),
-    keyed with the consortium pepper, and then dropped: never stored, logged or echoed."""
-    return BorrowerKeyOut(borrower_key=borrower_key_hex(body.national_id, ctx.pepper))
+    """The borrower key for a national ID. The ID is validated here (422 naming the rule it
+    broke; a bad ID is never sent), keyed by the key service for the stated purpose (this node
+    holds no pepper; the service rate-limits and logs each derivation: 429 over its rate), and
+    then dropped: never stored, logged or echoed."""
+    return BorrowerKeyOut(borrower_key=to_hex(ctx.keys.derive(body.national_id, body.purpose)))
 
 
 @router.get(

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from api.schemas.common import Address, Model, NationalId, examples
 from api.schemas.records import BANK_A, KEY, LOAN_EXAMPLE, PLATFORM, TX_HASH
+from ledger.identity import Purpose
 
 
 class ChallengeIn(Model):
@@ -54,8 +55,11 @@ class TokenOut(Model):
 
 
 class BorrowerKeyIn(Model):
-    model_config = examples({"national_id": "11010519491231002X"})
+    model_config = examples({"national_id": "11010519491231002X", "purpose": "enquiry"})
     national_id: NationalId
+    purpose: Purpose = Field(
+        "enquiry", description="why the key is asked for; the key service logs it"
+    )
 
 
 class BorrowerKeyOut(Model):

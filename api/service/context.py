@@ -1,5 +1,5 @@
 """This node's member: its settings, key, chain client (for the writes it signs), database,
-pepper, document store, metrics, idempotency locks and token cache.
+key service client, document store, metrics, idempotency locks and token cache.
 
 Built once per process (api.wiring); routes get it as `ContextDep` (api.deps).
 """
@@ -22,7 +22,7 @@ from api.settings import NodeSettings
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
 from ledger.documents import DocumentStore
-from ledger.identity import Pepper
+from ledger.keyclient import KeyClient
 
 
 class KeyedLocks:
@@ -44,7 +44,7 @@ class MemberContext:
     account: LocalAccount
     client: LedgerClient
     engine: Engine
-    pepper: Pepper
+    keys: KeyClient
     documents: DocumentStore
     metrics: Metrics
     locks: KeyedLocks = field(default_factory=KeyedLocks)

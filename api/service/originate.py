@@ -22,17 +22,17 @@ from ledger import provenance
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, Tranche, sort_tranches, to_hex
-from ledger.identity import borrower_key
 from ledger.records import product_of, repayment_of, terms_of
 from ledger.rules import RuleError
 
 
 def resolve_borrower(ctx: MemberContext, ref: BorrowerRef) -> bytes:
-    """The borrower key; a national ID is keyed here and then dropped (InvalidResidentId: 422)."""
+    """The borrower key; a national ID is validated here (InvalidResidentId: 422), keyed by the
+    key service (the node holds no pepper) and then dropped."""
     if ref.borrower_key is not None:
         return bytes.fromhex(ref.borrower_key[2:])
     assert ref.borrower_id is not None
-    return borrower_key(ref.borrower_id, ctx.pepper)
+    return ctx.keys.derive(ref.borrower_id, "origination")
 
 
 def _document(value: str | None) -> tuple[bytes | None, bytes]:

@@ -57,6 +57,7 @@ def _summary(state_dir: Path) -> dict[str, Any]:
         else (external.read_text().strip() if external.exists() else None),
         "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
         "nodes": nodes.status(state_dir),
+        "key_service": nodes.key_service_status(state_dir),
     }
 
 
@@ -66,8 +67,9 @@ def _print_nodes(summary: dict[str, Any]) -> None:
     if summary["deployment"]:
         out.print(f"registry  {summary['deployment']['registry']}", highlight=False)
         out.print(f"ledger    {summary['deployment']['ledger']}", highlight=False)
-    out.print("nodes (DEV-ONLY keys):")
-    for n in summary["nodes"]:
+    out.print("nodes (DEV-ONLY keys), then the key service (the pepper's only holder):")
+    ks = summary.get("key_service")
+    for n in [*summary["nodes"], *([ks] if ks else [])]:
         ready = "ready" if n["ready"] else ("running, not ready" if n["running"] else "stopped")
         out.print(
             f"  {n['name']:<9} {n['role']:<9} {n['address']}  {n['url']:<24} pid {n['pid']:<7} "
@@ -121,9 +123,10 @@ def up_cmd(
         cx.deployment.save(dep_file)
         nodes.down(state_dir)  # nodes of an older deployment must go
     running = nodes.status(state_dir)
-    if not (running and all(n["ready"] for n in running)):
+    keys = nodes.key_service_status(state_dir)
+    if not (running and all(n["ready"] for n in running) and keys and keys["ready"]):
         nodes.down(state_dir)
-        with console.status("starting five nodes"):
+        with console.status("starting the key service and five nodes"):
             configs = nodes.write_configs(
                 state_dir,
                 url,
@@ -141,12 +144,14 @@ def up_cmd(
 
 
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
-    """The chain and the five nodes. Exit code 1 unless everything is running and ready."""
+    """The chain, the five nodes and the key service. Exit code 1 unless everything is running
+    and ready."""
     summary = _summary(state_dir)
     ok = (
         summary["rpc_url"] is not None
         and bool(summary["nodes"])
         and all(n["ready"] for n in summary["nodes"])
+        and bool(summary["key_service"] and summary["key_service"]["ready"])
     )
     summary["ready"] = ok
     if as_json:
@@ -160,17 +165,29 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 
 
 def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
-    """Stop the five nodes and the chain; no process is left behind."""
+    """Stop the five nodes, the key service and the chain; no process is left behind."""
     from ledger.localnet import nodes
     from ledger.localnet.detached import down
 
+    keys = nodes.key_service_status(state_dir) if state_dir.is_dir() else None
+    stopped_keys = bool(keys and keys["running"])
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
     _rpc_url_file(state_dir).unlink(missing_ok=True)
     if as_json:
-        print_json({"nodes_stopped": stopped_nodes, "chain_stopped": stopped_chain})
+        print_json(
+            {
+                "nodes_stopped": stopped_nodes,
+                "key_service_stopped": stopped_keys,
+                "chain_stopped": stopped_chain,
+            }
+        )
     else:
-        out.print(f"stopped {stopped_nodes} nodes" + (" and the chain" if stopped_chain else ""))
+        out.print(
+            f"stopped {stopped_nodes} nodes"
+            + (", the key service" if stopped_keys else "")
+            + (" and the chain" if stopped_chain else "")
+        )
 
 
 def _dev_urls(state_dir: Path) -> dict[str, str]:
@@ -255,9 +272,72 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
         raise typer.Exit(1)
 
 
+def keylog_cmd(
+    url: Annotated[
+        str | None, typer.Option(help="Key service URL (default: this dev consortium's).")
+    ] = None,
+    signer: Annotated[
+        str | None,
+        typer.Option(help="The key service's address (default: the dev key service's)."),
+    ] = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """The auditor's check of the key service's derivation log: every row read (paged); the
+    sequence, the hash chain and the service's signature on each row verified; derivations
+    counted by member and purpose. Exit 1 on a gap, a broken link or a row it did not sign.
+    Signs in as the DEV-ONLY auditor (chain id 31337 only)."""
+    from collections import Counter
+
+    from ledger.chain.deployment import Deployment
+    from ledger.keyclient import KeyClient, KeyServiceError, check_log
+    from ledger.keys import DEV_KEYS_WARNING, dev_account
+    from ledger.localnet import nodes
+
+    dep_file = state_dir / "deployment.json"
+    if not dep_file.exists() or Deployment.load(dep_file).chain_id != DEV_CHAIN_ID:
+        raise CliError(f"DEV-ONLY auditor key: the local dev chain (id {DEV_CHAIN_ID}) only")
+    if url is None:
+        keys = nodes.key_service_status(state_dir)
+        if keys is None:
+            raise CliError("no key service recorded here (ledger up)")
+        url = keys["url"]
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    m = nodes.member("auditor")
+    client = KeyClient(url, dev_account(m.key_role, m.key_index))
+    try:
+        rows = list(client.log())
+    except KeyServiceError as exc:
+        raise CliError(f"key service: {exc}") from None
+    finally:
+        client.close()
+    problems = check_log(rows, signer or nodes.KEY_SERVICE.address)
+    counts = Counter((r.member, r.purpose) for r in rows)
+    report = {
+        "ok": not problems,
+        "rows": len(rows),
+        "head": rows[-1].row_hash if rows else None,
+        "problems": problems,
+        "by_member_and_purpose": [
+            {"member": k[0], "purpose": k[1], "count": n} for k, n in sorted(counts.items())
+        ],
+    }
+    if as_json:
+        print_json(report)
+    else:
+        out.print(f"{len(rows)} derivations, chain {'intact' if not problems else 'BROKEN'}")
+        for p in problems:
+            out.print(f"  {p}", highlight=False)
+        for c in report["by_member_and_purpose"]:
+            out.print(f"  {c['member']}  {c['purpose']:<12} {c['count']}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("up")(up_cmd)
     app.command("status")(status_cmd)
     app.command("down")(down_cmd)
     app.command("token")(token_cmd)
     app.command("demo")(demo_cmd)
+    app.command("keylog")(keylog_cmd)

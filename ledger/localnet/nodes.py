@@ -4,7 +4,13 @@ Each node is `python -m api --config <state>/nodes/<name>/config.json`, a proces
 its own process group (so `down` reaches anything it spawns), logging to a file beside its
 config, with its own SQLite file (or a schema of its own in one PostgreSQL database). What runs
 is recorded in `<state>/nodes.json` with each pid's kernel start time, so a reused pid is never
-mistaken for a node. DEV-ONLY: the members use the public dev keys and the dev pepper.
+mistaken for a node. DEV-ONLY: the members use the public dev keys.
+
+Beside them runs the key service (`python -m keyservice`, DESIGN §3), started first: the only
+holder of the consortium pepper, a random one made for this state directory and kept in
+`<state>/keyservice/pepper.hex` (mode 0600), which no node's config names. The nodes' configs
+carry its URL; it is recorded in `keyservice.json` as a node is in `nodes.json`, and `down`
+stops it after the nodes.
 
 This module starts processes and speaks HTTP to them; it never imports `api/`.
 """
@@ -38,6 +44,7 @@ from ledger.localnet.processes import (
 )
 
 NODES_FILE = "nodes.json"
+KEY_SERVICE_FILE = "keyservice.json"
 
 # Popen objects of nodes this process started, so down() in the same process reaps them rather
 # than leaving zombies behind (tests start and stop nodes in one process).
@@ -74,6 +81,8 @@ MEMBERS: tuple[DevMember, ...] = (
     DevMember("auditor", "auditor", "auditor", 0, "Auditor (dev)"),
 )  # fmt: skip
 GOVERNOR = DevMember("governor", "governor", "governor", 0, "Governor (dev)")
+#: The key service: not a member (no role on chain); its own DEV-ONLY key.
+KEY_SERVICE = DevMember("keyservice", "keyservice", "keyservice", 0, "Key service (dev)")
 
 
 def member(name: str) -> DevMember:
@@ -151,7 +160,7 @@ def write_configs(
     empties the nodes' databases (for a new deployment)."""
     state_dir = state_dir.resolve()
     chosen: dict[str, int] = {}
-    for m in MEMBERS:
+    for m in (KEY_SERVICE, *MEMBERS):
         p = (ports or {}).get(m.name)
         if p is None or not port_is_free(p) or p in chosen.values():
             p = free_port()
@@ -159,7 +168,11 @@ def write_configs(
                 p = free_port()
         chosen[m.name] = p
     peers = {m.address: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"}
-    paths = {}
+    key_service_url = f"http://{HOST}:{chosen[KEY_SERVICE.name]}"
+    paths = {KEY_SERVICE.name: _write_key_service_config(
+        state_dir, rpc_url, chosen[KEY_SERVICE.name],
+        _database_url(database_url, state_dir, KEY_SERVICE.name, fresh, schema_prefix),
+    )}  # fmt: skip
     for m in MEMBERS:
         home = state_dir / "nodes" / m.name
         home.mkdir(parents=True, exist_ok=True)
@@ -174,7 +187,7 @@ def write_configs(
             "port": chosen[m.name],
             "peers": peers if m.role == "platform" else {},
             "appetite": m.appetite or {"max_tranche": None},
-            "dev_pepper": True,
+            "key_service": {"url": key_service_url},
             "document_key_dir": str(home / "document-keys"),
             "document_dir": str(home / "documents"),
         }
@@ -184,23 +197,52 @@ def write_configs(
     return paths
 
 
+def _write_key_service_config(state_dir: Path, rpc_url: str, port: int, database_url: str) -> Path:
+    """The key service's config and, once per state directory, its random pepper (never in a
+    config, never in a node's directory)."""
+    from ledger.secretfile import atomic_write
+
+    home = state_dir / "nodes" / KEY_SERVICE.name
+    home.mkdir(parents=True, exist_ok=True)
+    pepper = home / "pepper.hex"
+    if not pepper.exists():
+        atomic_write(pepper, os.urandom(32).hex().encode() + b"\n")
+    pepper.chmod(0o600)
+    config = {
+        "name": KEY_SERVICE.name,
+        "rpc_url": rpc_url,
+        "deployment_file": str(state_dir / "deployment.json"),
+        "database_url": database_url,
+        "key": {"kind": "dev", "role": KEY_SERVICE.key_role, "index": KEY_SERVICE.key_index},
+        "host": HOST,
+        "port": port,
+        "pepper_file": str(pepper),
+    }
+    path = home / "config.json"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
 def _spawn(config: Path) -> subprocess.Popen[bytes]:
     # Own session and process group, no death signal: the node outlives the CLI, and killpg
     # reaches all of it.
-    argv = [sys.executable, "-m", "api", "--config", str(config), "--log-level", "info"]
+    module = "keyservice" if config.parent.name == KEY_SERVICE.name else "api"
+    argv = [sys.executable, "-m", module, "--config", str(config), "--log-level", "info"]
     with (config.parent / "node.log").open("ab") as log:
         return spawn(argv, cwd=find_project_root(), env=dict(os.environ), log=log, deathsig=None)
 
 
 def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -> list[NodeInfo]:
-    """Start every node, wait until each answers /readyz, record them. On failure, stop all."""
+    """Start the key service and every node, wait until each answers /readyz, record them. On
+    failure, stop all."""
     state_dir = state_dir.resolve()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     infos: list[NodeInfo] = []
+    everyone = (KEY_SERVICE, *MEMBERS) if KEY_SERVICE.name in configs else MEMBERS
     try:
-        for m in MEMBERS:
+        for m in everyone:
             procs[m.name] = _spawn(configs[m.name])
-        for m in MEMBERS:
+        for m in everyone:
             cfg = json.loads(configs[m.name].read_text())
             proc = procs[m.name]
             url = f"http://{HOST}:{cfg['port']}"
@@ -209,7 +251,8 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
                          start_ticks(proc.pid), str(configs[m.name]),
                          str(configs[m.name].parent / "node.log"))
             )  # fmt: skip
-        _record(state_dir, infos)
+        _record(state_dir, [i for i in infos if i.name != KEY_SERVICE.name])
+        _record(state_dir, [i for i in infos if i.name == KEY_SERVICE.name], KEY_SERVICE_FILE)
         deadline = time.monotonic() + timeout
         for info in infos:
             _wait_ready(info, procs[info.name], deadline)
@@ -217,6 +260,7 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
         for proc in procs.values():
             kill_group(proc.pid, proc, 5.0)
         (state_dir / NODES_FILE).unlink(missing_ok=True)
+        (state_dir / KEY_SERVICE_FILE).unlink(missing_ok=True)
         raise
     _STARTED.update({p.pid: p for p in procs.values()})
     return infos
@@ -242,13 +286,14 @@ def _wait_ready(info: NodeInfo, proc: subprocess.Popen[bytes], deadline: float) 
             time.sleep(0.1)
 
 
-def _record(state_dir: Path, infos: list[NodeInfo]) -> None:
-    write_record(state_dir / NODES_FILE, json.dumps([asdict(i) for i in infos], indent=2) + "\n")
+def _record(state_dir: Path, infos: list[NodeInfo], name: str = NODES_FILE) -> None:
+    write_record(state_dir / name, json.dumps([asdict(i) for i in infos], indent=2) + "\n")
 
 
-def recorded(state_dir: Path) -> list[NodeInfo]:
+def recorded(state_dir: Path, name: str = NODES_FILE) -> list[NodeInfo]:
+    """The recorded nodes (or, with `name=KEY_SERVICE_FILE`, the key service)."""
     try:
-        data = json.loads((Path(state_dir) / NODES_FILE).read_text())
+        data = json.loads((Path(state_dir) / name).read_text())
     except (FileNotFoundError, ValueError):
         return []
     return [NodeInfo(**d) for d in data]
@@ -266,24 +311,34 @@ def ready(info: NodeInfo) -> bool:
         return False
 
 
-def status(state_dir: Path) -> list[dict[str, Any]]:
+def status(state_dir: Path, name: str = NODES_FILE) -> list[dict[str, Any]]:
     return [{**asdict(i), "running": alive(i), "ready": alive(i) and ready(i)}
-            for i in recorded(state_dir)]  # fmt: skip
+            for i in recorded(state_dir, name)]  # fmt: skip
+
+
+def key_service_status(state_dir: Path) -> dict[str, Any] | None:
+    """The key service's record with `running` and `ready`, or None if none is recorded."""
+    found = status(state_dir, KEY_SERVICE_FILE)
+    return found[0] if found else None
 
 
 def down(state_dir: Path, *, timeout: float = 10.0) -> int:
-    """Stop every recorded node (SIGTERM, then SIGKILL after `timeout`); how many were running."""
+    """Stop every recorded node, then the key service (SIGTERM, then SIGKILL after `timeout`);
+    how many nodes were running."""
     stopped = sum(
         stop_recorded(i.pid, i.pgid, i.start_ticks, _STARTED, timeout) for i in recorded(state_dir)
     )
     (Path(state_dir) / NODES_FILE).unlink(missing_ok=True)
+    for i in recorded(state_dir, KEY_SERVICE_FILE):
+        stop_recorded(i.pid, i.pgid, i.start_ticks, _STARTED, timeout)
+    (Path(state_dir) / KEY_SERVICE_FILE).unlink(missing_ok=True)
     return stopped
 
 
 def ports_of(state_dir: Path) -> dict[str, int]:
     """The ports of the previous run, from the configs, so URLs stay stable across down/up."""
     out = {}
-    for m in MEMBERS:
+    for m in (KEY_SERVICE, *MEMBERS):
         try:
             cfg = json.loads((Path(state_dir) / "nodes" / m.name / "config.json").read_text())
             out[m.name] = int(cfg["port"])
