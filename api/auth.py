@@ -51,9 +51,9 @@ def _now() -> datetime:
 
 def refuse_unless_admitted(member: MemberInfo) -> None:
     """403 unless `member` is an active, unfrozen member with a role: a frozen member is
-    `MemberFrozen`; a suspended, removed or unknown address is `MemberNotActive`. The one check
-    behind a challenge, a token and every authenticated request (a member's standing is public
-    on chain, so naming it reveals nothing)."""
+    `MemberIsFrozen` (the contract's name for it); a suspended, removed or unknown address is
+    `MemberNotActive`. The one check behind a challenge, a token and every authenticated request
+    (a member's standing is public on chain, so naming it reveals nothing)."""
     if not member.active or member.role_name == "none":
         status = member.status.name.lower() if member.known else "not a member"
         raise Problem(
@@ -63,7 +63,7 @@ def refuse_unless_admitted(member: MemberInfo) -> None:
             member_status=member.status.name.lower(),
         )
     if member.frozen:
-        raise Problem(403, "MemberFrozen", f"{member.address} is frozen on chain")
+        raise Problem(403, "MemberIsFrozen", f"{member.address} is frozen on chain")
 
 
 def challenge(ctx: MemberContext, chain: ConsortiumView, address: str) -> ChallengeOut:

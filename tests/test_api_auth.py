@@ -171,19 +171,19 @@ def test_frozen_member_loses_access_on_every_node_at_once(net: Consortium) -> No
         assert net.cx.gov.member(newcomer.address)["frozen"]
         for name, s in sessions.items():
             r = s.get(path)  # the same, still unexpired token
-            assert r.status_code == 403 and problem(r)["code"] == "MemberFrozen", (name, r.text)
+            assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen", (name, r.text)
             r = httpx.post(
                 f"{net.urls[name]}/v1/auth/challenge",
                 json={"address": newcomer.address},
                 trust_env=False,
             )
-            assert r.status_code == 403 and problem(r)["code"] == "MemberFrozen", (name, r.text)
+            assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen", (name, r.text)
         # a challenge obtained before the freeze cannot be exchanged after it either
         gov.set_frozen(newcomer.address, False)
         text = _challenge(net.urls["platform"], newcomer.address)
         gov.set_frozen(newcomer.address, True)
         r = _token(net.urls["platform"], text, siwe.sign(text, newcomer.key))
-        assert r.status_code == 403 and problem(r)["code"] == "MemberFrozen"
+        assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen"
         gov.set_frozen(newcomer.address, False)
         for s in sessions.values():
             assert s.get(path).status_code == 200
