@@ -234,3 +234,26 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(net: Consor
             for i in range(AUTH_BURST * 4 + 1)
         ]
     assert answers[-1].status_code == 429
+
+
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies() -> None:
+    import ipaddress
+
+    from api.limits import client_ip
+
+    proxies = (ipaddress.ip_network("10.0.0.0/8"),)
+
+    def scope(peer: str, xff: str | None) -> dict:
+        headers = [(b"x-forwarded-for", xff.encode())] if xff is not None else []
+        return {"client": (peer, 1234), "headers": headers}
+
+    assert client_ip(scope("203.0.113.5", "198.51.100.1"), proxies) == "203.0.113.5"
+    assert client_ip(scope("203.0.113.5", "198.51.100.1"), ()) == "203.0.113.5"
+    assert client_ip(scope("10.0.0.2", "198.51.100.1"), ()) == "10.0.0.2"
+    assert client_ip(scope("10.0.0.2", "198.51.100.1"), proxies) == "198.51.100.1"
+    # entries left of the last untrusted hop were written by the client: ignored
+    assert client_ip(scope("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.0.0.9"), proxies) == (
+        "198.51.100.1"
+    )
+    assert client_ip(scope("10.0.0.2", None), proxies) == "10.0.0.2"
+    assert client_ip(scope("10.0.0.2", "not-an-ip"), proxies) == "10.0.0.2"
