@@ -107,6 +107,7 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.state.services = services
     limits = settings.limits
     app.state.caller_rate = TokenBucket(limits.rate_per_s, limits.burst)
+    app.state.signin_rate = TokenBucket(limits.signin_rate_per_s, limits.signin_burst)
     problems.install(app)
 
     def _lag() -> float | None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.concurrency import run_in_threadpool
 
 from api import store
+from api.limits import TokenBucket, rate_limited
 from api.problems import Problem
 from api.schemas.reads import ChallengeOut, TokenOut
 from api.service.consortium import ConsortiumView
@@ -48,9 +49,28 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def challenge(ctx: MemberContext, address: str) -> ChallengeOut:
-    """A fresh EIP-4361 message for `address` to sign. Issued to anyone (it reveals nothing);
-    membership is checked when the signed message comes back."""
+def refuse_unless_admitted(member: MemberInfo) -> None:
+    """403 unless `member` is an active, unfrozen member with a role: a frozen member is
+    `MemberIsFrozen` (the contract's name for it); a suspended, removed or unknown address is
+    `MemberNotActive`. The one check behind a challenge, a token and every authenticated request
+    (a member's standing is public on chain, so naming it reveals nothing)."""
+    if not member.active or member.role_name == "none":
+        status = member.status.name.lower() if member.known else "not a member"
+        raise Problem(
+            403,
+            "MemberNotActive",
+            f"{member.address} is {status} on chain",
+            member_status=member.status.name.lower(),
+        )
+    if member.frozen:
+        raise Problem(403, "MemberIsFrozen", f"{member.address} is frozen on chain")
+
+
+def challenge(ctx: MemberContext, chain: ConsortiumView, address: str) -> ChallengeOut:
+    """A fresh EIP-4361 message for `address` to sign, only if it is an active, unfrozen member
+    now (403 otherwise): a flood of challenges for addresses that are not members stores no nonce
+    (the rate limits in api/limits.py bound the chain reads this costs)."""
+    refuse_unless_admitted(chain.member(address))
     s = ctx.settings
     now = _now()
     expires = now + timedelta(seconds=s.challenge_ttl_s)
@@ -73,7 +93,15 @@ def _unauthorised(code: str, detail: str) -> Problem:
     return Problem(401, code, detail)
 
 
-def issue_token(ctx: MemberContext, chain: ConsortiumView, text: str, signature: str) -> TokenOut:
+def issue_token(
+    ctx: MemberContext,
+    chain: ConsortiumView,
+    text: str,
+    signature: str,
+    per_member: TokenBucket | None = None,
+) -> TokenOut:
+    """A bearer token for the signer of `text`. `per_member` limits tokens per address, taken
+    only once the signature is verified: nobody but the key holder can empty its bucket."""
     s = ctx.settings
     try:
         msg = siwe.parse(text)
@@ -96,12 +124,13 @@ def issue_token(ctx: MemberContext, chain: ConsortiumView, text: str, signature:
         raise _unauthorised("InvalidSignature", str(exc)) from None
     if signer != msg.address:
         raise _unauthorised("InvalidSignature", "the signature is not by the message's address")
+    if per_member is not None and (wait := per_member.take(signer)) > 0:
+        raise rate_limited(wait, per_member.rate, "member address")
     # Last, after the signature: a forged request must not burn a real member's nonce.
     if not store.use_nonce(ctx.engine, msg.nonce, msg.address, int(now.timestamp())):
         raise _unauthorised("NonceInvalid", "unknown, expired or already used nonce")
     member = chain.member(msg.address)
-    if not member.active or member.role_name == "none":
-        raise Problem(403, "MemberNotActive", f"{msg.address} is not an active consortium member")
+    refuse_unless_admitted(member)
     token = secrets.token_urlsafe(32)
     expires = now + timedelta(seconds=s.token_ttl_s)
     store.add_token(
@@ -134,12 +163,9 @@ async def token_owner(ctx: MemberContext, token: str) -> str:
 
 
 async def member_principal(chain: ConsortiumView, address: str) -> Principal:
-    """The caller as the chain has it now; 403 if no longer active. The member record and the
-    head come from one JSON-RPC batch."""
+    """The caller as the chain has it now; 403 if no longer active or frozen. The member record
+    and the head come from one JSON-RPC batch."""
     member, head = await chain.member_and_head(address)
-    if not member.active:
-        raise Problem(
-            403, "MemberNotActive", f"{address} is {member.status.name.lower()} on chain"
-        )
+    refuse_unless_admitted(member)
     return Principal(address, member.role_name, member, head)
 

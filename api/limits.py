@@ -8,10 +8,25 @@ requests (docs: NodeSettings.limits).
 - Sign-in (`/v1/auth/*`, unauthenticated) is rate-limited per client IP in the middleware; every
   authenticated request per caller address (api/deps.py). Over the rate: 429 `RateLimited` with
   Retry-After. Both are token buckets (rate per second, burst).
+
+Sign-in cannot be used to lock a member out (issue 14, item 9). The client IP is the TCP peer,
+unless the peer is one of `limits.trusted_proxies` (default: none): then it is the right-most
+X-Forwarded-For entry that is not itself a trusted proxy, so clients behind a proxy get buckets
+of their own and nobody can pick a bucket by forging the header. Per address, a bucket keyed by
+the *claimed* address would hand anyone a way to empty a member's bucket, so the limits per
+address are placed where only the address's key holder (or nobody) can spend them:
+- a challenge is issued only to an active, unfrozen member (api/auth.py): a flood for random
+  addresses stores no nonce and is refused with 403, after costing its sender its IP bucket;
+- a flood for a member's address from one client empties that client's IP bucket only; from
+  many clients it stores nonces that expire and never refuses the member's own challenge (each
+  challenge has its own nonce, and a forged answer does not burn it);
+- tokens are limited per member address (`signin_rate_per_s`), counted only after the signature
+  is verified (api/auth.py), so only the member itself can spend that bucket.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -111,6 +126,40 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _trusted(host: str, proxies: tuple[Network, ...]) -> bool:
+    ip = _ip(host)
+    return ip is not None and any(ip in net for net in proxies)
+
+
+def client_ip(scope: Scope, proxies: tuple[Network, ...]) -> str:
+    """The client a sign-in is counted against: the TCP peer, or, when the peer is a trusted
+    proxy, the right-most X-Forwarded-For entry that is not a trusted proxy (entries to its left
+    were written by the client and prove nothing). Without trusted proxies the header is
+    ignored."""
+    client = scope.get("client")
+    peer = client[0] if client else "-"
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name == b"x-forwarded-for":
+            hops.extend(h.strip() for h in value.decode("latin-1").split(","))
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop if _ip(hop) is not None else peer
+    return peer
+
+
 class LimitsMiddleware:
     """Pure ASGI: refuses over-large bodies (413) and too frequent sign-in requests (429)
     before the application runs."""
@@ -119,14 +168,16 @@ class LimitsMiddleware:
         self.app = app
         self.max_body = limits.max_body_bytes
         self.auth = TokenBucket(limits.auth_rate_per_s, limits.auth_burst)
+        self.proxies = tuple(
+            ipaddress.ip_network(p, strict=False) for p in limits.trusted_proxies
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith(AUTH_PREFIX):
-            client = scope.get("client")
-            wait = self.auth.take(client[0] if client else "-")
+            wait = self.auth.take(client_ip(scope, self.proxies))
             if wait > 0:
                 problem = rate_limited(wait, self.auth.rate, "client address")
                 await _answer(scope, receive, send, problem)

@@ -9,6 +9,7 @@ at stake. A node never holds the consortium pepper: it asks the key service for 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 from typing import Literal
@@ -80,6 +81,25 @@ class Limits(BaseModel):
         20.0, gt=0, description="sign-in requests a second per client IP (token bucket)"
     )
     auth_burst: int = Field(200, gt=0, description="bucket size for sign-in per client IP")
+    signin_rate_per_s: float = Field(
+        5.0,
+        gt=0,
+        description="tokens a second per member address, counted only after its signature is "
+        "verified (so nobody else can spend a member's bucket)",
+    )
+    signin_burst: int = Field(200, gt=0, description="bucket size for tokens per member address")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses (or CIDR networks) of reverse proxies whose X-Forwarded-For is "
+        "believed; from any other peer the header is ignored. Default: none trusted",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return v
 
 
 class KeyServiceLink(BaseModel):

@@ -23,6 +23,7 @@ Covered elsewhere (not repeated here):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -39,7 +40,7 @@ from eth_account.signers.local import LocalAccount
 
 from api.schemas.common import chain_id_of
 from ledger.chain.client import LedgerClient
-from ledger.chain.deployment import fund
+from ledger.chain.deployment import deploy, fund
 from ledger.domain import LoanStatus, Role
 from ledger.keys import dev_account
 from ledger.localnet.chains import LocalChain
@@ -305,6 +306,35 @@ def test_cosignature_for_another_contract_is_refused_by_the_platform_node(
     assert _status(net, body["loan_id"]) == LoanStatus.NONE
     with LedgerClient(net.cx.rpc_url, extra["other"].deployment) as there:
         assert there.loan_state(chain_id_of(body["loan_id"]))[2] == LoanStatus.NONE
+
+
+def test_node_on_a_ledger_wired_to_a_shadow_registry_refuses_to_start(net: Consortium) -> None:
+    """Issue 14, item 6. The platform deploys a real second registry it owns and a ledger wired
+    to it, then hands out a deployment file naming the real registry (with both code hashes as
+    found on chain, so every hash check passes). A node given that file exits 2 with one line
+    naming the registry the ledger is really wired to."""
+    shadow = deploy(net.cx.rpc_url, account(P))
+    forged = dataclasses.replace(
+        shadow,
+        registry=net.cx.deployment.registry,
+        registry_code_hash=net.cx.deployment.registry_code_hash,
+    )
+    path = net.state / "shadow-deployment.json"
+    forged.save(path)
+    cfg = _config(net, A, "bank-a-shadow", deployment_file=str(path))
+    proc = _run_node(cfg, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill_group(proc.pid, proc, 5.0)
+    assert proc.returncode == 2, (out, err)
+    assert "Traceback" not in out + err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("python -m api: bank-a-shadow: wrong wiring: "), err
+    assert f"the registry at {net.cx.deployment.registry}" in line
+    assert f"wired to the registry at {shadow.registry}" in line
+    assert "Uvicorn running" not in out + err
 
 
 @pytest.mark.parametrize("wrong", ["another chain id", "no contracts"])

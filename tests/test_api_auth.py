@@ -155,6 +155,54 @@ def test_suspended_member_loses_access_on_its_next_request(net: Consortium) -> N
         assert s.get(path).status_code == 200
 
 
+def test_frozen_member_loses_access_on_every_node_at_once(net: Consortium) -> None:
+    """Issue 14, item 8. An insider whose member record is frozen on chain (registry.setFrozen,
+    status still Active) keeps neither its tokens nor a way to get new ones, on any node, from
+    the very next request; unfreezing restores it."""
+    newcomer = dev_account("lender", 4)
+    gov = net.cx.gov
+    gov.admit_member(newcomer.address, Role.LENDER, "Bank E (dev)")
+    path = f"/v1/borrowers/0x{'00' * 32}/exposure"
+    sessions = {name: NodeSession.signed_in(url, newcomer) for name, url in net.urls.items()}
+    try:
+        for s in sessions.values():
+            assert s.get(path).status_code == 200
+        gov.set_frozen(newcomer.address, True)
+        assert net.cx.gov.member(newcomer.address)["frozen"]
+        for name, s in sessions.items():
+            r = s.get(path)  # the same, still unexpired token
+            assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen", (name, r.text)
+            r = httpx.post(
+                f"{net.urls[name]}/v1/auth/challenge",
+                json={"address": newcomer.address},
+                trust_env=False,
+            )
+            assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen", (name, r.text)
+        # a challenge obtained before the freeze cannot be exchanged after it either
+        gov.set_frozen(newcomer.address, False)
+        text = _challenge(net.urls["platform"], newcomer.address)
+        gov.set_frozen(newcomer.address, True)
+        r = _token(net.urls["platform"], text, siwe.sign(text, newcomer.key))
+        assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen"
+        gov.set_frozen(newcomer.address, False)
+        for s in sessions.values():
+            assert s.get(path).status_code == 200
+    finally:
+        for s in sessions.values():
+            s.close()
+
+
+def test_challenge_is_refused_to_addresses_that_are_not_active_members(net: Consortium) -> None:
+    """A challenge stores a nonce: it is issued only to active, unfrozen members, so a flood for
+    random addresses stores nothing."""
+    r = httpx.post(
+        f"{net.urls['bank-a']}/v1/auth/challenge",
+        json={"address": dev_account("mallory").address},
+        trust_env=False,
+    )
+    assert r.status_code == 403 and problem(r)["code"] == "MemberNotActive"
+
+
 def test_bad_national_id_is_a_422_that_never_echoes_it(net: Consortium) -> None:
     s = net.session("bank-a", "bank-a")
     r = s.post("/v1/borrowers/key", {"national_id": BAD_ID})

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from ledger.nodeclient import NodeSession, SignInError
+from ledger.keys import dev_account
+from ledger.nodeclient import NodeSession, SignInError, sign_in
 from tests.api_support import Consortium, account, address, loan_body, problem, running_consortium
 
 MAX_BODY = 64 * 1024
@@ -32,6 +33,16 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
         "platform": {"limits": {"max_body_bytes": MAX_BODY}},
         "bank-a": {"limits": {"rate_per_s": SLOW, "burst": CALLER_BURST}},
         "bank-b": {"limits": {"auth_rate_per_s": SLOW, "auth_burst": AUTH_BURST}},
+        # behind a reverse proxy on loopback: X-Forwarded-For names the client
+        "auditor": {
+            "limits": {
+                "auth_rate_per_s": SLOW,
+                "auth_burst": AUTH_BURST,
+                "trusted_proxies": ["127.0.0.1/32", "::1"],
+            }
+        },
+        # not behind a proxy: X-Forwarded-For must be ignored
+        "bank-c": {"limits": {"auth_rate_per_s": SLOW, "auth_burst": AUTH_BURST * 4}},
     }
     with running_consortium(tmp_path_factory.mktemp("limits"), overrides) as c:
         yield c
@@ -169,6 +180,80 @@ def test_sign_in_flood_from_one_address_gets_429(net: Consortium) -> None:
     with pytest.raises(SignInError) as err:
         NodeSession.signed_in(url, account("bank-b"))
     assert err.value.status == 429
-    # the other nodes keep their own, default, limits
+    # the other nodes keep buckets of their own
     with NodeSession.signed_in(net.urls["bank-c"], account("bank-b")) as s:
         assert s.get(f"/v1/lenders/{who}/limits").status_code == 200
+
+
+def _behind_proxy(client: str) -> httpx.Client:
+    return httpx.Client(
+        trust_env=False, timeout=30, headers={"X-Forwarded-For": f"{client}, 127.0.0.1"}
+    )
+
+
+def test_sign_in_flood_cannot_lock_a_member_out(net: Consortium) -> None:
+    """Issue 14, item 9. A client floods one node's sign-in with challenges for random addresses
+    and for a member's address; the member, from its own client, still signs in. Random
+    addresses get no challenge (403, no nonce stored), the flood empties only the flooder's own
+    bucket, and the member's challenge and token are unaffected."""
+    url = net.urls["auditor"]
+    member = account("bank-a")
+    with _behind_proxy("203.0.113.66") as flooder:
+        codes = []
+        for i in range(AUTH_BURST * 3):
+            who = member.address if i % 2 else dev_account("flood", i).address
+            codes.append(flooder.post(f"{url}/v1/auth/challenge", json={"address": who}))
+        statuses = [r.status_code for r in codes]
+        assert 429 in statuses and set(statuses) <= {200, 403, 429}, statuses
+        assert all(problem(r)["code"] == "MemberNotActive" for r in codes if r.status_code == 403)
+        # it cannot escape its bucket by writing its own X-Forwarded-For entries to the left
+        r = flooder.post(
+            f"{url}/v1/auth/challenge",
+            json={"address": member.address},
+            headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.66, 127.0.0.1"},
+        )
+        assert r.status_code == 429
+    with _behind_proxy("198.51.100.7") as own:
+        tok = sign_in(url, member, http=own)
+    assert tok["address"] == member.address
+    with NodeSession(url, tok["access_token"]) as s:
+        assert s.get(f"/v1/lenders/{member.address}/limits").status_code == 200
+
+
+def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(net: Consortium) -> None:
+    """Default: no proxy is trusted, so a client cannot pick a fresh bucket per request by
+    forging X-Forwarded-For."""
+    url = net.urls["bank-c"]
+    with httpx.Client(trust_env=False, timeout=30) as http:
+        answers = [
+            http.post(
+                f"{url}/v1/auth/challenge",
+                json={"address": address("bank-c")},
+                headers={"X-Forwarded-For": f"192.0.2.{i}"},
+            )
+            for i in range(AUTH_BURST * 4 + 1)
+        ]
+    assert answers[-1].status_code == 429
+
+
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies() -> None:
+    import ipaddress
+
+    from api.limits import client_ip
+
+    proxies = (ipaddress.ip_network("10.0.0.0/8"),)
+
+    def scope(peer: str, xff: str | None) -> dict:
+        headers = [(b"x-forwarded-for", xff.encode())] if xff is not None else []
+        return {"client": (peer, 1234), "headers": headers}
+
+    assert client_ip(scope("203.0.113.5", "198.51.100.1"), proxies) == "203.0.113.5"
+    assert client_ip(scope("203.0.113.5", "198.51.100.1"), ()) == "203.0.113.5"
+    assert client_ip(scope("10.0.0.2", "198.51.100.1"), ()) == "10.0.0.2"
+    assert client_ip(scope("10.0.0.2", "198.51.100.1"), proxies) == "198.51.100.1"
+    # entries left of the last untrusted hop were written by the client: ignored
+    assert client_ip(scope("10.0.0.2", "1.2.3.4, 198.51.100.1, 10.0.0.9"), proxies) == (
+        "198.51.100.1"
+    )
+    assert client_ip(scope("10.0.0.2", None), proxies) == "10.0.0.2"
+    assert client_ip(scope("10.0.0.2", "not-an-ip"), proxies) == "10.0.0.2"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api import auth
 from api.deps import ConsortiumDep, ContextDep
@@ -12,13 +12,16 @@ from api.schemas.reads import ChallengeIn, ChallengeOut, TokenIn, TokenOut
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-@router.post("/challenge", response_model=ChallengeOut, responses=responses(422))
-def challenge(body: ChallengeIn, ctx: ContextDep) -> ChallengeOut:
-    """An EIP-4361 message for `address` to sign (single-use nonce, short expiry)."""
-    return auth.challenge(ctx, body.address)
+@router.post("/challenge", response_model=ChallengeOut, responses=responses(403, 422))
+def challenge(body: ChallengeIn, ctx: ContextDep, chain: ConsortiumDep) -> ChallengeOut:
+    """An EIP-4361 message for `address` to sign (single-use nonce, short expiry); 403 unless
+    `address` is an active, unfrozen member."""
+    return auth.challenge(ctx, chain, body.address)
 
 
 @router.post("/token", response_model=TokenOut, responses=responses(401, 403, 422))
-def token(body: TokenIn, ctx: ContextDep, chain: ConsortiumDep) -> TokenOut:
+def token(body: TokenIn, ctx: ContextDep, chain: ConsortiumDep, request: Request) -> TokenOut:
     """Exchange the signed message for a short-lived bearer token bound to the address."""
-    return auth.issue_token(ctx, chain, body.message, body.signature)
+    return auth.issue_token(
+        ctx, chain, body.message, body.signature, request.app.state.signin_rate
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 from sqlalchemy import Engine
 
 from api import store
@@ -59,18 +59,24 @@ class MemberContext:
         return self.settings.role
 
 
+_REGISTRY_CALL = "0x" + keccak(text="registry()")[:4].hex()  # CoLendingLedger.registry()
+
+
 class WrongChain(RuntimeError):
     """The RPC URL answers, but not with the chain and contracts of the deployment file."""
 
 
 def check_chain(ctx: MemberContext) -> None:
-    """Refuse to start against a chain that is not the deployment's: another chain id, or no
-    (or other) contract code at the deployment's addresses. A chain that does not answer yet is
-    left to /readyz (api.app checks membership the same way)."""
+    """Refuse to start against a chain that is not the deployment's: another chain id, no (or
+    other) contract code at the deployment's addresses, or a ledger wired to another registry
+    than the deployment names (a shadow registry one member owns). A chain that does not answer
+    yet is left to /readyz (api.app checks membership the same way)."""
     dep, w3, url = ctx.deployment, ctx.client.w3, ctx.settings.rpc_url
     try:
         chain_id = int(w3.eth.chain_id)
         codes = {n: bytes(w3.eth.get_code(getattr(dep, n))) for n in ("registry", "ledger")}
+        call = {"to": dep.ledger, "data": _REGISTRY_CALL}
+        wired = bytes(w3.eth.call(call)) if codes["ledger"] else b""
     except Exception as exc:  # noqa: BLE001 - chain down at start-up: /readyz reports it
         log = logging.getLogger("api")
         log.warning("cannot check the chain at %s yet: %s", url, type(exc).__name__)
@@ -92,3 +98,9 @@ def check_chain(ctx: MemberContext) -> None:
                 f"wrong chain: {where} the {name} at {getattr(dep, name)} with code hash "
                 f"{wanted}, but the code there on {url} is different"
             )
+    registry = to_checksum_address(wired[-20:]) if len(wired) == 32 else "0x" + wired.hex()
+    if registry != to_checksum_address(dep.registry):
+        raise WrongChain(
+            f"wrong wiring: {where} the ledger at {dep.ledger} to use the registry at "
+            f"{dep.registry}, but on {url} it is wired to the registry at {registry}"
+        )

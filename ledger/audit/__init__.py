@@ -14,8 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from eth_utils import keccak
-
+from ledger.audit.bytecode import check_bytecode
 from ledger.audit.events import ChainEvent, Rpc, block_timestamps, decoder, fetch_logs
 from ledger.audit.replay import Replay
 from ledger.audit.report import AuditReport, CheckResult, Violation
@@ -194,39 +193,14 @@ def run_audit(
 
 
 def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block: int) -> None:
-    art = load_artifacts()
-    pairs = (
-        ("ConsortiumRegistry", deployment.registry, deployment.registry_code_hash),
-        ("CoLendingLedger", deployment.ledger, deployment.ledger_code_hash),
-    )
-    for name, address, recorded_hash in pairs:
-        onchain = bytes.fromhex(rpc.call("eth_getCode", [address, hex(block)])[2:])
-        compiled = art[name]
-        expected = bytes.fromhex(compiled.deployed_bytecode[2:])
-        # the constructor writes immutables into the code; blank those ranges on both sides
-        masked = bytearray(onchain)
-        if len(masked) == len(expected):
-            for refs in compiled.immutable_references.values():
-                for r in refs:
-                    masked[r["start"] : r["start"] + r["length"]] = expected[
-                        r["start"] : r["start"] + r["length"]
-                    ]
-        if bytes(masked) != expected:
-            report.add(
-                "bytecode",
-                "BytecodeMismatch",
-                f"code at {address} is not what contracts/ compiles to for {name} "
-                f"({len(onchain)} bytes on chain, {len(expected)} compiled)",
-                details={"contract": name, "address": address},
-            )
-        if recorded_hash and "0x" + keccak(onchain).hex() != recorded_hash:
-            report.add(
-                "bytecode",
-                "CodeHashMismatch",
-                f"code at {address} differs from the hash in the deployment file",
-                details={"contract": name, "address": address},
-            )
-    report.checks["bytecode"] = CheckResult("bytecode", True, 2, "recompiled and compared")
+    onchain = {
+        name: bytes.fromhex(rpc.call("eth_getCode", [address, hex(block)])[2:])
+        for name, address in (
+            ("ConsortiumRegistry", deployment.registry),
+            ("CoLendingLedger", deployment.ledger),
+        )
+    }
+    check_bytecode(report, onchain, load_artifacts(), deployment)
 
 
 def _check_documents(report: AuditReport, book, archive: Path, keys: Path | None = None) -> None:

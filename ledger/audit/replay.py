@@ -99,7 +99,21 @@ class Replay:
             for ev in events:
                 handler = getattr(self, f"_on_{ev.name}", None)
                 if handler is not None:
-                    handler(ev)
+                    self._apply(handler, ev)
+
+    def _apply(self, handler: Callable[[ChainEvent], None], ev: ChainEvent) -> None:
+        """Run one event's handler; data the replay cannot place (a member, loan or line it never
+        saw, e.g. from a ledger wired to another registry) is a violation, never a crash."""
+        try:
+            handler(ev)
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+            self.report.add(
+                "state",
+                "UnreplayableEvent",
+                f"{ev.name} refers to data the replay does not know "
+                f"({type(exc).__name__}: {exc})",
+                where=ev.where,
+            )
 
     def _prepare(self, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:
         if len(signatures) != len(record.signers):

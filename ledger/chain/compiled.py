@@ -51,6 +51,9 @@ class CompiledContract:
     # immutable variable id -> [{"start", "length"}] byte ranges in deployed_bytecode that the
     # constructor fills in; an audit masks them when comparing with the code on chain
     immutable_references: dict[str, list[dict[str, int]]] = field(default_factory=dict)
+    # immutable variable id -> "Contract.variable" (from the AST), so an audit can substitute
+    # the value each immutable must hold instead of masking it
+    immutable_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def fully_qualified_name(self) -> str:
@@ -80,6 +83,7 @@ _JSON_KEYS = {
     "kind": "kind",
     "abstract": "abstract",
     "immutable_references": "immutableReferences",
+    "immutable_names": "immutableNames",
 }
 
 

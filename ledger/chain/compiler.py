@@ -44,7 +44,7 @@ __all__ = [
 CACHE_FILE = "build/compiled.json"
 
 # Bump when the cache layout changes, so an old build/compiled.json is never misread.
-_CACHE_FORMAT = 2
+_CACHE_FORMAT = 3
 
 
 def compile_contracts(root: Path | None = None, *, use_cache: bool = True) -> CompiledContracts:
@@ -98,16 +98,22 @@ def _write_cache(cache: Path, result: CompiledContracts) -> None:
 
 def _contracts(output: Mapping[str, Any]) -> list[CompiledContract]:
     # The AST is the only place solc says whether a contract is an interface or abstract.
+    # ...and the only place that names an immutable (immutableReferences is keyed by AST id).
     kinds: dict[tuple[str, str], tuple[str, bool]] = {}
+    immutables: dict[str, str] = {}
     for source, unit in output.get("sources", {}).items():
         for node in unit.get("ast", {}).get("nodes", []):
             if node.get("nodeType") == "ContractDefinition":
                 kinds[source, node["name"]] = (node["contractKind"], bool(node["abstract"]))
+                for member in node.get("nodes", []):
+                    if member.get("mutability") == "immutable":
+                        immutables[str(member["id"])] = f"{node['name']}.{member['name']}"
     contracts = []
     for source, by_name in output.get("contracts", {}).items():
         for name, compiled in by_name.items():
             evm = compiled.get("evm", {})
             kind, abstract = kinds.get((source, name), ("contract", False))
+            refs = evm.get("deployedBytecode", {}).get("immutableReferences", {})
             contracts.append(
                 CompiledContract(
                     name=name,
@@ -118,9 +124,8 @@ def _contracts(output: Mapping[str, Any]) -> list[CompiledContract]:
                     method_identifiers=evm.get("methodIdentifiers", {}),
                     kind=kind,
                     abstract=abstract,
-                    immutable_references=evm.get("deployedBytecode", {}).get(
-                        "immutableReferences", {}
-                    ),
+                    immutable_references=refs,
+                    immutable_names={i: immutables.get(i, f"#{i}") for i in refs},
                 )
             )
     return contracts
