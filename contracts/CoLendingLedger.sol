@@ -3,7 +3,7 @@ pragma solidity 0.8.28;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+import {IERC1271} from "@openzeppelin/contracts/interfaces/IERC1271.sol";
 
 import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 import {ICoLendingLedger} from "./interfaces/ICoLendingLedger.sol";
@@ -31,6 +31,12 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     /// @inheritdoc ICoLendingLedger
     uint256 public constant MAX_AMOUNT = (1 << 48) - 1;
     uint256 private constant BPS = 10_000;
+    /// @dev Gas given to a contract wallet's ERC-1271 isValidSignature. A multisig or smart
+    /// account checks a few ECDSA signatures for well under this (a 3-of-5 Safe about 25,000);
+    /// without a cap one bank's wallet could burn all the gas forwarded to it (63/64 of what is
+    /// left) and starve the other loans of a non-atomic batch. A wallet that runs out of it gives
+    /// an invalid signature for its own record only.
+    uint256 private constant ERC1271_GAS = 50_000;
 
     /// @inheritdoc ICoLendingLedger
     IConsortiumRegistry public immutable registry;
@@ -98,8 +104,9 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         uint256 platformAmount = _checkLineTerms(line, signatures);
         (PolicyWord policy, uint32 version, MemberWord[] memory members) = _context(line.shares);
         uint16 platformIndex = _checkParties(
-            line.shares, members, line.platform, _hashTypedDataV4(LedgerTypes.hashCreditLine(line)), signatures
+            line.shares, members, line.platform, _hashTypedDataV4(LedgerTypes.hashCreditLine(line)), signatures, policy
         );
+        _checkBankTranches(line.lineId, line.shares.length, policy);
         _checkPlatformShare(line.lineId, platformAmount, line.limit, policy);
         bytes32 key = line.borrowerKey;
         _books[key] =
@@ -289,7 +296,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         (policy, version, members) = _context(loan.tranches);
         bytes32 structHash = LedgerTypes.hashCoLoan(loan);
         uint16 platformIndex =
-            _checkParties(loan.tranches, members, loan.platform, _hashTypedDataV4(structHash), signatures);
+            _checkParties(loan.tranches, members, loan.platform, _hashTypedDataV4(structHash), signatures, policy);
+        _checkBankTranches(loan.loanId, loan.tranches.length, policy);
         if (
             loan.product == uint8(LedgerTypes.Product.Consumer) && loan.repayment == uint8(LedgerTypes.Repayment.Bullet)
                 && loan.termDays > policy.maxConsumerBulletDays()
@@ -365,15 +373,18 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         version = uint32(versionAndPause);
     }
 
-    /// @dev Each party active, unfrozen, in its role, with fresh capital figures if a bank (R8),
-    /// and its signature valid for `digest`: ECDSA (low s) first, then ERC-1271 for a contract
-    /// wallet, so an EOA signer costs no code lookup. Returns the platform's member index.
+    /// @dev Each party active, unfrozen, in its role, with fresh capital figures if a bank (R8:
+    /// neither past the end of the period it attested nor older than the maxAttestationAge of the
+    /// policy in force now), and its signature valid for `digest`: ECDSA (low s) first, then
+    /// ERC-1271 for a contract wallet, so an EOA signer costs no code lookup. Returns the
+    /// platform's member index.
     function _checkParties(
         LedgerTypes.Tranche[] calldata tranches,
         MemberWord[] memory members,
         address platform,
         bytes32 digest,
-        bytes calldata signatures
+        bytes calldata signatures,
+        PolicyWord policy
     ) private view returns (uint16 platformIndex) {
         uint256 n = tranches.length;
         uint256 at = 0;
@@ -391,18 +402,37 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
                 if (m.role() != uint8(IConsortiumRegistry.Role.Lender)) {
                     revert WrongRole(who, IConsortiumRegistry.Role(m.role()));
                 }
-                if (m.attestedUntil() < block.timestamp) {
-                    revert StaleAttestation(who, m.attestedUntil(), block.timestamp);
-                }
+                uint256 validUntil = m.attestationValidUntil(policy);
+                if (validUntil < block.timestamp) revert StaleAttestation(who, validUntil, block.timestamp);
             }
             bytes calldata sig;
             (sig, at) = _signatureAt(signatures, at);
             (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, sig);
             if (
                 (err != ECDSA.RecoverError.NoError || recovered != who)
-                    && !SignatureChecker.isValidERC1271SignatureNowCalldata(who, digest, sig)
+                    && !_isValidERC1271(who, digest, sig)
             ) revert InvalidSignature(who);
         }
+    }
+
+    /// @dev ERC-1271 with at most ERC1271_GAS for the wallet and only the first 32 bytes of its
+    /// answer copied: a wallet that burns its gas, reverts or answers anything else is an
+    /// invalid signature.
+    function _isValidERC1271(address wallet, bytes32 digest, bytes calldata sig) private view returns (bool valid) {
+        bytes memory data = abi.encodeCall(IERC1271.isValidSignature, (digest, sig));
+        bytes4 magic = IERC1271.isValidSignature.selector;
+        assembly ("memory-safe") {
+            let ok := staticcall(ERC1271_GAS, wallet, add(data, 32), mload(data), 0, 32)
+            valid := and(ok, and(gt(returndatasize(), 31), eq(mload(0), magic)))
+        }
+    }
+
+    /// @dev R0: every record carries at least the policy's minBankTranches bank tranches. The
+    /// tranches are distinct (sorted), one is the platform's and _checkParties has held every
+    /// other one to an active Lender that signed, so a record of `n` tranches has n - 1.
+    function _checkBankTranches(bytes32 id, uint256 n, PolicyWord policy) private pure {
+        uint256 min = policy.minBankTranches();
+        if (n - 1 < min) revert TooFewBankTranches(id, n - 1, min);
     }
 
     /// @dev A packed signature list holds exactly `expected` complete entries (2-byte length, then

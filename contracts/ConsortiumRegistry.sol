@@ -24,10 +24,13 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     mapping(address account => bytes32) private _licences;
     address[] private _memberList;
     Policy[] private _policies;
-    /// @dev The ledger's hot path reads one word: the current policy's fields (the low 200 bits,
-    /// laid out as in Policy), the policy version (bits 200-231) and the pause flag (bit 232).
+    /// @dev The ledger's hot path reads one word: the current policy's fields (the low 200 bits
+    /// and bits 248-255, laid out as in Policy: effectiveBlock's bits 200-247 are not needed
+    /// there), the policy version (bits 200-231) and the pause flag (bit 232).
     /// Kept in step by _setPolicy, pause and unpause.
     uint256 private _hot;
+    /// @dev The bits of _hot that hold policy fields (see _hot).
+    uint256 private constant _POLICY_BITS = ((1 << 200) - 1) | (uint256(0xff) << 248);
 
     /// @param governor the consortium's governing address, recorded as the Governor member
     /// @param initial the first policy version (version 1)
@@ -169,8 +172,8 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         returns (PolicyWord policyWord, uint256 versionAndPause, MemberWord[] memory words)
     {
         uint256 hot = _hot;
-        policyWord = PolicyWord.wrap(hot & ((1 << 200) - 1));
-        versionAndPause = hot >> 200;
+        policyWord = PolicyWord.wrap(hot & _POLICY_BITS);
+        versionAndPause = (hot >> 200) & ((1 << 48) - 1);
         uint256 n = parties.length;
         words = new MemberWord[](n);
         for (uint256 i; i < n; ++i) {
@@ -252,6 +255,10 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         if (p.maxJointLoanBps > 10_000) revert InvalidPolicy("maxJointLoanBps");
         if (p.maxConsumerBulletDays == 0) revert InvalidPolicy("maxConsumerBulletDays");
         if (p.maxAttestationAge == 0) revert InvalidPolicy("maxAttestationAge");
+        // R0: at least one bank, and room for the platform and the banks within R3
+        if (p.minBankTranches == 0 || p.minBankTranches >= p.maxInstitutions) {
+            revert InvalidPolicy("minBankTranches");
+        }
         p.effectiveBlock = uint48(block.number);
         _policies.push(p);
         Policy storage stored = _policies[_policies.length - 1];
@@ -259,7 +266,7 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
-        _hot = (word & ((1 << 200) - 1)) | (_policies.length << 200) | (_hot & (1 << 232));
+        _hot = (word & _POLICY_BITS) | (_policies.length << 200) | (_hot & (1 << 232));
         emit PolicyUpdated(uint32(_policies.length), p.effectiveBlock, p);
     }
 }

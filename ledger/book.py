@@ -37,6 +37,13 @@ class MemberState:
     tier1_capital: int = 0
     total_loan_balance: int = 0
     attested_until: int = 0
+    attested_at: int = 0
+
+    def attestation_valid_until(self, policy: Policy) -> int:
+        """R8: until when this lender's capital figures may be used under `policy` (the one in
+        force when they are used): the end of the attested period, or the policy's
+        maxAttestationAge after the attestation, whichever is earlier."""
+        return min(self.attested_until, self.attested_at + policy.max_attestation_age)
 
     @classmethod
     def from_info(cls, info: MemberInfo) -> MemberState:
@@ -50,6 +57,7 @@ class MemberState:
             tier1_capital=info.tier1_capital,
             total_loan_balance=info.total_loan_balance,
             attested_until=info.attested_until,
+            attested_at=info.attested_at,
         )
 
 

@@ -272,7 +272,7 @@ def _fields(value: tuple | dict, abi: tuple[tuple[str, str], ...], parts: str) -
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One version of the governed lending policy (R1-R8). Caps in fen, shares in basis points."""
+    """One version of the governed lending policy (R0-R8). Caps in fen, shares in basis points."""
 
     consumer_cap: int = 200_000 * 100
     business_cap: int = 1_000_000 * 100
@@ -283,6 +283,7 @@ class Policy:
     max_consumer_bullet_days: int = 365
     max_attestation_age: int = 90 * 86_400
     effective_block: int = field(default=0, compare=False)
+    min_bank_tranches: int = 1  # R0: bank tranches every loan and line carries, >= 1
 
     def as_abi(self) -> tuple:
         return (
@@ -295,6 +296,7 @@ class Policy:
             self.max_consumer_bullet_days,
             self.max_attestation_age,
             self.effective_block,
+            self.min_bank_tranches,
         )
 
     @classmethod
@@ -310,6 +312,7 @@ class Policy:
                 v["maxConsumerBulletDays"],
                 v["maxAttestationAge"],
                 v["effectiveBlock"],
+                v["minBankTranches"],
             )
         return cls(*v)
 

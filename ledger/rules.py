@@ -1,4 +1,4 @@
-"""R1-R8 as pure functions over a state snapshot: the fast pre-check before anything is sent.
+"""R0-R8 as pure functions over a state snapshot: the fast pre-check before anything is sent.
 
 The contracts are the judge; these functions must agree with them on every case, which the shared
 vectors in tests/vectors/rules.json prove by running each case on chain and here. The checks run
@@ -150,11 +150,18 @@ def _check_parties(
         else:
             if m.role != Role.LENDER:
                 return _v("WrongRole", account=t.lender, role=int(m.role))
-            if m.attested_until < now:
-                return _v(
-                    "StaleAttestation", lender=t.lender, attestedUntil=m.attested_until, nowTs=now
-                )
+            valid_until = m.attestation_valid_until(book.policy)
+            if valid_until < now:
+                return _v("StaleAttestation", lender=t.lender, attestedUntil=valid_until, nowTs=now)
     return platform_index
+
+
+def _check_bank_tranches(record_id: bytes, n: int, policy: Policy) -> Violation | None:
+    """R0: a record of `n` distinct tranches, one the platform's and the others active lenders'
+    (as _check_parties found), carries n - 1 bank tranches."""
+    if n - 1 < policy.min_bank_tranches:
+        return _v("TooFewBankTranches", id=record_id, banks=n - 1, min=policy.min_bank_tranches)
+    return None
 
 
 def _check_platform_share(
@@ -259,6 +266,8 @@ def _check_record(
     platform_index = _check_parties(book, parties, record.platform, now)
     if isinstance(platform_index, Violation):
         return platform_index
+    if (bad := _check_bank_tranches(record_id, len(parties), book.policy)) is not None:
+        return bad
     return platform_amount, platform_index
 
 

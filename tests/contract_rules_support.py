@@ -94,5 +94,7 @@ def attest(
 
 
 def platform_share(cx: LocalConsortium, amount: int) -> list[tuple[LocalAccount, int]]:
-    """One tranche, the platform's own: no bank, so R5/R6/R8 do not apply."""
-    return [(cx.platform, amount)]
+    """The fewest parties a record may have (R0): the platform, with half of `amount` rounded
+    up (R4 holds under any policy up to 50%), and the first bank with the rest (at least 2 fen)."""
+    mine = (amount + 1) // 2
+    return [(cx.platform, mine), (cx.lenders[0], amount - mine)]

@@ -140,6 +140,8 @@ class LedgerModel:
                 return "StaleAttestation"
             if i == bad_sig:
                 return "InvalidSignature"
+        if len(tranches) - 1 < POLICY.min_bank_tranches:  # R0: a platform-only record
+            return "TooFewBankTranches"
         return None
 
     def predict_r3(self, key: bytes, tranches) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_cli import ledger
 
-EXPECTED_STEPS = 17
+EXPECTED_STEPS = 18
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -80,7 +80,8 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
             assert all(s["ok"] for s in story["steps"]), [s for s in story["steps"] if not s["ok"]]
         codes = [s["response"].get("code") for s in story["steps"] if s["status"] >= 400]
         assert {"BorrowerCapExceeded", "TooManyInstitutions", "PlatformShareTooLow",
-                "AppetiteExceeded", "RoleForbidden"} <= set(codes)  # fmt: skip
+                "TooFewBankTranches", "AppetiteExceeded",
+                "RoleForbidden"} <= set(codes)  # fmt: skip
         # after the story, the audit of the whole history passes with every check run: the
         # auditor node's read model and the platform's encrypted document store included
         audit = ledger("audit", "--state-dir", state, "--json")

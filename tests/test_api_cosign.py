@@ -140,6 +140,28 @@ def test_r3_and_r4_refusals(net: Consortium) -> None:
     )
 
 
+def test_r0_a_platform_alone_is_refused_by_its_node(net: Consortium) -> None:
+    """A platform asks its own node to record a loan and a line with no bank in them: refused
+    before anything is signed or sent, with the contract's error and numbers."""
+    key = "0x" + "a0" * 32
+    status, p = post(net, "/v1/loans", loan_body("r0", {P: 1_000_000}, borrower_key=key))
+    assert status == 409
+    assert (p["code"], p["rule"], p["banks"], p["min"]) == ("TooFewBankTranches", "R0", 0, 1)
+    line = {
+        "line_id": "r0-line", "borrower_key": key, "product": "consumer", "limit": 20_000_000,
+        "expires_at": net.cx.now() + 30 * 86_400,
+        "shares": [{"lender": address(P), "amount": 20_000_000}],
+    }  # fmt: skip
+    status, p = post(net, "/v1/credit-lines", line)
+    assert status == 409 and (p["code"], p["banks"]) == ("TooFewBankTranches", 0)
+    status, out = post(net, "/v1/loans/batch", {"loans": [loan_body("r0-b", {P: 1_000_000})]})
+    assert status == 200 and out["rejected"] == 1
+    assert out["results"][0]["problem"]["code"] == "TooFewBankTranches"
+    # the borrower's headroom is untouched: a joint loan up to the cap still fits
+    full = loan_body("r0-joint", {P: 8_000_000, A: 6_000_000, B: 6_000_000}, borrower_key=key)
+    assert post(net, "/v1/loans", full)[0] == 201
+
+
 def test_bank_refuses_by_its_own_appetite(net: Consortium) -> None:
     status, p = post(net, "/v1/loans", loan_body("appetite", {P: 2_000_000, C: 3_000_000}))
     assert status == 409 and p["code"] == "AppetiteExceeded"

@@ -18,7 +18,15 @@ from ledger.audit.events import ChainEvent, Rpc
 from ledger.audit.report import AuditReport
 from ledger.chain.deployment import Deployment, deploy, fund
 from ledger.documents import document_digest
-from ledger.domain import LoanStatus, MemberStatus, Product, Role
+from ledger.domain import (
+    DEFAULT_POLICY,
+    CoLoan,
+    LoanStatus,
+    MemberStatus,
+    Product,
+    Role,
+    Tranche,
+)
 from ledger.indexer import Indexer
 from ledger.keys import dev_account
 from ledger.localnet.chains import LocalChain
@@ -457,3 +465,57 @@ def test_read_model_tampering_is_listed(indexed):
     extra = next(v for v in report.violations if v.code == "RowExtra")
     assert extra.record == "0x" + "ee" * 32
     assert not report.ok
+
+
+def test_a_platform_only_loan_in_the_history_is_flagged_r0(history):
+    """A record a lax ledger would have taken: one of the history's loans, re-made with the
+    platform's tranche alone and validly signed by the platform. The replay names it (R0)."""
+    cx, chain, _ = history
+    rpc = Rpc(chain.url)
+    head = int(rpc.call("eth_blockNumber", []), 16)
+    events = load_history(rpc, cx.deployment, head)
+    i = [k for k, e in enumerate(events) if e.name == "LoanOriginated"][500]
+    loan = CoLoan.from_abi(events[i].args["loan"])
+    alone = dataclasses.replace(loan, tranches=(Tranche(cx.platform.address, loan.principal),))
+    sig = sign(cx.platform.key, cx.plat.domain, alone)
+    events[i] = dataclasses.replace(
+        events[i], args={**events[i].args, "loan": alone.as_abi(), "signatures": [sig]}
+    )
+    report = _replay(cx, rpc, events, head)
+    rid = "0x" + loan.loan_id.hex()
+    got = [(v.check, v.code, v.record, v.details) for v in report.violations]
+    assert got == [("rules", "TooFewBankTranches", rid, {"id": rid, "banks": 0, "min": 1})]
+
+
+def test_an_attestation_is_aged_by_the_policy_in_force_when_used(history):
+    """A policy version with a 1-second maxAttestationAge inserted before a loan: the banks'
+    attestations, made when the consortium was set up, are judged by it (R8 at use time)."""
+    cx, chain, _ = history
+    rpc = Rpc(chain.url)
+    head = int(rpc.call("eth_blockNumber", []), 16)
+    events = load_history(rpc, cx.deployment, head)
+    k = [n for n, e in enumerate(events) if e.name == "LoanOriginated"][1000]
+    target = events[k]
+    strict = dataclasses.replace(DEFAULT_POLICY, max_attestation_age=1)
+    forged = dataclasses.replace(
+        target,
+        name="PolicyUpdated",
+        contract="registry",
+        log_index=target.log_index - 1,
+        args={"version": 2, "effectiveBlock": target.block_number, "policy": strict.as_abi()},
+    )
+    report = _replay(cx, rpc, [*events[:k], forged, *events[k:]], head)
+    rid = "0x" + bytes(target.args["loanId"]).hex()
+    hit = next(
+        v for v in report.violations if v.record == rid and v.code != "PolicyVersionMismatch"
+    )
+    first_bank = next(
+        t["lender"] for t in target.args["loan"]["tranches"] if t["lender"] != cx.platform.address
+    )
+    attested_at = cx.plat.member(first_bank)["attested_at"]
+    assert (hit.check, hit.code, hit.details["lender"], hit.details["attestedUntil"]) == (
+        "rules",
+        "StaleAttestation",
+        first_bank,
+        attested_at + 1,
+    )

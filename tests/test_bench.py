@@ -49,7 +49,7 @@ def test_quick_bench_output_is_well_formed(tmp_path):
         assert len(mode["spread_records_per_s"]) == 2
     assert {r["per_tx"] for r in rec["runs"]} == {1, 20}
     assert {(g["tranches"], g["batch"], g["borrower"]) for g in data["gas"]} == {
-        (t, b, k) for t in (1, 3, 5) for b in (1, 10, 50) for k in ("new", "existing")
+        (t, b, k) for t in (2, 3, 5) for b in (1, 10, 50) for k in ("new", "existing")
     }
     assert data["indexer"]["sqlite"]["median_events_per_s"] > 0
     if os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL"):

@@ -25,6 +25,7 @@ def test_member_from_the_registry_member_view() -> None:
         tier1_capital=1_000,
         total_loan_balance=5_000,
         attested_until=99,
+        attested_at=77,
     )
 
 

@@ -72,14 +72,14 @@ def test_consumer_and_business_exposure_are_counted_separately(cx):
     exp = exposure(cx, key)
     assert (exp["consumer"], exp["business"]) == (CONSUMER_CAP, BUSINESS_CAP)
 
-    one_c = cx.loan(1, platform_share(cx, 1), borrower_key=key, product=Product.CONSUMER)
+    one_c = cx.loan(2, platform_share(cx, 2), borrower_key=key, product=Product.CONSUMER)
     with refused(
-        "BorrowerCapExceeded", borrowerKey=key, exposure=CONSUMER_CAP, requested=1, cap=CONSUMER_CAP
+        "BorrowerCapExceeded", borrowerKey=key, exposure=CONSUMER_CAP, requested=2, cap=CONSUMER_CAP
     ):
         cx.plat.originate(one_c, cx.sign(one_c))
-    one_b = cx.loan(1, platform_share(cx, 1), borrower_key=key, product=Product.BUSINESS)
+    one_b = cx.loan(2, platform_share(cx, 2), borrower_key=key, product=Product.BUSINESS)
     with refused(
-        "BorrowerCapExceeded", borrowerKey=key, exposure=BUSINESS_CAP, requested=1, cap=BUSINESS_CAP
+        "BorrowerCapExceeded", borrowerKey=key, exposure=BUSINESS_CAP, requested=2, cap=BUSINESS_CAP
     ):
         cx.plat.originate(one_b, cx.sign(one_b))
 
@@ -186,9 +186,9 @@ def test_line_limit_plus_standalone_loan_within_cap(cx):
     originate(cx, cx.loan(5_000_000, borrower_key=key))
     assert exposure(cx, key)["consumer"] == CONSUMER_CAP
 
-    second_line = cx.line(1, platform_share(cx, 1), borrower_key=key)
+    second_line = cx.line(2, platform_share(cx, 2), borrower_key=key)
     with refused(
-        "BorrowerCapExceeded", borrowerKey=key, exposure=CONSUMER_CAP, requested=1, cap=CONSUMER_CAP
+        "BorrowerCapExceeded", borrowerKey=key, exposure=CONSUMER_CAP, requested=2, cap=CONSUMER_CAP
     ):
         cx.plat.grant_line(second_line, cx.sign(second_line))
 

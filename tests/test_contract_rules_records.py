@@ -78,9 +78,9 @@ def test_policy_versions(cx):
 
     # history is not re-judged: the 15,000,000 loan stands, but nothing more fits under v2
     assert exposure(cx, key)["consumer"] == 15_000_000
-    more = cx.loan(1, platform_share(cx, 1), borrower_key=key)
+    more = cx.loan(2, platform_share(cx, 2), borrower_key=key)
     with refused(
-        "BorrowerCapExceeded", borrowerKey=key, exposure=15_000_000, requested=1, cap=10_000_000
+        "BorrowerCapExceeded", borrowerKey=key, exposure=15_000_000, requested=2, cap=10_000_000
     ):
         cx.plat.originate(more, cx.sign(more))
 
@@ -148,8 +148,8 @@ def test_every_rule_reads_the_new_policy(cx):
     check(r4, "PlatformShareTooLow", id=r4.loan_id, platformAmount=499, total=1_000, minBps=5_000)
     r7 = half(1_000, repayment=RepaymentType.BULLET, term_days=31)
     check(r7, "BulletTermTooLong", loanId=r7.loan_id, termDays=31, maxDays=30)
-    originate(
-        cx, cx.loan(1_000, platform_share(cx, 1_000), repayment=RepaymentType.BULLET, term_days=30)
+    originate(  # with the second bank: the first's R5/R6 usage stays 0 for the checks below
+        cx, cx.loan(1_000, [(p, 500), (l1, 500)], repayment=RepaymentType.BULLET, term_days=30)
     )
 
     now = cx.now()
@@ -271,6 +271,7 @@ def test_amount_limit(cx):
 
     # the largest amount is representable end to end once the policy allows it
     cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, business_cap=MAX_AMOUNT))
+    attest(cx, cx.lenders[0], 2**63, 2**63)  # R5/R6 room for the bank's half
     at = cx.loan(MAX_AMOUNT, platform_share(cx, MAX_AMOUNT), product=Product.BUSINESS)
     originate(cx, at)
     assert cx.plat.loan_state(at.loan_id)[1] == MAX_AMOUNT

@@ -123,6 +123,9 @@ def test_vector(cx: LocalConsortium, spec: dict[str, Any]) -> None:
             figures.get("loan_balance", DEFAULT_LOAN_BALANCE),
             until,
         )
+    if "policy_after_attest" in spec:  # e.g. a permissive policy restored after an attestation
+        policy = Policy(**{**dataclasses.asdict(DEFAULT_POLICY), **spec["policy_after_attest"]})
+        cx.gov.set_policy(policy)
 
     # the same state in the Python model: members in the registry's admission order
     book = rules.Book(policy=policy)
@@ -162,6 +165,7 @@ def test_vector(cx: LocalConsortium, spec: dict[str, Any]) -> None:
         m.tier1_capital = view["tier1_capital"]
         m.total_loan_balance = view["total_loan_balance"]
         m.attested_until = view["attested_until"]
+        m.attested_at = view["attested_at"]
     for step in built:
         if isinstance(step, tuple):
             rules.apply_repayment(book, *step)
@@ -172,7 +176,11 @@ def test_vector(cx: LocalConsortium, spec: dict[str, Any]) -> None:
 
     if "time" in spec:
         t = spec["time"]
-        ts = cx.gov.member(case.address(t["after_attestation_of"]))["attested_until"] + t["offset"]
+        if "since_attestation_of" in t:  # seconds after the attestation was made
+            ts = cx.gov.member(case.address(t["since_attestation_of"]))["attested_at"] + t["offset"]
+        else:  # seconds after the attested period ends
+            ts = cx.gov.member(case.address(t["after_attestation_of"]))["attested_until"]
+            ts += t["offset"]
     else:
         ts = cx.now() + 1
     _mine_at(cx, ts)

@@ -24,7 +24,11 @@ interface ICoLendingLedgerErrors {
     error JointLoanShareExceeded(address lender, uint256 outstanding, uint256 requested, uint256 limit);
     /// @notice R7: a consumer bullet loan's term is longer than the policy allows.
     error BulletTermTooLong(bytes32 loanId, uint256 termDays, uint256 maxDays);
-    /// @notice R8: the lender's capital attestation expired at `attestedUntil`.
+    /// @notice R0: the record carries `banks` bank (Lender) tranches, fewer than the policy's `min`.
+    error TooFewBankTranches(bytes32 id, uint256 banks, uint256 min);
+    /// @notice R8: the lender's capital attestation expired at `attestedUntil`: the end of the
+    /// period it attested, or the policy's maxAttestationAge after it attested if that is earlier
+    /// (the policy in force when the figures are used).
     error StaleAttestation(address lender, uint256 attestedUntil, uint256 nowTs);
 
     // ------------------------------------------------------------------ structure

@@ -46,6 +46,7 @@ interface IConsortiumRegistry {
         uint16 maxConsumerBulletDays; // R7
         uint32 maxAttestationAge; // R8, seconds
         uint48 effectiveBlock;
+        uint8 minBankTranches; // R0: bank (Lender) tranches every loan and line must carry, >= 1
     }
 
     /// @notice `account` joined as `role` with 1-based member `index`.

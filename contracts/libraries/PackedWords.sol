@@ -38,13 +38,17 @@ library PackedWords {
         return uint16(_field(MemberWord.unwrap(w), 24, 16));
     }
 
+    function attestedAt(MemberWord w) internal pure returns (uint256) {
+        return _field(MemberWord.unwrap(w), 168, 40);
+    }
+
     function attestedUntil(MemberWord w) internal pure returns (uint256) {
         return _field(MemberWord.unwrap(w), 208, 40);
     }
 
     // Policy: consumerCap 48 | businessCap 48 | maxInstitutions 8 | minPlatformShareBps 16 |
     //         maxPartnerCapitalBps 16 | maxJointLoanBps 16 | maxConsumerBulletDays 16 |
-    //         maxAttestationAge 32 | effectiveBlock 48
+    //         maxAttestationAge 32 | effectiveBlock 48 | minBankTranches 8
     function cap(PolicyWord p, uint8 product) internal pure returns (uint256) {
         return _field(PolicyWord.unwrap(p), uint256(product) * 48, 48);
     }
@@ -59,6 +63,23 @@ library PackedWords {
 
     function maxConsumerBulletDays(PolicyWord p) internal pure returns (uint256) {
         return _field(PolicyWord.unwrap(p), 152, 16);
+    }
+
+    function maxAttestationAge(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 168, 32);
+    }
+
+    function minBankTranches(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 248, 8);
+    }
+
+    /// @notice R8: until when `m`'s capital figures may be used under `p`: the end of the period
+    /// it attested, or `p`'s maxAttestationAge after it attested, whichever comes first. So a
+    /// figure attested under a more permissive policy is judged by the policy in force when used.
+    function attestationValidUntil(MemberWord m, PolicyWord p) internal pure returns (uint256) {
+        uint256 until = _field(MemberWord.unwrap(m), 208, 40);
+        uint256 byAge = _field(MemberWord.unwrap(m), 168, 40) + _field(PolicyWord.unwrap(p), 168, 32);
+        return byAge < until ? byAge : until;
     }
 
     /// @notice R5: the most `m`, a lender, may have outstanding with any one partner platform

@@ -58,8 +58,13 @@ def load_history(
 
 
 def record_timestamps(rpc: Rpc, events: list[ChainEvent]) -> dict[int, int]:
-    """Timestamps of the blocks holding records: rules are judged at their block's time."""
-    blocks = {e.block_number for e in events if e.name in ("LoanOriginated", "LineGranted")}
+    """Timestamps of the blocks holding records (rules are judged at their block's time) and
+    capital attestations (R8 judges their age)."""
+    blocks = {
+        e.block_number
+        for e in events
+        if e.name in ("LoanOriginated", "LineGranted", "CapitalAttested")
+    }
     return block_timestamps(rpc, blocks)
 
 

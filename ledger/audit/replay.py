@@ -148,6 +148,7 @@ class Replay:
         m.tier1_capital = ev.args["tier1Capital"]
         m.total_loan_balance = ev.args["totalLoanBalance"]
         m.attested_until = ev.args["validUntil"]
+        m.attested_at = self.timestamps[ev.block_number]
         self.records["attestations"] += 1
 
     def _on_PolicyUpdated(self, ev: ChainEvent) -> None:  # noqa: N802

@@ -4,8 +4,9 @@ catches up about 1,000,000 events (a node's resident memory must stay bounded wh
 
 The history is real ledger events from real transactions on anvil, built for volume. The chain
 is first quiet for 20,000 blocks, so that the indexer's ranges grow wide before they meet the
-busy ones (the case that needs `ledger.ingest.spans.MAX_RANGE_BYTES`). Then come platform-funded
-co-loans (one signature each) in atomic batches of 100, one `LoanOriginated` each, and every 20th
+busy ones (the case that needs `ledger.ingest.spans.MAX_RANGE_BYTES`). Then come the smallest
+co-loans R0 allows, the platform's tranche and one bank's (two signatures each), in atomic
+batches of 100, one `LoanOriginated` each, and every 20th
 loan repaid in full (`Repaid` and `LoanStatusChanged`). Blocks hold about
 2,000 co-loans, the indexer's range target (`ledger.ingest.spans.TARGET_EVENTS`): anvil recomputes
 its state root once a block, over the whole state, so small blocks would make the history
@@ -36,7 +37,7 @@ from ledger.bench.indexer import fresh_database, peak_rss
 from ledger.bench.mining import check_receipts, manual_mining
 from ledger.chain.abi import Function
 from ledger.chain.rpc import Rpc
-from ledger.domain import CoLoan, Product, RepaymentType, Tranche
+from ledger.domain import CoLoan, Product, RepaymentType, Tranche, sort_tranches
 from ledger.ingest.spans import TARGET_EVENTS
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.provenance import digest, pack_signatures, sign_digest
@@ -46,7 +47,7 @@ REPAY_EVERY = 20
 BORROWERS = 20_000  # each borrows about 50 times: well inside the consumer cap
 CHUNK = 10_000  # loans signed while the chunk before is mined
 QUIET_BLOCKS = 20_000
-_LOAN_GAS = 85_000  # a new borrower's one-tranche loan in a batch costs about 78,000
+_LOAN_GAS = 100_000  # a new borrower's two-tranche loan in a batch costs about 92,400
 _REPAY_GAS = 300_000
 
 
@@ -80,6 +81,9 @@ class _Builder:
         self.client = cx.plat
         self.platform = cx.platform.address
         self.key = bytes(cx.platform.key)
+        # one bank co-funds every loan (R0): with the platform, two institutions per borrower
+        self.bank = cx.lenders[0].address
+        self.bank_key = bytes(cx.lenders[0].key)
         self.domain = self.client.domain
         self.ledger = self.client.ledger.address
         self.originate = Function(self.client.ledger.abi, "originateBatch")
@@ -105,6 +109,11 @@ class _Builder:
         self.nonce += 1
         return self.client.sign(tx), gas
 
+    def _signatures(self, loan: CoLoan) -> bytes:
+        d = digest(self.domain, loan)
+        keys = {self.platform: self.key, self.bank: self.bank_key}
+        return pack_signatures([sign_digest(keys[t.lender], d) for t in loan.tranches])
+
     def chunk(self, n: int) -> list[tuple[bytes, int]]:
         """Signed transactions and the gas each declares, in nonce order."""
         raws: list[tuple[bytes, int]] = []
@@ -112,6 +121,7 @@ class _Builder:
             group: list[CoLoan] = []
             for i in range(self.loans, self.loans + min(PER_TX, n - start)):
                 principal = 10_000 + (i % 1_000) * 100
+                mine = principal * 4 // 10
                 group.append(
                     CoLoan(
                         loan_id=new_id("loan"),
@@ -123,12 +133,12 @@ class _Builder:
                         term_days=180,
                         repayment=RepaymentType.INSTALMENT,
                         deadline=self.deadline,
-                        tranches=(Tranche(self.platform, principal),),
+                        tranches=sort_tranches(
+                            [Tranche(self.platform, mine), Tranche(self.bank, principal - mine)]
+                        ),
                     )
                 )
-            sigs = [
-                pack_signatures([sign_digest(self.key, digest(self.domain, ln))]) for ln in group
-            ]
+            sigs = [self._signatures(ln) for ln in group]
             abi = [ln.as_abi() for ln in group]
             raws.append(self._raw(self.originate.data(abi, sigs, True), _tx_gas(len(group))))
             for i, ln in enumerate(group, start=self.loans):

@@ -23,6 +23,7 @@ RULE_CODES = {
     "JointLoanShareExceeded": "R6",
     "BulletTermTooLong": "R7",
     "StaleAttestation": "R8",
+    "TooFewBankTranches": "R0",
 }
 
 

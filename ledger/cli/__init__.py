@@ -179,7 +179,7 @@ def gas_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Gas for a co-loan by tranche count (1, 3, 5) and batch size (1, 10, 50), new and existing
+    """Gas for a co-loan by tranche count (2, 3, 5) and batch size (1, 10, 50), new and existing
     borrower, on a fresh local anvil."""
     from ledger.localnet.gas import compare_snapshot, run, write_snapshot_file
 

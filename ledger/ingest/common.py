@@ -27,4 +27,5 @@ def book_member(row: dict[str, Any]) -> MemberState:
         tier1_capital=row["tier1_capital"],
         total_loan_balance=row["total_loan_balance"],
         attested_until=row["attested_until"],
+        attested_at=row["attested_at"],
     )

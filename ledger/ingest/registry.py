@@ -85,6 +85,7 @@ def policy(p: Projection, ev: ChainEvent) -> None:
             "max_joint_loan_bps": policy["maxJointLoanBps"],
             "max_consumer_bullet_days": policy["maxConsumerBulletDays"],
             "max_attestation_age": policy["maxAttestationAge"],
+            "min_bank_tranches": policy["minBankTranches"],
             "block_number": ev.block_number,
         },
     )

@@ -16,7 +16,7 @@ from ledger.domain import DEFAULT_POLICY, CoLoan, Policy
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 
-TRANCHE_COUNTS = (1, 3, 5)
+TRANCHE_COUNTS = (2, 3, 5)  # every record carries a bank tranche (R0): the fewest is two
 BATCH_SIZES = (1, 10, 50)
 PRINCIPAL = 1_000_000  # fen
 
@@ -31,8 +31,6 @@ class GasRow:
 
 
 def _shares(cx: LocalConsortium, tranches: int, principal: int) -> list[tuple]:
-    if tranches == 1:
-        return [(cx.platform, principal)]
     bank = (principal * 6 // 10) // (tranches - 1)
     shares = [(cx.lenders[i], bank) for i in range(tranches - 1)]
     return [(cx.platform, principal - bank * (tranches - 1)), *shares]

@@ -294,6 +294,16 @@ def _play(s: _Story, run: int) -> None:
         platformAmount=1_000_000,
         minBps=3_000,
     )
+    alone = s.loan(lid.format("alone"), w, 5_000_000, {"platform": 5_000_000})
+    s.refused(
+        "a loan the platform funds alone, with no bank",
+        "409 TooFewBankTranches (R0), banks 0, min 1",
+        alone,
+        "TooFewBankTranches",
+        rule="R0",
+        banks=0,
+        min=1,
+    )
 
     loan_x = r1.get("loan_id")
     repay = {"repayment_id": lid.format("repayment"), "principal": 4_000_000, "interest": 60_000}
@@ -390,7 +400,8 @@ def _play(s: _Story, run: int) -> None:
         "tries to originate a loan on the platform's node",
         "403: it writes nothing",
         lambda: audit_p.post(
-            "/v1/loans", s.loan(lid.format("auditor"), v, 1_000_000, {"platform": 1_000_000})
+            "/v1/loans",
+            s.loan(lid.format("auditor"), v, 1_000_000, {"platform": 400_000, "bank-a": 600_000}),
         ),
         lambda st, b: st == 403 and b["code"] == "RoleForbidden",
     )

@@ -187,6 +187,7 @@ class PolicyVersionRow(StoreModel, table=True):
     max_consumer_bullet_days: int = _col(Integer)
     max_attestation_age: int = _col(BigInteger)
     block_number: int = _col(BigInteger)
+    min_bank_tranches: int = _col(SmallInteger)  # R0; migration 0003
 
 
 class CapitalAttestationRow(_Logged, StoreModel, table=True):
