@@ -58,6 +58,7 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SubmitterNotPlatform",
             "NotActiveLender",
             "NotLinePlatform",
+            "NotLineShareHolder",
             "InvalidSignature",
         ],
         403,
