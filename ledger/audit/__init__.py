@@ -59,8 +59,10 @@ def load_history(
 
 
 def record_timestamps(rpc: Rpc, events: list[ChainEvent]) -> dict[int, int]:
-    """Timestamps of the blocks holding records: rules are judged at their block's time."""
-    blocks = {e.block_number for e in events if e.name in ("LoanOriginated", "LineGranted")}
+    """Timestamps of the blocks holding records, and of line ends (an expiry is judged against
+    the signed one): rules are judged at their block's time."""
+    named = ("LoanOriginated", "LineGranted", "LineEnded")
+    blocks = {e.block_number for e in events if e.name in named}
     return block_timestamps(rpc, blocks)
 
 
