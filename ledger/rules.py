@@ -43,8 +43,8 @@ from ledger.domain import (
 # The state types and transitions live in ledger.book; these names stay importable from here for
 # the callers that judge and apply in one place.
 __all__ = [
-    "MAX_EXPIRY",
     "BPS",
+    "MAX_EXPIRY",
     "MAX_INSTITUTION_SLOTS",
     "Book",
     "BorrowerState",
