@@ -570,7 +570,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         uint256 holders = l.institutions;
         for (uint256 i; i < members.length; ++i) {
             uint256 idx = members[i].index();
-            bool found;
+            bool found = false;
             for (uint256 j; j < BorrowerBook.SLOTS; ++j) {
                 if (uint16(holders >> (16 * j)) == idx) {
                     found = true;
