@@ -90,6 +90,8 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _check_membership(services)
         services.reads.start()
+        if services.keeper is not None:
+            services.keeper.start()
         try:
             yield
         finally:

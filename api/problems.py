@@ -59,6 +59,7 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SubmitterNotPlatform",
             "NotActiveLender",
             "NotLinePlatform",
+            "NotLineShareHolder",
             "InvalidSignature",
         ],
         403,

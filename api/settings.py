@@ -150,6 +150,12 @@ class NodeSettings(BaseModel):
         "chain: read events and views from the chain directly (no indexer)",
     )
     indexer_poll_s: float = Field(0.1, gt=0, description="how often the indexer polls the chain")
+    line_keeper_s: float = Field(
+        30.0,
+        ge=0,
+        description="how often a platform or lender node expires credit lines past their signed "
+        "expiry (api/service/keeper.py); 0: never",
+    )
     limits: Limits = Field(default_factory=Limits)
 
     @field_validator("peers")

@@ -11,6 +11,7 @@ from api.metrics import Metrics
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.gate import Gate
+from api.service.keeper import LineKeeper
 from api.service.peers import PeerPool
 from api.service.reads import ChainReads, ReadModel
 from api.settings import DEV_CHAIN_ID, NodeSettings
@@ -28,8 +29,11 @@ class NodeServices:
     chain: ConsortiumView
     reads: ReadModel
     peers: PeerPool | None = None
+    keeper: LineKeeper | None = None
 
     def close(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
         self.reads.stop()
         if self.peers is not None:
             self.peers.close()
@@ -75,4 +79,7 @@ def build(settings: NodeSettings) -> NodeServices:
     peers = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
-    return NodeServices(context, chain, reads, peers)
+    keeper = None
+    if settings.role in ("platform", "lender"):
+        keeper = LineKeeper(context, chain, settings.line_keeper_s)
+    return NodeServices(context, chain, reads, peers, keeper)

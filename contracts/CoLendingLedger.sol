@@ -309,7 +309,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (loan.lineId == bytes32(0)) {
             book = _addExposure(book, key, loan.product, loan.principal, policy);
         } else {
-            _draw(loan, platformIndex);
+            _draw(loan, platformIndex, members);
         }
         _books[key] = _addInstitutions(book, key, members, policy);
         _addUsage(loan.tranches, members, loan.platform, platformIndex, policy);
@@ -559,6 +559,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         _checkAmount(line.limit);
         _checkProduct(line.product);
         if (line.expiresAt <= block.timestamp) revert ExpiryInPast(line.expiresAt, block.timestamp);
+        // stored in 40 bits: a signed expiry that does not fit is refused, never narrowed
+        if (line.expiresAt > type(uint40).max) revert ExpiryTooLarge(line.expiresAt, type(uint40).max);
         _checkSignatureCount(signatures, line.shares.length);
         return _checkTranches(line.shares, line.limit, line.platform);
     }
@@ -582,7 +584,11 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         _lineBorrower[line.lineId] = line.borrowerKey;
     }
 
-    function _draw(LedgerTypes.CoLoan calldata loan, uint16 platformIndex) private {
+    /// @dev Every tranche lender of a draw must hold a share of the line (its member index is one
+    /// of the line's packed institutions). A share holder's draw is not capped at its own share:
+    /// the borrower's exposure is the line's limit whoever funds it, and each bank's draws count
+    /// in its R5/R6 usage like any tranche.
+    function _draw(LedgerTypes.CoLoan calldata loan, uint16 platformIndex, MemberWord[] memory members) private {
         bytes32 lineId = loan.lineId;
         LineRecord storage l = _lines[lineId];
         if (l.status != LedgerTypes.LineStatus.Active || block.timestamp > l.expiresAt) {
@@ -591,6 +597,18 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (
             _lineBorrower[lineId] != loan.borrowerKey || l.product != loan.product || l.platformIndex != platformIndex
         ) revert LineMismatch(lineId);
+        uint256 holders = l.institutions;
+        for (uint256 i; i < members.length; ++i) {
+            uint256 idx = members[i].index();
+            bool found = false;
+            for (uint256 j; j < BorrowerBook.SLOTS; ++j) {
+                if (uint16(holders >> (16 * j)) == idx) {
+                    found = true;
+                    break;
+                }
+            }
+            if (!found) revert NotLineShareHolder(lineId, loan.tranches[i].lender);
+        }
         uint256 drawn = l.drawn;
         if (drawn + loan.principal > l.limit) revert LineLimitExceeded(lineId, drawn, loan.principal, l.limit);
         l.drawn = uint48(drawn + loan.principal);

@@ -85,6 +85,9 @@ class LineState:
     platform_index: int
     status: LineStatus = LineStatus.ACTIVE
     drawn: int = 0
+    # the share holders' member indices, as the contract stores them; empty: read them from
+    # `line.shares` (a node that rebuilds a line from the chain's view has only these)
+    holders: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)

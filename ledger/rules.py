@@ -44,6 +44,7 @@ from ledger.domain import (
 # the callers that judge and apply in one place.
 __all__ = [
     "BPS",
+    "MAX_EXPIRY",
     "MAX_INSTITUTION_SLOTS",
     "Book",
     "BorrowerState",
@@ -65,6 +66,10 @@ __all__ = [
 
 BPS = 10_000
 MAX_INSTITUTION_SLOTS = 5
+
+# A line's expiry is stored in 40 bits (LineRecord.expiresAt); a signed expiry above this is
+# refused (ExpiryTooLarge), never narrowed.
+MAX_EXPIRY = (1 << 40) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +263,8 @@ def _check_record(
         return bad
     if expires_at is not None and expires_at <= now:
         return _v("ExpiryInPast", expiresAt=expires_at, nowTs=now)
+    if expires_at is not None and expires_at > MAX_EXPIRY:
+        return _v("ExpiryTooLarge", expiresAt=expires_at, max=MAX_EXPIRY)
     platform_amount = _check_tranches(parties, amount, record.platform)
     if isinstance(platform_amount, Violation):
         return platform_amount
@@ -306,6 +313,14 @@ def check_loan(
             or line.platform_index != platform_index
         ):
             return _v("LineMismatch", lineId=loan.line_id)
+        # only the line's share holders fund its draws (by member index, as the contract keeps
+        # them); each tranche lender is a member here, _check_parties has seen to that
+        holders = set(line.holders) or {
+            book.members[t.lender].index for t in line.line.shares if t.lender in book.members
+        }
+        for t in loan.tranches:
+            if book.members[t.lender].index not in holders:
+                return _v("NotLineShareHolder", lineId=loan.line_id, lender=t.lender)
         if line.drawn + loan.principal > line.line.limit:
             return _v(
                 "LineLimitExceeded",

@@ -185,6 +185,9 @@ class LedgerModel:
                 or lm.line.platform != loan.platform
             ):
                 return "LineMismatch"
+            holders = {t.lender for t in lm.line.shares}
+            if any(t.lender not in holders for t in loan.tranches):
+                return "NotLineShareHolder"
             if lm.drawn + loan.principal > lm.line.limit:
                 return "LineLimitExceeded"
         err = self.predict_r3(loan.borrower_key, loan.tranches)

@@ -219,7 +219,7 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
     @precondition(lambda self: self.lines)
     @rule(
         pick=st.integers(0, 10**6),
-        mismatch=st.sampled_from([None] * 6 + ["borrower", "product", "platform"]),
+        mismatch=st.sampled_from([None] * 6 + ["borrower", "product", "platform", "outsider"]),
         banks=banks_st,
         weights=weights_st,
         bps=bps_st,
@@ -237,6 +237,10 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
         elif mismatch == "platform":
             plat = next(p.address for p in self.world.platforms if p.address != plat)
         principal = max(1_000, int((line.limit - lm.drawn) * fraction))
+        if mismatch != "outsider":
+            # only the line's share holders fund its draws; "outsider" keeps any bank
+            holders = {t.lender for t in line.shares}
+            banks = [b for b in banks if self.world.banks[b].address in holders]
         tranches = self.tranches(principal, plat, banks, bps, weights)
         loan = CoLoan(
             new_id("loan"),

@@ -79,7 +79,7 @@ class Case:
             platform=self.cx.platform.address,
             product=Product(d.get("product", 0)),
             limit=d["limit"],
-            expires_at=now + 30 * 86_400,
+            expires_at=now + d.get("expires_in", 30 * 86_400),
             deadline=now + 3_600,
             shares=tranches,
         )

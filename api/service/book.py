@@ -75,4 +75,6 @@ def _add_line(chain: ConsortiumView, book: Book, line_id: bytes, platform: str, 
         deadline=0,
         shares=(),
     )
-    book.lines[line_id] = LineState(line, state.platform_index, state.status, state.drawn)
+    book.lines[line_id] = LineState(
+        line, state.platform_index, state.status, state.drawn, state.holders
+    )

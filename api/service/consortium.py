@@ -54,6 +54,7 @@ class LineOnChain(NamedTuple):
     product: int
     platform_index: int
     borrower_key: bytes
+    holders: tuple[int, ...] = ()  # the share holders' member indices
 
 
 class BorrowerExposure(NamedTuple):
@@ -129,12 +130,13 @@ class ConsortiumView:
 
     def line_state(self, line_id: bytes, block: Block = "latest") -> LineOnChain:
         c = self.client
-        (limit, drawn, expires, status, product, pidx, _inst), key = c.call(
+        (limit, drawn, expires, status, product, pidx, inst), key = c.call(
             c.ledger, "lineState", line_id, block=block
         )
+        holders = tuple(i for k in range(5) if (i := (int(inst) >> (16 * k)) & 0xFFFF))
         return LineOnChain(
             int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
-            bytes(key),
+            bytes(key), holders,
         )  # fmt: skip
 
     def borrower_exposure(self, key: bytes, block: Block = "latest") -> BorrowerExposure:

@@ -16,6 +16,7 @@ from api.schemas.records import LineIn, LineTerms, LoanIn, LoanTerms, RecordOut
 from api.service import idem
 from api.service.book import judge
 from api.service.context import MemberContext
+from api.service.keeper import expire_due_lines
 from api.service.peers import CosignRefused, PeerUnavailable
 from api.service.platform import Platform
 from ledger import provenance
@@ -106,8 +107,18 @@ def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> lis
 _SHARES_CODES = frozenset({"TrancheSumMismatch", "PlatformTrancheMissing"})
 
 
+# the refusals a line past its expiry but not yet marked expired can cause
+_EXPIRED_LINE_CODES = frozenset({"BorrowerCapExceeded", "TooManyInstitutions"})
+
+
 def _precheck(p: Platform, record: CoLoan | CreditLine, kind: str) -> None:
     v, _now = judge(p.chain, record)
+    if (
+        v is not None
+        and v.code in _EXPIRED_LINE_CODES
+        and expire_due_lines(p.ctx, p.chain, record.borrower_key)
+    ):
+        v, _now = judge(p.chain, record)  # the expired lines no longer count
     if v is not None:
         p.ctx.metrics.rejected(kind, v.code, v.rule, "precheck")
         if v.code in _SHARES_CODES:

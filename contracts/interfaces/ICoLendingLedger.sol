@@ -71,7 +71,9 @@ interface ICoLendingLedger {
     /// @notice Record one co-loan. The caller must be the loan's platform; `signatures` packs the
     /// EIP-712 signature of each `loan.tranches[i].lender` over `loan`, in tranche order, each as a
     /// 2-byte big-endian length and then the signature (the platform signs its own tranche).
-    /// Reverts with the rule's error if any of R1-R8 would break.
+    /// Reverts with the rule's error if any of R1-R8 would break. A loan drawn under a line
+    /// (`loan.lineId` non-zero) is funded only by holders of the line's shares
+    /// (NotLineShareHolder otherwise), within the line's limit, before its expiry.
     /// @return policyVersion the policy version the loan was judged under
     function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
@@ -93,7 +95,8 @@ interface ICoLendingLedger {
 
     /// @notice Grant a joint credit line. Its whole limit counts as the borrower's exposure until
     /// it is closed or expires; loans drawn under it add none. `signatures` packs the
-    /// signature of each `line.shares[i].lender`, in share order, as `originate` does.
+    /// signature of each `line.shares[i].lender`, in share order, as `originate` does. A signed
+    /// expiry that does not fit the 40 bits it is stored in is refused (ExpiryTooLarge).
     /// @return policyVersion the policy version the line was judged under
     function grantLine(LedgerTypes.CreditLine calldata line, bytes calldata signatures)
         external

@@ -51,6 +51,9 @@ interface ICoLendingLedgerErrors {
     error PlatformTrancheMissing(address platform);
     /// @notice A credit line's expiry is not in the future.
     error ExpiryInPast(uint256 expiresAt, uint256 nowTs);
+    /// @notice A credit line's signed expiry does not fit the 40 bits it is stored in (`max`); it
+    /// is refused rather than narrowed.
+    error ExpiryTooLarge(uint256 expiresAt, uint256 max);
 
     // ------------------------------------------------------------------ provenance and roles
 
@@ -93,6 +96,8 @@ interface ICoLendingLedgerErrors {
     error LineNotActive(bytes32 lineId, LedgerTypes.LineStatus status);
     /// @notice A loan drawn under the line differs from it in borrower, product or platform.
     error LineMismatch(bytes32 lineId);
+    /// @notice `lender` funds a tranche of a draw on the line but holds no share of it.
+    error NotLineShareHolder(bytes32 lineId, address lender);
     /// @notice The loan would draw the line past its limit.
     error LineLimitExceeded(bytes32 lineId, uint256 drawn, uint256 requested, uint256 limit);
     /// @notice The line's expiry has not passed yet.

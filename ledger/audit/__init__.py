@@ -58,13 +58,11 @@ def load_history(
 
 
 def record_timestamps(rpc: Rpc, events: list[ChainEvent]) -> dict[int, int]:
-    """Timestamps of the blocks holding records (rules are judged at their block's time) and
-    capital attestations (R8 judges their age)."""
-    blocks = {
-        e.block_number
-        for e in events
-        if e.name in ("LoanOriginated", "LineGranted", "CapitalAttested")
-    }
+    """Timestamps of the blocks holding records (rules are judged at their block's time), capital
+    attestations (R8 judges their age) and line ends (an expiry is judged against the signed
+    one)."""
+    named = ("LoanOriginated", "LineGranted", "CapitalAttested", "LineEnded")
+    blocks = {e.block_number for e in events if e.name in named}
     return block_timestamps(rpc, blocks)
 
 

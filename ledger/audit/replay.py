@@ -348,7 +348,18 @@ class Replay:
                 f"event limit/drawn {ev.args['limit']}/{ev.args['drawn']}, replay "
                 f"{line.line.limit}/{line.drawn}",
             )
-        rules.apply_line_end(self.book, lid, LineStatus(ev.args["status"]))
+        status = LineStatus(ev.args["status"])
+        now = self.timestamps[ev.block_number]
+        if status == LineStatus.EXPIRED and now <= line.line.expires_at:
+            # a line ends as expired only after the expiry its parties signed
+            self._flag(
+                ev,
+                lid,
+                "rules",
+                "LineNotExpired",
+                f"expired at {now}, before its signed expiry {line.line.expires_at}",
+            )
+        rules.apply_line_end(self.book, lid, status)
 
 
 def _plain(v: object) -> object:
