@@ -17,6 +17,7 @@ from pathlib import Path
 from eth_utils import keccak
 
 from ledger.audit.events import ChainEvent, Rpc, block_timestamps, decoder, fetch_logs
+from ledger.audit.governance import check_governance
 from ledger.audit.replay import Replay
 from ledger.audit.report import AuditReport, CheckResult, Violation
 from ledger.audit.views import check_state, fetch_views, view_keys
@@ -127,6 +128,9 @@ def run_audit(
         _check_bytecode(report, rpc, deployment, to_block)
         events = load_history(rpc, deployment, to_block, progress)
         timestamps = record_timestamps(rpc, events)
+        check_governance(
+            report, rpc, deployment, [e for e in events if e.contract == "registry"], to_block
+        )
         with ThreadPoolExecutor(max_workers=1) as pool:
             views = pool.submit(fetch_views, rpc_url, deployment, to_block, view_keys(events))
             replay = replay_events(
