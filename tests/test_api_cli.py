@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_cli import ledger
 
-EXPECTED_STEPS = 17
+EXPECTED_STEPS = 23
 
 
 def _processes_mentioning(text: str) -> list[int]:
