@@ -199,10 +199,15 @@ def run_audit(
 
 def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block: int) -> None:
     art = load_artifacts()
-    pairs = (
+    pairs = [
         ("ConsortiumRegistry", deployment.registry, deployment.registry_code_hash),
         ("CoLendingLedger", deployment.ledger, deployment.ledger_code_hash),
-    )
+    ]
+    if deployment.council:  # the council and its timelock: recompiled too (no recorded hash)
+        pairs += [
+            ("ConsortiumCouncil", deployment.council, ""),
+            ("TimelockController", deployment.timelock, ""),
+        ]
     for name, address, recorded_hash in pairs:
         onchain = bytes.fromhex(rpc.call("eth_getCode", [address, hex(block)])[2:])
         compiled = art[name]
@@ -230,7 +235,9 @@ def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block
                 f"code at {address} differs from the hash in the deployment file",
                 details={"contract": name, "address": address},
             )
-    report.checks["bytecode"] = CheckResult("bytecode", True, 2, "recompiled and compared")
+    report.checks["bytecode"] = CheckResult(
+        "bytecode", True, len(pairs), "recompiled and compared"
+    )
 
 
 def _check_documents(report: AuditReport, book, archive: Path, keys: Path | None = None) -> None:
