@@ -235,8 +235,13 @@ def test_policy_limits_at_their_bounds_accepted(cx):
 )
 def test_a_council_vote_cannot_cross_a_hard_bound(cx, change, field, value, bound):
     """Insider: even a unanimous council cannot lift R1 to 2^48-1 fen or R4 to 0% (DESIGN §4)."""
+    from ledger.governance import policy_bound_violations
+
+    policy = dataclasses.replace(DEFAULT_POLICY, **change)
+    # the Python mirror (ledger.governance) refuses it the same way, before any transaction
+    assert policy_bound_violations(policy) == [(field, value, bound)]
     with refused("PolicyOutOfBounds", field=field, value=value, bound=bound):
-        cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, **change))
+        cx.gov.set_policy(policy)
     assert cx.plat.current_policy()[1] == 1
 
 
