@@ -53,6 +53,8 @@ _STATUS_BY_CODE: dict[str, int] = {
             "UnexpectedProposalState",
             "ProposalExists",
             "TimelockUnexpectedOperationState",
+            "EnforcedPause",
+            "ExpectedPause",
         ],
         409,
     ),
@@ -71,7 +73,7 @@ _STATUS_BY_CODE: dict[str, int] = {
         ],
         403,
     ),
-    **dict.fromkeys(["UnknownLoan", "UnknownLine"], 404),
+    **dict.fromkeys(["UnknownLoan", "UnknownLine", "UnknownProposal"], 404),
 }
 
 _TITLES = {

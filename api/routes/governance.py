@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import Principal
 from api.deps import ContextDep, ReaderDep, require
@@ -28,8 +28,9 @@ class ProposalIn(BaseModel):
     ]
     address: Address | None = None
     role: Literal["platform", "lender", "auditor"] | None = None
-    name: str | None = None
-    policy: dict[str, int] | None = None  # the fields to change (fen, bps, days, seconds)
+    name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # the fields to change (fen, bps, days, seconds), as ledger.domain.Policy names them
+    policy: dict[str, Annotated[int, Field(ge=0, le=2**48 - 1)]] | None = None
 
 
 class ProposalOut(BaseModel):
@@ -53,7 +54,7 @@ def _out(st: Any) -> ProposalOut:
     "/proposals",
     status_code=201,
     response_model=ProposalOut,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(400, 401, 403, 409, 422),
 )
 def propose(body: ProposalIn, ctx: ContextDep, _p: MemberSelf) -> ProposalOut:
     """Propose a governed change (policy within the hard bounds, admit, suspend, reinstate,
@@ -62,7 +63,9 @@ def propose(body: ProposalIn, ctx: ContextDep, _p: MemberSelf) -> ProposalOut:
 
 
 @router.post(
-    "/proposals/{proposal}/approve", response_model=ProposalOut, responses=responses(401, 403, 409)
+    "/proposals/{proposal}/approve",
+    response_model=ProposalOut,
+    responses=responses(401, 403, 404, 409, 422),
 )
 def approve(proposal: ProposalId, ctx: ContextDep, _p: MemberSelf) -> ProposalOut:
     """Approve with this node's member's key; a majority schedules it on the timelock."""
@@ -70,7 +73,9 @@ def approve(proposal: ProposalId, ctx: ContextDep, _p: MemberSelf) -> ProposalOu
 
 
 @router.post(
-    "/proposals/{proposal}/execute", response_model=ProposalOut, responses=responses(401, 403, 409)
+    "/proposals/{proposal}/execute",
+    response_model=ProposalOut,
+    responses=responses(400, 401, 403, 404, 409, 422),
 )
 def execute(proposal: ProposalId, ctx: ContextDep, _p: MemberSelf) -> ProposalOut:
     """Execute a scheduled proposal once the timelock's delay has passed."""
@@ -78,14 +83,18 @@ def execute(proposal: ProposalId, ctx: ContextDep, _p: MemberSelf) -> ProposalOu
 
 
 @router.post(
-    "/proposals/{proposal}/cancel", response_model=ProposalOut, responses=responses(401, 403, 409)
+    "/proposals/{proposal}/cancel",
+    response_model=ProposalOut,
+    responses=responses(401, 403, 404, 409, 422),
 )
 def cancel(proposal: ProposalId, ctx: ContextDep, _p: MemberSelf) -> ProposalOut:
     """Withdraw this member's own proposal while it is pending."""
     return _out(service.act(ctx, "cancel", proposal))
 
 
-@router.get("/proposals/{proposal}", response_model=ProposalOut, responses=responses(401, 403, 404))
+@router.get(
+    "/proposals/{proposal}", response_model=ProposalOut, responses=responses(401, 403, 404, 422)
+)
 def status(proposal: ProposalId, ctx: ContextDep, _p: ReaderDep) -> ProposalOut:
     """A proposal's state, the approvals counting now, the threshold and its earliest execution."""
     return _out(service.status(ctx, proposal))

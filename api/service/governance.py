@@ -9,7 +9,13 @@ from typing import Any
 from api.problems import Problem, rule_problem
 from api.service.context import MemberContext
 from ledger.domain import Role
-from ledger.governance import Council, PolicyOutOfBounds, ProposalStatus, parse_id
+from ledger.governance import (
+    Council,
+    PolicyOutOfBounds,
+    ProposalStatus,
+    encode_action,
+    parse_id,
+)
 
 _ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
 
@@ -56,9 +62,12 @@ def propose(ctx: MemberContext, body: Any) -> ProposalStatus:
     c = council(ctx)
     action, args = action_args(ctx, body)
     try:
-        pid, _ = c.propose(action, *args)
+        encode_action(ctx.client.registry, action, *args)
     except PolicyOutOfBounds as exc:
         raise rule_problem(exc.code, exc.values, "the pre-check (ledger.governance)") from None
+    except Exception:  # noqa: BLE001 - a value the registry's ABI cannot carry (e.g. uint8)
+        raise Problem(422, "BadProposal", f"{action}: a value does not fit its field") from None
+    pid, _ = c.propose(action, *args)
     return c.status(pid)
 
 
