@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
-from api.routes import audit, auth, borrowers, cosign, health, lenders, lines, loans
+from api.routes import audit, auth, borrowers, cosign, governance, health, lenders, lines, loans
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
 
@@ -130,6 +130,7 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.include_router(auth.router)
     app.include_router(borrowers.router)
     app.include_router(lenders.router)
+    app.include_router(governance.router)
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)

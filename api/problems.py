@@ -48,6 +48,14 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SignatureExpired",
             "InvalidAttestation",
             "ExpiryInPast",
+            # the council (issue 14): a proposal not in the state the call needs
+            "AlreadyApproved",
+            "ThresholdNotMet",
+            "UnexpectedProposalState",
+            "ProposalExists",
+            "TimelockUnexpectedOperationState",
+            "EnforcedPause",
+            "ExpectedPause",
         ],
         409,
     ),
@@ -61,10 +69,13 @@ _STATUS_BY_CODE: dict[str, int] = {
             "NotLinePlatform",
             "NotLineShareHolder",
             "InvalidSignature",
+            "NotCouncilMember",
+            "NotProposer",
+            "OwnableUnauthorizedAccount",
         ],
         403,
     ),
-    **dict.fromkeys(["UnknownLoan", "UnknownLine"], 404),
+    **dict.fromkeys(["UnknownLoan", "UnknownLine", "UnknownProposal"], 404),
 }
 
 _TITLES = {

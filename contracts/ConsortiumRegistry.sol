@@ -11,13 +11,22 @@ import {MemberWord, PolicyWord} from "./libraries/PackedWords.sol";
 
 /// @title ConsortiumRegistry
 /// @notice Who is in the consortium and in which role, each lender's attested capital figures
-/// (R5, R6, R8), and the versioned lending policy (R1-R8). The governor is the owner; hand-over
-/// takes two steps (Ownable2Step).
+/// (R5, R6, R8), and the versioned lending policy (R1-R8). The owner (the governor) is the
+/// council's TimelockController once deployed; hand-over takes two steps (Ownable2Step). Any
+/// active member may pause; only the owner unpauses. No policy can cross the hard bounds below.
 contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, Ownable2Step, Pausable {
     /// @inheritdoc IConsortiumRegistry
     uint8 public constant MAX_INSTITUTIONS_LIMIT = 5;
     /// @inheritdoc IConsortiumRegistry
     uint256 public constant MAX_NAME_BYTES = 64;
+
+    /// @dev Hard bounds no vote can cross, from the regulation the rules cite (DESIGN §4).
+    uint256 private constant BOUND_CONSUMER_CAP = 200_000 * 100; // R1 <= 200,000 CNY, fen
+    uint256 private constant BOUND_BUSINESS_CAP = 1_000_000 * 100; // R2 <= 1,000,000 CNY, fen
+    uint256 private constant BOUND_MIN_PLATFORM_SHARE_BPS = 3_000; // R4 >= 30%
+    uint256 private constant BOUND_PARTNER_CAPITAL_BPS = 2_500; // R5 <= 25%
+    uint256 private constant BOUND_JOINT_LOAN_BPS = 5_000; // R6 <= 50%
+    uint256 private constant BOUND_CONSUMER_BULLET_DAYS = 365; // R7 <= 365 days
 
     mapping(address account => Member) private _members;
     mapping(address account => string) private _names;
@@ -80,7 +89,13 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     }
 
     /// @inheritdoc IConsortiumRegistry
-    function pause() external onlyOwner {
+    function pause() external {
+        if (msg.sender != owner()) {
+            Member storage m = _members[msg.sender];
+            if (m.status != Status.Active || m.frozen || m.role == Role.None || m.role == Role.Governor) {
+                revert NotActiveMember(msg.sender);
+            }
+        }
         _pause();
         _hot |= 1 << 232;
     }
@@ -247,6 +262,24 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     function _setPolicy(Policy memory p) private {
         if (p.consumerCap == 0) revert InvalidPolicy("consumerCap");
         if (p.businessCap == 0) revert InvalidPolicy("businessCap");
+        if (p.consumerCap > BOUND_CONSUMER_CAP) {
+            revert PolicyOutOfBounds("consumerCap", p.consumerCap, BOUND_CONSUMER_CAP);
+        }
+        if (p.businessCap > BOUND_BUSINESS_CAP) {
+            revert PolicyOutOfBounds("businessCap", p.businessCap, BOUND_BUSINESS_CAP);
+        }
+        if (p.minPlatformShareBps < BOUND_MIN_PLATFORM_SHARE_BPS) {
+            revert PolicyOutOfBounds("minPlatformShareBps", p.minPlatformShareBps, BOUND_MIN_PLATFORM_SHARE_BPS);
+        }
+        if (p.maxPartnerCapitalBps > BOUND_PARTNER_CAPITAL_BPS) {
+            revert PolicyOutOfBounds("maxPartnerCapitalBps", p.maxPartnerCapitalBps, BOUND_PARTNER_CAPITAL_BPS);
+        }
+        if (p.maxJointLoanBps > BOUND_JOINT_LOAN_BPS) {
+            revert PolicyOutOfBounds("maxJointLoanBps", p.maxJointLoanBps, BOUND_JOINT_LOAN_BPS);
+        }
+        if (p.maxConsumerBulletDays > BOUND_CONSUMER_BULLET_DAYS) {
+            revert PolicyOutOfBounds("maxConsumerBulletDays", p.maxConsumerBulletDays, BOUND_CONSUMER_BULLET_DAYS);
+        }
         if (p.maxInstitutions == 0 || p.maxInstitutions > MAX_INSTITUTIONS_LIMIT) {
             revert InvalidPolicy("maxInstitutions");
         }

@@ -1,6 +1,7 @@
 """The access matrix, over real HTTP against the five node processes: every endpoint x every
-role (platform, a bank that funds the loan, a bank that does not, the auditor, the governor) and
-no token, each with the status it must get. Object-level scoping (OWASP API1) is part of it: a
+role (platform, a bank that funds the loan, a bank that does not, the auditor) and no token,
+each with the status it must get (the deployer, once the governor, cannot even sign in since the
+registry was handed to the council). Object-level scoping (OWASP API1) is part of it: a
 bank that funds no tranche of a loan gets 404 for it, as for a loan that does not exist."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from ledger.records import loan_terms
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
 P, A, C, AU, G = "platform", "bank-a", "bank-c", "auditor", "governor"
-CALLERS = [P, A, C, AU, G, None]
+CALLERS = [P, A, C, AU, None]
 _ids = itertools.count()
 
 
@@ -154,6 +155,16 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Consortium], str], Body | None, d
         {P: 403, A: 403, C: 403, AU: 200, G: 403, None: 401},
     ),
 }  # fmt: skip
+
+
+def test_the_deployer_governs_nothing_and_cannot_sign_in(net: Consortium) -> None:
+    from ledger.nodeclient import SignInError, sign_in
+    from tests.api_support import account
+
+    for node in ("platform", "bank-a", "auditor"):
+        with pytest.raises(SignInError) as err:
+            sign_in(net.urls[node], account(G))
+        assert err.value.status == 403 and err.value.problem["code"] == "MemberNotActive"
 
 
 def test_auditor_report_and_evidence(net: Consortium) -> None:

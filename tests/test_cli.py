@@ -83,3 +83,59 @@ def test_compile_json_lists_the_contracts() -> None:
     assert r.returncode == 0, r.stderr
     names = {c["contract"] for c in json.loads(r.stdout)["contracts"]}
     assert {"ConsortiumRegistry", "CoLendingLedger"} <= names
+
+
+def test_gov_council_through_the_cli(tmp_path: Path) -> None:
+    """Issue 14 item 2 via `ledger gov`: each member acts with its own key; one member's
+    proposal is not executable, a majority's only after the timelock's delay."""
+    from ledger.keys import dev_account
+    from ledger.localnet import nodes
+
+    state = str(tmp_path / "state")
+    up = ledger("chain", "up", "--state-dir", state, "--json")
+    assert up.returncode == 0, up.stderr
+    info = json.loads(up.stdout)
+    try:
+        members = []
+        for m in nodes.MEMBERS:
+            members += ["--member", f"{m.role}:{nodes.member(m.name).address}:{m.display}"]
+        dep = ledger("deploy", "--state-dir", state, "--delay", "3", *members, "--json")
+        assert dep.returncode == 0, dep.stderr
+        assert json.loads(dep.stdout)["council"]
+
+        def gov(*args: str) -> subprocess.CompletedProcess[str]:
+            return ledger("gov", *args, "--state-dir", state)
+
+        r = gov("propose", "policy", "--set", "consumer_cap=10000000", "--as", "platform", "--json")
+        assert r.returncode == 0, r.stderr
+        st = json.loads(r.stdout)
+        assert (st["state"], st["approvals"], st["threshold"]) == ("pending", 1, 3)
+        pid = st["id"]
+        # the proposer alone can neither execute nor approve twice
+        r = gov("execute", pid, "--as", "platform")
+        assert r.returncode != 0 and "UnexpectedProposalState" in r.stderr, r.stderr
+        r = gov("approve", pid, "--as", "platform")
+        assert r.returncode != 0 and "AlreadyApproved" in r.stderr, r.stderr
+        # a hard bound no vote can cross is refused before any transaction
+        r = gov("propose", "policy", "--set", "min_platform_share_bps=0", "--as", "bank-a")
+        assert r.returncode != 0 and "minPlatformShareBps" in r.stderr, r.stderr
+        assert gov("approve", pid, "--as", "bank-a").returncode == 0
+        r = gov("approve", pid, "--as", "bank-b", "--json")
+        st = json.loads(r.stdout)
+        assert st["state"] == "scheduled" and st["ready_at"] > 0
+        r = gov("execute", pid, "--as", "bank-c")
+        assert r.returncode != 0 and "TimelockUnexpectedOperationState" in r.stderr, r.stderr
+        from web3 import Web3
+
+        w3 = Web3(Web3.HTTPProvider(info["url"]))
+        w3.provider.make_request("evm_increaseTime", [3])  # the chain's clock, past the delay
+        w3.provider.make_request("evm_mine", [])
+        r = gov("execute", pid, "--as", "bank-c", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["state"] == "executed"
+        assert gov("status", pid, "--json").returncode == 0
+        # the emergency brake: one member
+        assert gov("pause", "--as", "auditor").returncode == 0
+        assert dev_account("platform", 0).address == nodes.member("platform").address
+    finally:
+        ledger("chain", "down", "--state-dir", state, "--json")

@@ -6,14 +6,15 @@ from ledger.provenance import unpack_signatures
 
 def test_registry_views(cx):
     c = cx.plat
-    assert c.member_count() == 2 + len(cx.lenders) + 1  # governor, platform, lenders, auditor
+    # the deployer, platform, lenders, auditor, and the timelock (the governor since hand-over)
+    assert c.member_count() == 2 + len(cx.lenders) + 2
     assert c.member_at(1) == cx.governor.address
     assert c.member_at(2) == cx.platform.address
     assert c.profile(cx.lenders[0].address)[0] == "Bank A (dev)"
     assert c.is_active(cx.lenders[0].address, Role.LENDER)
     assert not c.is_active(cx.lenders[0].address, Role.PLATFORM)
     assert c.policy_version() == 1
-    assert c.governor() == cx.governor.address
+    assert c.governor() == cx.deployment.timelock
     assert not c.paused()
     cx.gov.pause()
     assert c.paused()

@@ -52,14 +52,24 @@ def test_pause_stops_every_ledger_write(cx):
     assert cx.plat.loan_state(fresh.loan_id)[2] == LoanStatus.ACTIVE
 
 
-def test_only_the_governor_pauses(cx):
-    for who in (cx.platform, cx.lenders[0], cx.auditor):
-        err = reverts("OwnableUnauthorizedAccount", cx.client(who).pause)
+def test_any_single_member_pauses_only_the_council_unpauses(cx):
+    """The emergency brake: one member pulls it at once (Paused names who); none lifts it alone."""
+    outsider = new_member(cx, "outsider", 0)
+    for who in (outsider, cx.governor):  # not a member; the deployer, removed since hand-over
+        err = reverts("NotActiveMember", cx.client(who).pause)
         assert err.values == {"account": who.address}
-    cx.gov.pause()
     for who in (cx.platform, cx.lenders[0], cx.auditor):
-        reverts("OwnableUnauthorizedAccount", cx.client(who).unpause)
-    assert cx.plat.call(cx.plat.registry, "paused") is True
+        receipt = cx.client(who).pause()
+        assert events(cx.plat, "Paused", receipt) == [{"account": who.address}]
+        for single in (cx.platform, cx.lenders[0], cx.lenders[1], cx.auditor, cx.governor):
+            err = reverts("OwnableUnauthorizedAccount", cx.client(single).unpause)
+            assert err.values == {"account": single.address}
+        assert cx.plat.call(cx.plat.registry, "paused") is True
+        cx.gov.unpause()  # the council, through its timelock
+        assert cx.plat.call(cx.plat.registry, "paused") is False
+    # a suspended member can no longer pull the brake
+    cx.gov.suspend_member(cx.lenders[2].address)
+    reverts("NotActiveMember", cx.client(cx.lenders[2]).pause)
 
 
 # ------------------------------------------------------------------ access control
@@ -73,7 +83,6 @@ REGISTRY_GOVERNOR_CALLS = {
     "reinstateMember": lambda c, cx: c.reinstate_member(cx.lenders[2].address),
     "removeMember": lambda c, cx: c.remove_member(cx.lenders[1].address),
     "setFrozen": lambda c, cx: c.set_frozen(cx.lenders[1].address, True),
-    "pause": lambda c, cx: c.pause(),
     "unpause": lambda c, cx: c.unpause(),
     "setPolicy": lambda c, cx: c.set_policy(Policy(consumer_cap=1)),
     "transferOwnership": lambda c, cx: c.transfer_governor(dev_account("outsider", 8).address),
@@ -81,51 +90,52 @@ REGISTRY_GOVERNOR_CALLS = {
 
 
 @pytest.mark.parametrize("fn", sorted(REGISTRY_GOVERNOR_CALLS))
-def test_registry_writes_are_governor_only(cx, fn):
+def test_registry_writes_are_council_only(cx, fn):
+    """No single key (a member, an outsider, the deployer) calls a governed function directly."""
     call = REGISTRY_GOVERNOR_CALLS[fn]
     cx.gov.suspend_member(cx.lenders[2].address)  # so reinstateMember would be legal
     if fn == "unpause":
         cx.gov.pause()  # so unpause would be legal
     outsider = new_member(cx, "outsider", 0)
-    for who in (cx.platform, cx.lenders[0], cx.auditor, outsider):
+    for who in (cx.platform, cx.lenders[0], cx.auditor, outsider, cx.governor):
         err = reverts("OwnableUnauthorizedAccount", call, cx.client(who), cx)
         assert err.values == {"account": who.address}
     # nothing changed
     assert cx.gov.member(cx.lenders[1].address)["status"] == MemberStatus.ACTIVE
     assert cx.gov.member(cx.lenders[1].address)["frozen"] is False
     assert cx.gov.current_policy()[1] == 1
-    # and the governor itself may
+    # and the council may
     call(cx.gov, cx)
 
 
 def test_governor_hand_over_takes_two_steps(cx):
-    old = cx.gov
+    council = cx.gov
+    timelock = cx.deployment.timelock
     new_gov = new_member(cx, "governor", 1)
     new = cx.client(new_gov)
-    receipt = old.transfer_governor(new_gov.address)
+    receipt = council.transfer_governor(new_gov.address)
     assert receipt.status == 1
-    assert old.call(old.registry, "pendingOwner") == new_gov.address
-    # before acceptance the old governor still rules and the new one does not
-    assert old.call(old.registry, "owner") == cx.governor.address
+    assert council.call(council.registry, "pendingOwner") == new_gov.address
+    # before acceptance the council still rules and the nominee does not
+    assert council.call(council.registry, "owner") == timelock
     reverts("OwnableUnauthorizedAccount", new.set_frozen, cx.lenders[0].address, True)
-    old.set_frozen(cx.lenders[0].address, True)
-    old.set_frozen(cx.lenders[0].address, False)
+    council.set_frozen(cx.lenders[0].address, True)
+    council.set_frozen(cx.lenders[0].address, False)
     # only the nominee can accept
     err = reverts("OwnableUnauthorizedAccount", cx.plat.accept_governor)
     assert err.values == {"account": cx.platform.address}
 
     receipt = new.accept_governor()
-    changed = [e.args for e in old.receipt_events(receipt, "GovernorChanged")]
+    changed = [e.args for e in council.receipt_events(receipt, "GovernorChanged")]
     assert [(e["previousGovernor"], e["newGovernor"]) for e in changed] == [
-        (cx.governor.address, new_gov.address)
+        (timelock, new_gov.address)
     ]
-    assert old.call(old.registry, "owner") == new_gov.address
-    err = reverts("OwnableUnauthorizedAccount", old.set_frozen, cx.lenders[0].address, True)
-    assert err.values == {"account": cx.governor.address}
-    reverts("OwnableUnauthorizedAccount", old.pause)
+    assert council.call(council.registry, "owner") == new_gov.address
+    err = reverts("OwnableUnauthorizedAccount", council.set_frozen, cx.lenders[0].address, True)
+    assert err.values == {"account": timelock}
     new.set_frozen(cx.lenders[0].address, True)
     assert cx.gov.member(cx.lenders[0].address)["frozen"] is True
-    rec_new, rec_old = old.member(new_gov.address), old.member(cx.governor.address)
+    rec_new, rec_old = council.member(new_gov.address), council.member(timelock)
     assert (rec_new["role"], rec_new["status"]) == (Role.GOVERNOR, MemberStatus.ACTIVE)
     assert (rec_old["role"], rec_old["status"]) == (Role.GOVERNOR, MemberStatus.REMOVED)
     # the governor record cannot be touched through membership calls
@@ -136,13 +146,13 @@ def test_hand_over_to_an_existing_member_is_refused_at_acceptance(cx):
     cx.gov.transfer_governor(cx.platform.address)
     err = reverts("AlreadyMember", cx.plat.accept_governor)
     assert err.values == {"account": cx.platform.address}
-    assert cx.gov.call(cx.gov.registry, "owner") == cx.governor.address
+    assert cx.gov.call(cx.gov.registry, "owner") == cx.deployment.timelock
 
 
 def test_renounce_ownership_is_disabled(cx):
     reverts("GovernorRequired", cx.gov.transact, cx.gov.registry, "renounceOwnership")
     reverts("GovernorRequired", cx.plat.transact, cx.plat.registry, "renounceOwnership")
-    assert cx.gov.call(cx.gov.registry, "owner") == cx.governor.address
+    assert cx.gov.call(cx.gov.registry, "owner") == cx.deployment.timelock
 
 
 def test_attest_capital_is_for_active_lenders(cx):
@@ -160,7 +170,7 @@ def test_attest_capital_is_for_active_lenders(cx):
 def test_ledger_writes_need_the_loans_platform(cx):
     loan = originate(cx, 100_000)
     plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
-    for who in (cx.lenders[0], cx.auditor, cx.governor, plat2):
+    for who in (cx.lenders[0], cx.auditor, plat2):
         c = cx.client(who)
         err = reverts("SubmitterNotPlatform", c.repay, loan, new_id("rep"), 1)
         assert err.values == {"submitter": who.address, "platform": cx.platform.address}

@@ -178,8 +178,8 @@ def test_every_rule_reads_the_new_policy(cx):
     )
 
 
-def test_only_the_governor_sets_policy(cx):
-    for account in (cx.platform, cx.lenders[0]):
+def test_only_the_council_sets_policy(cx):
+    for account in (cx.platform, cx.lenders[0], cx.auditor, cx.governor):
         with refused("OwnableUnauthorizedAccount", account=account.address):
             cx.client(account).set_policy(dataclasses.replace(DEFAULT_POLICY, consumer_cap=1))
     assert cx.plat.current_policy()[1] == 1
@@ -193,8 +193,6 @@ def test_only_the_governor_sets_policy(cx):
         ({"consumer_cap": 0}, "consumerCap"),
         ({"business_cap": 0}, "businessCap"),
         ({"min_platform_share_bps": 10_001}, "minPlatformShareBps"),
-        ({"max_partner_capital_bps": 10_001}, "maxPartnerCapitalBps"),
-        ({"max_joint_loan_bps": 10_001}, "maxJointLoanBps"),
         ({"max_consumer_bullet_days": 0}, "maxConsumerBulletDays"),
         ({"max_attestation_age": 0}, "maxAttestationAge"),
     ],
@@ -208,13 +206,43 @@ def test_invalid_policy_refused(cx, change, field):
 def test_policy_limits_at_their_bounds_accepted(cx):
     bound = dataclasses.replace(
         DEFAULT_POLICY,
+        consumer_cap=200_000 * 100,
+        business_cap=1_000_000 * 100,
         max_institutions=5,
-        min_platform_share_bps=10_000,
-        max_partner_capital_bps=10_000,
-        max_joint_loan_bps=10_000,
+        min_platform_share_bps=3_000,
+        max_partner_capital_bps=2_500,
+        max_joint_loan_bps=5_000,
+        max_consumer_bullet_days=365,
     )
     cx.gov.set_policy(bound)
     assert cx.plat.current_policy() == (bound, 2)
+    cx.gov.set_policy(dataclasses.replace(bound, min_platform_share_bps=10_000))
+    assert cx.plat.current_policy()[1] == 3
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "value", "bound"),
+    [
+        ({"consumer_cap": 200_000 * 100 + 1}, "consumerCap", 200_000 * 100 + 1, 200_000 * 100),
+        ({"consumer_cap": 2**48 - 1}, "consumerCap", 2**48 - 1, 200_000 * 100),
+        ({"business_cap": 1_000_000 * 100 + 1}, "businessCap", 100_000_001, 100_000_000),
+        ({"min_platform_share_bps": 2_999}, "minPlatformShareBps", 2_999, 3_000),
+        ({"min_platform_share_bps": 0}, "minPlatformShareBps", 0, 3_000),
+        ({"max_partner_capital_bps": 2_501}, "maxPartnerCapitalBps", 2_501, 2_500),
+        ({"max_joint_loan_bps": 5_001}, "maxJointLoanBps", 5_001, 5_000),
+        ({"max_consumer_bullet_days": 366}, "maxConsumerBulletDays", 366, 365),
+    ],
+)
+def test_a_council_vote_cannot_cross_a_hard_bound(cx, change, field, value, bound):
+    """Insider: even a unanimous council cannot lift R1 to 2^48-1 fen or R4 to 0% (DESIGN §4)."""
+    from ledger.governance import policy_bound_violations
+
+    policy = dataclasses.replace(DEFAULT_POLICY, **change)
+    # the Python mirror (ledger.governance) refuses it the same way, before any transaction
+    assert policy_bound_violations(policy) == [(field, value, bound)]
+    with refused("PolicyOutOfBounds", field=field, value=value, bound=bound):
+        cx.gov.set_policy(policy)
+    assert cx.plat.current_policy()[1] == 1
 
 
 # ---------------------------------------------------------------------------------- structure
@@ -269,13 +297,15 @@ def test_amount_limit(cx):
     with refused("AmountTooLarge", amount=MAX_AMOUNT + 1, max=MAX_AMOUNT):
         cx.plat.grant_line(line, cx.sign(line))
 
-    # the largest amount is representable end to end once the policy allows it
-    cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, business_cap=MAX_AMOUNT))
-    attest(cx, cx.lenders[0], 2**63, 2**63)  # R5/R6 room for the bank's half
-    at = cx.loan(MAX_AMOUNT, platform_share(cx, MAX_AMOUNT), product=Product.BUSINESS)
+    # no vote can let a policy reach the largest amount: R2's hard bound is 1,000,000 CNY
+    with refused("PolicyOutOfBounds", field="businessCap", value=MAX_AMOUNT, bound=100_000_000):
+        cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, business_cap=MAX_AMOUNT))
+    # the largest amount the bound allows is representable end to end
+    top = 1_000_000 * 100
+    at = cx.loan(top, platform_share(cx, top), product=Product.BUSINESS)
     originate(cx, at)
-    assert cx.plat.loan_state(at.loan_id)[1] == MAX_AMOUNT
-    assert exposure(cx, at.borrower_key)["business"] == MAX_AMOUNT
+    assert cx.plat.loan_state(at.loan_id)[1] == top
+    assert exposure(cx, at.borrower_key)["business"] == top
 
 
 def test_ids_are_single_use(cx):

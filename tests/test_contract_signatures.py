@@ -211,7 +211,8 @@ def test_lender_in_the_platform_slot(cx):
         cx.client(l0).originate(loan, cx.sign(loan))
 
 
-@pytest.mark.parametrize("who", ["auditor", "governor", "second platform"])
+# (no key holds the governor role: since hand-over it is the council's timelock contract)
+@pytest.mark.parametrize("who", ["auditor", "second platform"])
 def test_non_lender_as_tranche_lender(cx, who):
     if who == "second platform":
         account, role = admitted(cx, "platform", 1, Role.PLATFORM), Role.PLATFORM

@@ -83,10 +83,12 @@ interface IConsortiumRegistry {
     /// @notice Freeze or unfreeze one member without changing its status. Governor only.
     function setFrozen(address account, bool frozen) external;
 
-    /// @notice Pause every ledger write consortium-wide. Governor only.
+    /// @notice Pause every ledger write consortium-wide at once: the emergency brake. Any active,
+    /// unfrozen platform, lender or auditor, or the governor. OpenZeppelin's Paused(account)
+    /// names who pulled it.
     function pause() external;
 
-    /// @notice Lift a global pause. Governor only.
+    /// @notice Lift a global pause. Governor only (the council, through its timelock).
     function unpause() external;
 
     // ------------------------------------------------------------------ capital (R5, R6, R8)
@@ -101,7 +103,8 @@ interface IConsortiumRegistry {
 
     // ------------------------------------------------------------------ policy
 
-    /// @notice Publish a new policy version, in force from this block. Governor only.
+    /// @notice Publish a new policy version, in force from this block. Governor only (the council,
+    /// through its timelock). Reverts with PolicyOutOfBounds beyond the hard regulatory bounds.
     /// @dev `effectiveBlock` in the argument is ignored and set to the current block.
     function setPolicy(Policy calldata policy) external;
 

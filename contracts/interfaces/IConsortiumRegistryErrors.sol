@@ -27,6 +27,12 @@ interface IConsortiumRegistryErrors {
     error InvalidAttestation(uint256 validUntil, uint256 nowTs, uint256 maxAge);
     /// @notice The policy's `field` is zero or out of range.
     error InvalidPolicy(string field);
+    /// @notice The policy's `field` is `value`, beyond the hard regulatory `bound` no vote can cross
+    /// (R1 <= 200,000 CNY, R2 <= 1,000,000 CNY, R4 >= 30%, R5 <= 25%, R6 <= 50%, R7 <= 365 days;
+    /// R3 <= 5 is InvalidPolicy("maxInstitutions")).
+    error PolicyOutOfBounds(string field, uint256 value, uint256 bound);
+    /// @notice Only an active, unfrozen platform, lender or auditor (or the owner) pauses.
+    error NotActiveMember(address account);
     /// @notice No policy has this version number.
     error UnknownPolicyVersion(uint256 version);
     /// @notice The consortium always has a governor: ownership cannot be renounced.

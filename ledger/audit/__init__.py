@@ -14,8 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ledger.audit.bytecode import check_bytecode
+from ledger.audit.bytecode import check_bytecode, contracts_of
 from ledger.audit.events import ChainEvent, Rpc, block_timestamps, decoder, fetch_logs
+from ledger.audit.governance import check_governance
 from ledger.audit.replay import Replay
 from ledger.audit.report import AuditReport, CheckResult, Violation
 from ledger.audit.views import check_state, fetch_views, view_keys
@@ -129,6 +130,9 @@ def run_audit(
         _check_bytecode(report, rpc, deployment, to_block)
         events = load_history(rpc, deployment, to_block, progress)
         timestamps = record_timestamps(rpc, events)
+        check_governance(
+            report, rpc, deployment, [e for e in events if e.contract == "registry"], to_block
+        )
         with ThreadPoolExecutor(max_workers=1) as pool:
             views = pool.submit(fetch_views, rpc_url, deployment, to_block, view_keys(events))
             replay = replay_events(
@@ -198,10 +202,7 @@ def run_audit(
 def _check_bytecode(report: AuditReport, rpc: Rpc, deployment: Deployment, block: int) -> None:
     onchain = {
         name: bytes.fromhex(rpc.call("eth_getCode", [address, hex(block)])[2:])
-        for name, address in (
-            ("ConsortiumRegistry", deployment.registry),
-            ("CoLendingLedger", deployment.ledger),
-        )
+        for name, address, _hash in contracts_of(deployment)
     }
     check_bytecode(report, onchain, load_artifacts(), deployment)
 

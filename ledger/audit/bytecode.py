@@ -34,6 +34,11 @@ def _short_string(text: str) -> bytes:
 
 def expected_immutables(name: str, deployment: Deployment) -> dict[str, bytes]:
     """"Contract.variable" -> the 32-byte word it must hold in `name`'s runtime code."""
+    if name == "ConsortiumCouncil":
+        return {
+            "ConsortiumCouncil._registry": _address_word(deployment.registry),
+            "ConsortiumCouncil._timelock": _address_word(deployment.timelock),
+        }
     if name != "CoLendingLedger":
         return {}
     domain = Domain(deployment.chain_id, deployment.ledger)
@@ -130,10 +135,7 @@ def check_bytecode(
     deployment: Deployment,
 ) -> None:  # fmt: skip
     """`onchain`: contract name -> the code at its address in the deployment."""
-    pairs = (
-        ("ConsortiumRegistry", deployment.registry, deployment.registry_code_hash),
-        ("CoLendingLedger", deployment.ledger, deployment.ledger_code_hash),
-    )
+    pairs = contracts_of(deployment)
     for name, address, recorded_hash in pairs:
         code = onchain[name]
         compare_code(
@@ -147,5 +149,21 @@ def check_bytecode(
                 details={"contract": name, "address": address},
             )
     report.checks["bytecode"] = CheckResult(
-        "bytecode", True, 2, "recompiled and compared, every immutable against the deployment"
-    )
+        "bytecode", True, len(pairs),
+        "recompiled and compared, every immutable against the deployment",
+    )  # fmt: skip
+
+
+def contracts_of(deployment: Deployment) -> list[tuple[str, str, str]]:
+    """(contract name, address, recorded code hash or "") of every contract the deployment names:
+    the council and its timelock too, which the file records without a hash."""
+    pairs = [
+        ("ConsortiumRegistry", deployment.registry, deployment.registry_code_hash),
+        ("CoLendingLedger", deployment.ledger, deployment.ledger_code_hash),
+    ]
+    if deployment.council:
+        pairs += [
+            ("ConsortiumCouncil", deployment.council, ""),
+            ("TimelockController", deployment.timelock, ""),
+        ]
+    return pairs

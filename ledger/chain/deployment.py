@@ -25,13 +25,17 @@ class Deployment:
     ledger_code_hash: str
     governor: str
     deployed_at: int
+    # the council (ConsortiumCouncil) and its TimelockController, which owns the registry once
+    # hand_over has run; empty in a deployment file written before the council existed
+    council: str = ""
+    timelock: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Deployment:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,6 +90,26 @@ def deploy(
     r2 = _send(w3, governor, {"from": governor.address, "data": data})
     reg_addr = to_checksum_address(r1["contractAddress"])
     led_addr = to_checksum_address(r2["contractAddress"])
+    # the timelock starts with no delay and the deployer as its temporary proposer and admin, so
+    # hand_over can accept the registry's ownership through it; hand_over then sets the real
+    # delay and leaves the council its only proposer and canceller
+    tl_art, co_art = art["TimelockController"], art["ConsortiumCouncil"]
+    data = (
+        w3.eth.contract(abi=tl_art.abi, bytecode=tl_art.bytecode)
+        .constructor(0, [governor.address], [ZERO_ADDRESS], governor.address)
+        .data_in_transaction
+    )
+    timelock = to_checksum_address(
+        _send(w3, governor, {"from": governor.address, "data": data})["contractAddress"]
+    )
+    data = (
+        w3.eth.contract(abi=co_art.abi, bytecode=co_art.bytecode)
+        .constructor(reg_addr, timelock)
+        .data_in_transaction
+    )
+    council = to_checksum_address(
+        _send(w3, governor, {"from": governor.address, "data": data})["contractAddress"]
+    )
     return Deployment(
         chain_id=w3.eth.chain_id,
         registry=reg_addr,
@@ -95,7 +119,58 @@ def deploy(
         ledger_code_hash="0x" + keccak(bytes(w3.eth.get_code(led_addr))).hex(),
         governor=governor.address,
         deployed_at=int(time.time()),
+        council=council,
+        timelock=timelock,
     )
+
+
+ZERO_ADDRESS = "0x" + "00" * 20
+# Production default: 48 hours between a council decision and its execution.
+DEFAULT_DELAY = 48 * 3_600
+# The local dev chain's delay: a few seconds, so tests and the demo wait or mine past it.
+DEV_DELAY = 3
+
+
+def hand_over(
+    rpc_url: str,
+    deployer: LocalAccount,
+    deployment: Deployment,
+    delay: int = DEFAULT_DELAY,
+    artifacts: Any = None,
+) -> None:
+    """Give the registry to the council: the timelock accepts ownership and takes its real delay,
+    the council becomes its only proposer and canceller, and the deployer keeps no role.
+
+    Run after the deployer has admitted the initial members (the council is read from them).
+    """
+    from ledger.chain.artifacts import load_artifacts
+
+    art = artifacts or load_artifacts()
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    me = deployer.address
+    reg = w3.eth.contract(address=deployment.registry, abi=art["ConsortiumRegistry"].abi)
+    tl = w3.eth.contract(address=deployment.timelock, abi=art["TimelockController"].abi)
+
+    def send(fn: Any) -> None:
+        _send(w3, deployer, {"from": me, "to": fn.address, "data": fn._encode_transaction_data()})
+
+    send(reg.functions.transferOwnership(deployment.timelock))
+    targets = [deployment.registry, deployment.timelock]
+    calls = [
+        reg.functions.acceptOwnership()._encode_transaction_data(),
+        tl.functions.updateDelay(delay)._encode_transaction_data(),
+    ]
+    zero = b"\0" * 32
+    send(tl.functions.scheduleBatch(targets, [0, 0], calls, zero, zero, 0))
+    send(tl.functions.executeBatch(targets, [0, 0], calls, zero, zero))
+    proposer = tl.functions.PROPOSER_ROLE().call()
+    canceller = tl.functions.CANCELLER_ROLE().call()
+    admin = tl.functions.DEFAULT_ADMIN_ROLE().call()
+    send(tl.functions.grantRole(proposer, deployment.council))
+    send(tl.functions.grantRole(canceller, deployment.council))
+    send(tl.functions.revokeRole(proposer, me))
+    send(tl.functions.revokeRole(canceller, me))
+    send(tl.functions.renounceRole(admin, me))
 
 
 def fund(rpc_url: str, addresses: list[str], wei: int = 10**24) -> None:

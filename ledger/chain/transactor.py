@@ -130,7 +130,19 @@ class Transactor(ChainReads):
         self.ledger = self.w3.eth.contract(
             address=deployment.ledger, abi=art["CoLendingLedger"].abi
         )
-        self.errors = ErrorDecoder(art["CoLendingLedger"].abi, art["ConsortiumRegistry"].abi)
+        # the council and its timelock (empty addresses in a pre-council deployment file)
+        self.council = self.w3.eth.contract(
+            address=deployment.council or None, abi=art["ConsortiumCouncil"].abi
+        )
+        self.timelock = self.w3.eth.contract(
+            address=deployment.timelock or None, abi=art["TimelockController"].abi
+        )
+        self.errors = ErrorDecoder(
+            art["CoLendingLedger"].abi,
+            art["ConsortiumRegistry"].abi,
+            art["ConsortiumCouncil"].abi,
+            art["TimelockController"].abi,
+        )
         self.domain = Domain(deployment.chain_id, deployment.ledger)
         self._fee_mode = fee_mode
         self._fees: dict[str, int] | None = None

@@ -137,11 +137,24 @@ def deploy_cmd(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="Deployment file to write.")
     ] = None,
+    member: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="ROLE:ADDRESS:NAME of a first member (platform, lender, auditor), repeatable; "
+            "with members, the registry is then handed to the council's timelock."
+        ),
+    ] = None,
+    delay: Annotated[
+        int, typer.Option(min=0, help="The timelock's delay in seconds (default 48 hours).")
+    ] = 48 * 3_600,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Deploy the registry and the ledger; write the deployment file."""
-    from ledger.chain.deployment import deploy, fund
+    """Deploy the registry, the ledger, the council and its timelock; admit the first members and
+    hand the registry to the council; write the deployment file."""
+    from ledger.chain.client import LedgerClient
+    from ledger.chain.deployment import deploy, fund, hand_over
+    from ledger.domain import Role
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
     url = local_chain_url(rpc_url, state_dir)
@@ -152,9 +165,29 @@ def deploy_cmd(
             raise CliError("dev keys are for a local chain only: pass --keystore for " + rpc_url)
         console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
         governor = dev_account("governor", 0)
-        fund(url, [governor.address])
+        # on the local chain the first members get gas money too
+        fund(url, [governor.address, *(m.split(":")[1] for m in member or [] if ":" in m)])
+    roles = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+    firsts = []
+    for item in member or []:
+        role, _, rest = item.partition(":")
+        address, _, name = rest.partition(":")
+        if role not in roles or not address.startswith("0x") or not name:
+            raise CliError(f"--member {item!r}: ROLE:ADDRESS:NAME, ROLE one of {', '.join(roles)}")
+        firsts.append((address, roles[role], name))
     with console.status("deploying"):
         dep = deploy(url, governor)
+        if firsts:
+            client = LedgerClient(url, dep, governor)
+            for address, role, name in firsts:
+                client.admit_member(address, role, name)
+            client.close()
+            hand_over(url, governor, dep, delay)
+    if not firsts:
+        console.print(
+            "[yellow]no --member given: the deployer still owns the registry; admit the first "
+            "members and hand it to the council (ledger.chain.deployment.hand_over)[/yellow]"
+        )
     path = out_file or state_dir / "deployment.json"
     dep.save(path)
     if as_json:
@@ -223,6 +256,7 @@ def _register_commands() -> None:
     # `__main__`'s under `python -m ledger.cli`, hence a call rather than an import side effect).
     from ledger.cli import audit as cli_audit
     from ledger.cli import bench as cli_bench
+    from ledger.cli import gov as cli_gov
     from ledger.cli import index as cli_index
     from ledger.cli import nodes as cli_nodes
 
@@ -230,6 +264,7 @@ def _register_commands() -> None:
     cli_nodes.register(app)
     cli_index.register(app)
     cli_bench.register(app)
+    cli_gov.register(app)
 
 
 def main() -> None:

@@ -12,12 +12,13 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from ledger.chain.client import LedgerClient
-from ledger.chain.deployment import Deployment, deploy, fund
+from ledger.chain.deployment import DEV_DELAY, Deployment, deploy, fund, hand_over
 from ledger.domain import (
     DEFAULT_POLICY,
     CoLoan,
@@ -29,6 +30,7 @@ from ledger.domain import (
     Tranche,
     sort_tranches,
 )
+from ledger.governance import Council, ProposalState, encode_action
 from ledger.keys import dev_consortium
 from ledger.provenance import sign
 
@@ -55,6 +57,8 @@ class LocalConsortium:
     lenders: list[LocalAccount]
     auditor: LocalAccount
     clients: dict[str, LedgerClient] = field(default_factory=dict)
+    # accounts admitted later whose keys the council helper may also vote with
+    extra: dict[str, LocalAccount] = field(default_factory=dict)
 
     def client(self, account: LocalAccount) -> LedgerClient:
         c = self.clients.get(account.address)
@@ -64,8 +68,52 @@ class LocalConsortium:
         return c
 
     @property
-    def gov(self) -> LedgerClient:
+    def gov(self) -> CouncilDriver:
+        """The registry's governance, run through the council end to end (DEV-ONLY keys)."""
+        return CouncilDriver(self)
+
+    @property
+    def deployer(self) -> LedgerClient:
+        """The deployer's client: after hand-over it governs nothing; good for reads."""
         return self.client(self.governor)
+
+    def council_members(self) -> list[LocalAccount]:
+        """The dev accounts on the council now, platform first."""
+        reader = self.deployer
+        known = [self.platform, *self.lenders, self.auditor, *self.extra.values()]
+        return [a for a in known if reader.call(reader.council, "isCouncilMember", a.address)]
+
+    def council_run(self, action: str, *args: Any, salt: bytes | None = None) -> Any:
+        """DEV-ONLY: one council decision end to end: the first active dev member proposes,
+        the next ones approve until a majority has, the chain's clock is moved past the
+        timelock's delay, and the proposer executes. Returns the execution's receipt."""
+        # no Python pre-check: the contract is the judge the tests put to the test
+        data = encode_action(self.deployer.registry, action, *args, check=False)
+        return self.council_call(self.deployment.registry, data, salt=salt)
+
+    def council_call(self, target: str, data: str, *, salt: bytes | None = None) -> Any:
+        """DEV-ONLY: council_run for any call (e.g. the council's own setMinApprovals)."""
+        voters = self.council_members()
+        if not voters:
+            raise RuntimeError("no dev member is on the council")
+        first = Council(self.client(voters[0]))
+        pid, _ = first.propose_call(target, data, salt=salt)
+        for account in voters[1:]:
+            if first.status(pid).state != ProposalState.PENDING:
+                break
+            Council(self.client(account)).approve(pid)
+        st = first.status(pid)
+        if st.state != ProposalState.SCHEDULED:
+            raise RuntimeError(f"the dev members alone cannot reach the threshold: {st}")
+        self.advance(first.delay())
+        return first.execute(pid)
+
+    def advance(self, seconds: int) -> None:
+        """Move the local chain's clock forward and mine a block."""
+        w3 = self.deployer.w3
+        if seconds:
+            w3.provider.make_request("evm_increaseTime", [int(seconds)])
+        w3.provider.make_request("evm_mine", [])
 
     @property
     def plat(self) -> LedgerClient:
@@ -81,7 +129,7 @@ class LocalConsortium:
         self.clients.clear()
 
     def now(self) -> int:
-        return int(self.gov.w3.eth.get_block("latest")["timestamp"])
+        return int(self.deployer.w3.eth.get_block("latest")["timestamp"])
 
     def loan(
         self,
@@ -163,15 +211,18 @@ def bootstrap(
     policy: Policy = DEFAULT_POLICY,
     tier1: int = DEFAULT_TIER1,
     loan_balance: int = DEFAULT_LOAN_BALANCE,
+    delay: int = DEV_DELAY,
 ) -> LocalConsortium:
     """DEV-ONLY: deploy and populate a consortium on a local chain."""
     keys = dev_consortium(n_lenders)
     governor, platform, auditor = keys["governor"], keys["platform"], keys["auditor"]
+    # `governor` is the deployer: it admits the first members, then hands the registry to the
+    # council's timelock and keeps no power
     lenders = list(keys["lenders"])
     fund(rpc_url, [a.address for a in [governor, platform, auditor, *lenders]])
     deployment = deploy(rpc_url, governor, policy)
     cx = LocalConsortium(rpc_url, deployment, governor, platform, lenders, auditor)
-    gov = cx.gov
+    gov = cx.deployer
     gov.admit_member(platform.address, Role.PLATFORM, "Platform (dev)")
     for i, lender in enumerate(lenders):
         gov.admit_member(lender.address, Role.LENDER, f"Bank {chr(65 + i)} (dev)")
@@ -179,4 +230,49 @@ def bootstrap(
     until = cx.now() + policy.max_attestation_age - 60
     for lender in lenders:
         cx.client(lender).attest_capital(tier1, loan_balance, until)
+    hand_over(rpc_url, governor, deployment, delay)
+    cx.reset_clients()  # the deployer's nonce moved outside its client
     return cx
+
+
+class CouncilDriver:
+    """DEV-ONLY: the old governor's methods, each run as a council decision (LocalConsortium.
+    council_run); reads go to the deployer's client."""
+
+    def __init__(self, cx: LocalConsortium) -> None:
+        self._cx = cx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cx.deployer, name)
+
+    def admit_member(
+        self, account: str, role: int, name: str, licence_hash: bytes = b"\0" * 32
+    ) -> Any:
+        return self._cx.council_run("admit", account, role, name, licence_hash)
+
+    def suspend_member(self, account: str) -> Any:
+        return self._cx.council_run("suspend", account)
+
+    def reinstate_member(self, account: str) -> Any:
+        return self._cx.council_run("reinstate", account)
+
+    def remove_member(self, account: str) -> Any:
+        return self._cx.council_run("remove", account)
+
+    def set_frozen(self, account: str, frozen: bool) -> Any:
+        return self._cx.council_run("freeze", account, frozen)
+
+    def set_policy(self, policy: Policy) -> Any:
+        return self._cx.council_run("policy", policy)
+
+    def pause(self) -> Any:
+        """The emergency brake: one member (the first active dev member) pauses at once."""
+        return self._cx.client(self._cx.council_members()[0]).pause()
+
+    def unpause(self) -> Any:
+        return self._cx.council_run("unpause")
+
+    def transfer_governor(self, new_governor: str) -> Any:
+        cx = self._cx
+        data = cx.deployer.registry.encode_abi("transferOwnership", args=[new_governor])
+        return cx.council_call(cx.deployment.registry, data)

@@ -1,0 +1,253 @@
+"""`ledger gov`: the council, from one member's own key (propose, approve, execute, cancel,
+status) and the emergency brake (pause). Nobody needs raw contract calls to govern."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger.cli.common import (
+    DEFAULT_STATE,
+    CliError,
+    DeploymentFile,
+    JsonOpt,
+    RpcUrl,
+    StateDir,
+    console,
+    out,
+    print_json,
+    rpc_and_deployment,
+)
+
+gov_app = typer.Typer(
+    no_args_is_help=True,
+    help="The council: M-of-N approvals of the members behind a timelock.",
+)
+
+Keystore = Annotated[
+    Path | None,
+    typer.Option(help="This member's keystore (password from LEDGER_KEY_PASSWORD)."),
+]
+DevMember = Annotated[
+    str | None,
+    typer.Option(
+        "--as", help="DEV-ONLY: act as this dev member (platform, bank-a, ...), local chain only."
+    ),
+]
+ACTION_HELP = (
+    "policy (with --set field=value ...), admit ADDRESS --role --name, suspend ADDRESS, "
+    "reinstate ADDRESS, remove ADDRESS, freeze ADDRESS, unfreeze ADDRESS, unpause"
+)
+
+
+def _council(rpc_url, deployment_file, state_dir, keystore, dev_member):
+    from ledger.chain.client import LedgerClient
+    from ledger.governance import Council
+
+    url, dep = rpc_and_deployment(rpc_url, deployment_file, state_dir)
+    if keystore is not None:
+        account = _load_keystore(keystore)
+    elif dev_member is not None:
+        from ledger.chain.transactor import DEV_CHAIN_ID
+        from ledger.keys import DEV_KEYS_WARNING, dev_account
+        from ledger.localnet import nodes
+
+        if dep.chain_id != DEV_CHAIN_ID:
+            raise CliError(f"dev keys are for the local dev chain (id {DEV_CHAIN_ID}) only")
+        try:
+            m = nodes.member(dev_member)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+        account = dev_account(m.key_role, m.key_index)
+    else:
+        raise CliError("pass --keystore FILE (or, on the local dev chain, --as MEMBER)")
+    try:
+        return Council(LedgerClient(url, dep, account))
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _load_keystore(path: Path):
+    from ledger.keys import load_keystore
+
+    return load_keystore(path)
+
+
+def _pid(text: str) -> bytes:
+    from ledger.governance import parse_id
+
+    try:
+        return parse_id(text)
+    except ValueError as exc:
+        raise CliError(f"bad proposal id {text!r}: {exc}") from None
+
+
+def _action_args(
+    council, action: str, target: str | None, sets: list[str], role: str | None, name: str | None
+) -> tuple[str, tuple[Any, ...]]:
+    from ledger.domain import Role
+
+    if action == "policy":
+        policy, _ = council.client.current_policy()
+        changes: dict[str, int] = {}
+        for item in sets:
+            key, _, value = item.partition("=")
+            fields = {f.name for f in dataclasses.fields(policy)} - {"effective_block"}
+            if key not in fields or not value.strip().isdigit():
+                raise CliError(f"--set {item!r}: one of {', '.join(sorted(fields))}=INTEGER")
+            changes[key] = int(value)
+        if not changes:
+            raise CliError("policy: give at least one --set field=value")
+        return "policy", (dataclasses.replace(policy, **changes),)
+    if action == "unpause":
+        return "unpause", ()
+    if target is None:
+        raise CliError(f"{action}: give the member's ADDRESS")
+    if action == "admit":
+        roles = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+        if role not in roles or not name:
+            raise CliError("admit: --role platform|lender|auditor and --name NAME are required")
+        return "admit", (target, roles[role], name)
+    if action in ("freeze", "unfreeze"):
+        return "freeze", (target, action == "freeze")
+    if action in ("suspend", "reinstate", "remove"):
+        return action, (target,)
+    raise CliError(f"unknown action {action!r}: {ACTION_HELP}")
+
+
+def _show(st, as_json: bool) -> None:
+    if as_json:
+        print_json(st.to_json())
+        return
+    out.print(
+        f"proposal {st.id}\nstate     {st.state.name.lower()}\n"
+        f"approvals {st.approvals} of {st.threshold} needed ({', '.join(st.approvers)})\n"
+        f"proposer  {st.proposer}\ntarget    {st.target}"
+        + (f"\nready at  {st.ready_at}" if st.ready_at else ""),
+        highlight=False,
+    )
+
+
+def _guard(fn, *args):
+    from ledger.chain.errors import ContractRevert
+    from ledger.governance import PolicyOutOfBounds
+
+    try:
+        return fn(*args)
+    except (ContractRevert, PolicyOutOfBounds) as exc:
+        raise CliError(f"refused: {exc}") from None
+
+
+@gov_app.command("propose")
+def propose_cmd(
+    action: Annotated[str, typer.Argument(help=ACTION_HELP)],
+    target: Annotated[str | None, typer.Argument(help="the member's address")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="policy field=value (fen, bps, days)")
+    ] = None,
+    role: Annotated[str | None, typer.Option(help="admit: platform, lender or auditor")] = None,
+    name: Annotated[str | None, typer.Option(help="admit: display name")] = None,
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose a governed change; your own approval counts at once."""
+    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    act, args = _action_args(council, action, target, set_ or [], role, name)
+    pid, _ = _guard(council.propose, act, *args)
+    _show(council.status(pid), as_json)
+
+
+@gov_app.command("approve")
+def approve_cmd(
+    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a pending proposal; it is scheduled on the timelock once a majority has."""
+    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    _guard(council.approve, _pid(proposal))
+    _show(council.status(_pid(proposal)), as_json)
+
+
+@gov_app.command("execute")
+def execute_cmd(
+    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Execute a scheduled proposal once the timelock's delay has passed."""
+    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    _guard(council.execute, _pid(proposal))
+    _show(council.status(_pid(proposal)), as_json)
+
+
+@gov_app.command("cancel")
+def cancel_cmd(
+    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw your own proposal while it is pending."""
+    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    _guard(council.cancel, _pid(proposal))
+    _show(council.status(_pid(proposal)), as_json)
+
+
+@gov_app.command("status")
+def status_cmd(
+    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+    as_json: JsonOpt = False,
+) -> None:
+    """A proposal's state, approvals counting now, threshold and earliest execution time."""
+    from ledger.chain.client import LedgerClient
+    from ledger.governance import Council
+
+    if keystore is None and dev_member is None:
+        url, dep = rpc_and_deployment(rpc_url, deployment_file, state_dir)
+        council = Council(LedgerClient(url, dep))  # reads need no key
+    else:
+        council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    _show(council.status(_pid(proposal)), as_json)
+
+
+@gov_app.command("pause")
+def pause_cmd(
+    keystore: Keystore = None,
+    dev_member: DevMember = None,
+    rpc_url: RpcUrl = None,
+    deployment_file: DeploymentFile = None,
+    state_dir: StateDir = DEFAULT_STATE,
+) -> None:
+    """The emergency brake: any one active member pauses every ledger write at once."""
+    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+    _guard(council.client.pause)
+    out.print("paused; only the council unpauses (ledger gov propose unpause)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gov_app, name="gov")
