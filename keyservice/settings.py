@@ -13,22 +13,20 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.settings import KeySource
+from api.settings import KeySource, Limits
 from ledger.identity import Pepper, PepperError, Purpose
 
 Role = Literal["platform", "lender", "auditor"]
 
 
-class KeyLimits(BaseModel):
-    """Per member: a token bucket per second and a cap per UTC day."""
-
-    model_config = ConfigDict(extra="forbid")
+class KeyLimits(Limits):
+    """The node's limits (body size, sign-in per client and per member, trusted proxies), with
+    the key service's own defaults, plus a cap per member and UTC day. `rate_per_s`/`burst` are
+    derivations per member."""
 
     rate_per_s: float = Field(50.0, gt=0, description="derivations a second per member")
     burst: int = Field(100, gt=0, description="bucket size per member")
     per_day: int = Field(100_000, gt=0, description="derivations per member and UTC day")
-    auth_rate_per_s: float = Field(20.0, gt=0, description="sign-ins a second per client")
-    auth_burst: int = Field(200, gt=0)
     max_body_bytes: int = Field(4_096, gt=0, description="larger bodies are refused (413)")
 
 
