@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -118,17 +118,45 @@ class KeyServiceLink(BaseModel):
         return check_url(value)
 
 
-class NodeSettings(BaseModel):
+class ServiceSettings(BaseModel):
+    """What every service process of a member shares (a node, the key service): its chain, its
+    deployment, its own database and key, and its loopback address."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(..., min_length=1, max_length=64)
-    role: NodeRole
     rpc_url: str
     deployment_file: Path
     database_url: str
     key: KeySource
     host: str = "127.0.0.1"
     port: int = Field(..., gt=0, lt=65536)
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        # The local consortium binds loopback only; a production deployment sits behind a proxy
+        # that terminates TLS and forwards to it.
+        if value not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("host must be a loopback address")
+        return value
+
+    @property
+    def public_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def domain(self) -> str:
+        """The EIP-4361 domain: this service's authority. A sign-in for another is refused."""
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        return cls.model_validate(json.loads(Path(path).read_text()))
+
+
+class NodeSettings(ServiceSettings):
+    name: str = Field(..., min_length=1, max_length=64)
+    role: NodeRole
     peers: dict[str, str] = Field(
         default_factory=dict, description="lender address -> that lender node's base URL"
     )
@@ -163,27 +191,6 @@ class NodeSettings(BaseModel):
     def _checksum_peers(cls, value: dict[str, str]) -> dict[str, str]:
         return {to_checksum_address(k): v.rstrip("/") for k, v in value.items()}
 
-    @field_validator("host")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        # The local consortium binds loopback only; a production deployment sits behind a proxy
-        # that terminates TLS and forwards to it.
-        if value not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("host must be a loopback address")
-        return value
-
-    @property
-    def public_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def domain(self) -> str:
-        """The EIP-4361 domain: this node's authority. A sign-in for another node is refused."""
-        return f"{self.host}:{self.port}"
-
-    @classmethod
-    def load(cls, path: Path) -> NodeSettings:
-        return cls.model_validate(json.loads(Path(path).read_text()))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

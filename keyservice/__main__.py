@@ -2,46 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 from pathlib import Path
+from typing import Any
+
+from api.serving import StartRefused, serve
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m keyservice", description=__doc__)
-    parser.add_argument("--config", type=Path, required=True, help="key service settings (JSON)")
-    parser.add_argument("--log-level", default="info")
-    args = parser.parse_args(argv)
-
-    import uvicorn
-
+def _start(config: Path) -> tuple[Any, Any]:
     from keyservice.app import create_app
     from keyservice.settings import KeyServiceSettings
     from ledger.identity import PepperError
-    from ledger.keys import ensure_coincurve_backend
 
-    ensure_coincurve_backend()
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    settings = KeyServiceSettings.load(args.config)
+    settings = KeyServiceSettings.load(config)
     try:
-        app = create_app(settings)
+        return create_app(settings), settings
     except PepperError as exc:  # one line, never the pepper
-        print(f"python -m keyservice: {exc}", file=sys.stderr)
-        return 2
-    # One worker: the derivation log's chain head and the rate buckets are per process.
-    # Request bodies are never logged; uvicorn's access log shows only the path.
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        proxy_headers=False,
-        server_header=False,
-    )
-    return 0
+        raise StartRefused(str(exc)) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve("python -m keyservice", __doc__, _start, argv)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,8 @@ class KeyService:
         lim = self.settings.limits
         self.rate = TokenBucket(lim.rate_per_s, lim.burst)
         self.daily = DailyCounter(lim.per_day)
+        # tokens per member address, taken only after its signature is verified (api.auth)
+        self.signin = TokenBucket(lim.signin_rate_per_s, lim.signin_burst)
 
     def key_hex(self, normalised: str) -> str:
         mac = hmac.new(self._pepper.secret, normalised.encode("ascii"), hashlib.sha256)
@@ -177,13 +179,15 @@ router = APIRouter()
 @router.post("/v1/auth/challenge", response_model=ChallengeOut, tags=["auth"])
 def challenge(body: ChallengeIn, ks: ServiceDep) -> ChallengeOut:
     """An EIP-4361 message for the address to sign (as on every node)."""
-    return auth.challenge(ks, body.address)  # type: ignore[arg-type]
+    return auth.challenge(ks, ks.registry, body.address)  # type: ignore[arg-type]
 
 
 @router.post("/v1/auth/token", response_model=TokenOut, tags=["auth"])
 def token(body: TokenIn, ks: ServiceDep) -> TokenOut:
     """A bearer token for the signed challenge; only active members get one."""
-    return auth.issue_token(ks, ks.registry, body.message, body.signature)  # type: ignore[arg-type]
+    return auth.issue_token(
+        ks, ks.registry, body.message, body.signature, ks.signin  # type: ignore[arg-type]
+    )
 
 
 @router.post("/v1/keys", response_model=KeyOut, tags=["keys"])

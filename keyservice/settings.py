@@ -7,13 +7,12 @@ for it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
-from api.settings import KeySource, Limits
+from api.settings import Limits, ServiceSettings
 from ledger.identity import Pepper, PepperError, Purpose
 
 Role = Literal["platform", "lender", "auditor"]
@@ -30,16 +29,8 @@ class KeyLimits(Limits):
     max_body_bytes: int = Field(4_096, gt=0, description="larger bodies are refused (413)")
 
 
-class KeyServiceSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class KeyServiceSettings(ServiceSettings):
     name: str = Field("keyservice", min_length=1, max_length=64)
-    rpc_url: str
-    deployment_file: Path
-    database_url: str
-    key: KeySource
-    host: str = "127.0.0.1"
-    port: int = Field(..., gt=0, lt=65536)
     pepper_file: Path | None = Field(None, description="hex pepper; None reads LEDGER_PEPPER")
     roles: list[Role] = Field(
         default_factory=lambda: ["platform", "lender", "auditor"],
@@ -58,22 +49,6 @@ class KeyServiceSettings(BaseModel):
     challenge_ttl_s: int = Field(300, gt=0, le=3_600)
     max_log_page: int = Field(1_000, gt=0)
 
-    @field_validator("host")
-    @classmethod
-    def _loopback_only(cls, value: str) -> str:
-        # As a node: loopback, behind a TLS-terminating proxy in production.
-        if value not in ("127.0.0.1", "localhost", "::1"):
-            raise ValueError("host must be a loopback address")
-        return value
-
-    @property
-    def public_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def domain(self) -> str:
-        return f"{self.host}:{self.port}"
-
     def load_pepper(self) -> Pepper:
         if self.pepper_file is None:
             return Pepper.from_env()
@@ -82,7 +57,3 @@ class KeyServiceSettings(BaseModel):
         except OSError as exc:
             raise PepperError(f"cannot read pepper_file: {type(exc).__name__}") from None
         return Pepper.from_hex(text)
-
-    @classmethod
-    def load(cls, path: Path) -> KeyServiceSettings:
-        return cls.model_validate(json.loads(Path(path).read_text()))

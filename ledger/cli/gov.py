@@ -165,57 +165,40 @@ def propose_cmd(
     _show(council.status(pid), as_json)
 
 
-@gov_app.command("approve")
-def approve_cmd(
-    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
-    keystore: Keystore = None,
-    dev_member: DevMember = None,
-    rpc_url: RpcUrl = None,
-    deployment_file: DeploymentFile = None,
-    state_dir: StateDir = DEFAULT_STATE,
-    as_json: JsonOpt = False,
-) -> None:
-    """Approve a pending proposal; it is scheduled on the timelock once a majority has."""
-    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
-    _guard(council.approve, _pid(proposal))
-    _show(council.status(_pid(proposal)), as_json)
+ProposalArg = Annotated[str, typer.Argument(help="proposal id (0x...)")]
 
 
-@gov_app.command("execute")
-def execute_cmd(
-    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
-    keystore: Keystore = None,
-    dev_member: DevMember = None,
-    rpc_url: RpcUrl = None,
-    deployment_file: DeploymentFile = None,
-    state_dir: StateDir = DEFAULT_STATE,
-    as_json: JsonOpt = False,
-) -> None:
-    """Execute a scheduled proposal once the timelock's delay has passed."""
-    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
-    _guard(council.execute, _pid(proposal))
-    _show(council.status(_pid(proposal)), as_json)
+def _proposal_command(verb: str, doc: str) -> None:
+    """`ledger gov VERB PROPOSAL`: the member's own council call, then the proposal's status."""
+
+    def command(
+        proposal: ProposalArg,
+        keystore: Keystore = None,
+        dev_member: DevMember = None,
+        rpc_url: RpcUrl = None,
+        deployment_file: DeploymentFile = None,
+        state_dir: StateDir = DEFAULT_STATE,
+        as_json: JsonOpt = False,
+    ) -> None:
+        council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
+        _guard(getattr(council, verb), _pid(proposal))
+        _show(council.status(_pid(proposal)), as_json)
+
+    command.__doc__ = doc
+    command.__name__ = f"{verb}_cmd"
+    gov_app.command(verb)(command)
 
 
-@gov_app.command("cancel")
-def cancel_cmd(
-    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
-    keystore: Keystore = None,
-    dev_member: DevMember = None,
-    rpc_url: RpcUrl = None,
-    deployment_file: DeploymentFile = None,
-    state_dir: StateDir = DEFAULT_STATE,
-    as_json: JsonOpt = False,
-) -> None:
-    """Withdraw your own proposal while it is pending."""
-    council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
-    _guard(council.cancel, _pid(proposal))
-    _show(council.status(_pid(proposal)), as_json)
+_proposal_command(
+    "approve", "Approve a pending proposal; it is scheduled on the timelock once a majority has."
+)
+_proposal_command("execute", "Execute a scheduled proposal once the timelock's delay has passed.")
+_proposal_command("cancel", "Withdraw your own proposal while it is pending.")
 
 
 @gov_app.command("status")
 def status_cmd(
-    proposal: Annotated[str, typer.Argument(help="proposal id (0x...)")],
+    proposal: ProposalArg,
     keystore: Keystore = None,
     dev_member: DevMember = None,
     rpc_url: RpcUrl = None,
