@@ -162,7 +162,8 @@ CallerDep = Annotated[str, Depends(_caller)]
 def _member(ks: KeyService, address: str) -> MemberInfo:
     """The caller's record now; 403 unless active in an allowed role."""
     m = ks.registry.member(address)
-    if not m.active or m.role_name not in ks.settings.roles:
+    auth.refuse_unless_admitted(m)  # frozen, suspended or removed: 403 at once, as on a node
+    if m.role_name not in ks.settings.roles:
         raise Problem(
             403,
             "MemberNotAllowed",

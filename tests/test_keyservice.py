@@ -156,7 +156,7 @@ def test_a_suspended_member_loses_the_key_service_on_its_next_request(net: Conso
         assert s.post("/v1/keys", body).status_code == 200
         gov.suspend_member(newcomer.address)
         r = s.post("/v1/keys", body)  # the same, still unexpired token
-        assert r.status_code == 403 and problem(r)["code"] == "MemberNotAllowed"
+        assert r.status_code == 403 and problem(r)["code"] == "MemberNotActive"  # as on every node
 
 
 def test_insider_is_rate_limited_per_second_and_per_day(net: Consortium) -> None:
