@@ -49,12 +49,18 @@ def _names() -> dict[str, str]:
     return {m.address: m.name for m in nodes.MEMBERS}
 
 
+# numbers in a refusal that are counts, shares or states rather than money
+_COUNTS = frozenset(
+    {"institutions", "max", "minBps", "banks", "min", "state", "approvals", "threshold"}
+)
+
+
 def _outcome(status: int, body: Any) -> str:
     if not isinstance(body, dict):
         return f"HTTP {status}"
     if "code" in body and status >= 400:
         nums = [
-            f"{k} {_fen(v) if k not in ('institutions', 'max', 'minBps') else v}"
+            f"{k} {v if k in _COUNTS else _fen(v)}"
             for k, v in body.items()
             if isinstance(v, int) and not isinstance(v, bool) and k != "status"
         ]
