@@ -19,7 +19,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger.chain.events import ChainEvent, EventDecoder, _Spec, checksum
+from ledger.chain.events import EventDecoder
 from ledger.domain import Policy, Role
 
 __all__ = [
@@ -140,33 +140,14 @@ class ProposalStatus:
         }
 
 
-class GovernanceDecoder(EventDecoder):
+def governance_decoder(council: str, timelock: str, artifacts: Any = None) -> EventDecoder:
     """The council's and its timelock's logs (apart from the registry's and the ledger's, which
     the indexer reads): proposals, approvals, scheduling, execution, cancellation, delays."""
-
-    def __init__(self, council: str, timelock: str, artifacts: Any = None) -> None:
-        from ledger.chain.artifacts import load_artifacts
-
-        art = artifacts or load_artifacts()
-        self.addresses = [checksum(council), checksum(timelock)]
-        self._specs = {}
-        for contract, address, name in (
-            ("council", council, "ConsortiumCouncil"),
-            ("timelock", timelock, "TimelockController"),
-        ):
-            for item in art[name].abi:
-                if item["type"] == "event" and not item.get("anonymous"):
-                    spec = _Spec(contract, item, True)
-                    self._specs[(address.lower(), spec.topic)] = spec
-
-    def receipt_events(self, receipt: Any, name: str | None = None) -> list[ChainEvent]:
-        """The council's and timelock's events in a mined transaction (`Receipt`), in log order."""
-        out = []
-        for log in receipt.logs:
-            ev = self.decode(log)
-            if ev is not None and (name is None or ev.name == name):
-                out.append(ev)
-        return out
+    return EventDecoder.of(
+        (("council", council, "ConsortiumCouncil"), ("timelock", timelock, "TimelockController")),
+        artifacts,
+        native=True,
+    )
 
 
 class Council:
@@ -179,7 +160,7 @@ class Council:
         self.contract = client.council
         self.timelock = client.timelock
         dep = client.deployment
-        self.decoder = GovernanceDecoder(dep.council, dep.timelock, client._artifacts)
+        self.decoder = governance_decoder(dep.council, dep.timelock, client._artifacts)
 
     def events(self, receipt: Any, name: str | None = None) -> list[dict[str, Any]]:
         """The arguments of the council's (and timelock's) events `name` in a receipt."""

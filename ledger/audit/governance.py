@@ -41,9 +41,9 @@ def _where(ev: ChainEvent) -> str:
 
 def governance_events(rpc: Rpc, deployment: Deployment, to_block: int) -> list[ChainEvent]:
     """The council's and timelock's events from the deployment block, in chain order."""
-    from ledger.governance import GovernanceDecoder
+    from ledger.governance import governance_decoder
 
-    dec = GovernanceDecoder(deployment.council, deployment.timelock)
+    dec = governance_decoder(deployment.council, deployment.timelock)
     logs = rpc.get_logs(deployment.deployment_block, to_block, dec.addresses)
     out = [ev for ev in map(dec.decode, logs) if ev is not None]
     out.sort(key=lambda e: (e.block_number, e.log_index))

@@ -14,7 +14,7 @@ arrays as lists, addresses checksummed):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -191,17 +191,53 @@ class EventDecoder:
         *,
         native: bool = False,
     ) -> None:
+        self._load(
+            (("registry", registry, "ConsortiumRegistry"), ("ledger", ledger, "CoLendingLedger")),
+            artifacts,
+            native,
+        )
+
+    @classmethod
+    def of(
+        cls,
+        contracts: Sequence[tuple[str, str, str]],
+        artifacts: Artifacts | None = None,
+        *,
+        native: bool = False,
+    ) -> EventDecoder:
+        """A decoder for other deployed contracts: (label, address, artifact name) each (the
+        council and its timelock, say)."""
+        self = cls.__new__(cls)
+        self._load(contracts, artifacts, native)
+        return self
+
+    def _load(
+        self, contracts: Sequence[tuple[str, str, str]], artifacts: Artifacts | None, native: bool
+    ) -> None:
         art = artifacts or load_artifacts()
-        self.addresses = [checksum(registry), checksum(ledger)]
+        self.addresses = [checksum(address) for _label, address, _name in contracts]
         self._specs: dict[tuple[str, str], _Spec] = {}
-        for contract, address, name in (
-            ("registry", registry, "ConsortiumRegistry"),
-            ("ledger", ledger, "CoLendingLedger"),
-        ):
+        for contract, address, name in contracts:
             for item in art[name].abi:
                 if item["type"] == "event" and not item.get("anonymous"):
                     spec = _Spec(contract, item, native)
                     self._specs[(address.lower(), spec.topic)] = spec
+
+    def receipt_events(self, receipt: Any, name: str | None = None) -> list[ChainEvent]:
+        """The events in a mined transaction's receipt (`Receipt`) that this decoder knows, in
+        log order; with `name`, only those (other logs are not decoded at all)."""
+        logs = receipt.logs
+        if name is not None:
+            address, (topic, *_) = self.log_filter(name)
+            address = address.lower()
+            logs = [
+                log
+                for log in logs
+                if log["topics"] and log["topics"][0] == topic
+                and log["address"].lower() == address
+            ]  # fmt: skip
+        found = (self.decode(log) for log in logs)
+        return [e for e in found if e is not None]
 
     def log_filter(self, name: str, **indexed: Any) -> tuple[str, list[str | None]]:
         """(address, topics) for eth_getLogs: the event `name`, with any of its indexed

@@ -44,15 +44,7 @@ class ChainReads(Closing):
     def receipt_events(self, receipt: Any, name: str) -> list[ChainEvent]:
         """The events `name` in a mined transaction's receipt (`Receipt`), decoded by the same
         decoder as `events` (logs of other contracts are left out)."""
-        decoder = self._decoder()
-        address, (topic, *_) = decoder.log_filter(name)
-        address = address.lower()
-        found = (
-            decoder.decode(log)
-            for log in receipt.logs
-            if log["topics"] and log["topics"][0] == topic and log["address"].lower() == address
-        )
-        return [e for e in found if e is not None]
+        return self._decoder().receipt_events(receipt, name)
 
     def _decoder(self) -> EventDecoder:
         if self._events is None:

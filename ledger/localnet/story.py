@@ -418,16 +418,14 @@ def _play(s: _Story, run: int) -> None:
 def _fast_forward(state_dir: Path, seconds: int) -> None:
     """DEV-ONLY: move the local chain's clock past the timelock's delay and mine a block (on a
     real network the delay is hours and blocks keep coming)."""
-    import httpx
-
+    from ledger.localnet.chains import rpc_call
     from ledger.localnet.detached import status
 
     info = status(state_dir)
     if info is None:
         return
-    for method, params in (("evm_increaseTime", [seconds]), ("evm_mine", [])):
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-        httpx.post(info.url, json=body, timeout=10, trust_env=False)
+    rpc_call(info.url, "evm_increaseTime", [seconds], timeout=10)
+    rpc_call(info.url, "evm_mine", [], timeout=10)
 
 
 def _council(s: _Story, state_dir: Path) -> None:
