@@ -130,6 +130,7 @@ def compute(conn: Connection, inp: AlertInputs, policy: Policy) -> list[Alert]:
     if inp.role in (Role.LENDER, Role.PLATFORM):
         out += _borrower_slips(conn, inp)
         out += _lines_expiring(conn, inp)
+        out += _line_freezes(conn, inp)
         out += classification_alerts(conn, inp)
     if inp.role == Role.LENDER:
         out += _usage(conn, inp, policy)
@@ -335,6 +336,48 @@ def _lines_expiring(conn: Connection, inp: AlertInputs) -> list[Alert]:
         )
         for r in rows
     ]
+
+
+def _line_freezes(conn: Connection, inp: AlertInputs) -> list[Alert]:
+    """A bank froze or unfroze its share of a line the member is a party to (its platform or
+    another share holder): the next draws it would fund are refused."""
+    raw, lines, shares = TABLES["raw_events"], TABLES["credit_lines"], TABLES["line_shares"]
+    rows = conn.execute(
+        select(raw.c.block_number, raw.c.tx_hash, raw.c.args)
+        .where(
+            raw.c.contract == "ledger",
+            raw.c.block_number >= inp.since,
+            raw.c.event == "LineShareFrozen",
+        )
+        .order_by(raw.c.block_number, raw.c.log_index)
+    ).all()
+    out = []
+    for r in rows:
+        a = r.args
+        lid = bytes.fromhex(a["lineId"].removeprefix("0x"))
+        if a["lender"] == inp.member:
+            continue  # its own act
+        line = conn.execute(select(lines).where(lines.c.line_id == lid)).mappings().first()
+        if line is None:
+            continue
+        party = line["platform"] == inp.member or conn.execute(
+            select(shares.c.idx).where(shares.c.line_id == lid, shares.c.lender == inp.member)
+        ).first()
+        if not party:
+            continue
+        kind = "line.frozen" if a["frozen"] else "line.unfrozen"
+        out.append(
+            Alert(
+                alert_id(kind, bytes(r.tx_hash), lid),
+                kind,
+                "warning" if a["frozen"] else "info",
+                r.block_number,
+                to_hex(lid),
+                {"line_id": to_hex(lid), "lender": a["lender"], "frozen": a["frozen"],
+                 "limit": line["limit_amount"], "drawn": line["drawn"]},
+            )  # fmt: skip
+        )
+    return out
 
 
 def _members(conn: Connection, inp: AlertInputs) -> list[Alert]:

@@ -24,7 +24,7 @@ STREAM_POLL_S = 0.5
 OwnMember = Annotated[Principal, Depends(require("platform", "lender", "auditor", own_node=True))]
 TYPES = ("borrower.overdue", "borrower.defaulted", "borrower.written_off", "borrower.classified",
          "usage.r5", "usage.r6", "attestation.expiring", "council.queued", "member.suspended",
-         "member.frozen", "line.expiring")  # fmt: skip
+         "member.frozen", "line.expiring", "line.frozen", "line.unfrozen")  # fmt: skip
 
 
 def _service(request: Request) -> AlertService:

@@ -100,6 +100,7 @@ for _name in list(RULE_CODES) + [
     "TranchesNotSorted",
     "LineLimitExceeded",
     "LineNotActive",
+    "LineFrozen",
     "RepaymentExceedsOutstanding",
     "IllegalTransition",
     "TermsMismatch",
