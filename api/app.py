@@ -22,6 +22,8 @@ from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
 from api.routes import audit, auth, borrowers, cosign, governance, health, lenders, lines, loans
 from api.routes.alerts import router as alerts_router
+from api.routes.console import pages as console_pages
+from api.routes.console import router as console_router
 from api.routes.freeze import router as freeze_router
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
@@ -141,6 +143,8 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.include_router(governance.router)
     app.include_router(alerts_router)
     app.include_router(freeze_router)
+    app.include_router(console_pages)
+    app.include_router(console_router)
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)

@@ -77,6 +77,10 @@ def _print_nodes(summary: dict[str, Any]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    if summary["nodes"]:
+        out.print("web console on every node (sign in with a token from `ledger token MEMBER`):")
+        for n in summary["nodes"]:
+            out.print(f"  {n['name']:<9} {n['url']}/console/", highlight=False, soft_wrap=True)
 
 
 def up_cmd(
