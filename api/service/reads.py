@@ -155,7 +155,7 @@ class ChainReads:
 def get_loan(reads: ReadModel, principal: Principal, loan_id: str) -> LoanView:
     """One loan within the caller's scope, else the same 404 as for no loan at all."""
     reads.as_of(principal.head)
-    found = reads.loan(chain_id_of(loan_id), principal)
+    found = reads.loan(chain_id_of(loan_id, principal.address), principal)
     if found is None:
         raise not_found(loan_id)
     return found
