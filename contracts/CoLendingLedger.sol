@@ -254,7 +254,14 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     function lenderUsage(address lender, address partner)
         external
         view
-        returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil)
+        returns (
+            uint256 total,
+            uint256 withPartner,
+            uint256 totalLimit,
+            uint256 partnerLimit,
+            uint256 attestedUntil,
+            uint256 validUntil
+        )
     {
         (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         IConsortiumRegistry.Member memory m = registry.member(lender);
@@ -267,6 +274,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         totalLimit = (uint256(m.totalLoanBalance) * p.maxJointLoanBps) / BPS;
         partnerLimit = (uint256(m.tier1Capital) * p.maxPartnerCapitalBps) / BPS;
         attestedUntil = m.attestedUntil;
+        uint256 byAge = uint256(m.attestedAt) + p.maxAttestationAge;
+        validUntil = byAge < attestedUntil ? byAge : attestedUntil;
     }
 
     /// @inheritdoc ICoLendingLedger

@@ -55,9 +55,9 @@ def history(tmp_path_factory):
         assert failed == [], failed[:3]
         loans = [ln for ln, _ in items]
         for ln in loans[:150]:
-            plat.repay(ln, new_id("repayment"), ln.principal // 3, 1_234)
+            plat.repay(ln, new_id("repayment", cx.platform.address), ln.principal // 3, 1_234)
         for ln in loans[150:200]:
-            plat.repay(ln, new_id("repayment"), ln.principal, 99)
+            plat.repay(ln, new_id("repayment", cx.platform.address), ln.principal, 99)
         for ln in loans[200:220]:
             plat.set_status(ln, LoanStatus.OVERDUE)
             plat.set_status(ln, LoanStatus.WRITTEN_OFF)
@@ -66,7 +66,7 @@ def history(tmp_path_factory):
         drawn = cx.loan(1_000_000, borrower_key=line.borrower_key, line_id=line.line_id)
         plat.originate(drawn, cx.sign(drawn))
         plat.close_line(line.line_id)
-        plat.repay(drawn, new_id("repayment"), 400_000)
+        plat.repay(drawn, new_id("repayment", cx.platform.address), 400_000)
         yield cx, chain, archive
 
 

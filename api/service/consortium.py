@@ -45,6 +45,7 @@ class LenderUsage(NamedTuple):
     total_limit: int
     partner_limit: int
     until: int
+    valid_until: int  # R8 at use: min(until, attested at + maxAttestationAge in force)
 
 
 class LineOnChain(NamedTuple):

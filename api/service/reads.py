@@ -212,6 +212,8 @@ def limits(chain: ConsortiumView, lender: str) -> LimitsOut:
         tier1_capital=m.tier1_capital,
         total_loan_balance=m.total_loan_balance,
         attested_until=m.attested_until,
-        attestation_fresh=m.attested_until >= now,
+        # R8 judges the attestation at use, by the policy in force now (not only its period)
+        attestation_valid_until=total.valid_until,
+        attestation_fresh=total.valid_until >= now,
         as_of_block=block,
     )

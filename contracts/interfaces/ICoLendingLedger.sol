@@ -165,11 +165,20 @@ interface ICoLendingLedger {
         returns (uint256 consumer, uint256 business, uint256 institutions, uint256 maxInstitutions);
 
     /// @notice A lender's outstanding joint loans, in total (R6) and with `partner` (R5), and the
-    /// limits its current attestation and the policy give.
+    /// limits its current attestation and the policy give: `attestedUntil` is the end of the
+    /// period the lender attested, `validUntil` the date R8 judges at use (the earlier of
+    /// `attestedUntil` and the attestation's time plus the maxAttestationAge in force now).
     function lenderUsage(address lender, address partner)
         external
         view
-        returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil);
+        returns (
+            uint256 total,
+            uint256 withPartner,
+            uint256 totalLimit,
+            uint256 partnerLimit,
+            uint256 attestedUntil,
+            uint256 validUntil
+        );
 
     /// @notice The EIP-712 digest every party of `loan` signs.
     function loanDigest(LedgerTypes.CoLoan calldata loan) external view returns (bytes32);
