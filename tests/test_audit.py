@@ -329,6 +329,8 @@ def test_read_model_tampering_is_listed(indexed):
                 "(SELECT borrower_key FROM borrower_exposure ORDER BY borrower_key LIMIT 1)"
             )
         )
+        # R0's field of a policy version (the consistency check used to skip it)
+        conn.execute(sa.text("UPDATE policy_versions SET min_bank_tranches = 2 WHERE version = 1"))
         row = conn.execute(sa.text("SELECT * FROM loans ORDER BY loan_id LIMIT 1")).mappings().one()
         fake = {**row, "loan_id": b"\xee" * 32}
         cols = ", ".join(fake)
@@ -341,6 +343,7 @@ def test_read_model_tampering_is_listed(indexed):
     assert ("RowMissing", "repayments") in found
     assert ("RowAltered", "borrower_exposure") in found
     assert ("RowExtra", "loans") in found
+    assert ("RowAltered", "policy_versions") in found
     extra = next(v for v in report.violations if v.code == "RowExtra")
     assert extra.record == "0x" + "ee" * 32
     assert not report.ok
