@@ -125,6 +125,7 @@ def deploy(
 
 
 ZERO_ADDRESS = "0x" + "00" * 20
+DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 # Production default: 48 hours between a council decision and its execution.
 DEFAULT_DELAY = 48 * 3_600
 # The local dev chain's delay: a few seconds, so tests and the demo wait or mine past it.
@@ -155,7 +156,6 @@ def hand_over(
     `allow_short_delay` (a test network).
     """
     from ledger.chain.artifacts import load_artifacts
-    from ledger.chain.transactor import DEV_CHAIN_ID
 
     art = artifacts or load_artifacts()
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))

@@ -166,8 +166,7 @@ def deploy_cmd(
     """Deploy the registry, the ledger, the council and its timelock; admit the first members and
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
-    from ledger.chain.deployment import MIN_DELAY, deploy, fund, hand_over
-    from ledger.chain.transactor import DEV_CHAIN_ID
+    from ledger.chain.deployment import DEV_CHAIN_ID, MIN_DELAY, deploy, fund, hand_over
     from ledger.domain import Role
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 

@@ -245,7 +245,7 @@ def token_cmd(
 def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Run the seed story against the running consortium and show what happened."""
     from ledger.keys import DEV_KEYS_WARNING
-    from ledger.localnet.story import run_story
+    from ledger.localnet.demo import run_story
 
     console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     urls = _dev_urls(state_dir)

@@ -182,21 +182,6 @@ class _Story:
         }
 
 
-def run_story(urls: dict[str, str], state_dir: Path) -> list[dict[str, Any]]:
-    """Play the story against the nodes at `urls` (member name -> base URL)."""
-    run = _next_run(state_dir)
-    s = _Story(urls)
-    try:
-        from ledger.localnet.story_council import council, servicing
-
-        _play(s, run)
-        council(s, state_dir)
-        servicing(s, state_dir, run)
-    finally:
-        s.close()
-    return s.steps
-
-
 def _play(s: _Story, run: int) -> None:
     x, y, z, w, v = (story_id(run * 10 + i) for i in range(5))
     lid = f"demo-{run}-" + "{}"
