@@ -49,6 +49,10 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SignatureExpired",
             "InvalidAttestation",
             "ExpiryInPast",
+            # servicing transfers (issue 14 item 5)
+            "ServicingNotTransferable",
+            "InvalidServicer",
+            "ServicingWasTransferred",
             # the council (issue 14): a proposal not in the state the call needs
             "AlreadyApproved",
             "ThresholdNotMet",
@@ -68,6 +72,7 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SubmitterNotPlatform",
             "NotActiveLender",
             "NotLinePlatform",
+            "NotServicer",
             "NotLineShareHolder",
             "InvalidSignature",
             "NotCouncilMember",
