@@ -136,7 +136,8 @@ def test_bank_looks_up_a_borrower_sees_an_alert_live_and_freezes_a_line(
     _keep(net, d, "bank-alert")
     # bank A freezes its share of the line from the console
     d.find_element(By.CSS_SELECTOR, "#lines button").click()
-    _wait(d, ec.text_to_be_present_in_element((By.ID, "freeze-problem"), "frozen in block"))
+    outcome = _wait(d, lambda drv: drv.find_element(By.ID, "freeze-problem").text)
+    assert "frozen in block" in outcome, outcome
     _wait(d, ec.text_to_be_present_in_element((By.ID, "lines"), "Unfreeze my share"))
     assert "Bank A (dev)" in d.find_element(By.ID, "lines").text  # frozen by
     # the platform's next draw on it with a tranche from bank A is refused
@@ -146,6 +147,12 @@ def test_bank_looks_up_a_borrower_sees_an_alert_live_and_freezes_a_line(
     body = problem(r)
     assert r.status_code == 409 and body["code"] == "LineFrozen", body
     assert body["lender"] == address(A)
+    lid = net.data["line"]["line_id"]
+    r = net.session(P, P).get(f"/v1/credit-lines/{lid}/freeze")
+    assert r.status_code == 200 and r.json()["frozen_by"] == [address(A)], r.text
+    # another bank's node cannot freeze bank A's line for it: it holds no share
+    r = net.session(B, B).post(f"/v1/credit-lines/{lid}/freeze", {"frozen": True})
+    assert r.status_code == 403 and problem(r)["code"] == "NotLineShareHolder"
     _keep(net, d, "bank-freeze")
 
 

@@ -70,9 +70,12 @@ class AlertService:
             try:
                 self.run_once()
                 self.error = None
-            except Exception as exc:  # noqa: BLE001 - retried on the next poll, reported in /readyz
+            except Exception as exc:  # noqa: BLE001 - retried on the next poll
                 self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("alert pass failed: %s", self.error)
+                # before the indexer's first range its tables may not exist yet: not worth a warning
+                (log.debug if self.head is None else log.warning)(
+                    "alert pass failed: %s", self.error
+                )
 
     # ------------------------------------------------------------------ the watcher
 
@@ -142,7 +145,9 @@ class AlertService:
                     self.deliver_due(http)
                 except Exception as exc:  # noqa: BLE001 - the database away: try again later
                     log.warning("webhook pass failed: %s", type(exc).__name__)
-                self._wake_sender.wait(self.settings.poll_s)
+                # woken at once by new alerts or a retry request; otherwise a due retry waits
+                # at most a second (an idle node makes one small query a second here)
+                self._wake_sender.wait(max(self.settings.poll_s, 1.0))
                 self._wake_sender.clear()
 
     def deliver_due(self, http: httpx.Client) -> int:

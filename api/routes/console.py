@@ -27,7 +27,8 @@ CSP = (
 )
 
 pages = APIRouter(include_in_schema=False)
-router = APIRouter(prefix="/v1/console", tags=["console"])
+# The console's own reads: a backend for its page, not part of the documented API.
+router = APIRouter(prefix="/v1/console", tags=["console"], include_in_schema=False)
 OwnMember = Annotated[Principal, Depends(require("platform", "lender", "auditor", own_node=True))]
 Auditor = Annotated[Principal, Depends(require("auditor"))]
 

@@ -26,7 +26,8 @@ class FreezeIn(BaseModel):
 def freeze(line_id: LoanIdPath, body: FreezeIn, ctx: ContextDep, _p: LenderSelf) -> dict[str, Any]:
     """Freeze (`frozen: true`) or unfreeze this bank's share of the undrawn part of a line: while
     frozen, a draw with a tranche from this bank is refused on chain (`LineFrozen`)."""
-    lid = chain_id_of(line_id)
+    # a bank names another platform's line by its 0x id (a string id is in its own namespace)
+    lid = chain_id_of(line_id, ctx.address)
     receipt = ctx.client.freeze_line(lid, body.frozen)  # a refusal: api.problems maps it
     return {
         "line_id": to_hex(lid),
@@ -42,7 +43,7 @@ def frozen_shares(
     line_id: LoanIdPath, chain: ConsortiumDep, principal: ReaderDep
 ) -> dict[str, Any]:
     """Which banks have frozen their share of a line, as of the chain's head."""
-    lid = chain_id_of(line_id)
+    lid = chain_id_of(line_id, principal.address)
     block = chain.head()
     st = chain.line_state(lid, block)
     me = chain.member(principal.address)
