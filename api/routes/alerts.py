@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Request
-from pydantic import AnyHttpUrl, BaseModel, Field
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
 from sse_starlette import EventSourceResponse
 
 from api.alerting import signing, store
@@ -21,6 +21,8 @@ from api.problems import Problem, responses
 
 router = APIRouter(tags=["alerts"])
 STREAM_POLL_S = 0.5
+MAX_INT = 2**62  # ids and blocks: anything larger is refused (422), never sent to SQL
+RowId = Annotated[int, Path(ge=1, le=MAX_INT)]
 OwnMember = Annotated[Principal, Depends(require("platform", "lender", "auditor", own_node=True))]
 TYPES = ("borrower.overdue", "borrower.defaulted", "borrower.written_off", "borrower.classified",
          "usage.r5", "usage.r6", "attestation.expiring", "council.queued", "member.suspended",
@@ -48,11 +50,11 @@ def _types(type_: list[str] | None) -> list[str] | None:
 def list_alerts(
     request: Request,
     _p: OwnMember,
-    after: Annotated[int, Query(ge=0, description="the last seq already seen")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT, description="the last seq already seen")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - the query's name
     severity: Annotated[str | None, Query(pattern="^(info|warning|critical)$")] = None,
-    since_block: Annotated[int | None, Query(ge=0)] = None,
+    since_block: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> dict[str, Any]:
     """The member's alerts in the order its node found them; page on with `after=next_after`."""
     svc = _service(request)
@@ -70,14 +72,14 @@ async def stream(
     request: Request,
     _p: OwnMember,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
 ) -> EventSourceResponse:
     """Server-Sent Events: each alert as `event: alert`, `id: <seq>`; reconnect with
     `Last-Event-ID` (or `?after=`) to get exactly the alerts after it."""
     svc = _service(request)
     start = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not last_event_id.isdigit() or int(last_event_id) > MAX_INT:
             raise Problem(422, "BadLastEventId", "Last-Event-ID: the seq of an alert",
                           field="Last-Event-ID")  # fmt: skip
         start = int(last_event_id)
@@ -101,7 +103,7 @@ async def stream(
 
 
 class WebhookIn(BaseModel):
-    url: AnyHttpUrl
+    url: Annotated[AnyHttpUrl, UrlConstraints(max_length=2000)]
     types: list[str] = Field(default_factory=list, description="alert types; empty: all")
 
 
@@ -114,7 +116,7 @@ def register(body: WebhookIn, request: Request, _p: OwnMember) -> dict[str, Any]
     return {**_hook(hook), "secret": hook.secret}
 
 
-@router.get("/v1/webhooks", responses=responses(401, 403, 503))
+@router.get("/v1/webhooks", responses=responses(401, 403, 422, 503))
 def hooks(
     request: Request, _p: OwnMember, active_only: Annotated[bool, Query()] = False
 ) -> dict[str, Any]:
@@ -123,8 +125,10 @@ def hooks(
     return {"items": [_hook(h) for h in rows if h.active or not active_only]}
 
 
-@router.delete("/v1/webhooks/{webhook_id}", status_code=204, responses=responses(401, 403, 404))
-def remove(webhook_id: int, request: Request, _p: OwnMember) -> None:
+@router.delete(
+    "/v1/webhooks/{webhook_id}", status_code=204, responses=responses(401, 403, 404, 422)
+)
+def remove(webhook_id: RowId, request: Request, _p: OwnMember) -> None:
     if not store.deactivate(_service(request).engine, webhook_id):
         raise Problem(404, "UnknownWebhook", f"no webhook {webhook_id}")
 
@@ -133,9 +137,9 @@ def remove(webhook_id: int, request: Request, _p: OwnMember) -> None:
 def delivery_log(
     request: Request,
     _p: OwnMember,
-    webhook_id: int | None = None,
+    webhook_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
     state: Annotated[str | None, Query(pattern="^(pending|delivered|parked)$")] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     """Deliveries with every attempt (time, HTTP status or error, milliseconds); `state=parked`
@@ -149,8 +153,8 @@ def delivery_log(
     }
 
 
-@router.post("/v1/webhooks/deliveries/{delivery_id}/retry", responses=responses(401, 403, 404))
-def retry(delivery_id: int, request: Request, _p: OwnMember) -> dict[str, Any]:
+@router.post("/v1/webhooks/deliveries/{delivery_id}/retry", responses=responses(401, 403, 404, 422))
+def retry(delivery_id: RowId, request: Request, _p: OwnMember) -> dict[str, Any]:
     """Send a parked delivery again, from its first attempt."""
     svc = _service(request)
     if not store.requeue(svc.engine, delivery_id):

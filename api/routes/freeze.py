@@ -38,7 +38,7 @@ def freeze(line_id: LoanIdPath, body: FreezeIn, ctx: ContextDep, _p: LenderSelf)
     }
 
 
-@router.get("/{line_id}/freeze", responses=responses(401, 403, 404))
+@router.get("/{line_id}/freeze", responses=responses(401, 403, 404, 422))
 def frozen_shares(
     line_id: LoanIdPath, chain: ConsortiumDep, principal: ReaderDep
 ) -> dict[str, Any]:
