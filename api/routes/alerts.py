@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, UrlConstraints
 from sse_starlette import EventSourceResponse
 
 from api.alerting import signing, store
@@ -46,22 +46,26 @@ def _types(type_: list[str] | None) -> list[str] | None:
     return type_
 
 
+class AlertQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422, not ignored
+    after: int = Field(0, ge=0, le=MAX_INT, description="the last seq already seen")
+    limit: int = Field(100, ge=1, le=500)
+    type: list[str] | None = None
+    severity: str | None = Field(None, pattern="^(info|warning|critical)$")
+    since_block: int | None = Field(None, ge=0, le=MAX_INT)
+
+
 @router.get("/v1/alerts", responses=responses(401, 403, 422, 503))
 def list_alerts(
-    request: Request,
-    _p: OwnMember,
-    after: Annotated[int, Query(ge=0, le=MAX_INT, description="the last seq already seen")] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    type: Annotated[list[str] | None, Query()] = None,  # noqa: A002 - the query's name
-    severity: Annotated[str | None, Query(pattern="^(info|warning|critical)$")] = None,
-    since_block: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
+    request: Request, _p: OwnMember, q: Annotated[AlertQuery, Query()]
 ) -> dict[str, Any]:
     """The member's alerts in the order its node found them; page on with `after=next_after`."""
     svc = _service(request)
-    rows = store.alerts_after(svc.engine, after, limit, _types(type), severity, since_block)
+    rows = store.alerts_after(svc.engine, q.after, q.limit, _types(q.type), q.severity,
+                              q.since_block)  # fmt: skip
     return {
         "items": [r.to_json() for r in rows],
-        "next_after": rows[-1].seq if rows else after,
+        "next_after": rows[-1].seq if rows else q.after,
         "as_of_block": svc.head,
     }
 
@@ -116,13 +120,24 @@ def register(body: WebhookIn, request: Request, _p: OwnMember) -> dict[str, Any]
     return {**_hook(hook), "secret": hook.secret}
 
 
+class HookQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    active_only: bool = False
+
+
+class DeliveryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    webhook_id: int | None = Field(None, ge=1, le=MAX_INT)
+    state: str | None = Field(None, pattern="^(pending|delivered|parked)$")
+    after: int = Field(0, ge=0, le=MAX_INT)
+    limit: int = Field(100, ge=1, le=500)
+
+
 @router.get("/v1/webhooks", responses=responses(401, 403, 422, 503))
-def hooks(
-    request: Request, _p: OwnMember, active_only: Annotated[bool, Query()] = False
-) -> dict[str, Any]:
+def hooks(request: Request, _p: OwnMember, q: Annotated[HookQuery, Query()]) -> dict[str, Any]:
     """The member's webhooks (never their secrets)."""
     rows = store.webhooks(_service(request).engine)
-    return {"items": [_hook(h) for h in rows if h.active or not active_only]}
+    return {"items": [_hook(h) for h in rows if h.active or not q.active_only]}
 
 
 @router.delete(
@@ -135,21 +150,16 @@ def remove(webhook_id: RowId, request: Request, _p: OwnMember) -> None:
 
 @router.get("/v1/webhooks/deliveries", responses=responses(401, 403, 422, 503))
 def delivery_log(
-    request: Request,
-    _p: OwnMember,
-    webhook_id: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
-    state: Annotated[str | None, Query(pattern="^(pending|delivered|parked)$")] = None,
-    after: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    request: Request, _p: OwnMember, q: Annotated[DeliveryQuery, Query()]
 ) -> dict[str, Any]:
     """Deliveries with every attempt (time, HTTP status or error, milliseconds); `state=parked`
     lists those given up on after the last retry."""
-    rows = store.deliveries(_service(request).engine, webhook_id, state, after, limit)
+    rows = store.deliveries(_service(request).engine, q.webhook_id, q.state, q.after, q.limit)
     return {
         "items": [
             {**d.model_dump(), "attempt_log": [a.model_dump() for a in tries]} for d, tries in rows
         ],
-        "next_after": rows[-1][0].id if rows else after,
+        "next_after": rows[-1][0].id if rows else q.after,
     }
 
 
