@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
+from ledger.chain.connect import DEV_CHAIN_ID, web3_for
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import (
     ContractRevert,
@@ -37,7 +37,6 @@ from ledger.provenance import Domain
 FeeMode = Literal["auto", "eip1559", "legacy"]
 
 
-DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 
 
 class NonceManager:
@@ -116,7 +115,7 @@ class Transactor(ChainReads):
         artifacts: Artifacts | None = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.w3 = web3_for(rpc_url)
         self.deployment = deployment
         self.account = account
         self.receipt_timeout = receipt_timeout

@@ -20,10 +20,10 @@ DEV_CHAIN_ID = 31337
 
 
 def _deployed(url: str, dep: Any) -> bool:
-    from web3 import Web3
+    from ledger.chain.connect import web3_for
 
     try:
-        w3 = Web3(Web3.HTTPProvider(url))
+        w3 = web3_for(url)
         return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0
     except Exception:  # noqa: BLE001 - any failure means "not there"
         return False

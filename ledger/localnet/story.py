@@ -7,18 +7,23 @@ a policy change adopted by the council (a majority of the members, each on its o
 timelock's delay). Each step records what was expected and what happened.
 
 Resident IDs are synthetic (valid check digits, made-up numbers) and new on every run, so the
-story plays the same way every time on the same chain. DEV-ONLY keys sign the members in.
+story plays the same way every time on the same chain. DEV-ONLY keys sign the members in, or
+the members' own keys on the production-like chain.
 """
 
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.identity import _check_digit
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 
 def story_id(n: int) -> str:
@@ -86,15 +91,17 @@ def _refused(code: str, **fields: Any) -> Callable[[int, Any], bool]:
 
 
 class _Story:
-    def __init__(self, urls: dict[str, str]) -> None:
+    def __init__(self, urls: dict[str, str], accounts: dict[str, LocalAccount] | None) -> None:
         from ledger.keys import dev_account
         from ledger.localnet import nodes
         from ledger.nodeclient import NodeSession
 
-        self.addr = {m.name: m.address for m in nodes.MEMBERS}
+        self._accounts = accounts or {
+            m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS
+        }
+        self.addr = {name: a.address for name, a in self._accounts.items()}
         self.sessions: dict[tuple[str, str], NodeSession] = {}
         self.urls = urls
-        self._accounts = {m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS}
         self._session = NodeSession
         self.steps: list[dict[str, Any]] = []
 
@@ -180,13 +187,22 @@ class _Story:
         }
 
 
-def run_story(urls: dict[str, str], state_dir: Path) -> list[dict[str, Any]]:
-    """Play the story against the nodes at `urls` (member name -> base URL)."""
+def run_story(
+    urls: dict[str, str],
+    state_dir: Path,
+    *,
+    accounts: dict[str, LocalAccount] | None = None,
+    rpc_url: str | None = None,
+    delay_s: int = 60,
+) -> list[dict[str, Any]]:
+    """Play the story against the nodes at `urls` (member name -> base URL), signing in with
+    `accounts` (member name -> its key; default: the DEV-ONLY keys). `rpc_url` is the chain
+    (default: the detached dev chain of `state_dir`); `delay_s` the timelock's delay to get past."""
     run = _next_run(state_dir)
-    s = _Story(urls)
+    s = _Story(urls, accounts)
     try:
         _play(s, run)
-        _council(s, state_dir)
+        _council(s, state_dir, rpc_url, delay_s)
     finally:
         s.close()
     return s.steps
@@ -415,20 +431,34 @@ def _play(s: _Story, run: int) -> None:
     )
 
 
-def _fast_forward(state_dir: Path, seconds: int) -> None:
-    """DEV-ONLY: move the local chain's clock past the timelock's delay and mine a block (on a
-    real network the delay is hours and blocks keep coming)."""
+def _fast_forward(state_dir: Path, seconds: int, rpc_url: str | None = None) -> None:
+    """Get past the timelock's delay. DEV-ONLY on the local dev chain: move its clock and mine a
+    block. On any other chain (interval mining, dev methods refused) wait for a block `seconds`
+    later than the latest: nobody may move a real chain's clock."""
+    from ledger.chain.connect import is_dev_chain
     from ledger.localnet.chains import rpc_call
     from ledger.localnet.detached import status
 
-    info = status(state_dir)
-    if info is None:
+    if rpc_url is None:
+        info = status(state_dir)
+        if info is None:
+            return
+        rpc_url = info.url
+    if not is_dev_chain(int(rpc_call(rpc_url, "eth_chainId"), 16)):
+
+        def latest() -> int:
+            block = rpc_call(rpc_url, "eth_getBlockByNumber", ["latest", False], timeout=10)
+            return int(block["timestamp"], 16)
+
+        target, deadline = latest() + seconds + 1, time.monotonic() + seconds + 60
+        while latest() < target and time.monotonic() < deadline:
+            time.sleep(0.25)
         return
-    rpc_call(info.url, "evm_increaseTime", [seconds], timeout=10)
-    rpc_call(info.url, "evm_mine", [], timeout=10)
+    rpc_call(rpc_url, "evm_increaseTime", [seconds], timeout=10)
+    rpc_call(rpc_url, "evm_mine", [], timeout=10)
 
 
-def _council(s: _Story, state_dir: Path) -> None:
+def _council(s: _Story, state_dir: Path, rpc_url: str | None, delay_s: int) -> None:
     """The council adopts a policy change: R8's longest attestation from 90 to 60 days (a change
     that leaves the rest of the story, and a second run of it, as they were)."""
     gov = "/v1/governance/proposals"
@@ -470,10 +500,10 @@ def _council(s: _Story, state_dir: Path) -> None:
         lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
         lambda st, b: st == 409 and b["code"] == "TimelockUnexpectedOperationState",
     )
-    _fast_forward(state_dir, 60)
+    _fast_forward(state_dir, delay_s, rpc_url)
     s.step(
         "auditor",
-        "executes once the delay has passed (the local chain's clock moved on)",
+        "executes once the timelock's delay has passed",
         "200 executed: the new policy version is in force",
         lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
         lambda st, b: st == 200 and b["state"] == "executed",
