@@ -147,20 +147,37 @@ def deploy_cmd(
     delay: Annotated[
         int, typer.Option(min=0, help="The timelock's delay in seconds (default 48 hours).")
     ] = 48 * 3_600,
+    chain_id: Annotated[
+        int | None,
+        typer.Option(help="The chain id the network must report (refused if it differs)."),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy the registry, the ledger, the council and its timelock; admit the first members and
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
-    from ledger.chain.deployment import deploy, fund, hand_over
+    from ledger.chain.connect import ChainIdMismatch, check_chain_id, is_dev_chain, web3_for
+    from ledger.chain.deployment import NotFunded, deploy, fund, hand_over, require_funded
     from ledger.domain import Role
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
     url = local_chain_url(rpc_url, state_dir)
+    w3 = web3_for(url)
+    reported = int(w3.eth.chain_id)
+    if chain_id is not None and reported != chain_id:
+        raise CliError(f"chain id mismatch: --chain-id {chain_id}, but {url} reports {reported}")
     if keystore is not None:
         governor = load_keystore(keystore)
+        try:
+            require_funded(w3, [governor.address])
+        except NotFunded as exc:
+            raise CliError(f"the deployer {exc}") from None
     else:
+        if not is_dev_chain(reported):
+            raise CliError(
+                f"dev keys are for the local dev chain only; chain {reported}: pass --keystore"
+            )
         if rpc_url is not None and not rpc_url.startswith(("http://127.", "http://localhost")):
             raise CliError("dev keys are for a local chain only: pass --keystore for " + rpc_url)
         console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
@@ -177,6 +194,10 @@ def deploy_cmd(
         firsts.append((address, roles[role], name))
     with console.status("deploying"):
         dep = deploy(url, governor)
+        try:
+            check_chain_id(w3, w3.eth.contract(address=dep.ledger, abi=_ledger_abi()), reported)
+        except ChainIdMismatch as exc:
+            raise CliError(str(exc)) from None
         if firsts:
             client = LedgerClient(url, dep, governor)
             for address, role, name in firsts:
@@ -197,6 +218,12 @@ def deploy_cmd(
             f"registry {dep.registry}\nledger   {dep.ledger}\nblock    {dep.deployment_block}"
             f"\nwritten  {path}"
         )
+
+
+def _ledger_abi() -> list:
+    from ledger.chain.artifacts import load_artifacts
+
+    return load_artifacts()["CoLendingLedger"].abi
 
 
 # ------------------------------------------------------------------ gas

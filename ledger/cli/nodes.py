@@ -58,6 +58,7 @@ def _summary(state_dir: Path) -> dict[str, Any]:
         "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
         "nodes": nodes.status(state_dir),
         "key_service": nodes.key_service_status(state_dir),
+        "profile": "production-like" if _production_like(state_dir) else "dev",
     }
 
 
@@ -67,7 +68,8 @@ def _print_nodes(summary: dict[str, Any]) -> None:
     if summary["deployment"]:
         out.print(f"registry  {summary['deployment']['registry']}", highlight=False)
         out.print(f"ledger    {summary['deployment']['ledger']}", highlight=False)
-    out.print("nodes (DEV-ONLY keys), then the key service (the pepper's only holder):")
+    keys = "keystores" if summary.get("profile") == "production-like" else "DEV-ONLY keys"
+    out.print(f"nodes ({keys}), then the key service (the pepper's only holder):")
     ks = summary.get("key_service")
     for n in [*summary["nodes"], *([ks] if ks else [])]:
         ready = "ready" if n["ready"] else ("running, not ready" if n["running"] else "stopped")
@@ -91,10 +93,20 @@ def up_cmd(
             "is replaced by the node's name."
         ),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="dev: anvil or Hardhat with automine and DEV-ONLY keys; production-like: "
+            "anvil with interval mining, genesis funding, keystores and dev methods refused"
+        ),
+    ] = "dev",
+    block_time: Annotated[
+        float, typer.Option(min=0.5, help="production-like: seconds between blocks")
+    ] = 1.0,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start the local consortium: chain, contracts, five DEV-ONLY members, their five nodes."""
+    """Start the local consortium: chain, contracts, five members, their five nodes."""
     from ledger.chain.deployment import Deployment
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet import nodes
@@ -103,9 +115,16 @@ def up_cmd(
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--chain must be anvil or hardhat, not {kind!r}")
-    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    if profile not in ("dev", "production-like"):
+        raise CliError(f"--profile must be dev or production-like, not {profile!r}")
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir = state_dir.resolve()
+    if profile == "production-like":
+        if rpc_url is not None or kind != "anvil":
+            raise CliError("--profile production-like starts its own anvil: no --rpc-url/--chain")
+        _up_production_like(state_dir, block_time, database_url, as_json)
+        return
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     if rpc_url is None:
         with console.status(f"starting {kind}"):
             url = up_detached(kind, None, state_dir=state_dir).url  # type: ignore[arg-type]
@@ -143,6 +162,84 @@ def up_cmd(
     out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
 
 
+def _up_production_like(
+    state_dir: Path, block_time: float, database_url: str | None, as_json: bool
+) -> None:
+    """`ledger up --profile production-like`: the chain of ledger.localnet.prodlike, the
+    members' keystores (its genesis funds them), the same deployment and nodes as the dev
+    profile, with the timelock's short local delay waited out, never skipped."""
+    from ledger.chain.deployment import Deployment
+    from ledger.localnet import nodes
+    from ledger.localnet.consortium import bootstrap
+    from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY, up_production_like
+
+    with console.status("starting the production-like chain"):
+        url = up_production_like(state_dir, block_time)
+    _rpc_url_file(state_dir).unlink(missing_ok=True)
+    keys, accounts = _keystore_members(state_dir)
+    dep_file = state_dir / "deployment.json"
+    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
+    if fresh:
+        with console.status("deploying, admitting members, attesting capital (a block a second)"):
+            cx = bootstrap(url, keys=_as_consortium(accounts), delay=PRODUCTION_LIKE_DELAY)
+        cx.deployment.save(dep_file)
+        nodes.down(state_dir)
+    addresses = {name: a.address for name, a in accounts.items()}
+    running = nodes.status(state_dir)
+    ks = nodes.key_service_status(state_dir)
+    if not (running and all(n["ready"] for n in running) and ks and ks["ready"]):
+        nodes.down(state_dir)
+        with console.status("starting the key service and five nodes"):
+            configs = nodes.write_configs(
+                state_dir,
+                url,
+                database_url=database_url,
+                ports=nodes.ports_of(state_dir),
+                fresh=fresh,
+                keystores={n: keys.path(n) for n in accounts},
+                addresses=addresses,
+            )
+            nodes.start(state_dir, configs, addresses=addresses)
+    summary = _summary(state_dir)
+    if as_json:
+        print_json(summary)
+        return
+    _print_nodes(summary)
+    out.print(f"keystores {keys.directory} (password in {keys.directory / 'PASSWORD'})")
+    out.print("next: ledger demo    stop: ledger down")
+
+
+def _keystore_members(state_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The production-like profile's member keys (ledger.localnet.prodlike.MemberKeys) and
+    accounts; the password is exported for the nodes this process starts."""
+    from ledger.keys import KeystoreError
+    from ledger.localnet.prodlike import MemberKeys
+
+    keys = MemberKeys(state_dir / "chain" / "keys")
+    try:
+        return keys, keys.accounts()
+    except (OSError, KeystoreError) as exc:
+        raise CliError(f"cannot open the members' keystores: {exc}") from None
+
+
+def _as_consortium(accounts: dict[str, Any]) -> Any:
+    from ledger.keys import DevConsortium
+
+    return DevConsortium(
+        governor=accounts["governor"],
+        platform=accounts["platform"],
+        lenders=[accounts["bank-a"], accounts["bank-b"], accounts["bank-c"]],
+        auditor=accounts["auditor"],
+    )
+
+
+def _production_like(state_dir: Path) -> bool:
+    from ledger.localnet.prodlike import PROFILE_FILE
+
+    marker = state_dir / PROFILE_FILE
+    return marker.exists() and marker.read_text().strip() == "production-like"
+
+
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """The chain, the five nodes and the key service. Exit code 1 unless everything is running
     and ready."""
@@ -174,6 +271,7 @@ def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
     _rpc_url_file(state_dir).unlink(missing_ok=True)
+    (state_dir / "profile").unlink(missing_ok=True)
     if as_json:
         print_json(
             {
@@ -247,10 +345,28 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet.story import run_story
 
-    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
-    urls = _dev_urls(state_dir)
-    with console.status("running the story"):
-        steps = run_story(urls, state_dir)
+    if _production_like(state_dir):
+        from ledger.localnet import nodes
+        from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY
+
+        summary = _summary(state_dir)
+        urls = {i.name: i.url for i in nodes.recorded(state_dir)}
+        if not urls or summary["rpc_url"] is None:
+            raise CliError("no local consortium running here (ledger up)")
+        _, accounts = _keystore_members(state_dir)
+        with console.status("running the story (the council waits out the timelock's delay)"):
+            steps = run_story(
+                urls,
+                state_dir,
+                accounts=accounts,
+                rpc_url=summary["rpc_url"],
+                delay_s=PRODUCTION_LIKE_DELAY,
+            )
+    else:
+        console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+        urls = _dev_urls(state_dir)
+        with console.status("running the story"):
+            steps = run_story(urls, state_dir)
     ok = all(s["ok"] for s in steps)
     if as_json:
         print_json({"ok": ok, "steps": steps})
