@@ -285,6 +285,7 @@ def _register_commands() -> None:
     from ledger.cli import bench as cli_bench
     from ledger.cli import gov as cli_gov
     from ledger.cli import index as cli_index
+    from ledger.cli import network as cli_network
     from ledger.cli import nodes as cli_nodes
 
     cli_audit.register(app)
@@ -292,6 +293,7 @@ def _register_commands() -> None:
     cli_index.register(app)
     cli_bench.register(app)
     cli_gov.register(app)
+    cli_network.register(app)
 
 
 def main() -> None:

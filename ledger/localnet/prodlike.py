@@ -128,8 +128,16 @@ class ProductionLikeChain:
         chain_id: int = PRODUCTION_LIKE_CHAIN_ID,
         gas_limit: int = DEFAULT_GAS_LIMIT,
         report_chain_id: int | None = None,
+        genesis: Path | None = None,
     ) -> None:
+        """`genesis`: a genesis of its own (e.g. the Besu profile's from `ledger network init`)
+        instead of one funding this chain's member keystores; its chain id and gas limit win."""
         self.workdir = Path(workdir).resolve()
+        self._genesis = Path(genesis).resolve() if genesis is not None else None
+        if self._genesis is not None:
+            given = json.loads(self._genesis.read_text())
+            chain_id = int(given["config"]["chainId"])
+            gas_limit = int(given["gasLimit"], 16)
         self.block_time = block_time
         self.chain_id = chain_id
         self.gas_limit = gas_limit
@@ -152,10 +160,21 @@ class ProductionLikeChain:
 
     def start(self) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        MemberKeys.create(self.keys.directory)
-        genesis = write_genesis(
-            self.workdir / "genesis.json", self.keys, self.chain_id, self.block_time, self.gas_limit
-        )
+        if self._genesis is None:
+            MemberKeys.create(self.keys.directory)
+            genesis = write_genesis(
+                self.workdir / "genesis.json",
+                self.keys,
+                self.chain_id,
+                self.block_time,
+                self.gas_limit,
+            )
+        else:
+            # anvil counts block time on from the genesis': today's, not the file's
+            given = json.loads(self._genesis.read_text())
+            given["timestamp"] = hex(int(time.time()))
+            genesis = self.workdir / "genesis.json"
+            genesis.write_text(json.dumps(given, indent=2) + "\n")
         self.chain = LocalChain(
             "anvil",
             chain_id=self.chain_id,
