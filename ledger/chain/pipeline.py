@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ class PipelinedOrigination(Transactor):
         gas: int | None = None,
         chunk: int = 200,
         per_tx: int = 1,
+        window: int = 1,
     ) -> list[OriginateResult | LedgerError]:
         """Record many co-loans without waiting in between: consecutive nonces are reserved up
         front, every transaction is signed locally, sent in JSON-RPC batches, and the receipts
@@ -48,7 +50,9 @@ class PipelinedOrigination(Transactor):
         transaction is a non-atomic `originateBatch` of that many loans: a loan the contract
         refuses is rejected on its own (its `LoanRejected` reason decoded into the same typed
         error), the others are recorded, and each loan reports its transaction's hash, block and
-        an equal share of its gas. `chunk` is how many loans go in one JSON-RPC batch.
+        an equal share of its gas. `chunk` is how many loans go in one JSON-RPC batch; `window`
+        how many chunks may wait for receipts while the next is sent (1 suits automine; an
+        interval-mined chain needs a few blocks' worth in its pool to fill every block).
 
         Without `gas`, the first transaction is estimated and given a margin of 30,000 per loan,
         which covers first-time borrower slots.
@@ -66,7 +70,9 @@ class PipelinedOrigination(Transactor):
         per_chunk = max(1, chunk // per_tx)
         # One chunk in flight while the previous one's receipts are collected: the new arrivals
         # also keep the node's miner busy, and memory stays bounded by two chunks.
-        in_flight: tuple[dict[int, str], float] | None = None
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        in_flight: deque[tuple[dict[int, str], float]] = deque()
         try:
             for start in range(0, len(groups), per_chunk):
                 part = groups[start : start + per_chunk]
@@ -84,11 +90,11 @@ class PipelinedOrigination(Transactor):
                 hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
                 if len(hashes) != len(sent):
                     self.nonces.resync()  # type: ignore[union-attr]
-                if in_flight is not None:
-                    self._collect(items, groups, results, *in_flight)
-                in_flight = (hashes, sent_at)
-            if in_flight is not None:
-                self._collect(items, groups, results, *in_flight)
+                if len(in_flight) >= window:
+                    self._collect(items, groups, results, *in_flight.popleft())
+                in_flight.append((hashes, sent_at))
+            while in_flight:
+                self._collect(items, groups, results, *in_flight.popleft())
         except CHAIN_GONE:
             # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
             # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
