@@ -25,13 +25,15 @@ from ledger.localnet.consortium import LocalConsortium, bootstrap
 
 
 def _backlog_run(
-    cx: LocalConsortium, n: int, per_tx: int, chunk: int, window: int = 1
+    cx: LocalConsortium, n: int, per_tx: int, chunk: int, window: int = 1, estimate: bool = False
 ) -> dict[str, Any]:
     plat = cx.plat
     items = [(ln, cx.sign(ln)) for ln in (cx.loan(100_000 + i % 1000) for i in range(n))]
     plat.receipt_latencies.clear()
     t0 = time.perf_counter()
-    results = plat.originate_pipelined(items, per_tx=per_tx, chunk=chunk, window=window)
+    results = plat.originate_pipelined(
+        items, per_tx=per_tx, chunk=chunk, window=window, estimate_each=estimate
+    )
     elapsed = time.perf_counter() - t0
     ok = [r for r in results if hasattr(r, "block_number")]
     lat = plat.receipt_latencies
@@ -49,6 +51,7 @@ def _backlog_run(
         "per_tx": per_tx,
         "chunk": chunk,
         "window": window,
+        "estimate_each": estimate,
         "succeeded": len(ok),
         "seconds": round(elapsed, 3),
         "records_per_s": round(n / elapsed, 1),
@@ -88,7 +91,8 @@ def measure(block_time: float | None, n: int, per_tx: int = BATCH) -> dict[str, 
             cx = bootstrap(chain.url, keys=keys, delay=PRODUCTION_LIKE_DELAY)
             # chunks of a fifth of a block, several in flight: the pool always holds more than
             # the next block can take, and receipts are collected as blocks come
-            result = _backlog_run(cx, n, per_tx, chunk=60, window=12)
+            # and each transaction declares about the gas it uses: blocks are packed by it
+            result = _backlog_run(cx, n, per_tx, chunk=60, window=12, estimate=True)
             assert chain.refused == [], chain.refused
             return {"mining": f"every {block_time:g} s", "block_time_s": block_time, **result}
 
