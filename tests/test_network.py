@@ -190,10 +190,15 @@ def test_the_generated_member_nodes_start_against_the_production_like_chain(
     env = {n: dict(line.split("=", 1) for line in (secrets / n / "node.env").read_text().split())
            for n in MEMBERS}  # fmt: skip
     accounts = {}
-    for n in MEMBERS:
-        os.environ[KEY_PASSWORD_ENV] = env[n]["LEDGER_KEY_PASSWORD"]
-        accounts[n] = load_keystore(secrets / n / "account.json")
-    os.environ.pop(KEY_PASSWORD_ENV)
+    before = os.environ.get(KEY_PASSWORD_ENV)
+    try:
+        for n in MEMBERS:
+            os.environ[KEY_PASSWORD_ENV] = env[n]["LEDGER_KEY_PASSWORD"]
+            accounts[n] = load_keystore(secrets / n / "account.json")
+    finally:
+        os.environ.pop(KEY_PASSWORD_ENV)
+        if before is not None:
+            os.environ[KEY_PASSWORD_ENV] = before
     procs: dict[str, subprocess.Popen[bytes]] = {}
     with ProductionLikeChain(tmp_path / "chain", block_time=2.0, genesis=profile / "genesis.json"
                              ) as chain:  # fmt: skip

@@ -25,7 +25,7 @@ from web3.exceptions import ExtraDataLengthError
 from ledger.chain.connect import ChainIdMismatch, check_chain_id, web3_for
 from ledger.chain.deployment import Deployment
 from ledger.chain.rpc import Rpc
-from ledger.keys import DevConsortium
+from ledger.keys import KEY_PASSWORD_ENV, DevConsortium
 from ledger.localnet import nodes
 from ledger.localnet.chains import ChainError, LocalChain, rpc_call
 from ledger.localnet.consortium import LocalConsortium, bootstrap
@@ -55,6 +55,7 @@ class Consortium:
 @pytest.fixture(scope="module")
 def pl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
     state_dir = tmp_path_factory.mktemp("production-like")
+    before = os.environ.get(KEY_PASSWORD_ENV)
     with ProductionLikeChain(state_dir / "chain", block_time=1.0) as chain:
         accounts = chain.keys.accounts()  # also exports the password for the nodes
         keys = DevConsortium(
@@ -80,6 +81,11 @@ def pl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
         finally:
             nodes.down(state_dir)
             cx.reset_clients()
+            # the password was exported for the nodes; no later test may inherit it
+            if before is None:
+                os.environ.pop(KEY_PASSWORD_ENV, None)
+            else:
+                os.environ[KEY_PASSWORD_ENV] = before
 
 
 def test_the_chain_is_what_a_consortium_chain_looks_like(pl: Consortium) -> None:
@@ -272,3 +278,33 @@ def test_a_block_with_97_bytes_of_extra_data_is_read(tmp_path: Path) -> None:
             assert client.w3.eth.get_block(2)["proofOfAuthorityData"].hex() == extra[2:]
         finally:
             client.close()
+
+
+def test_ledger_up_with_the_production_like_profile(tmp_path: Path) -> None:
+    """`ledger up --profile production-like` (its chain in a process of its own, the members'
+    keystores, five nodes and the key service), `ledger status` and `ledger down`."""
+
+    def ledger(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.cli", *args, "--state-dir", str(tmp_path / "st")],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={k: v for k, v in os.environ.items() if k != KEY_PASSWORD_ENV},
+        )  # fmt: skip
+
+    up = ledger("up", "--profile", "production-like", "--json")
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        summary = json.loads(up.stdout)
+        assert summary["profile"] == "production-like"
+        assert summary["chain"]["chain_id"] == PRODUCTION_LIKE_CHAIN_ID
+        keys = (tmp_path / "st" / "chain" / "keys").glob("*.json")
+        on_disk = {json.loads(p.read_text())["address"].lower() for p in keys}
+        assert {n["address"].lower() for n in summary["nodes"]} <= {"0x" + a for a in on_disk}
+        # the filtered endpoint is the only one recorded, and it refuses dev methods
+        with pytest.raises(ChainError, match="not available"):
+            rpc_call(summary["rpc_url"], "evm_mine")
+        status = ledger("status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["ready"] is True
+    finally:
+        down = ledger("down", "--json")
+    assert down.returncode == 0 and json.loads(down.stdout)["chain_stopped"] is True

@@ -14,9 +14,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ledger.chain.connect import DEV_CHAIN_ID
 from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out, print_json
-
-DEV_CHAIN_ID = 31337
 
 
 def _deployed(url: str, dep: Any) -> bool:
@@ -58,8 +57,16 @@ def _summary(state_dir: Path) -> dict[str, Any]:
         "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
         "nodes": nodes.status(state_dir),
         "key_service": nodes.key_service_status(state_dir),
-        "profile": "production-like" if _production_like(state_dir) else "dev",
+        "profile": "production-like" if is_production_like(state_dir) else "dev",
     }
+
+
+def is_production_like(state_dir: Path) -> bool:
+    """Whether `ledger up --profile production-like` started what runs in `state_dir`."""
+    from ledger.localnet.prodlike import PROFILE_FILE
+
+    marker = state_dir / PROFILE_FILE
+    return marker.exists() and marker.read_text().strip() == "production-like"
 
 
 def _print_nodes(summary: dict[str, Any]) -> None:
@@ -122,7 +129,9 @@ def up_cmd(
     if profile == "production-like":
         if rpc_url is not None or kind != "anvil":
             raise CliError("--profile production-like starts its own anvil: no --rpc-url/--chain")
-        _up_production_like(state_dir, block_time, database_url, as_json)
+        from ledger.cli.profile import up_production_like
+
+        up_production_like(state_dir, block_time, database_url, as_json)
         return
     console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     if rpc_url is None:
@@ -160,84 +169,6 @@ def up_cmd(
         return
     _print_nodes(summary)
     out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
-
-
-def _up_production_like(
-    state_dir: Path, block_time: float, database_url: str | None, as_json: bool
-) -> None:
-    """`ledger up --profile production-like`: the chain of ledger.localnet.prodlike, the
-    members' keystores (its genesis funds them), the same deployment and nodes as the dev
-    profile, with the timelock's short local delay waited out, never skipped."""
-    from ledger.chain.deployment import Deployment
-    from ledger.localnet import nodes
-    from ledger.localnet.consortium import bootstrap
-    from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY, up_production_like
-
-    with console.status("starting the production-like chain"):
-        url = up_production_like(state_dir, block_time)
-    _rpc_url_file(state_dir).unlink(missing_ok=True)
-    keys, accounts = _keystore_members(state_dir)
-    dep_file = state_dir / "deployment.json"
-    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
-    if fresh:
-        with console.status("deploying, admitting members, attesting capital (a block a second)"):
-            cx = bootstrap(url, keys=_as_consortium(accounts), delay=PRODUCTION_LIKE_DELAY)
-        cx.deployment.save(dep_file)
-        nodes.down(state_dir)
-    addresses = {name: a.address for name, a in accounts.items()}
-    running = nodes.status(state_dir)
-    ks = nodes.key_service_status(state_dir)
-    if not (running and all(n["ready"] for n in running) and ks and ks["ready"]):
-        nodes.down(state_dir)
-        with console.status("starting the key service and five nodes"):
-            configs = nodes.write_configs(
-                state_dir,
-                url,
-                database_url=database_url,
-                ports=nodes.ports_of(state_dir),
-                fresh=fresh,
-                keystores={n: keys.path(n) for n in accounts},
-                addresses=addresses,
-            )
-            nodes.start(state_dir, configs, addresses=addresses)
-    summary = _summary(state_dir)
-    if as_json:
-        print_json(summary)
-        return
-    _print_nodes(summary)
-    out.print(f"keystores {keys.directory} (password in {keys.directory / 'PASSWORD'})")
-    out.print("next: ledger demo    stop: ledger down")
-
-
-def _keystore_members(state_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The production-like profile's member keys (ledger.localnet.prodlike.MemberKeys) and
-    accounts; the password is exported for the nodes this process starts."""
-    from ledger.keys import KeystoreError
-    from ledger.localnet.prodlike import MemberKeys
-
-    keys = MemberKeys(state_dir / "chain" / "keys")
-    try:
-        return keys, keys.accounts()
-    except (OSError, KeystoreError) as exc:
-        raise CliError(f"cannot open the members' keystores: {exc}") from None
-
-
-def _as_consortium(accounts: dict[str, Any]) -> Any:
-    from ledger.keys import DevConsortium
-
-    return DevConsortium(
-        governor=accounts["governor"],
-        platform=accounts["platform"],
-        lenders=[accounts["bank-a"], accounts["bank-b"], accounts["bank-c"]],
-        auditor=accounts["auditor"],
-    )
-
-
-def _production_like(state_dir: Path) -> bool:
-    from ledger.localnet.prodlike import PROFILE_FILE
-
-    marker = state_dir / PROFILE_FILE
-    return marker.exists() and marker.read_text().strip() == "production-like"
 
 
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
@@ -345,7 +276,8 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet.story import run_story
 
-    if _production_like(state_dir):
+    if is_production_like(state_dir):
+        from ledger.cli.profile import keystore_members
         from ledger.localnet import nodes
         from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY
 
@@ -353,7 +285,7 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
         urls = {i.name: i.url for i in nodes.recorded(state_dir)}
         if not urls or summary["rpc_url"] is None:
             raise CliError("no local consortium running here (ledger up)")
-        _, accounts = _keystore_members(state_dir)
+        _, accounts = keystore_members(state_dir)
         with console.status("running the story (the council waits out the timelock's delay)"):
             steps = run_story(
                 urls,
