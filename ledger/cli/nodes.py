@@ -91,7 +91,11 @@ def _print_nodes(summary: dict[str, Any]) -> None:
 def up_cmd(
     kind: Annotated[str, typer.Option("--chain", "--kind", help="anvil or hardhat")] = "anvil",
     rpc_url: Annotated[
-        str | None, typer.Option(help="Use this chain instead of starting one (chain id 31337).")
+        str | None,
+        typer.Option(
+            help="Use this chain instead of starting one (chain id 31337, or any with "
+            "--profile production-like --keystores DIR)."
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -110,6 +114,14 @@ def up_cmd(
     block_time: Annotated[
         float, typer.Option(min=0.5, help="production-like: seconds between blocks")
     ] = 1.0,
+    keystores: Annotated[
+        Path | None,
+        typer.Option(
+            help="production-like on --rpc-url: a directory of member keystores (governor, "
+            "platform, bank-a, bank-b, bank-c, auditor, keyservice .json; password in "
+            "LEDGER_KEY_PASSWORD or its PASSWORD file)"
+        ),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
@@ -127,11 +139,14 @@ def up_cmd(
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir = state_dir.resolve()
     if profile == "production-like":
-        if rpc_url is not None or kind != "anvil":
-            raise CliError("--profile production-like starts its own anvil: no --rpc-url/--chain")
+        if kind != "anvil" or (rpc_url is None) != (keystores is None):
+            raise CliError(
+                "--profile production-like starts its own anvil, or takes --rpc-url with "
+                "--keystores (no --chain)"
+            )
         from ledger.cli.profile import up_production_like
 
-        up_production_like(state_dir, block_time, database_url, as_json)
+        up_production_like(state_dir, block_time, database_url, as_json, rpc_url, keystores)
         return
     console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     if rpc_url is None:
@@ -203,6 +218,7 @@ def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     stopped_chain = down(state_dir)
     _rpc_url_file(state_dir).unlink(missing_ok=True)
     (state_dir / "profile").unlink(missing_ok=True)
+    (state_dir / "keystores").unlink(missing_ok=True)
     if as_json:
         print_json(
             {

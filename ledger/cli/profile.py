@@ -10,7 +10,12 @@ from ledger.cli.common import CliError, console, out, print_json
 
 
 def up_production_like(
-    state_dir: Path, block_time: float, database_url: str | None, as_json: bool
+    state_dir: Path,
+    block_time: float,
+    database_url: str | None,
+    as_json: bool,
+    rpc_url: str | None = None,
+    keystores: Path | None = None,
 ) -> None:
     """`ledger up --profile production-like`: the chain of ledger.localnet.prodlike, the
     members' keystores (its genesis funds them), the same deployment and nodes as the dev
@@ -19,13 +24,18 @@ def up_production_like(
     from ledger.cli.nodes import _deployed, _print_nodes, _rpc_url_file, _summary
     from ledger.localnet import nodes
     from ledger.localnet.consortium import bootstrap
-    from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY
+    from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY, PROFILE_FILE
     from ledger.localnet.prodlike import up_production_like as start_chain
 
-    with console.status("starting the production-like chain"):
-        url = start_chain(state_dir, block_time)
-    _rpc_url_file(state_dir).unlink(missing_ok=True)
-    keys, accounts = keystore_members(state_dir)
+    if rpc_url is None:
+        with console.status("starting the production-like chain"):
+            url = start_chain(state_dir, block_time)
+        _rpc_url_file(state_dir).unlink(missing_ok=True)
+    else:  # any chain: its id is whatever it reports; the members' accounts must be funded
+        url = rpc_url.rstrip("/")
+        _rpc_url_file(state_dir).write_text(url + "\n")
+        (state_dir / PROFILE_FILE).write_text("production-like\n")
+    keys, accounts = keystore_members(state_dir, keystores)
     dep_file = state_dir / "deployment.json"
     fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
     if fresh:
@@ -58,13 +68,18 @@ def up_production_like(
     out.print("next: ledger demo    stop: ledger down")
 
 
-def keystore_members(state_dir: Path) -> tuple[Any, dict[str, Any]]:
+def keystore_members(state_dir: Path, directory: Path | None = None) -> tuple[Any, dict[str, Any]]:
     """The production-like profile's member keys (ledger.localnet.prodlike.MemberKeys) and
     accounts; the password is exported for the nodes this process starts."""
     from ledger.keys import KeystoreError
     from ledger.localnet.prodlike import MemberKeys
 
-    keys = MemberKeys(state_dir / "chain" / "keys")
+    if directory is None:
+        recorded = state_dir / "keystores"
+        directory = Path(recorded.read_text().strip()) if recorded.exists() else None
+    else:
+        (state_dir / "keystores").write_text(f"{Path(directory).resolve()}\n")
+    keys = MemberKeys(directory or state_dir / "chain" / "keys")
     try:
         return keys, keys.accounts()
     except (OSError, KeystoreError) as exc:

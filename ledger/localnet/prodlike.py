@@ -61,7 +61,13 @@ class MemberKeys:
 
     @property
     def password(self) -> str:
-        return (self.directory / PASSWORD_FILE).read_text().strip()
+        """The PASSWORD file of a local chain's keys; real keys' from LEDGER_KEY_PASSWORD."""
+        local = self.directory / PASSWORD_FILE
+        if local.exists():
+            return local.read_text().strip()
+        if not os.environ.get(KEY_PASSWORD_ENV):
+            raise OSError(f"{KEY_PASSWORD_ENV} is not set and {local} does not exist")
+        return os.environ[KEY_PASSWORD_ENV]
 
     def path(self, name: str) -> Path:
         return self.directory / f"{name}.json"
