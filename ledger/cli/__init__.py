@@ -145,12 +145,24 @@ def deploy_cmd(
         ),
     ] = None,
     delay: Annotated[
-        int, typer.Option(min=0, help="The timelock's delay in seconds (default 48 hours).")
+        int,
+        typer.Option(
+            min=0,
+            help="The timelock's delay in seconds (default 48 hours; at least 3600 except on the "
+            "local dev chain or with --allow-short-delay).",
+        ),
     ] = 48 * 3_600,
     chain_id: Annotated[
         int | None,
         typer.Option(help="The chain id the network must report (refused if it differs)."),
     ] = None,
+    allow_short_delay: Annotated[
+        bool,
+        typer.Option(
+            help="Accept a delay under one hour on a chain other than the local dev one "
+            "(a test network: members get less time to see a change coming)."
+        ),
+    ] = False,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
@@ -158,7 +170,14 @@ def deploy_cmd(
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
     from ledger.chain.connect import ChainIdMismatch, check_chain_id, is_dev_chain, web3_for
-    from ledger.chain.deployment import NotFunded, deploy, fund, hand_over, require_funded
+    from ledger.chain.deployment import (
+        MIN_DELAY,
+        NotFunded,
+        deploy,
+        fund,
+        hand_over,
+        require_funded,
+    )
     from ledger.domain import Role
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
@@ -192,6 +211,17 @@ def deploy_cmd(
         if role not in roles or not address.startswith("0x") or not name:
             raise CliError(f"--member {item!r}: ROLE:ADDRESS:NAME, ROLE one of {', '.join(roles)}")
         firsts.append((address, roles[role], name))
+    dev_chain = is_dev_chain(reported)
+    if not firsts and not dev_chain:
+        raise CliError(
+            f"no --member on chain id {reported}: the deployer would keep the registry (one key "
+            "governing everything); give the first members with --member ROLE:ADDRESS:NAME"
+        )
+    if firsts and delay < MIN_DELAY and not dev_chain and not allow_short_delay:
+        raise CliError(
+            f"--delay {delay} is under the {MIN_DELAY} s floor on chain id {reported} (not the "
+            "local dev chain); pass --allow-short-delay for a test network"
+        )
     with console.status("deploying"):
         dep = deploy(url, governor)
         try:
@@ -203,11 +233,12 @@ def deploy_cmd(
             for address, role, name in firsts:
                 client.admit_member(address, role, name)
             client.close()
-            hand_over(url, governor, dep, delay)
+            hand_over(url, governor, dep, delay, allow_short_delay=allow_short_delay)
     if not firsts:
         console.print(
-            "[yellow]no --member given: the deployer still owns the registry; admit the first "
-            "members and hand it to the council (ledger.chain.deployment.hand_over)[/yellow]"
+            "[bold red]DEV CHAIN ONLY: no --member given, so the deployer still owns the registry "
+            "and alone can change the policy, admit, remove and unpause; admit the first members "
+            "and hand it to the council (ledger.chain.deployment.hand_over)[/bold red]"
         )
     path = out_file or state_dir / "deployment.json"
     dep.save(path)

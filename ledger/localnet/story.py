@@ -2,19 +2,19 @@
 
 Co-origination with the banks' co-signatures, a bank's exposure query, refusals by R1/R2, R3 and
 R4 with their numbers and by a bank's own appetite, a repayment that makes the blocked loan fit,
-an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, and
-a policy change adopted by the council (a majority of the members, each on its own node, then the
-timelock's delay). Each step records what was expected and what happened.
+an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, a
+policy change adopted by the council (a majority of the members, each on its own node, then the
+timelock's delay), and a servicing transfer: a second platform admitted by the council records a
+loan, is removed, and the council hands its open loan to the platform, whose node repays it.
+Each step records what was expected and what happened.
 
 Resident IDs are synthetic (valid check digits, made-up numbers) and new on every run, so the
-story plays the same way every time on the same chain. DEV-ONLY keys sign the members in, or
-the members' own keys on the production-like chain.
+story plays the same way every time on the same chain. DEV-ONLY keys sign the members in.
 """
 
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -96,6 +96,7 @@ class _Story:
         from ledger.localnet import nodes
         from ledger.nodeclient import NodeSession
 
+        # the members' own keys on the production-like chain, else the DEV-ONLY ones
         self._accounts = accounts or {
             m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS
         }
@@ -185,27 +186,6 @@ class _Story:
             "repayment": "instalment",
             "tranches": [{"lender": self.addr[m], "amount": a} for m, a in shares.items()],
         }
-
-
-def run_story(
-    urls: dict[str, str],
-    state_dir: Path,
-    *,
-    accounts: dict[str, LocalAccount] | None = None,
-    rpc_url: str | None = None,
-    delay_s: int = 60,
-) -> list[dict[str, Any]]:
-    """Play the story against the nodes at `urls` (member name -> base URL), signing in with
-    `accounts` (member name -> its key; default: the DEV-ONLY keys). `rpc_url` is the chain
-    (default: the detached dev chain of `state_dir`); `delay_s` the timelock's delay to get past."""
-    run = _next_run(state_dir)
-    s = _Story(urls, accounts)
-    try:
-        _play(s, run)
-        _council(s, state_dir, rpc_url, delay_s)
-    finally:
-        s.close()
-    return s.steps
 
 
 def _play(s: _Story, run: int) -> None:
@@ -428,84 +408,4 @@ def _play(s: _Story, run: int) -> None:
             s.loan(lid.format("auditor"), v, 1_000_000, {"platform": 400_000, "bank-a": 600_000}),
         ),
         lambda st, b: st == 403 and b["code"] == "RoleForbidden",
-    )
-
-
-def _fast_forward(state_dir: Path, seconds: int, rpc_url: str | None = None) -> None:
-    """Get past the timelock's delay. DEV-ONLY on the local dev chain: move its clock and mine a
-    block. On any other chain (interval mining, dev methods refused) wait for a block `seconds`
-    later than the latest: nobody may move a real chain's clock."""
-    from ledger.chain.connect import is_dev_chain
-    from ledger.localnet.chains import rpc_call
-    from ledger.localnet.detached import status
-
-    if rpc_url is None:
-        info = status(state_dir)
-        if info is None:
-            return
-        rpc_url = info.url
-    if not is_dev_chain(int(rpc_call(rpc_url, "eth_chainId"), 16)):
-
-        def latest() -> int:
-            block = rpc_call(rpc_url, "eth_getBlockByNumber", ["latest", False], timeout=10)
-            return int(block["timestamp"], 16)
-
-        target, deadline = latest() + seconds + 1, time.monotonic() + seconds + 60
-        while latest() < target and time.monotonic() < deadline:
-            time.sleep(0.25)
-        return
-    rpc_call(rpc_url, "evm_increaseTime", [seconds], timeout=10)
-    rpc_call(rpc_url, "evm_mine", [], timeout=10)
-
-
-def _council(s: _Story, state_dir: Path, rpc_url: str | None, delay_s: int) -> None:
-    """The council adopts a policy change: R8's longest attestation from 90 to 60 days (a change
-    that leaves the rest of the story, and a second run of it, as they were)."""
-    gov = "/v1/governance/proposals"
-    pending = lambda st, b: f"{st} {b['state']}, {b['approvals']} of {b['threshold']} approvals"  # noqa: E731
-    body = s.step(
-        "platform",
-        "proposes on its node: R8's longest capital attestation 60 days instead of 90",
-        "201 pending, 1 of 3 approvals (a majority of the 5 members)",
-        lambda: s.on("platform").post(
-            gov, {"action": "policy", "policy": {"max_attestation_age": 60 * 86_400}}
-        ),
-        lambda st, b: st == 201 and b["state"] == "pending" and b["approvals"] == 1,
-        pending,
-    )
-    pid = body.get("id", "0x" + "00" * 32) if isinstance(body, dict) else "0x" + "00" * 32
-    s.step(
-        "platform",
-        "tries to execute its own proposal alone",
-        "409 UnexpectedProposalState: one member cannot change the rules",
-        lambda: s.on("platform").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 409 and b["code"] == "UnexpectedProposalState",
-    )
-    for bank, expected, state in (
-        ("bank-a", "200 pending, 2 of 3", "pending"),
-        ("bank-b", "200 scheduled on the timelock", "scheduled"),
-    ):
-        s.step(
-            bank,
-            "approves on its own node, with its own key",
-            expected,
-            lambda bank=bank: s.on(bank).post(f"{gov}/{pid}/approve"),
-            lambda st, b, state=state: st == 200 and b["state"] == state,
-            pending,
-        )
-    s.step(
-        "auditor",
-        "executes before the timelock's delay",
-        "409 TimelockUnexpectedOperationState: nobody skips the delay",
-        lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 409 and b["code"] == "TimelockUnexpectedOperationState",
-    )
-    _fast_forward(state_dir, delay_s, rpc_url)
-    s.step(
-        "auditor",
-        "executes once the timelock's delay has passed",
-        "200 executed: the new policy version is in force",
-        lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 200 and b["state"] == "executed",
-        pending,
     )
