@@ -29,6 +29,7 @@ from ledger.keys import KEY_PASSWORD_ENV, DevConsortium
 from ledger.localnet import nodes
 from ledger.localnet.chains import ChainError, LocalChain, rpc_call
 from ledger.localnet.consortium import LocalConsortium, bootstrap
+from ledger.localnet.demo import run_story
 from ledger.localnet.processes import kill_group, start_ticks
 from ledger.localnet.prodlike import (
     PRODUCTION_LIKE_CHAIN_ID,
@@ -36,7 +37,6 @@ from ledger.localnet.prodlike import (
     ProductionLikeChain,
 )
 from ledger.localnet.rpcfilter import RpcFilter
-from ledger.localnet.story import run_story
 from ledger.nodeclient import NodeSession
 
 ROOT = Path(__file__).resolve().parents[1]
