@@ -7,9 +7,8 @@ is recorded in the state directory, which is how `status`, `token`, `demo` and `
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -25,67 +24,13 @@ from ledger.cli.common import (
     out,
     print_json,
 )
-
-
-def _deployed(url: str, dep: Any) -> bool:
-    from ledger.chain.connect import web3_for
-
-    try:
-        w3 = web3_for(url)
-        return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0
-    except Exception:  # noqa: BLE001 - any failure means "not there"
-        return False
-
-
-def _rpc_url_file(state_dir: Path) -> Path:
-    return state_dir / "rpc-url"
-
-
-def _summary(state_dir: Path) -> dict[str, Any]:
-    from ledger.chain.deployment import Deployment
-    from ledger.localnet import nodes
-    from ledger.localnet.detached import status
-
-    chain = status(state_dir)
-    dep_file = state_dir / "deployment.json"
-    external = _rpc_url_file(state_dir)
-    return {
-        "chain": asdict(chain) if chain else None,
-        "rpc_url": chain.url
-        if chain
-        else (external.read_text().strip() if external.exists() else None),
-        "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
-        "nodes": nodes.status(state_dir),
-        "key_service": nodes.key_service_status(state_dir),
-        "profile": "production-like" if is_production_like(state_dir) else "dev",
-    }
-
-
-def is_production_like(state_dir: Path) -> bool:
-    """Whether `ledger up --profile production-like` started what runs in `state_dir`."""
-    from ledger.localnet.prodlike import PROFILE_FILE
-
-    marker = state_dir / PROFILE_FILE
-    return marker.exists() and marker.read_text().strip() == "production-like"
-
-
-def _print_nodes(summary: dict[str, Any]) -> None:
-    # Plain aligned lines rather than a table: addresses and URLs must never be cut off.
-    out.print(f"chain     {summary['rpc_url']}", highlight=False)
-    if summary["deployment"]:
-        out.print(f"registry  {summary['deployment']['registry']}", highlight=False)
-        out.print(f"ledger    {summary['deployment']['ledger']}", highlight=False)
-    keys = "keystores" if summary.get("profile") == "production-like" else "DEV-ONLY keys"
-    out.print(f"nodes ({keys}), then the key service (the pepper's only holder):")
-    ks = summary.get("key_service")
-    for n in [*summary["nodes"], *([ks] if ks else [])]:
-        ready = "ready" if n["ready"] else ("running, not ready" if n["running"] else "stopped")
-        out.print(
-            f"  {n['name']:<9} {n['role']:<9} {n['address']}  {n['url']:<24} pid {n['pid']:<7} "
-            f"{ready}",
-            highlight=False,
-            soft_wrap=True,
-        )
+from ledger.cli.consortium import (
+    deployed,
+    is_production_like,
+    print_nodes,
+    rpc_url_file,
+)
+from ledger.cli.consortium import summary as consortium_summary
 
 
 def up_cmd(
@@ -152,14 +97,14 @@ def up_cmd(
     if rpc_url is None:
         with console.status(f"starting {kind}"):
             url = up_detached(kind, None, state_dir=state_dir).url  # type: ignore[arg-type]
-        _rpc_url_file(state_dir).unlink(missing_ok=True)
+        rpc_url_file(state_dir).unlink(missing_ok=True)
     else:
         url = rpc_url.rstrip("/")
         if chain_id_at(url) != DEV_CHAIN_ID:
             raise CliError(f"DEV-ONLY keys are for chain id {DEV_CHAIN_ID} only; {url} is not")
-        _rpc_url_file(state_dir).write_text(url + "\n")
+        rpc_url_file(state_dir).write_text(url + "\n")
     dep_file = state_dir / "deployment.json"
-    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
+    fresh = not (dep_file.exists() and deployed(url, Deployment.load(dep_file)))
     if fresh:
         with console.status("compiling, deploying, admitting members, attesting capital"):
             cx = bootstrap(url)
@@ -178,18 +123,18 @@ def up_cmd(
                 fresh=fresh,
             )
             nodes.start(state_dir, configs)
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     if as_json:
         print_json(summary)
         return
-    _print_nodes(summary)
+    print_nodes(summary)
     out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
 
 
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """The chain, the five nodes and the key service. Exit code 1 unless everything is running
     and ready."""
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     ok = (
         summary["rpc_url"] is not None
         and bool(summary["nodes"])
@@ -202,7 +147,7 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
     elif not summary["nodes"] and summary["chain"] is None:
         out.print("no consortium running (ledger up)")
     else:
-        _print_nodes(summary)
+        print_nodes(summary)
     if not ok:
         raise typer.Exit(1)
 
@@ -216,7 +161,7 @@ def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     stopped_keys = bool(keys and keys["running"])
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
-    _rpc_url_file(state_dir).unlink(missing_ok=True)
+    rpc_url_file(state_dir).unlink(missing_ok=True)
     (state_dir / "profile").unlink(missing_ok=True)
     (state_dir / "keystores").unlink(missing_ok=True)
     if as_json:
@@ -242,7 +187,7 @@ def _dev_urls(state_dir: Path) -> dict[str, str]:
 
     dep_file = state_dir / "deployment.json"
     infos = nodes.recorded(state_dir)
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     if not dep_file.exists() or not infos or summary["rpc_url"] is None:
         raise CliError("no local consortium running here (ledger up)")
     if (
@@ -297,7 +242,7 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
         from ledger.localnet import nodes
         from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY
 
-        summary = _summary(state_dir)
+        summary = consortium_summary(state_dir)
         urls = {i.name: i.url for i in nodes.recorded(state_dir)}
         if not urls or summary["rpc_url"] is None:
             raise CliError("no local consortium running here (ledger up)")

@@ -21,7 +21,12 @@ def up_production_like(
     members' keystores (its genesis funds them), the same deployment and nodes as the dev
     profile, with the timelock's short local delay waited out, never skipped."""
     from ledger.chain.deployment import Deployment
-    from ledger.cli.nodes import _deployed, _print_nodes, _rpc_url_file, _summary
+    from ledger.cli.consortium import (
+        deployed,
+        print_nodes,
+        rpc_url_file,
+    )
+    from ledger.cli.consortium import summary as consortium_summary
     from ledger.localnet import nodes
     from ledger.localnet.consortium import bootstrap
     from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY, PROFILE_FILE
@@ -30,14 +35,14 @@ def up_production_like(
     if rpc_url is None:
         with console.status("starting the production-like chain"):
             url = start_chain(state_dir, block_time)
-        _rpc_url_file(state_dir).unlink(missing_ok=True)
+        rpc_url_file(state_dir).unlink(missing_ok=True)
     else:  # any chain: its id is whatever it reports; the members' accounts must be funded
         url = rpc_url.rstrip("/")
-        _rpc_url_file(state_dir).write_text(url + "\n")
+        rpc_url_file(state_dir).write_text(url + "\n")
         (state_dir / PROFILE_FILE).write_text("production-like\n")
     keys, accounts = keystore_members(state_dir, keystores)
     dep_file = state_dir / "deployment.json"
-    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
+    fresh = not (dep_file.exists() and deployed(url, Deployment.load(dep_file)))
     if fresh:
         with console.status("deploying, admitting members, attesting capital (a block a second)"):
             cx = bootstrap(url, keys=_as_consortium(accounts), delay=PRODUCTION_LIKE_DELAY)
@@ -59,11 +64,11 @@ def up_production_like(
                 addresses=addresses,
             )
             nodes.start(state_dir, configs, addresses=addresses)
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     if as_json:
         print_json(summary)
         return
-    _print_nodes(summary)
+    print_nodes(summary)
     out.print(f"keystores {keys.directory} (password in {keys.directory / 'PASSWORD'})")
     out.print("next: ledger demo    stop: ledger down")
 
