@@ -8,11 +8,14 @@ by its borrower key, and tokens are stored as SHA-256 hashes.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import OrderedDict
 
 from sqlalchemy import Engine, event, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 
@@ -132,6 +135,89 @@ def forget(engine: Engine, kind: str, key: str) -> None:
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
                 IdempotencyRecord.key == key,  # type: ignore[arg-type]
+                IdempotencyRecord.state == "pending",  # type: ignore[arg-type]
+            )
+        )
+        s.commit()
+
+
+def claim_many(
+    engine: Engine, kind: str, hashes: dict[str, str]
+) -> tuple[set[str], dict[str, IdempotencyRecord]]:
+    """Claim many ids (key: request hash) in one transaction: (the keys claimed now, the
+    records already there for the others). A claim is a row inserted unless its key exists,
+    marked with this attempt's own token, so a concurrent request's claim of the same key (by
+    another thread or another worker process) is never mistaken for ours."""
+    if not hashes:
+        return set(), {}
+    marker = "claim:" + secrets.token_hex(16)
+    now = int(time.time())
+    rows = [
+        {"kind": kind, "key": k, "request_hash": h, "state": "pending", "status_code": 0,
+         "response": "", "pending": marker, "updated_at": now}
+        for k, h in hashes.items()
+    ]  # fmt: skip
+    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    insert = (
+        pg_insert(table) if engine.dialect.name == "postgresql" else sqlite_insert(table)
+    ).on_conflict_do_nothing()
+    with Session(engine) as s:
+        s.execute(insert, rows)
+        found = s.exec(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
+                IdempotencyRecord.key.in_(list(hashes)),  # type: ignore[attr-defined]
+            )
+        ).all()
+        mine = {r.key for r in found if r.pending == marker}
+        others = {r.key: r for r in found if r.pending != marker}
+        for r in found:
+            s.expunge(r)
+        if mine:
+            s.exec(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.pending == marker)  # type: ignore[arg-type]
+                .values(pending="")
+            )
+        s.commit()
+    return mine, others
+
+
+def save_pending_many(engine: Engine, kind: str, pending: dict[str, str]) -> None:
+    """`save_pending` for many keys, in one transaction."""
+    with Session(engine) as s:
+        now = int(time.time())
+        for key, value in pending.items():
+            s.exec(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+                .values(pending=value, updated_at=now)
+            )
+        s.commit()
+
+
+def finish_many(engine: Engine, kind: str, done: dict[str, tuple[int, str]]) -> None:
+    """`finish` for many keys (key: (status code, response)), in one transaction."""
+    with Session(engine) as s:
+        now = int(time.time())
+        for key, (status_code, response) in done.items():
+            s.exec(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
+                .values(state="done", status_code=status_code, response=response, updated_at=now)
+            )
+        s.commit()
+
+
+def forget_many(engine: Engine, kind: str, keys: list[str]) -> None:
+    """`forget` for many keys, in one transaction."""
+    if not keys:
+        return
+    with Session(engine) as s:
+        s.exec(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
+                IdempotencyRecord.key.in_(keys),  # type: ignore[attr-defined]
                 IdempotencyRecord.state == "pending",  # type: ignore[arg-type]
             )
         )

@@ -61,9 +61,7 @@ def build(settings: NodeSettings) -> NodeServices:
         account=account,
         client=client,
         engine=store.make_engine(settings.database_url),
-        keys=KeyClient(
-            settings.key_service.url, account, timeout_s=settings.key_service.timeout_s
-        ),
+        keys=KeyClient(settings.key_service.url, account, timeout_s=settings.key_service.timeout_s),
         documents=DocumentStore(
             settings.document_dir, _keyring(settings, deployment.chain_id == DEV_CHAIN_ID)
         ),

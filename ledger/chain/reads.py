@@ -13,7 +13,7 @@ from eth_abi import decode
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import ChainUnreachable, ErrorDecoder, LedgerError
 from ledger.chain.events import ChainEvent, EventDecoder, find_events
-from ledger.chain.rpc import Closing, NodeUnavailable, Rpc, request
+from ledger.chain.rpc import Closing, NodeUnavailable, Rpc, RpcError, request
 from ledger.chain.rpcutil import abi_type, checksummed
 
 
@@ -87,6 +87,38 @@ class ChainReads(Closing):
         values = decode([t for t, _ in outputs], bytes.fromhex(reply["result"][2:]))
         values = tuple(checksummed(v, item) for v, (_, item) in zip(values, outputs, strict=True))
         return values[0] if len(values) == 1 else values
+
+    def latest(self) -> tuple[int, int]:
+        """(number, timestamp) of the latest block, in one raw round trip."""
+        reply = self._post(request("eth_getBlockByNumber", ["latest", False]))
+        if "error" in reply or not reply.get("result"):
+            raise ChainUnreachable(f"eth_getBlockByNumber failed: {reply.get('error')}")
+        block = reply["result"]
+        return int(block["number"], 16), int(block["timestamp"], 16)
+
+    def call_many(
+        self, calls: list[tuple[Any, str, tuple[Any, ...]]], block: int | str = "latest"
+    ) -> list[Any]:
+        """Many view calls at one block in one JSON-RPC batch (one round trip where `call` takes
+        one each), results in call order and in `call`'s form."""
+        tag = block if isinstance(block, str) else hex(block)
+        body = [
+            ("eth_call", [{"to": c.address, "data": c.encode_abi(fn, args=list(args))}, tag])
+            for c, fn, args in calls
+        ]
+        try:
+            replies = self._rpc.batch(body)
+        except NodeUnavailable as exc:
+            raise ChainUnreachable(f"the chain at {self.rpc_url} does not answer: {exc}") from exc
+        except RpcError as exc:
+            raise LedgerError(f"batched view call: {exc}") from exc
+        out = []
+        for (contract, fn, _args), raw in zip(calls, replies, strict=True):
+            outputs = self._outputs(contract, fn)
+            values = decode([t for t, _ in outputs], bytes.fromhex(raw[2:]))
+            values = tuple(checksummed(v, i) for v, (_, i) in zip(values, outputs, strict=True))
+            out.append(values[0] if len(values) == 1 else values)
+        return out
 
     def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
         key = (contract.address, fn)
