@@ -12,8 +12,9 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
-from sqlalchemy import Engine, event, update
+from sqlalchemy import Engine, bindparam, event, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
@@ -184,29 +185,33 @@ def claim_many(
 
 
 def save_pending_many(engine: Engine, kind: str, pending: dict[str, str]) -> None:
-    """`save_pending` for many keys, in one transaction."""
-    with Session(engine) as s:
-        now = int(time.time())
-        for key, value in pending.items():
-            s.exec(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
-                .values(pending=value, updated_at=now)
-            )
-        s.commit()
+    """`save_pending` for many keys: one statement executed for all, in one transaction."""
+    _update_many(engine, kind, [{"k": k, "v_pending": v} for k, v in pending.items()])
 
 
 def finish_many(engine: Engine, kind: str, done: dict[str, tuple[int, str]]) -> None:
     """`finish` for many keys (key: (status code, response)), in one transaction."""
-    with Session(engine) as s:
-        now = int(time.time())
-        for key, (status_code, response) in done.items():
-            s.exec(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.kind == kind, IdempotencyRecord.key == key)  # type: ignore[arg-type]
-                .values(state="done", status_code=status_code, response=response, updated_at=now)
-            )
-        s.commit()
+    rows = [
+        {"k": k, "v_state": "done", "v_status_code": code, "v_response": body}
+        for k, (code, body) in done.items()
+    ]
+    _update_many(engine, kind, rows)
+
+
+def _update_many(engine: Engine, kind: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    now = int(time.time())
+    # bound as v_<column>: a parameter may not share its name with a column being set
+    values = {c[2:]: bindparam(c) for c in rows[0] if c != "k"}
+    stmt = (
+        t.update()
+        .where(t.c.kind == kind, t.c.key == bindparam("k"))
+        .values(**values, updated_at=now)
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt, rows)
 
 
 def forget_many(engine: Engine, kind: str, keys: list[str]) -> None:

@@ -14,6 +14,7 @@ from api.service.gate import Gate
 from api.service.keeper import LineKeeper
 from api.service.peers import PeerPool
 from api.service.reads import ChainReads, ReadModel
+from api.service.submitter import Submitter
 from api.settings import DEV_CHAIN_ID, NodeSettings
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
@@ -30,10 +31,13 @@ class NodeServices:
     reads: ReadModel
     peers: PeerPool | None = None
     keeper: LineKeeper | None = None
+    submitter: Submitter | None = None
 
     def close(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
+        if self.submitter is not None:
+            self.submitter.close()
         self.reads.stop()
         if self.peers is not None:
             self.peers.close()
@@ -74,10 +78,11 @@ def build(settings: NodeSettings) -> NodeServices:
         from api.service.indexed import IndexedReads
 
         reads = IndexedReads(settings, deployment, ChainReads(chain))
-    peers = None
+    peers = submitter = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
+        submitter = Submitter(client)
     keeper = None
     if settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper)
+    return NodeServices(context, chain, reads, peers, keeper, submitter)

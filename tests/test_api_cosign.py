@@ -301,7 +301,7 @@ def test_lender_cosigns_a_batch_item_by_item(net: Consortium) -> None:
 
     cx = net.cx
     soon = cx.now() + 600
-    k1, k2 = bytes.fromhex("c1" * 32), bytes.fromhex("c2" * 32)
+    k1, k2 = bytes.fromhex("b1" * 32), bytes.fromhex("b2" * 32)
     fills = cx.loan(20_000_000, [(cx.platform, 8_000_000), (cx.lenders[0], 12_000_000)],
                     borrower_key=k1, deadline=soon)  # fmt: skip
     over = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],

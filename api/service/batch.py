@@ -12,9 +12,10 @@ Every step that costs a round trip is taken once for the whole batch, never once
 4. every signature is verified here (and again by the contract); a refusal, an unavailable
    lender or a bad signature fails that loan alone;
 5. the loans that every party signed are saved with their signatures (a retry resumes with
-   these very terms) and sent pipelined, as the chain path sends (`originate_pipelined`:
-   non-atomic `originateBatch` transactions of `per_tx` loans, signed locally, sent in one
-   JSON-RPC batch, receipts collected after); a loan the contract refuses fails alone.
+   these very terms) and sent pipelined, as the chain path sends, through the node's one
+   submission queue (api/service/submitter.py: non-atomic `originateBatch` transactions of 20
+   loans, shared with any other request sending at the same time); a loan the contract refuses
+   fails alone.
 
 Nothing is sent for a loan that any step refused, and its claim is dropped so the id stays usable.
 """
@@ -39,9 +40,6 @@ from ledger.domain import CoLoan, to_hex
 from ledger.identity import InvalidResidentId
 from ledger.records import terms_of
 from ledger.rules import RuleError
-
-#: loans per originateBatch transaction: the chain path's figure (README, `per_tx=20`)
-PER_TX = 20
 
 Failure = Problem | RuleError | ContractRevert | InvalidResidentId
 
@@ -229,7 +227,7 @@ def _submit(p: Platform, items: list[_Item], results: list[BatchItem | None]) ->
         return unsettled
     ctx = p.ctx
     sent = [(x.loan, x.sigs) for x in items if x.loan is not None]
-    outcomes = ctx.client.originate_pipelined(sent, per_tx=PER_TX)
+    outcomes = p.submitter.originate_many(sent)
     done: dict[str, tuple[int, str]] = {}
     for x, outcome in zip(items, outcomes, strict=True):
         assert x.loan is not None

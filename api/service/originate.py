@@ -230,7 +230,7 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
         else:
             loan, sigs = prepare_loan(p, req, doc, digest, key)
             save(pending_of(loan, sigs))
-        result = _send(p, "loan", lambda: ctx.client.originate(loan, sigs))
+        result = _send(p, "loan", lambda: p.submitter.originate(loan, sigs))
         tx, block = result.tx_hash, result.block_number
         if result.already_recorded:
             tx, block = p.chain.event_location("LoanOriginated", loanId=loan.loan_id)

@@ -1,5 +1,5 @@
 """What a platform node's writes work with: its member context, the consortium's chain state and
-the lender nodes it asks to co-sign."""
+the lender nodes it asks to co-sign, and the one queue its co-loans go to the chain through."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.peers import PeerPool
+from api.service.submitter import Submitter
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,3 +16,4 @@ class Platform:
     ctx: MemberContext
     chain: ConsortiumView
     peers: PeerPool
+    submitter: Submitter

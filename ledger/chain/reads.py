@@ -6,10 +6,12 @@ web3 stays for building and sending transactions (`ledger.chain.transactor`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode
 
+from ledger.chain.abi import Function
 from ledger.chain.deployment import Deployment
 from ledger.chain.errors import ChainUnreachable, ErrorDecoder, LedgerError
 from ledger.chain.events import ChainEvent, EventDecoder, find_events
@@ -27,6 +29,7 @@ class ChainReads(Closing):
     _artifacts: Any
     _events: EventDecoder | None
     _output_types: dict[tuple[str, str], list[tuple[str, dict]]]
+    _functions: dict[tuple[str, str], Function]
 
     def close(self) -> None:
         self._rpc.close()
@@ -73,7 +76,7 @@ class ChainReads(Closing):
         call, which dominated the nodes' read latency. Results match web3's: one output is
         returned bare, several as a tuple, addresses checksummed."""
         outputs = self._outputs(contract, fn)
-        data = contract.encode_abi(fn, args=list(args))
+        data = self.calldata(contract, fn, args)
         tag = block if isinstance(block, str) else hex(block)
         reply = self._post(request("eth_call", [{"to": contract.address, "data": data}, tag]))
         if "error" in reply:
@@ -103,7 +106,7 @@ class ChainReads(Closing):
         one each), results in call order and in `call`'s form."""
         tag = block if isinstance(block, str) else hex(block)
         body = [
-            ("eth_call", [{"to": c.address, "data": c.encode_abi(fn, args=list(args))}, tag])
+            ("eth_call", [{"to": c.address, "data": self.calldata(c, fn, args)}, tag])
             for c, fn, args in calls
         ]
         try:
@@ -119,6 +122,16 @@ class ChainReads(Closing):
             values = tuple(checksummed(v, i) for v, (_, i) in zip(values, outputs, strict=True))
             out.append(values[0] if len(values) == 1 else values)
         return out
+
+    def calldata(self, contract: Any, fn: str, args: Sequence[Any]) -> str:
+        """`fn(args)` encoded for `contract`: web3's `encode_abi` finds, validates and hashes
+        the function's signature on every call (most of a node's CPU in a batch of records);
+        here the selector and input types are worked out once per function."""
+        key = (contract.address, fn)
+        f = self._functions.get(key)
+        if f is None:
+            f = self._functions[key] = Function(contract.abi, fn)
+        return f.data(*args)
 
     def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
         key = (contract.address, fn)

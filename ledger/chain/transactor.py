@@ -155,6 +155,7 @@ class Transactor(ChainReads):
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
         self.interrupted = False  # set when the node stopped answering mid-transaction
         self._output_types = {}
+        self._functions = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -200,7 +201,7 @@ class Transactor(ChainReads):
     ) -> dict:
         """An unsigned transaction calling `fn`. Without `gas` it is estimated, which also
         surfaces a revert as a typed exception before anything is sent."""
-        data = contract.encode_abi(fn, args=list(args))
+        data = self.calldata(contract, fn, args)
         tx: dict[str, Any] = {
             "from": self.address,
             "to": contract.address,
