@@ -50,7 +50,10 @@ async def get_platform(request: Request) -> Platform:
     the only one that serves them)."""
     services = _services(request)
     assert services.peers is not None and services.submitter is not None
-    return Platform(services.context, services.chain, services.peers, services.submitter)
+    assert services.gatherer is not None
+    return Platform(
+        services.context, services.chain, services.peers, services.submitter, services.gatherer
+    )
 
 
 ContextDep = Annotated[MemberContext, Depends(get_context)]

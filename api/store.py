@@ -62,7 +62,14 @@ def make_engine(url: str) -> Engine:
 
     url = database_url(url)  # postgres:// and postgresql:// get the psycopg (v3) driver
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A connection per request thread (anyio's pool runs up to 40): beyond the default
+        # 5 + 10, connections were opened, set up (the pragmas below) and closed per request.
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=16,
+            max_overflow=32,
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record) -> None:  # type: ignore[no-untyped-def]

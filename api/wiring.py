@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from api import store
 from api.metrics import Metrics
+from api.service.batch import Gatherer
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.gate import Gate
@@ -32,10 +33,13 @@ class NodeServices:
     peers: PeerPool | None = None
     keeper: LineKeeper | None = None
     submitter: Submitter | None = None
+    gatherer: Gatherer | None = None
 
     def close(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
+        if self.gatherer is not None:
+            self.gatherer.close()
         if self.submitter is not None:
             self.submitter.close()
         self.reads.stop()
@@ -78,11 +82,12 @@ def build(settings: NodeSettings) -> NodeServices:
         from api.service.indexed import IndexedReads
 
         reads = IndexedReads(settings, deployment, ChainReads(chain))
-    peers = submitter = None
+    peers = submitter = gatherer = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
         submitter = Submitter(client)
+        gatherer = Gatherer()
     keeper = None
     if settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper, submitter)
+    return NodeServices(context, chain, reads, peers, keeper, submitter, gatherer)

@@ -23,6 +23,9 @@ Nothing is sent for a loan that any step refused, and its claim is dropped so th
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from api import store
@@ -136,6 +139,10 @@ def _precheck(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
     _block, now = p.chain.now()
     for x in items:
         x.loan = originate.build_loan(p.ctx, x.req, x.key, x.digest, now)
+    return _judge(p, items, fail)
+
+
+def _judge(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
     loans = [x.loan for x in items if x.loan is not None]
     verdicts, _now = judge_many(p.chain, loans)
     stale = {
@@ -264,3 +271,76 @@ def failed(loan_id: str, exc: Failure) -> BatchItem:
     else:
         problem = exc
     return BatchItem(loan_id=loan_id, status=problem.status, problem=problem.body())
+
+
+class Gatherer:
+    """Single-loan requests arriving together are pre-checked and co-signed together: each
+    request thread hands over its loan and waits; one thread takes every loan waiting, judges
+    them against one snapshot (in arrival order, each accepted one counting against the next:
+    of two racing loans to one borrower only what fits passes) and asks each lender node once
+    for all of them. Each loan gets its own signatures or its own refusal, exactly as alone."""
+
+    def __init__(self, most: int = 100) -> None:
+        self.most = most
+        self._queue: queue.SimpleQueue[tuple[Platform, CoLoan, Future[list[bytes]]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def agree(self, p: Platform, loan: CoLoan) -> list[bytes]:
+        """Every party's verified signature over `loan`, in tranche order; or the refusal."""
+        fut: Future[list[bytes]] = Future()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="gatherer", daemon=True)
+                self._thread.start()
+        self._queue.put((p, loan, fut))
+        return fut.result()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < self.most:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                group.append(more)
+            self._settle(group)
+
+    @staticmethod
+    def _settle(group: list[tuple[Platform, CoLoan, Future[list[bytes]]]]) -> None:
+        p = group[0][0]
+        items = []
+        for i, (_p, loan, _f) in enumerate(group):
+            x = _Item(i, None, to_hex(loan.loan_id))  # type: ignore[arg-type]
+            x.loan, x.key = loan, loan.borrower_key
+            items.append(x)
+        errors: dict[int, BaseException] = {}
+
+        def fail(x: _Item, exc: BaseException) -> None:
+            errors[x.i] = exc
+
+        try:
+            _cosign(p, _judge(p, items, fail), fail)
+        except BaseException as exc:  # noqa: BLE001 - every waiter hears of it
+            for _p, _loan, fut in group:
+                fut.set_exception(exc)
+            return
+        for x, (_p, _loan, fut) in zip(items, group, strict=True):
+            if x.i in errors:
+                fut.set_exception(errors[x.i])
+            else:
+                fut.set_result(x.sigs)

@@ -179,7 +179,11 @@ def prepare_loan(
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
     _block, now = p.chain.now()
     loan = build_loan(p.ctx, req, key, digest, now)
-    return loan, _agree(p, loan, "loan", doc)
+    # pre-checked and co-signed together with any other loans being requested at this moment
+    sigs = p.gatherer.agree(p, loan)
+    if doc is not None:
+        p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
+    return loan, sigs
 
 
 def _agree(p: Platform, record: CoLoan | CreditLine, kind: str, doc: bytes | None) -> list[bytes]:

@@ -4,11 +4,15 @@ the lender nodes it asks to co-sign, and the one queue its co-loans go to the ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.peers import PeerPool
 from api.service.submitter import Submitter
+
+if TYPE_CHECKING:
+    from api.service.batch import Gatherer
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +21,4 @@ class Platform:
     chain: ConsortiumView
     peers: PeerPool
     submitter: Submitter
+    gatherer: Gatherer
