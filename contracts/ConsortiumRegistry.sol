@@ -32,6 +32,9 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     mapping(address account => string) private _names;
     mapping(address account => bytes32) private _licences;
     address[] private _memberList;
+    /// @dev platform -> the platform it handed its servicing to (zero: none). Acyclic: a
+    /// transfer's target has no entry, and a platform with an entry is never active again.
+    mapping(address platform => address) private _servicers;
     Policy[] private _policies;
     /// @dev The ledger's hot path reads one word: the current policy's fields (the low 200 bits
     /// and bits 248-255, laid out as in Policy: effectiveBlock's bits 200-247 are not needed
@@ -66,6 +69,8 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
 
     /// @inheritdoc IConsortiumRegistry
     function reinstateMember(address account) external onlyOwner {
+        address s = _servicers[account];
+        if (s != address(0)) revert ServicingWasTransferred(account, s);
         _changeStatus(account, Status.Suspended, Status.Active);
     }
 
@@ -77,6 +82,20 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
             revert InvalidStatusChange(account, from, Status.Removed);
         }
         _changeStatus(account, from, Status.Removed);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function transferServicing(address from, address to) external onlyOwner {
+        Member storage f = _members[from];
+        if (f.role != Role.Platform || (f.status != Status.Suspended && f.status != Status.Removed)) {
+            revert ServicingNotTransferable(from, f.status);
+        }
+        Member storage t = _members[to];
+        if (t.role != Role.Platform || t.status != Status.Active || t.frozen || _servicers[to] != address(0)) {
+            revert InvalidServicer(to);
+        }
+        _servicers[from] = to;
+        emit ServicingTransferred(from, to);
     }
 
     /// @inheritdoc IConsortiumRegistry
@@ -150,6 +169,14 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     /// @inheritdoc IConsortiumRegistry
     function memberAt(uint256 index) external view returns (address) {
         return _memberList[index - 1];
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function servicer(address platform) external view returns (address s) {
+        s = platform;
+        for (address next = _servicers[s]; next != address(0); next = _servicers[s]) {
+            s = next;
+        }
     }
 
     /// @inheritdoc IConsortiumRegistry

@@ -93,7 +93,7 @@ def batch(p: Platform, req: BatchIn) -> BatchOut:
 def _resolve(ctx: MemberContext, req: BatchIn, results: list[BatchItem | None]) -> list[_Item]:
     items = []
     for i, body in enumerate(req.loans):
-        item = _Item(i, body, to_hex(chain_id_of(body.loan_id)))
+        item = _Item(i, body, to_hex(chain_id_of(body.loan_id, ctx.address)))
         try:
             item.key, item.doc, item.digest, item.canonical = originate.loan_request(ctx, body)
         except (Problem, InvalidResidentId) as exc:

@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.service.consortium import ConsortiumView, LineOnChain
-from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product, Tranche
+from ledger.domain import (
+    ZERO32,
+    CoLoan,
+    CreditLine,
+    LineStatus,
+    LoanStatus,
+    Product,
+    Tranche,
+    id_platform,
+)
 from ledger.rules import (
     Book,
     BorrowerState,
@@ -79,7 +88,7 @@ def snapshot_many(
             book.lines[line_id] = LineState(by_line[line_id], 0, state.status)
     platform_of = {r.line_id: r.platform for r in records if isinstance(r, CoLoan)}
     for line_id in drawn:
-        _add_line(book, line_id, platform_of[line_id], next(got))
+        _add_line(chain, book, line_id, platform_of[line_id], next(got), n)
     return book, n, now
 
 
@@ -114,15 +123,20 @@ def judge_many(
     return out, now
 
 
-def _add_line(book: Book, line_id: bytes, platform: str, state: LineOnChain) -> None:
+def _add_line(
+    chain: ConsortiumView, book: Book, line_id: bytes, platform: str, state: LineOnChain, n: int
+) -> None:
     if state.status == LineStatus.NONE:
         return  # rules report LineNotActive
+    owner = id_platform(line_id)  # ids belong to their platform
+    if owner != platform and (servicer := chain.servicer(owner, n)) != owner:
+        book.servicers[owner] = servicer  # a draw by a successor after a servicing transfer
     # Only the fields the loan checks read are real; the rest of the line's terms are not stored
     # on chain and are not needed here.
     line = CreditLine(
         line_id=line_id,
         borrower_key=state.borrower_key,
-        platform=platform,
+        platform=owner,
         product=Product(state.product),
         limit=state.limit,
         expires_at=state.expires_at,

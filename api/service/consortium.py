@@ -22,6 +22,7 @@ from ledger.domain import (
     MemberInfo,
     Policy,
     Role,
+    to_checksum_address,
     to_hex,
 )
 
@@ -45,6 +46,7 @@ class LenderUsage(NamedTuple):
     total_limit: int
     partner_limit: int
     until: int
+    valid_until: int  # R8 at use: min(until, attested at + maxAttestationAge in force)
 
 
 class LineOnChain(NamedTuple):
@@ -141,6 +143,12 @@ class ConsortiumView:
 
     def usage(self, lender: str, partner: str = NO_PARTNER, block: Block = "latest") -> LenderUsage:
         return self._read(block, ("usage", lender, partner))
+
+    def servicer(self, platform: str, block: Block = "latest") -> str:
+        """The platform servicing the records `platform` originated (itself unless its servicing
+        was transferred: the registry's `servicer`)."""
+        c = self.client
+        return to_checksum_address(c.call(c.registry, "servicer", platform, block=block))
 
     def loan_state(self, loan_id: bytes, block: Block = "latest") -> tuple[int, LoanStatus]:
         """(outstanding, status) of a loan."""

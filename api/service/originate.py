@@ -43,14 +43,14 @@ def _document(value: str | None) -> tuple[bytes | None, bytes]:
     return data, document_digest(data)
 
 
-def _canonical(req: LoanIn | LineIn, key: bytes, digest: bytes) -> dict[str, Any]:
+def _canonical(req: LoanIn | LineIn, owner: str, key: bytes, digest: bytes) -> dict[str, Any]:
     """The request as it is compared between retries: never the national ID, never the document,
     tranches in canonical order so their order in the request does not matter."""
     body = req.model_dump(mode="json", exclude={"borrower_id", "borrower_key", "document"})
     # Ids as they go on chain: "loan-1" and its keccak256 in hex are one and the same id.
     for name in ("loan_id", "line_id"):
         if body.get(name) is not None:
-            body[name] = to_hex(chain_id_of(body[name]))
+            body[name] = to_hex(chain_id_of(body[name], owner))
     body["borrower_key"] = to_hex(key)
     body["document_digest"] = to_hex(digest)
     for name in ("tranches", "shares"):
@@ -158,7 +158,7 @@ def _submitted_refusal(ctx: MemberContext, kind: str, exc: ContractRevert) -> Pr
 
 def build_loan(ctx: MemberContext, req: LoanIn, key: bytes, digest: bytes, now: int) -> CoLoan:
     return CoLoan(
-        loan_id=chain_id_of(req.loan_id),
+        loan_id=chain_id_of(req.loan_id, ctx.address),
         borrower_key=key,
         platform=ctx.address,
         product=product_of(req.product),
@@ -168,7 +168,7 @@ def build_loan(ctx: MemberContext, req: LoanIn, key: bytes, digest: bytes, now: 
         repayment=repayment_of(req.repayment),
         deadline=now + ctx.settings.cosign_deadline_s,
         tranches=_tranches(req.tranches),
-        line_id=chain_id_of(req.line_id) if req.line_id else ZERO32,
+        line_id=chain_id_of(req.line_id, ctx.address) if req.line_id else ZERO32,
         document_digest=digest,
     )
 
@@ -210,7 +210,7 @@ def loan_request(
 ) -> tuple[bytes, bytes | None, bytes, dict[str, Any]]:
     key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
-    return key, doc, digest, _canonical(req, key, digest)
+    return key, doc, digest, _canonical(req, ctx.address, key, digest)
 
 
 def pending_of(record: CoLoan | CreditLine, sigs: list[bytes]) -> idem.Pending:
@@ -225,7 +225,7 @@ def _signatures(pending: idem.Pending) -> list[bytes]:
 def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
     ctx = p.ctx
     key, doc, digest, canonical = loan_request(ctx, req)
-    loan_id = to_hex(chain_id_of(req.loan_id))
+    loan_id = to_hex(chain_id_of(req.loan_id, ctx.address))
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
@@ -264,8 +264,8 @@ def grant_line(p: Platform, req: LineIn) -> tuple[int, dict[str, Any], bool]:
     ctx = p.ctx
     key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
-    canonical = _canonical(req, key, digest)
-    line_id = chain_id_of(req.line_id)
+    canonical = _canonical(req, ctx.address, key, digest)
+    line_id = chain_id_of(req.line_id, ctx.address)
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
