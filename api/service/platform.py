@@ -4,15 +4,20 @@ the lender nodes it asks to co-sign, and the one queue its co-loans go to the ch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.peers import PeerPool
 from api.service.submitter import Submitter
+from ledger.domain import CoLoan
 
-if TYPE_CHECKING:
-    from api.service.batch import Gatherer
+
+class Agreeing(Protocol):
+    """What gathers loans requested at the same moment to pre-check and co-sign them together
+    (api.service.batch.Gatherer)."""
+
+    def agree(self, p: Platform, loan: CoLoan) -> list[bytes]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,4 +26,4 @@ class Platform:
     chain: ConsortiumView
     peers: PeerPool
     submitter: Submitter
-    gatherer: Gatherer
+    gatherer: Agreeing
