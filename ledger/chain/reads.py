@@ -29,7 +29,7 @@ class ChainReads(Closing):
     _artifacts: Any
     _events: EventDecoder | None
     _output_types: dict[tuple[str, str], list[tuple[str, dict]]]
-    _functions: dict[tuple[str, str], Function]
+    _encoders: dict[tuple[str, str], Function | None]
 
     def close(self) -> None:
         self._rpc.close()
@@ -76,7 +76,7 @@ class ChainReads(Closing):
         call, which dominated the nodes' read latency. Results match web3's: one output is
         returned bare, several as a tuple, addresses checksummed."""
         outputs = self._outputs(contract, fn)
-        data = self.calldata(contract, fn, args)
+        data = self._calldata(contract, fn, args)
         tag = block if isinstance(block, str) else hex(block)
         reply = self._post(request("eth_call", [{"to": contract.address, "data": data}, tag]))
         if "error" in reply:
@@ -106,7 +106,7 @@ class ChainReads(Closing):
         one each), results in call order and in `call`'s form."""
         tag = block if isinstance(block, str) else hex(block)
         body = [
-            ("eth_call", [{"to": c.address, "data": self.calldata(c, fn, args)}, tag])
+            ("eth_call", [{"to": c.address, "data": self._calldata(c, fn, args)}, tag])
             for c, fn, args in calls
         ]
         try:
@@ -123,15 +123,18 @@ class ChainReads(Closing):
             out.append(values[0] if len(values) == 1 else values)
         return out
 
-    def calldata(self, contract: Any, fn: str, args: Sequence[Any]) -> str:
-        """`fn(args)` encoded for `contract`: web3's `encode_abi` finds, validates and hashes
-        the function's signature on every call (most of a node's CPU in a batch of records);
-        here the selector and input types are worked out once per function."""
+    def _calldata(self, contract: Any, fn: str, args: Sequence[Any]) -> str:
+        """Calldata through ledger.chain.abi (web3's encode_abi validates and reformats every
+        argument: about 10 ms a loan here, which capped batched recording at ~100 loans/s, and
+        most of a node's CPU in a batch of view calls); web3 for an overloaded name."""
         key = (contract.address, fn)
-        f = self._functions.get(key)
-        if f is None:
-            f = self._functions[key] = Function(contract.abi, fn)
-        return f.data(*args)
+        encoder = self._encoders.get(key)
+        if encoder is None and key not in self._encoders:
+            named = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn]
+            encoder = self._encoders[key] = Function(contract.abi, fn) if len(named) == 1 else None
+        if encoder is None:
+            return contract.encode_abi(fn, args=list(args))
+        return encoder.data(*args)
 
     def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
         key = (contract.address, fn)

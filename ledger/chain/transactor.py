@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
-from ledger.chain.deployment import DEV_CHAIN_ID, Deployment
+from ledger.chain.connect import DEV_CHAIN_ID, web3_for
+from ledger.chain.deployment import Deployment
 from ledger.chain.errors import (
     ContractRevert,
     ErrorDecoder,
@@ -35,8 +35,6 @@ from ledger.domain import to_hex
 from ledger.provenance import Domain
 
 FeeMode = Literal["auto", "eip1559", "legacy"]
-
-
 
 
 class NonceManager:
@@ -115,7 +113,7 @@ class Transactor(ChainReads):
         artifacts: Artifacts | None = None,
     ) -> None:
         self.rpc_url = rpc_url
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+        self.w3 = web3_for(rpc_url)
         self.deployment = deployment
         self.account = account
         self.receipt_timeout = receipt_timeout
@@ -154,7 +152,7 @@ class Transactor(ChainReads):
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
         self.interrupted = False  # set when the node stopped answering mid-transaction
         self._output_types = {}
-        self._functions = {}
+        self._encoders = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -200,7 +198,7 @@ class Transactor(ChainReads):
     ) -> dict:
         """An unsigned transaction calling `fn`. Without `gas` it is estimated, which also
         surfaces a revert as a typed exception before anything is sent."""
-        data = self.calldata(contract, fn, args)
+        data = self._calldata(contract, fn, args)
         tx: dict[str, Any] = {
             "from": self.address,
             "to": contract.address,
