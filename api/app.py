@@ -30,6 +30,7 @@ from api.wiring import NodeServices, build
 
 log = logging.getLogger("api")
 
+
 def _check_membership(services: NodeServices) -> None:
     """Refuse to serve as a member the chain does not know in this role: a misconfigured key
     would otherwise sign (and be refused) on every request."""

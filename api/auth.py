@@ -168,4 +168,3 @@ async def member_principal(chain: ConsortiumView, address: str) -> Principal:
     member, head = await chain.member_and_head(address)
     refuse_unless_admitted(member)
     return Principal(address, member.role_name, member, head)
-

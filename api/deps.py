@@ -49,8 +49,11 @@ async def get_platform(request: Request) -> Platform:
     """A platform node's writes: its context, the chain and its peers (built on a platform node,
     the only one that serves them)."""
     services = _services(request)
-    assert services.peers is not None
-    return Platform(services.context, services.chain, services.peers)
+    assert services.peers is not None and services.submitter is not None
+    assert services.gatherer is not None
+    return Platform(
+        services.context, services.chain, services.peers, services.submitter, services.gatherer
+    )
 
 
 ContextDep = Annotated[MemberContext, Depends(get_context)]

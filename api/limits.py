@@ -168,9 +168,7 @@ class LimitsMiddleware:
         self.app = app
         self.max_body = limits.max_body_bytes
         self.auth = TokenBucket(limits.auth_rate_per_s, limits.auth_burst)
-        self.proxies = tuple(
-            ipaddress.ip_network(p, strict=False) for p in limits.trusted_proxies
-        )
+        self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in limits.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

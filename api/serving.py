@@ -37,6 +37,9 @@ def serve(
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    # httpx logs every outgoing request at INFO (each co-signature, each key): a line per call
+    # through the one logging lock, a tenth of a busy platform node's time; failures still show
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         app, settings = start(args.config)
     except StartRefused as exc:

@@ -178,7 +178,15 @@ class NodeSettings(ServiceSettings):
         description="indexed: this node's indexer and database serve loan reads; "
         "chain: read events and views from the chain directly (no indexer)",
     )
-    indexer_poll_s: float = Field(0.1, gt=0, description="how often the indexer polls the chain")
+    indexer_poll_s: float = Field(
+        0.1, gt=0, description="how often the indexer polls the chain while blocks arrive"
+    )
+    indexer_idle_poll_s: float = Field(
+        2.0,
+        gt=0,
+        description="the longest pause between polls while the chain makes no blocks (the pause "
+        "doubles from indexer_poll_s; a request waiting for a newer block polls at once)",
+    )
     line_keeper_s: float = Field(
         30.0,
         ge=0,

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 from api import store
 from api.metrics import Metrics
+from api.service.batch import Gatherer
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.gate import Gate
 from api.service.keeper import LineKeeper
 from api.service.peers import PeerPool
 from api.service.reads import ChainReads, ReadModel
+from api.service.submitter import Submitter
 from api.settings import DEV_CHAIN_ID, NodeSettings
 from ledger.chain.client import LedgerClient
 from ledger.chain.deployment import Deployment
@@ -30,10 +32,16 @@ class NodeServices:
     reads: ReadModel
     peers: PeerPool | None = None
     keeper: LineKeeper | None = None
+    submitter: Submitter | None = None
+    gatherer: Gatherer | None = None
 
     def close(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
+        if self.gatherer is not None:
+            self.gatherer.close()
+        if self.submitter is not None:
+            self.submitter.close()
         self.reads.stop()
         if self.peers is not None:
             self.peers.close()
@@ -61,9 +69,7 @@ def build(settings: NodeSettings) -> NodeServices:
         account=account,
         client=client,
         engine=store.make_engine(settings.database_url),
-        keys=KeyClient(
-            settings.key_service.url, account, timeout_s=settings.key_service.timeout_s
-        ),
+        keys=KeyClient(settings.key_service.url, account, timeout_s=settings.key_service.timeout_s),
         documents=DocumentStore(
             settings.document_dir, _keyring(settings, deployment.chain_id == DEV_CHAIN_ID)
         ),
@@ -76,10 +82,12 @@ def build(settings: NodeSettings) -> NodeServices:
         from api.service.indexed import IndexedReads
 
         reads = IndexedReads(settings, deployment, ChainReads(chain))
-    peers = None
+    peers = submitter = gatherer = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
+        submitter = Submitter(client)
+        gatherer = Gatherer()
     keeper = None
     if settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper)
+    return NodeServices(context, chain, reads, peers, keeper, submitter, gatherer)

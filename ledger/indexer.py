@@ -361,14 +361,22 @@ class Indexer:
         poll_interval: float = 1.0,
         stop: threading.Event | None = None,
         progress: Callable[[Progress], None] | None = None,
+        *,
+        wake: threading.Event | None = None,
+        idle_interval: float | None = None,
     ) -> None:
         """Keep indexing new blocks until `stop` is set; a node or database outage is waited
-        out."""
+        out. While the chain makes no new blocks the pause between polls doubles, from
+        `poll_interval` up to `idle_interval` (default: no backing off), so an idle node costs
+        next to nothing; setting `wake` (a reader waiting for a block) polls at once."""
         stop = stop or threading.Event()
+        wake = wake or stop
+        idle_interval = max(idle_interval or poll_interval, poll_interval)
+        interval = poll_interval
         failures = 0
         while not stop.is_set():
             try:
-                self.catch_up(progress=progress)
+                res = self.catch_up(progress=progress)
                 failures = 0
             except (IndexerError, NodeUnavailable) as exc:
                 if not isinstance(exc, NodeUnavailable) and not isinstance(
@@ -386,7 +394,10 @@ class Indexer:
                 log.warning("database unavailable, waiting (%s)", type(exc.orig).__name__)
                 stop.wait(min(0.5 * 2.0**failures, 10.0))
                 continue
-            stop.wait(poll_interval)
+            moved = res.last_block >= res.start_block
+            interval = poll_interval if moved else min(interval * 2, idle_interval)
+            if wake.wait(interval) and wake is not stop:
+                wake.clear()
 
     def check_consistency(self, client: LedgerClient, block: int | None = None) -> list[Mismatch]:
         """Every maintained aggregate, loan, line and member against the contracts' views at

@@ -130,6 +130,11 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Consortium], str], Body | None, d
         "bank-a", "POST", lambda n: "/v1/cosign", _cosign_terms,
         {**WRITE, P: 200},
     ),
+    "POST /v1/cosign/batch (bank-a node)": (
+        "bank-a", "POST", lambda n: "/v1/cosign/batch",
+        lambda n: {"kind": "loan", "items": [_cosign_terms(n)["terms"]]},
+        {**WRITE, P: 200},
+    ),
     "POST /v1/attestations/capital (bank-a node)": (
         "bank-a", "POST", lambda n: "/v1/attestations/capital", _attestation,
         {**WRITE, P: 403, A: 201},

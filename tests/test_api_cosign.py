@@ -224,7 +224,8 @@ def test_batch_gives_per_item_results(net: Consortium) -> None:
     by_code = {r["status"]: r for r in out["results"]}
     assert by_code[201]["result"]["block_number"] > 0
     codes = sorted(r["problem"]["code"] for r in out["results"] if r["status"] != 201)
-    # the cap refusal is the contract's: 400,000 + 20,000,000 only exceed it within the batch
+    # 400,000 + 20,000,000 only exceed the cap within the batch: the node judges the batch's
+    # loans in order, each accepted one counting against the next, as the contract does
     assert codes == ["BorrowerCapExceeded", "PlatformShareTooLow"]
     again = post(net, "/v1/loans/batch", {"loans": items[:1]})[1]
     assert again["results"][0]["result"] == by_code[201]["result"]
@@ -291,6 +292,79 @@ def test_metrics_and_readiness(net: Consortium) -> None:
     assert 'ledger_records_submitted_total{kind="loan"}' in text
     assert 'code="BorrowerCapExceeded",rule="R1/R2"' in text
     assert 'route="/v1/loans",status="201"' in text
+
+
+def test_lender_cosigns_a_batch_item_by_item(net: Consortium) -> None:
+    """One request, many loans: each is checked as /v1/cosign checks one, in order against one
+    snapshot (a second loan to the same borrower counts the first), and signed or refused."""
+    from ledger.records import loan_terms
+
+    cx = net.cx
+    soon = cx.now() + 600
+    k1, k2 = bytes.fromhex("b1" * 32), bytes.fromhex("b2" * 32)
+    fills = cx.loan(20_000_000, [(cx.platform, 8_000_000), (cx.lenders[0], 12_000_000)],
+                    borrower_key=k1, deadline=soon)  # fmt: skip
+    over = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                   borrower_key=k1, deadline=soon)  # fmt: skip
+    not_mine = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[1], 600_000)],
+                       deadline=soon)  # fmt: skip
+    late = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                   deadline=cx.now() + 7 * 86_400)  # fmt: skip
+    fine = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                   borrower_key=k2, deadline=soon)  # fmt: skip
+    foreign = loan_terms(fine) | {"platform": address(B), "loan_id": "0x" + "f0" * 32}
+    items = [loan_terms(x) for x in (fills, over, not_mine, late)] + [foreign, loan_terms(fine)]
+    r = net.session(P, A).post("/v1/cosign/batch", {"kind": "loan", "items": items})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["signer"] == address(A)
+    got = [(x["status"], (x.get("problem") or {}).get("code")) for x in out["results"]]
+    assert got == [
+        (200, None),
+        (409, "BorrowerCapExceeded"),
+        (409, "NotAParty"),
+        (409, "DeadlineTooFar"),
+        (403, "NotYourRecord"),
+        (200, None),
+    ]
+    assert out["results"][1]["problem"]["exposure"] == 20_000_000
+    for i, loan in ((0, fills), (5, fine)):
+        sig = bytes.fromhex(out["results"][i]["signature"][2:])
+        assert provenance.recover(provenance.digest(cx.plat.domain, loan), sig) == address(A)
+    # an insider: another bank's key may not ask for a batch of signatures
+    r = net.session(B, A).post("/v1/cosign/batch", {"kind": "loan", "items": items[:1]})
+    assert r.status_code == 403
+    # terms of the wrong kind, and more than a batch holds, are refused whole
+    r = net.session(P, A).post("/v1/cosign/batch", {"kind": "line", "items": items[:1]})
+    assert r.status_code == 422
+    r = net.session(P, A).post("/v1/cosign/batch", {"kind": "loan", "items": items[:1] * 101})
+    assert r.status_code == 422
+
+
+def test_batch_each_loan_its_own_outcome_once(net: Consortium) -> None:
+    """A duplicate id in one batch, a bank refusing one loan by its appetite, and good loans:
+    each gets its own outcome, the good ones land exactly once, a retry replays them."""
+    good1 = loan_body("bx-1", {P: 400_000, A: 300_000, B: 300_000})
+    good2 = loan_body("bx-2", {P: 400_000, A: 600_000})
+    too_big = loan_body("bx-3", {P: 2_000_000, C: 3_000_000})
+    items = [good1, good1, too_big, good2]
+    status, out = post(net, "/v1/loans/batch", {"loans": items})
+    assert status == 200 and (out["accepted"], out["rejected"]) == (2, 2)
+    got = [(x["status"], (x.get("problem") or {}).get("code")) for x in out["results"]]
+    assert got == [(201, None), (409, "RequestInProgress"), (409, "AppetiteExceeded"), (201, None)]
+    assert out["results"][2]["problem"]["lender"] == address(C)
+    for x in (out["results"][0], out["results"][3]):
+        logs = net.cx.plat.ledger.events.LoanOriginated().get_logs(
+            argument_filters={"loanId": bytes.fromhex(x["loan_id"][2:])}, from_block=0
+        )
+        assert len(logs) == 1 and logs[0]["transactionHash"].to_0x_hex() == x["result"]["tx_hash"]
+    status, again = post(net, "/v1/loans/batch", {"loans": items})
+    assert [x["status"] for x in again["results"]] == [201, 409, 409, 201]
+    assert again["results"][0]["result"] == out["results"][0]["result"]
+    # the refused id stays usable once its terms fit the bank's appetite
+    fits = loan_body("bx-3", {P: 2_000_000, C: 2_000_000})
+    status, out = post(net, "/v1/loans/batch", {"loans": [fits]})
+    assert out["results"][0]["status"] == 201
 
 
 def test_lender_node_down_is_a_503_naming_it_and_nothing_is_submitted(net: Consortium) -> None:

@@ -108,7 +108,7 @@ class Load:
 
     def record_item(self, body: dict[str, Any], status: int, result: dict | None, hot: bool,
                     problem: dict | None = None) -> None:  # fmt: skip
-        lid = "0x" + chain_id_of(body["loan_id"]).hex()
+        lid = "0x" + chain_id_of(body["loan_id"], address(P)).hex()
         with self.lock:
             if hot:
                 self.hot_attempts += 1
@@ -137,7 +137,7 @@ class Load:
             business = n % 5 == 1 and C not in shares
             body = loan_body(loan_id, shares, product="business" if business else "consumer")
         with self.lock:
-            self.sent.add("0x" + chain_id_of(loan_id).hex())
+            self.sent.add("0x" + chain_id_of(loan_id, address(P)).hex())
         return body
 
 
@@ -202,7 +202,8 @@ def repayer(load: Load, s: NodeSession, who: str) -> None:
             continue
         half = principal // 2
         for i, (amount, interest) in enumerate(((half, 1_000), (principal - half, 0))):
-            rid = f"rp-{lid[2:18]}-{i}"
+            # the id's own bytes: its first 20 are the platform's address, the same for every loan
+            rid = f"rp-{lid[-24:]}-{i}"
             body = {"repayment_id": rid, "principal": amount, "interest": interest}
             path = f"/v1/loans/{lid}/repayments"
             r = load.call("repayment", lambda p=path, b=body: s.post(p, b))
@@ -213,7 +214,7 @@ def repayer(load: Load, s: NodeSession, who: str) -> None:
             if out["outstanding"] != left or out["principal"] != amount:
                 load.bad(f"repayment {rid}: {out} (expected outstanding {left})")
             with load.lock:
-                load.repaid["0x" + chain_id_of(rid).hex()] = (lid, amount, interest)
+                load.repaid["0x" + chain_id_of(rid, address(P)).hex()] = (lid, amount, interest)
 
 
 def reader(load: Load, s: NodeSession, member: str) -> None:

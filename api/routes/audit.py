@@ -30,8 +30,9 @@ def audit_report(
 
     head = chain.head()
     if block is not None and block > head:
-        raise Problem(422, "BlockInFuture", f"block {block} is after the head {head}",
-                      block=block, head=head)
+        raise Problem(
+            422, "BlockInFuture", f"block {block} is after the head {head}", block=block, head=head
+        )
     return run_audit(ctx.settings.rpc_url, ctx.deployment, block=block).to_json()
 
 
@@ -46,4 +47,3 @@ def loan_evidence(loan_id: LoanIdPath, ctx: ContextDep, _auditor: AuditorOnly) -
         return collect(ctx.settings.rpc_url, ctx.deployment, chain_id_of(loan_id, ctx.address))
     except EvidenceError:
         raise Problem(404, "LoanNotFound", "no such loan on this ledger") from None
-

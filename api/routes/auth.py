@@ -22,6 +22,4 @@ def challenge(body: ChallengeIn, ctx: ContextDep, chain: ConsortiumDep) -> Chall
 @router.post("/token", response_model=TokenOut, responses=responses(401, 403, 422))
 def token(body: TokenIn, ctx: ContextDep, chain: ConsortiumDep, request: Request) -> TokenOut:
     """Exchange the signed message for a short-lived bearer token bound to the address."""
-    return auth.issue_token(
-        ctx, chain, body.message, body.signature, request.app.state.signin_rate
-    )
+    return auth.issue_token(ctx, chain, body.message, body.signature, request.app.state.signin_rate)

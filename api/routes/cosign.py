@@ -6,7 +6,14 @@ from fastapi import APIRouter
 
 from api.deps import ConsortiumDep, ContextDep, LenderSelf, PlatformCaller
 from api.problems import responses
-from api.schemas.records import AttestationIn, AttestationOut, CosignIn, CosignOut
+from api.schemas.records import (
+    AttestationIn,
+    AttestationOut,
+    CosignBatchIn,
+    CosignBatchOut,
+    CosignIn,
+    CosignOut,
+)
 from api.service import cosign as service
 
 router = APIRouter(prefix="/v1", tags=["lender node"])
@@ -20,6 +27,21 @@ def cosign(
     lender's appetite (maximum tranche, products) and the consortium's rules; or a 409 problem
     saying why not."""
     return service.cosign(ctx, chain, caller, body)
+
+
+@router.post(
+    "/cosign/batch",
+    response_model=CosignBatchOut,
+    response_model_exclude_none=True,
+    responses=responses(401, 403, 422),
+)
+def cosign_batch(
+    body: CosignBatchIn, ctx: ContextDep, chain: ConsortiumDep, caller: PlatformCaller
+) -> CosignBatchOut:
+    """Up to 100 of a platform's proposed loans (or lines), each checked as /v1/cosign checks
+    one, judged in order against one snapshot of the chain: a signature or a problem for each,
+    in the request's order."""
+    return service.cosign_batch(ctx, chain, caller, body)
 
 
 @router.post(

@@ -22,7 +22,7 @@ from api.schemas.records import (
     StatusIn,
     StatusOut,
 )
-from api.service import originate, payments, reads
+from api.service import batch, originate, payments, reads
 
 writes = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])
 views = APIRouter(prefix="/v1/loans", tags=["loans"])
@@ -47,9 +47,10 @@ def create_loan(body: LoanIn, platform: PlatformDep, _p: PlatformSelf) -> JSONRe
     "/batch", response_model=BatchOut, response_model_exclude_none=True, responses=_WRITE_ERRORS
 )
 def create_batch(body: BatchIn, platform: PlatformDep, _p: PlatformSelf) -> BatchOut:
-    """Many loans, each checked and co-signed on its own, recorded in one non-atomic batch:
-    per-item results (201 or the item's problem)."""
-    return payments.batch(platform, body)
+    """Up to 100 loans, each checked, co-signed (one request per lender node for the whole
+    batch) and recorded or refused on its own: per-item results (201 or the item's problem).
+    Idempotent by each `loan_id`."""
+    return batch.batch(platform, body)
 
 
 @writes.post(

@@ -304,6 +304,34 @@ class CosignOut(Model):
     digest: str
 
 
+class CosignBatchIn(Model):
+    """Many records of one kind for one lender to co-sign in one request (a platform node's
+    batch): each is checked and signed, or refused, on its own."""
+
+    model_config = examples({"kind": "loan", "items": ["<LoanTerms>", "<LoanTerms>"]})
+    kind: Literal["loan", "line"]
+    items: Annotated[list[LoanTerms | LineTerms], Field(min_length=1, max_length=100)]
+
+    @model_validator(mode="after")
+    def _kind_matches(self) -> CosignBatchIn:
+        want = LoanTerms if self.kind == "loan" else LineTerms
+        if not all(isinstance(t, want) for t in self.items):
+            raise ValueError(f"kind is {self.kind!r} but an item's terms are not {want.__name__}")
+        return self
+
+
+class CosignItem(Model):
+    status: int = Field(..., description="200 signed, else the problem's status")
+    signature: str | None = None
+    digest: str | None = None
+    problem: dict[str, Any] | None = None
+
+
+class CosignBatchOut(Model):
+    signer: str
+    results: list[CosignItem] = Field(..., description="one per item, in the request's order")
+
+
 class AttestationIn(Model):
     model_config = examples(
         {

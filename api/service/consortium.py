@@ -7,8 +7,9 @@ tuples are decoded in one place (ledger.domain.MemberInfo.from_abi for a member 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from api.service.gate import Gate
 from ledger.chain.client import LedgerClient
@@ -67,6 +68,34 @@ class BorrowerExposure(NamedTuple):
     open_records: list[int]
 
 
+def _line(_args: tuple[Any, ...], raw: Any) -> LineOnChain:
+    (limit, drawn, expires, status, product, pidx, inst, mask), key = raw
+    slots = [(int(inst) >> (16 * k)) & 0xFFFF for k in range(5)]
+    holders = tuple(i for i in slots if i)
+    frozen = frozenset(i for k, i in enumerate(slots) if i and (int(mask) >> k) & 1)
+    return LineOnChain(
+        int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
+        bytes(key), holders, frozen,
+    )  # fmt: skip
+
+
+def _exposure(_args: tuple[Any, ...], raw: Any) -> BorrowerExposure:
+    consumer, business, idx, counts = raw
+    return BorrowerExposure(
+        int(consumer), int(business), [int(i) for i in idx], [int(n) for n in counts]
+    )
+
+
+# name: (the client's contract attribute, its view function, the decoder of its answer)
+_VIEWS: dict[str, tuple[str, str, Callable[[tuple[Any, ...], Any], Any]]] = {
+    "member": ("registry", "member", lambda a, raw: MemberInfo.from_abi(a[0], raw)),
+    "policy": ("registry", "currentPolicy", lambda _a, raw: Policy.from_abi(raw[0])),
+    "paused": ("registry", "paused", lambda _a, raw: bool(raw)),
+    "usage": ("ledger", "lenderUsage", lambda _a, raw: LenderUsage(*(int(v) for v in raw))),
+    "loan_state": ("ledger", "loanState", lambda _a, raw: (int(raw[1]), LoanStatus(raw[2]))),
+    "line_state": ("ledger", "lineState", _line),
+    "borrower_exposure": ("ledger", "borrowerExposure", _exposure),
+}
 
 
 class ConsortiumView:
@@ -82,16 +111,14 @@ class ConsortiumView:
 
     def now(self) -> tuple[int, int]:
         """(latest block number, its timestamp): the clock the contract judges by."""
-        block = self.client.w3.eth.get_block("latest")
-        return int(block["number"]), int(block["timestamp"])
+        return self.client.latest()
 
     # ------------------------------------------------------------------ the registry
 
     def member(self, address: str, block: Block = "latest") -> MemberInfo:
         """The registry's record of `address`, read from the chain on every call: a suspension
         takes effect on the next request, with no cache to go stale."""
-        c = self.client
-        return MemberInfo.from_abi(address, c.call(c.registry, "member", address, block=block))
+        return self._read(block, ("member", address))
 
     async def member_and_head(self, address: str) -> tuple[MemberInfo, int]:
         """`member(address)` at "latest" and the chain head, in one round trip (every
@@ -100,13 +127,10 @@ class ConsortiumView:
         return MemberInfo.from_abi(address, record), head
 
     def policy(self, block: Block = "latest") -> Policy:
-        c = self.client
-        raw, _version = c.call(c.registry, "currentPolicy", block=block)
-        return Policy.from_abi(raw)
+        return self._read(block, ("policy",))
 
     def paused(self, block: Block = "latest") -> bool:
-        c = self.client
-        return bool(c.call(c.registry, "paused", block=block))
+        return self._read(block, ("paused",))
 
     def platforms(self, block: Block) -> list[str]:
         c = self.client
@@ -121,9 +145,7 @@ class ConsortiumView:
     # ------------------------------------------------------------------ the ledger's views
 
     def usage(self, lender: str, partner: str = NO_PARTNER, block: Block = "latest") -> LenderUsage:
-        c = self.client
-        raw = c.call(c.ledger, "lenderUsage", lender, partner, block=block)
-        return LenderUsage(*(int(v) for v in raw))
+        return self._read(block, ("usage", lender, partner))
 
     def servicer(self, platform: str, block: Block = "latest") -> str:
         """The platform servicing the records `platform` originated (itself unless its servicing
@@ -133,29 +155,31 @@ class ConsortiumView:
 
     def loan_state(self, loan_id: bytes, block: Block = "latest") -> tuple[int, LoanStatus]:
         """(outstanding, status) of a loan."""
-        c = self.client
-        _commit, outstanding, status = c.call(c.ledger, "loanState", loan_id, block=block)
-        return int(outstanding), LoanStatus(status)
+        return self._read(block, ("loan_state", loan_id))
 
     def line_state(self, line_id: bytes, block: Block = "latest") -> LineOnChain:
-        c = self.client
-        (limit, drawn, expires, status, product, pidx, inst, mask), key = c.call(
-            c.ledger, "lineState", line_id, block=block
-        )
-        slots = [(int(inst) >> (16 * k)) & 0xFFFF for k in range(5)]
-        holders = tuple(i for i in slots if i)
-        frozen = frozenset(i for k, i in enumerate(slots) if i and (int(mask) >> k) & 1)
-        return LineOnChain(
-            int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
-            bytes(key), holders, frozen,
-        )  # fmt: skip
+        return self._read(block, ("line_state", line_id))
 
     def borrower_exposure(self, key: bytes, block: Block = "latest") -> BorrowerExposure:
+        return self._read(block, ("borrower_exposure", key))
+
+    def read_many(self, block: Block, wanted: list[tuple[Any, ...]]) -> list[Any]:
+        """Several of the views above at one block in one JSON-RPC round trip (a batch of
+        records is judged on a few hundred of them): each item is a view's name and its
+        arguments, e.g. ("usage", lender, partner); results in order, as the view returns."""
         c = self.client
-        consumer, business, idx, counts = c.call(c.ledger, "borrowerExposure", key, block=block)
-        return BorrowerExposure(
-            int(consumer), int(business), [int(i) for i in idx], [int(n) for n in counts]
-        )
+        calls = []
+        for name, *args in wanted:
+            contract, fn, _decode = _VIEWS[name]
+            calls.append((getattr(c, contract), fn, tuple(args)))
+        raws = c.call_many(calls, block)
+        return [_VIEWS[w[0]][2](w[1:], raw) for w, raw in zip(wanted, raws, strict=True)]
+
+    def _read(self, block: Block, wanted: tuple[Any, ...]) -> Any:
+        name, *args = wanted
+        contract, fn, decode = _VIEWS[name]
+        c = self.client
+        return decode(tuple(args), c.call(getattr(c, contract), fn, *args, block=block))
 
     # ------------------------------------------------------------------ recorded events
 

@@ -10,21 +10,55 @@ from __future__ import annotations
 
 from api.auth import Principal
 from api.problems import Problem, from_rule
-from api.schemas.records import CosignIn, CosignOut
-from api.service.book import judge
+from api.schemas.records import CosignBatchIn, CosignBatchOut, CosignIn, CosignItem, CosignOut
+from api.service.book import judge, judge_many
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from ledger import provenance
-from ledger.domain import CoLoan, to_hex
+from ledger.domain import CoLoan, CreditLine, to_hex
 from ledger.records import product_name
-from ledger.rules import RuleError
+from ledger.rules import RuleError, Violation
 
 
 def cosign(
     ctx: MemberContext, chain: ConsortiumView, caller: Principal, req: CosignIn
 ) -> CosignOut:
     record = req.terms.record()
-    kind = req.kind
+    _admissible(ctx, caller, record, req.kind)
+    violation, now = judge(chain, record)
+    return _sign(ctx, record, req.kind, violation, now)
+
+
+def cosign_batch(
+    ctx: MemberContext, chain: ConsortiumView, caller: Principal, req: CosignBatchIn
+) -> CosignBatchOut:
+    """Each record checked as `cosign` checks one, against one snapshot of the chain read in one
+    round trip, in order (each one signed counts against the next, as on chain): a signature or
+    the problem for each, in the request's order."""
+    records = [t.record() for t in req.items]
+    results: list[CosignItem | None] = [None] * len(records)
+    admitted: list[int] = []
+    for i, record in enumerate(records):
+        try:
+            _admissible(ctx, caller, record, req.kind)
+            admitted.append(i)
+        except Problem as exc:
+            results[i] = CosignItem(status=exc.status, problem=exc.body())
+    verdicts, now = judge_many(chain, [records[i] for i in admitted])
+    for i, violation in zip(admitted, verdicts, strict=True):
+        try:
+            out = _sign(ctx, records[i], req.kind, violation, now)
+        except Problem as exc:
+            results[i] = CosignItem(status=exc.status, problem=exc.body())
+        else:
+            results[i] = CosignItem(status=200, signature=out.signature, digest=out.digest)
+    return CosignBatchOut(signer=ctx.address, results=[r for r in results if r is not None])
+
+
+def _admissible(
+    ctx: MemberContext, caller: Principal, record: CoLoan | CreditLine, kind: str
+) -> None:
+    """Who asks, whether this lender is a party, and its appetite: the checks without the chain."""
     me = ctx.address
     if record.platform != caller.address:
         raise Problem(
@@ -59,7 +93,17 @@ def cosign(
             requested=mine.amount,
             max_tranche=appetite.max_tranche,
         )
-    violation, now = judge(chain, record)
+
+
+def _sign(
+    ctx: MemberContext,
+    record: CoLoan | CreditLine,
+    kind: str,
+    violation: Violation | None,
+    now: int,
+) -> CosignOut:
+    """The deadline sanity check, then the rules' verdict, then this lender's signature."""
+    me = ctx.address
     # A signature is good until its deadline; a lender does not hand out long-lived ones.
     latest = now + ctx.settings.max_cosign_deadline_s
     if record.deadline > latest:

@@ -57,7 +57,9 @@ class IndexedReads:
         self._writer: Engine = make_engine(settings.database_url, writer=True)
         self.indexer = Indexer(self._writer, settings.rpc_url, deployment)
         self.poll = settings.indexer_poll_s
+        self.idle_poll = settings.indexer_idle_poll_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
         self._exposure_sql = self._exposure_statements()
@@ -71,13 +73,19 @@ class IndexedReads:
     def _run(self) -> None:
         try:
             self.indexer.prepare()
-            self.indexer.follow(poll_interval=self.poll, stop=self._stop)
+            self.indexer.follow(
+                poll_interval=self.poll,
+                stop=self._stop,
+                wake=self._wake,
+                idle_interval=self.idle_poll,
+            )
         except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("indexer stopped: %s", self.error, exc_info=exc)
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.indexer.close()
@@ -97,6 +105,8 @@ class IndexedReads:
         """Wait until the read model holds block `head` (or `timeout` passes); the block it is
         as of."""
         deadline = time.monotonic() + timeout
+        if self.indexer.last_block < head:
+            self._wake.set()  # the indexer may be resting between polls of an idle chain
         while self.indexer.last_block < head and time.monotonic() < deadline and not self.error:
             time.sleep(0.01)
         return min(head, self.indexer.last_block)
@@ -121,9 +131,12 @@ class IndexedReads:
         return [
             LoanView(
                 **loan_view(
-                    loan_from_row(r, parts[r["loan_id"]]), r["outstanding"], r["status"],
+                    loan_from_row(r, parts[r["loan_id"]]),
+                    r["outstanding"],
+                    r["status"],
                     [t["outstanding"] for t in parts[r["loan_id"]]],
-                    policy_version=r["policy_version"], block_number=r["block_number"],
+                    policy_version=r["policy_version"],
+                    block_number=r["block_number"],
                     tx_hash=to_hex(r["tx_hash"]),
                 )  # fmt: skip
             )

@@ -24,7 +24,7 @@ from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, Tranche, sort_tranches, to_hex
 from ledger.records import product_of, repayment_of, terms_of
-from ledger.rules import RuleError
+from ledger.rules import RuleError, Violation
 
 
 def resolve_borrower(ctx: MemberContext, ref: BorrowerRef) -> bytes:
@@ -63,33 +63,36 @@ def _tranches(shares: list[Any]) -> tuple[Tranche, ...]:
     return sort_tranches([Tranche(s.lender, s.amount) for s in shares])
 
 
-def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> list[bytes]:
-    """The platform's own signature plus every lender's, in tranche order, all verified."""
-    ctx = p.ctx
-    others = [s for s in record.signers if s != ctx.address]
-    try:
-        cosigned = p.peers.cosign_all(others, kind, terms_of(record)) if others else {}
-    except PeerUnavailable as exc:
-        raise Problem(
-            503,
-            "LenderNodeUnavailable",
-            f"the node of lender {exc.lender} is unavailable ({exc.reason}); nothing was submitted",
-            lender=exc.lender,
-        ) from None
-    except CosignRefused as exc:
-        got = exc.problem
-        ctx.metrics.rejected(kind, str(got.get("code")), got.get("rule"), "lender")
-        problem = Problem(
-            409 if exc.status == 409 else 502,
-            str(got.get("code", "CosignRefused")),
-            f"lender {exc.lender} refused to co-sign: {got.get('detail', got.get('code'))}",
-            title="Co-signature refused",
-        )
-        # The lender's own numbers (requested, max_tranche, a rule's values) pass through.
-        skip = ("type", "title", "status", "detail", "code", "instance")
-        problem.extra.update({k: v for k, v in got.items() if k not in skip})
-        problem.extra["lender"] = exc.lender
-        raise problem from None
+def unavailable(exc: PeerUnavailable) -> Problem:
+    return Problem(
+        503,
+        "LenderNodeUnavailable",
+        f"the node of lender {exc.lender} is unavailable ({exc.reason}); nothing was submitted",
+        lender=exc.lender,
+    )
+
+
+def refused(ctx: MemberContext, kind: str, exc: CosignRefused) -> Problem:
+    """A lender's refusal as this node's problem, the lender's own numbers passed through."""
+    got = exc.problem
+    ctx.metrics.rejected(kind, str(got.get("code")), got.get("rule"), "lender")
+    problem = Problem(
+        409 if exc.status == 409 else 502,
+        str(got.get("code", "CosignRefused")),
+        f"lender {exc.lender} refused to co-sign: {got.get('detail', got.get('code'))}",
+        title="Co-signature refused",
+    )
+    skip = ("type", "title", "status", "detail", "code", "instance")
+    problem.extra.update({k: v for k, v in got.items() if k not in skip})
+    problem.extra["lender"] = exc.lender
+    return problem
+
+
+def signed_by_all(
+    ctx: MemberContext, record: CoLoan | CreditLine, cosigned: dict[str, bytes]
+) -> list[bytes]:
+    """The platform's own signature plus every lender's (`cosigned`), in tranche order, all
+    verified (502 InvalidCosignature naming the lender otherwise)."""
     own = provenance.sign(ctx.account.key, ctx.client.domain, record)
     sigs = [own if s == ctx.address else cosigned[s] for s in record.signers]
     try:
@@ -104,30 +107,48 @@ def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> lis
     return sigs
 
 
+def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> list[bytes]:
+    """The platform's own signature plus every lender's, in tranche order, all verified."""
+    ctx = p.ctx
+    others = [s for s in record.signers if s != ctx.address]
+    try:
+        cosigned = p.peers.cosign_all(others, kind, terms_of(record)) if others else {}
+    except PeerUnavailable as exc:
+        raise unavailable(exc) from None
+    except CosignRefused as exc:
+        raise refused(ctx, kind, exc) from None
+    return signed_by_all(ctx, record, cosigned)
+
+
 _SHARES_CODES = frozenset({"TrancheSumMismatch", "PlatformTrancheMissing"})
 
 
 # the refusals a line past its expiry but not yet marked expired can cause
-_EXPIRED_LINE_CODES = frozenset({"BorrowerCapExceeded", "TooManyInstitutions"})
+EXPIRED_LINE_CODES = frozenset({"BorrowerCapExceeded", "TooManyInstitutions"})
 
 
 def _precheck(p: Platform, record: CoLoan | CreditLine, kind: str) -> None:
     v, _now = judge(p.chain, record)
     if (
         v is not None
-        and v.code in _EXPIRED_LINE_CODES
+        and v.code in EXPIRED_LINE_CODES
         and expire_due_lines(p.ctx, p.chain, record.borrower_key)
     ):
         v, _now = judge(p.chain, record)  # the expired lines no longer count
     if v is not None:
-        p.ctx.metrics.rejected(kind, v.code, v.rule, "precheck")
-        if v.code in _SHARES_CODES:
-            # Terms that contradict themselves: name the request field that is wrong.
-            problem = from_rule(RuleError(v))
-            name = "tranches" if kind == "loan" else "shares"
-            problem.extra["errors"] = [{"field": name, "rule": v.code, "message": problem.detail}]
-            raise problem
-        raise RuleError(v)
+        raise precheck_problem(p.ctx, v, kind)
+
+
+def precheck_problem(ctx: MemberContext, v: Violation, kind: str) -> Problem | RuleError:
+    """The refusal of a record the pre-check judged to break rule `v`, counted."""
+    ctx.metrics.rejected(kind, v.code, v.rule, "precheck")
+    if v.code in _SHARES_CODES:
+        # Terms that contradict themselves: name the request field that is wrong.
+        problem = from_rule(RuleError(v))
+        name = "tranches" if kind == "loan" else "shares"
+        problem.extra["errors"] = [{"field": name, "rule": v.code, "message": problem.detail}]
+        return problem
+    return RuleError(v)
 
 
 def _submitted_refusal(ctx: MemberContext, kind: str, exc: ContractRevert) -> Problem:
@@ -158,7 +179,11 @@ def prepare_loan(
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
     _block, now = p.chain.now()
     loan = build_loan(p.ctx, req, key, digest, now)
-    return loan, _agree(p, loan, "loan", doc)
+    # pre-checked and co-signed together with any other loans being requested at this moment
+    sigs = p.gatherer.agree(p, loan)
+    if doc is not None:
+        p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
+    return loan, sigs
 
 
 def _agree(p: Platform, record: CoLoan | CreditLine, kind: str, doc: bytes | None) -> list[bytes]:
@@ -209,7 +234,7 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
         else:
             loan, sigs = prepare_loan(p, req, doc, digest, key)
             save(pending_of(loan, sigs))
-        result = _send(p, "loan", lambda: ctx.client.originate(loan, sigs))
+        result = _send(p, "loan", lambda: p.submitter.originate(loan, sigs))
         tx, block = result.tx_hash, result.block_number
         if result.already_recorded:
             tx, block = p.chain.event_location("LoanOriginated", loanId=loan.loan_id)

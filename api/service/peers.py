@@ -133,6 +133,61 @@ class PeerPool:
             raise PeerUnavailable(lender, f"HTTP {r.status_code}")
         raise CosignRefused(lender, r.status_code, _problem(r))
 
+    def cosign_batch(
+        self, lender: str, kind: str, terms: list[dict[str, Any]]
+    ) -> list[bytes | CosignRefused]:
+        """One lender's answer for each of `terms`, asked in one request: its signature or its
+        refusal; PeerUnavailable if the node cannot answer for the batch as a whole."""
+        base = self.url(lender)
+        try:
+            for attempt in (0, 1):
+                token = self._token(lender, base, fresh=attempt == 1)
+                r = self._post(
+                    f"{base}/v1/cosign/batch",
+                    json={"kind": kind, "items": terms},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                if r.status_code == 401 and attempt == 0:
+                    continue
+                break
+            if r.status_code != 200:
+                if r.status_code >= 500:
+                    raise PeerUnavailable(lender, f"HTTP {r.status_code}")
+                # the batch as a whole refused (sign-in, a malformed request): each item is
+                refusal = CosignRefused(lender, r.status_code, _problem(r))
+                return [refusal] * len(terms)
+            results = r.json()["results"]
+            if len(results) != len(terms):
+                raise PeerUnavailable(lender, f"{len(results)} answers for {len(terms)} items")
+            out: list[bytes | CosignRefused] = []
+            for item in results:
+                if item.get("status") == 200:
+                    out.append(bytes.fromhex(str(item["signature"]).removeprefix("0x")))
+                else:
+                    problem = item.get("problem")
+                    if not isinstance(problem, dict):
+                        problem = {"code": "PeerError", "status": item.get("status")}
+                    out.append(CosignRefused(lender, int(item.get("status", 409)), problem))
+            return out
+        except (httpx.HTTPError, siwe.SiweError, KeyError, ValueError, TypeError) as exc:
+            raise PeerUnavailable(lender, type(exc).__name__) from None
+
+    def cosign_batches(
+        self, kind: str, asks: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, list[bytes | CosignRefused] | PeerUnavailable]:
+        """`cosign_batch` to every lender in `asks` (lender: its terms) at once, one request
+        each; a node that cannot answer is its PeerUnavailable."""
+        futures = {ln: self._pool.submit(self.cosign_batch, ln, kind, t) for ln, t in asks.items()}
+        out: dict[str, list[bytes | CosignRefused] | PeerUnavailable] = {}
+        for ln, fut in futures.items():
+            try:
+                out[ln] = fut.result()
+            except PeerUnavailable as exc:
+                out[ln] = exc
+            except CosignRefused as exc:  # refused at sign-in: every item is refused
+                out[ln] = [exc] * len(asks[ln])
+        return out
+
     def cosign_all(self, lenders: list[str], kind: str, terms: dict[str, Any]) -> dict[str, bytes]:
         """Every lender's signature, asked in parallel; the first failure is raised (a peer that
         is down before one that refused, so the operator fixes the outage first)."""

@@ -53,8 +53,10 @@ class ReadModel(Protocol):
     def stop(self) -> None: ...
     def lag(self, head: int) -> int | None:
         """Blocks behind `head`; None when there is nothing to be behind (the chain itself)."""
+
     def as_of(self, head: int) -> int:
         """The block a read is answered as of: `head`, once the read model holds it."""
+
     def loan(self, loan_id: bytes, principal: Principal) -> LoanView | None: ...
     def loans_of(self, key: bytes, principal: Principal, block: int) -> list[LoanView]: ...
     def exposure(self, key: bytes, who: str | None, block: int) -> Exposure: ...
@@ -101,8 +103,13 @@ class ChainReads:
         outstanding, status, per = self._per_tranche(rec.loan, block)
         return LoanView(
             **loan_view(
-                rec.loan, outstanding, status, per, policy_version=rec.policy_version,
-                block_number=rec.block_number, tx_hash=rec.tx_hash,
+                rec.loan,
+                outstanding,
+                status,
+                per,
+                policy_version=rec.policy_version,
+                block_number=rec.block_number,
+                tx_hash=rec.tx_hash,
             )  # fmt: skip
         )
 

@@ -33,7 +33,7 @@ def _short_string(text: str) -> bytes:
 
 
 def expected_immutables(name: str, deployment: Deployment) -> dict[str, bytes]:
-    """"Contract.variable" -> the 32-byte word it must hold in `name`'s runtime code."""
+    """ "Contract.variable" -> the 32-byte word it must hold in `name`'s runtime code."""
     if name == "ConsortiumCouncil":
         return {
             "ConsortiumCouncil._registry": _address_word(deployment.registry),
@@ -138,9 +138,7 @@ def check_bytecode(
     pairs = contracts_of(deployment)
     for name, address, recorded_hash in pairs:
         code = onchain[name]
-        compare_code(
-            report, name, address, code, art[name], expected_immutables(name, deployment)
-        )
+        compare_code(report, name, address, code, art[name], expected_immutables(name, deployment))
         if recorded_hash and "0x" + keccak(code).hex() != recorded_hash.lower():
             report.add(
                 "bytecode",

@@ -115,8 +115,7 @@ class Replay:
             self.report.add(
                 "state",
                 "UnreplayableEvent",
-                f"{ev.name} refers to data the replay does not know "
-                f"({type(exc).__name__}: {exc})",
+                f"{ev.name} refers to data the replay does not know ({type(exc).__name__}: {exc})",
                 where=ev.where,
             )
 

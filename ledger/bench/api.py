@@ -1,5 +1,5 @@
-"""Through the API: the full co-sign flow (platform node asking two lender nodes), single and
-batched, and exposure-query latency on a lender node with one and with eight clients.
+"""Through the API: exposure-query latency on a lender node with one, eight and 32 clients (the
+co-sign flow's throughput is ledger/bench/throughput.py).
 
 Beside each latency figure, the node's own CPU time per query (user + system, read from /proc,
 so Linux only): on a machine shared with other work, latency says as much about the neighbours
@@ -97,13 +97,7 @@ def measure(url: str, pid: int, account: Any, keys: list[str], n: int, clients: 
     return out
 
 
-def run(
-    loans: int,
-    cosigned: int,
-    batch: int,
-    queries: int,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+def run(loans: int, queries: int, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     from ledger.localnet import nodes
 
     say = progress or (lambda _m: None)
@@ -116,31 +110,6 @@ def run(
         pids = {i.name: i.pid for i in infos}
         try:
             out: dict[str, Any] = {}
-            with NodeSession.signed_in(urls["platform"], cx.platform) as plat:
-                say("co-sign flow, one loan per request")
-                t0 = time.perf_counter()
-                for _ in range(cosigned):
-                    body = _loan_body(cx, new_id("api").hex(), "0x" + new_id("b").hex())
-                    r = plat.post("/v1/loans", body)
-                    if r.status_code != 201:
-                        raise RuntimeError(f"POST /v1/loans answered {r.status_code}: {r.text}")
-                single = cosigned / (time.perf_counter() - t0)
-                say("co-sign flow, batched")
-                bodies = [
-                    _loan_body(cx, new_id("api").hex(), "0x" + new_id("b").hex())
-                    for _ in range(batch)
-                ]
-                t0 = time.perf_counter()
-                r = plat.post("/v1/loans/batch", {"loans": bodies})
-                batched = batch / (time.perf_counter() - t0)
-                if r.status_code != 200:
-                    raise RuntimeError(f"POST /v1/loans/batch answered {r.status_code}: {r.text}")
-            out["cosign_flow"] = {
-                "single_records_per_s": round(single, 1),
-                "batched_records_per_s": round(batched, 1),
-                "single_requests": cosigned,
-                "batch_size": batch,
-            }
             say(f"recording {loans} loans for the exposure queries")
             keys = ["0x" + new_id("q").hex() for _ in range(min(loans, 1_000))]
             items = []
@@ -155,13 +124,13 @@ def run(
                     if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
                         break
                     time.sleep(0.2)
-            for clients in (1, 8):
+            for clients in (1, 8, 32):
                 say(f"exposure queries, {clients} client(s)")
                 n = per_client(queries, clients)
                 out[f"exposure_{clients}_client"] = measure(
                     urls["bank-a"], pids["bank-a"], cx.lenders[0], keys, n, clients
                 )
-            out["loans_indexed"] = loans + cosigned + batch
+            out["loans_indexed"] = loans
             out["target_p99_ms"] = 10
             return out
         finally:

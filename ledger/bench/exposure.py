@@ -39,9 +39,10 @@ def _b32(tag: bytes, n: int) -> bytes:
 
 def _copy(conn: Any, table: sa.Table, rows: Iterator[dict[str, Any]]) -> None:
     cols = [c.name for c in table.columns]
-    with conn.cursor() as cur, cur.copy(
-        f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN'
-    ) as cp:
+    with (
+        conn.cursor() as cur,
+        cur.copy(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN') as cp,
+    ):
         for r in rows:
             cp.write_row(tuple(r[c] for c in cols))
 
@@ -194,10 +195,14 @@ def _drop_schemas(pg_url: str, prefix: str) -> None:
     engine = sa.create_engine(database_url(pg_url))
     try:
         with engine.begin() as conn:
-            names = conn.execute(
-                sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                {"p": prefix.replace("_", "\\_") + "%"},
-            ).scalars().all()
+            names = (
+                conn.execute(
+                    sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                    {"p": prefix.replace("_", "\\_") + "%"},
+                )
+                .scalars()
+                .all()
+            )
             for s in names:
                 conn.execute(sa.text(f'DROP SCHEMA "{s}" CASCADE'))
     finally:

@@ -57,9 +57,17 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
     out["api"] = api.run(
         # exposure latency at scale is the growth figure below; this one is on a real history
         loans=300 if quick else 2_000,
-        cosigned=10 if quick else 100,
-        batch=10 if quick else 50,
         queries=100 if quick else 1_000,
+        progress=say,
+    )
+    section("origination through the nodes")
+    from ledger.bench import throughput
+
+    out["nodes"] = throughput.run(
+        n=500 if quick else 10_000,
+        singles=64 if quick else 640,
+        runs=runs,
+        idle_s=10.0 if quick else 30.0,
         progress=say,
     )
     section("exposure query as the read model grows")

@@ -28,7 +28,6 @@ from ledger.provenance import commitment, pack_signatures
 __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receipt"]
 
 
-
 class LedgerClient(PipelinedOrigination):
     """One member's connection to a deployment."""
 
@@ -134,9 +133,7 @@ class LedgerClient(PipelinedOrigination):
             for loan, sigs in recent:
                 if self.existing_loan(loan) is None:
                     with self._retry_lock:
-                        self.retried.append(
-                            f"originate 0x{loan.loan_id.hex()} (lost in a restart)"
-                        )
+                        self.retried.append(f"originate 0x{loan.loan_id.hex()} (lost in a restart)")
                     self.originate(loan, sigs)
                     resent.append(loan.loan_id)
         except CHAIN_GONE:

@@ -18,7 +18,6 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from web3.exceptions import ContractLogicError, Web3RPCError
 
-from ledger.chain.abi import Function
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.connect import DEV_CHAIN_ID, web3_for
 from ledger.chain.deployment import Deployment
@@ -153,7 +152,7 @@ class Transactor(ChainReads):
         self.receipt_latencies: list[float] = []  # seconds, pipelined submissions
         self.interrupted = False  # set when the node stopped answering mid-transaction
         self._output_types = {}
-        self._encoders: dict[tuple[str, str], Function | None] = {}
+        self._encoders = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -213,19 +212,6 @@ class Transactor(ChainReads):
         tx.update(self.fees())
         tx["nonce"] = self.nonces.take() if nonce is None else nonce  # type: ignore[union-attr]
         return tx
-
-    def _calldata(self, contract: Any, fn: str, args: Sequence[Any]) -> str:
-        """Calldata through ledger.chain.abi (web3's encode_abi validates and reformats every
-        argument: about 10 ms a loan here, which capped batched recording at ~100 loans/s);
-        web3 for an overloaded name."""
-        key = (contract.address, fn)
-        encoder = self._encoders.get(key)
-        if encoder is None and key not in self._encoders:
-            named = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn]
-            encoder = self._encoders[key] = Function(contract.abi, fn) if len(named) == 1 else None
-        if encoder is None:
-            return contract.encode_abi(fn, args=list(args))
-        return encoder.data(*args)
 
     def estimate(self, tx: dict) -> int:
         try:

@@ -71,9 +71,7 @@ class Prefetch:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ledger-index-fetch")
         self.drop()
-        future = self._pool.submit(
-            fetch_range, self._rpc, self._decoder, frm, to, self._max_bytes
-        )
+        future = self._pool.submit(fetch_range, self._rpc, self._decoder, frm, to, self._max_bytes)
         self._pending = (frm, to, future)
 
     def take(self, frm: int) -> tuple[int, Future[Fetched]] | None:

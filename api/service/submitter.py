@@ -1,0 +1,115 @@
+"""The platform node's one way onto the chain for co-loans: concurrent requests share
+transactions.
+
+Each request thread hands its signed loans to `Submitter.originate_many` and waits. One thread
+sends whatever has queued as one pipelined round (`LedgerClient.originate_pipelined`: non-atomic
+`originateBatch` transactions of `per_tx` loans, signed locally, sent in one JSON-RPC batch,
+receipts collected after), so 32 clients asking for one loan each cost two or three transactions,
+not 32, and several batch requests fill the same transactions. While a round waits for its
+receipts the next requests queue, so nothing waits on a timer. Each loan still gets its own
+outcome: recorded (or found already recorded under its id), or its own decoded refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+from ledger.chain.client import LedgerClient
+from ledger.chain.errors import ContractRevert, LedgerError
+from ledger.chain.transactor import OriginateResult
+from ledger.domain import CoLoan
+
+log = logging.getLogger("api.submitter")
+
+Item = tuple[CoLoan, Sequence[bytes]]
+Outcome = OriginateResult | LedgerError
+
+#: loans per originateBatch transaction: the chain path's (README, `per_tx=20`)
+PER_TX = 20
+#: loans per round at most (one JSON-RPC batch of raw transactions)
+ROUND = 400
+
+
+class Submitter:
+    def __init__(self, client: LedgerClient, per_tx: int = PER_TX) -> None:
+        self.client = client
+        self.per_tx = per_tx
+        self._queue: queue.SimpleQueue[tuple[list[Item], Future[list[Outcome]]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def originate_many(self, items: list[Item]) -> list[Outcome]:
+        """Each item's outcome, in order, once it has been sent with whatever else was queued."""
+        if not items:
+            return []
+        fut: Future[list[Outcome]] = Future()
+        self._start()
+        self._queue.put((items, fut))
+        return fut.result()
+
+    def originate(self, loan: CoLoan, signatures: Sequence[bytes]) -> OriginateResult:
+        """One loan; its refusal is raised."""
+        (outcome,) = self.originate_many([(loan, signatures)])
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="submitter", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            waiting = [first]
+            size = len(first[0])
+            while size < ROUND:  # everything queued meanwhile goes in this round
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this round
+                    break
+                waiting.append(more)
+                size += len(more[0])
+            items = [i for its, _f in waiting for i in its]
+            try:
+                outcomes = self._send(items)
+            except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
+                for _its, fut in waiting:
+                    fut.set_exception(exc)
+                continue
+            k = 0
+            for its, fut in waiting:
+                fut.set_result(outcomes[k : k + len(its)])
+                k += len(its)
+
+    def _send(self, items: list[Item]) -> list[Outcome]:
+        try:
+            return self.client.originate_pipelined(items, per_tx=self.per_tx)
+        except ContractRevert:
+            # the gas estimate of the round's first transaction reverted (a lone loan the
+            # contract refuses): each one on its own instead, each with its own outcome
+            out: list[Outcome] = []
+            for loan, sigs in items:
+                try:
+                    out.append(self.client.originate(loan, sigs))
+                except LedgerError as exc:
+                    out.append(exc)
+            return out
