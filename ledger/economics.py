@@ -1,17 +1,19 @@
 """Who gets what of a repayment, days past due, and the five-category floor (DESIGN §4).
 
-Every split is of a cumulative amount, as ledger.allocation splits principal: a party's share of
-everything paid so far is computed from the total so far, and one payment's share is the
-difference after minus before. So nothing drifts and a fully paid loan pays every party exactly.
+Every split sums exactly, in integer fen, with the rounding rules below, identical in Solidity:
 
-- Interest is split across tranches by principal share with ledger.allocation's rule.
-- A bank's cumulative interest I_b is split into the platform's service fee
+- A repayment's interest is split across tranches by principal share with ledger.allocation's
+  rule, payment by payment (CoLendingLedger.repay's `Repaid.interest`; the chain keeps no
+  cumulative interest).
+- Each bank tranche's interest I_b is split into the platform's service fee
   floor(I_b * fee_bps / 10,000) and what the bank keeps (the rest): the fen the floor drops stay
-  with the bank. The platform's own tranche pays no fee to itself.
+  with the bank (ConsortiumRegistry.serviceFees). The platform's own tranche pays no fee.
 - Charges (the guarantee fee) go to the guarantor whole.
-- A compensatory payment (代偿) pays each covered bank floor(outstanding_b * cover_bps / 10,000).
-- Recoveries on a written-off loan are split across tranches by principal share, like
-  interest.
+- A compensatory payment (代偿) pays each covered bank floor(outstanding_b * cover_bps / 10,000)
+  (LoanServicing.compensate).
+- Recoveries on a written-off loan are split across tranches by principal share on their
+  cumulative total, as principal is (LoanServicing.recover), so a full recovery pays every
+  tranche exactly.
 """
 
 from __future__ import annotations
@@ -69,22 +71,24 @@ class Floor:
         return int(category) >= int(self.category(dpd))
 
 
-def days_past_due(schedule: Sequence[Instalment], paid: int, at: int) -> int:
-    """Days past due at unix time `at`, given `paid` fen paid in total so far (principal,
-    interest and charges, applied to instalments in order): 0 if every instalment due by `at` is
-    covered, else the started days since the oldest instalment not fully covered fell due (a
-    second past the due time is day 1)."""
+def days_past_due(schedule: Sequence[Instalment], principal_repaid: int, at: int) -> int:
+    """Days past due at unix time `at`, given `principal_repaid` fen of principal repaid so far:
+    0 if the scheduled principal of every instalment due by `at` is repaid (cumulatively), else
+    the started days since the oldest instalment whose principal is not fully repaid fell due (a
+    second past the due time is day 1). Principal, because that is what the chain holds (the
+    ledger keeps outstanding principal, not interest paid), so LoanServicing.daysPastDue judges
+    classifications by the same number; unpaid interest alone does not make a loan past due."""
     due_so_far = 0
     for i in schedule:
-        due_so_far += i.total
-        if due_so_far > paid:
+        due_so_far += i.principal
+        if due_so_far > principal_repaid:
             return 0 if at <= i.due else (at - i.due + DAY - 1) // DAY
     return 0
 
 
-def overdue_amount(schedule: Sequence[Instalment], paid: int, at: int) -> int:
-    """Fen due by `at` and not yet paid."""
-    return max(0, sum(i.total for i in schedule if i.due <= at) - paid)
+def overdue_principal(schedule: Sequence[Instalment], principal_repaid: int, at: int) -> int:
+    """Scheduled principal due by `at` and not yet repaid, fen."""
+    return max(0, sum(i.principal for i in schedule if i.due <= at) - principal_repaid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,27 +104,19 @@ class InterestSplit:
         return sum(self.fee)
 
 
-def fee_to_date(interest_to_date: int, fee_bps: int) -> int:
-    """The platform's cumulative service fee out of a bank's cumulative interest."""
-    return interest_to_date * fee_bps // BPS
+def service_fee(interest: int, fee_bps: int) -> int:
+    """The platform's service fee out of a bank tranche's interest."""
+    return interest * fee_bps // BPS
 
 
 def split_interest(
-    amounts: Sequence[int],
-    principal: int,
-    fee_bps: Sequence[int],
-    before: int,
-    after: int,
+    amounts: Sequence[int], principal: int, fee_bps: Sequence[int], interest: int
 ) -> InterestSplit:
-    """The interest of one payment moving the loan's cumulative interest from `before` to
-    `after`: each tranche's share, and of each, what its lender keeps and the platform's fee.
-    `fee_bps[i]` is tranche i's partnership fee share (0 for the platform's own tranche)."""
-    a = allocation.split(amounts, principal, after)
-    b = allocation.split(amounts, principal, before)
-    tranche = tuple(x - y for x, y in zip(a, b, strict=True))
-    fee = tuple(
-        fee_to_date(x, f) - fee_to_date(y, f) for x, y, f in zip(a, b, fee_bps, strict=True)
-    )
+    """One repayment's `interest`: each tranche's share, and of each, what its lender keeps and
+    the platform's fee. `fee_bps[i]` is tranche i's partnership fee share in force (0 for the
+    platform's own tranche and for a bank without partnership terms in force)."""
+    tranche = tuple(allocation.split(amounts, principal, interest))
+    fee = tuple(service_fee(x, f) for x, f in zip(tranche, fee_bps, strict=True))
     kept = tuple(t - f for t, f in zip(tranche, fee, strict=True))
     return InterestSplit(tranche, kept, fee)
 

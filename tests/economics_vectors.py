@@ -77,28 +77,13 @@ SCHEDULES = [
 ]
 
 SPLITS = [
-    {
-        "name": "3 tranches, 30% fee, first instalment's interest",
-        "amounts": [300_000, 400_000, 300_000],
-        "fee_bps": [0, 3000, 2500],
-        "before": 0,
-        "after": 10_000,
-    },
-    {
-        "name": "odd fen: rounding on both levels",
-        "amounts": [333, 333, 334],
-        "fee_bps": [3000, 0, 3333],
-        "before": 7,
-        "after": 18,
-    },
-    {
-        "name": "to the last fen",
-        "amounts": [300_001, 349_999, 350_000],
-        "fee_bps": [0, 3000, 3000],
-        "before": 65_123,
-        "after": 65_801,
-    },
-]
+    {"name": "3 tranches, 30% and 25% fees, first instalment's interest",
+     "amounts": [300_000, 400_000, 300_000], "fee_bps": [0, 3000, 2500], "interest": 10_000},
+    {"name": "odd fen: rounding on both levels", "amounts": [333, 333, 334],
+     "fee_bps": [3000, 0, 3333], "interest": 11},
+    {"name": "a bank without terms in force pays no fee", "amounts": [300_001, 349_999, 350_000],
+     "fee_bps": [0, 3000, 0], "interest": 678},
+]  # fmt: skip
 
 COMPENSATIONS = [
     {
@@ -124,18 +109,18 @@ RECOVERIES = [
     },
 ]
 
-DPD = [  # schedule: index into SCHEDULES; paid: fen paid in total; at: seconds after the start
+DPD = [  # schedule: index into SCHEDULES; paid: principal repaid; at: instalment at_due + plus
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 0},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 1},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 86_400},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 86_401},
-    {"schedule": 0, "paid": 88_848, "at_due": 2, "plus": 0},
-    {"schedule": 0, "paid": 88_849, "at_due": 2, "plus": 0},
-    {"schedule": 0, "paid": 88_849, "at_due": 3, "plus": 91 * 86_400 - 5},
+    {"schedule": 0, "paid": 78_848, "at_due": 2, "plus": 0},
+    {"schedule": 0, "paid": 78_849, "at_due": 2, "plus": 0},
+    {"schedule": 0, "paid": 78_849, "at_due": 3, "plus": 91 * 86_400 - 5},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 271 * 86_400},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 360 * 86_400},
     {"schedule": 0, "paid": 0, "at_due": 0, "plus": 361 * 86_400},
-    {"schedule": 0, "paid": 10**9, "at_due": 11, "plus": 999 * 86_400},
+    {"schedule": 0, "paid": 1_000_000, "at_due": 11, "plus": 999 * 86_400},
 ]
 
 
@@ -168,9 +153,7 @@ def build() -> dict:
         )
     out_sp = []
     for c in SPLITS:
-        r = economics.split_interest(
-            c["amounts"], sum(c["amounts"]), c["fee_bps"], c["before"], c["after"]
-        )
+        r = economics.split_interest(c["amounts"], sum(c["amounts"]), c["fee_bps"], c["interest"])
         out_sp.append({**c, "tranche": list(r.tranche), "kept": list(r.kept), "fee": list(r.fee)})
     out_c = [
         {**c, "payout": economics.compensation(c["outstanding"], c["covered"], c["cover_bps"])}

@@ -80,7 +80,7 @@ def test_digest_is_over_the_packed_words() -> None:
 
 def test_split_vectors_sum_exactly() -> None:
     for c in VECTORS["interest_splits"]:
-        assert sum(c["tranche"]) == c["after"] - c["before"]
+        assert sum(c["tranche"]) == c["interest"]
         assert [k + f for k, f in zip(c["kept"], c["fee"], strict=True)] == c["tranche"]
     for c in VECTORS["recoveries"]:
         assert sum(c["split"]) == c["after"] - c["before"]
@@ -179,25 +179,21 @@ def test_schedule_properties(kind, principal, months, rate, charge, flat) -> Non
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.integers(1, 10**7), min_size=1, max_size=5), st.data())
-def test_interest_split_sums_and_never_drifts(amounts, data) -> None:  # noqa: ANN001
+def test_interest_split_sums_exactly(amounts, data) -> None:  # noqa: ANN001
     fees = data.draw(st.lists(st.integers(0, 10_000), min_size=len(amounts), max_size=len(amounts)))
-    cuts = sorted(data.draw(st.lists(st.integers(0, 10**8), min_size=2, max_size=6)))
-    total = [0] * len(amounts)
-    fee_total = [0] * len(amounts)
-    for before, after in zip(cuts, cuts[1:], strict=False):
-        r = economics.split_interest(amounts, sum(amounts), fees, before, after)
-        assert sum(r.tranche) == after - before
-        assert all(f >= 0 and k >= 0 for f, k in zip(r.fee, r.kept, strict=True))
-        total = [t + x for t, x in zip(total, r.tranche, strict=True)]
-        fee_total = [t + x for t, x in zip(fee_total, r.fee, strict=True)]
-    whole = economics.split_interest(amounts, sum(amounts), fees, cuts[0], cuts[-1])
-    assert tuple(total) == whole.tranche and tuple(fee_total) == whole.fee
+    interest = data.draw(st.integers(0, 10**9))
+    r = economics.split_interest(amounts, sum(amounts), fees, interest)
+    assert sum(r.tranche) == interest
+    assert sum(r.kept) + r.platform_fee == interest
+    for t, k, f, bps in zip(r.tranche, r.kept, r.fee, fees, strict=True):
+        assert f >= 0 and k >= 0 and k + f == t and f * 10_000 <= t * bps
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.integers(0, 2_000_000), st.integers(0, 500 * 86_400))
+@given(st.integers(0, 1_000_000), st.integers(0, 500 * 86_400))
 def test_dpd_falls_as_payments_rise(paid, after) -> None:  # noqa: ANN001
     s = schedule_of(VECTORS["schedules"][0])
+    paid = min(paid, 1_000_000)
     at = s[0].due + after
     assert economics.days_past_due(s, paid, at) >= economics.days_past_due(s, paid + 1000, at)
     assert economics.days_past_due(s, paid, at) <= economics.days_past_due(s, paid, at + 86_400)

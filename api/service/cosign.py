@@ -11,6 +11,7 @@ from __future__ import annotations
 from api.auth import Principal
 from api.problems import Problem, from_rule
 from api.schemas.records import CosignIn, CosignOut
+from api.service import schedules
 from api.service.book import judge
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
@@ -76,6 +77,10 @@ def cosign(
         problem = from_rule(RuleError(violation))
         problem.extra["lender"] = me
         raise problem
+    if isinstance(record, CoLoan):
+        checked = schedules.verify_for_cosign(record, req.schedule, me)
+        if checked is not None:
+            schedules.save(ctx.engine, record, *checked)
     signature = provenance.sign(ctx.account.key, ctx.client.domain, record)
     return CosignOut(
         signature=to_hex(signature),

@@ -106,15 +106,18 @@ class PeerPool:
         except (httpx.ReadError, httpx.RemoteProtocolError):
             return self.http.post(url, **kwargs)
 
-    def cosign(self, lender: str, kind: str, terms: dict[str, Any]) -> bytes:
-        """One lender's signature over `terms`, or CosignRefused / PeerUnavailable."""
+    def cosign(
+        self, lender: str, kind: str, terms: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> bytes:
+        """One lender's signature over `terms` (`extra`, a loan's schedule, beside them), or
+        CosignRefused / PeerUnavailable."""
         base = self.url(lender)
         try:
             for attempt in (0, 1):
                 token = self._token(lender, base, fresh=attempt == 1)
                 r = self._post(
                     f"{base}/v1/cosign",
-                    json={"kind": kind, "terms": terms},
+                    json={"kind": kind, "terms": terms, **(extra or {})},
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 if r.status_code == 401 and attempt == 0:
@@ -133,10 +136,16 @@ class PeerPool:
             raise PeerUnavailable(lender, f"HTTP {r.status_code}")
         raise CosignRefused(lender, r.status_code, _problem(r))
 
-    def cosign_all(self, lenders: list[str], kind: str, terms: dict[str, Any]) -> dict[str, bytes]:
+    def cosign_all(
+        self,
+        lenders: list[str],
+        kind: str,
+        terms: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, bytes]:
         """Every lender's signature, asked in parallel; the first failure is raised (a peer that
         is down before one that refused, so the operator fixes the outage first)."""
-        futures = {ln: self._pool.submit(self.cosign, ln, kind, terms) for ln in lenders}
+        futures = {ln: self._pool.submit(self.cosign, ln, kind, terms, extra) for ln in lenders}
         out: dict[str, bytes] = {}
         errors: list[Exception] = []
         for ln, fut in futures.items():

@@ -15,6 +15,7 @@ from eth_utils import to_checksum_address
 
 from ledger.chain.errors import ContractRevert
 from ledger.chain.pipeline import PipelinedOrigination
+from ledger.chain.servicing import ServicingCalls
 from ledger.chain.transactor import (
     CHAIN_GONE,
     FeeMode,
@@ -29,7 +30,7 @@ __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receip
 
 
 
-class LedgerClient(PipelinedOrigination):
+class LedgerClient(ServicingCalls, PipelinedOrigination):
     """One member's connection to a deployment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

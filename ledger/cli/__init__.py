@@ -154,7 +154,7 @@ def deploy_cmd(
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
     from ledger.chain.deployment import deploy, fund, hand_over
-    from ledger.domain import Role
+    from ledger.domain import ADMISSIBLE_ROLES
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
     url = local_chain_url(rpc_url, state_dir)
@@ -167,7 +167,7 @@ def deploy_cmd(
         governor = dev_account("governor", 0)
         # on the local chain the first members get gas money too
         fund(url, [governor.address, *(m.split(":")[1] for m in member or [] if ":" in m)])
-    roles = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+    roles = ADMISSIBLE_ROLES
     firsts = []
     for item in member or []:
         role, _, rest = item.partition(":")

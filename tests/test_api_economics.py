@@ -1,0 +1,118 @@
+"""Schedules and the all-in APR through the nodes, over real HTTP on real anvil: the platform
+node builds the schedule, computes the IRR APR and commits the schedule's digest in the signed
+terms; each bank node re-checks both before it signs; GET /v1/loans/{id} shows the instalments
+due, paid and overdue. Bad input is a 4xx problem naming the field and rule, nothing sent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ledger import apr
+from ledger import schedule as sched
+from ledger.records import loan_terms
+from tests.api_support import Consortium, address, loan_body, problem, running_consortium
+
+P, A, B = "platform", "bank-a", "bank-b"
+SHARES = {P: 400_000, A: 300_000, B: 300_000}
+TWELVE = {"kind": "equal_instalment", "months": 12, "rate_bps": 1_200}
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
+    with running_consortium(tmp_path_factory.mktemp("economics")) as c:
+        yield c
+
+
+def post(net: Consortium, path: str, body: dict) -> tuple[int, dict]:
+    r = net.session(P, "platform").post(path, body)
+    return r.status_code, (problem(r) if r.status_code >= 400 else r.json())
+
+
+def _body(loan_id: str, schedule: dict, **extra: object) -> dict:
+    body = loan_body(loan_id, SHARES, schedule=schedule, **extra)
+    body.pop("apr_bps")
+    body.update(extra)
+    return body
+
+
+def _on_chain(net: Consortium, loan_id: str) -> bool:
+    from api.schemas.common import chain_id_of
+
+    return net.cx.plat.loan_state(chain_id_of(loan_id))[2] != 0
+
+
+def test_a_loan_with_a_schedule_is_signed_with_its_apr_and_digest(net: Consortium) -> None:
+    status, out = post(net, "/v1/loans", _body("sch-1", TWELVE))
+    assert status == 201, out
+    for node in ("platform", "bank-a", "bank-b"):
+        who = P if node == "platform" else node
+        view = net.session(who, node).get(f"/v1/loans/{out['loan_id']}").json()
+        assert view["apr_bps"] == 1_200
+        s = view["schedule"]
+        rows = sched.from_json(s["instalments"])
+        assert "0x" + sched.digest(rows).hex() == view["schedule_digest"]
+        assert sum(r.principal for r in rows) == 1_000_000 and len(rows) == 12
+        assert s["all_in_apr_bps"] == apr.all_in_apr_bps(rows, 1_000_000, s["start"]) == 1_200
+        assert [i["state"] for i in s["instalments"][:2]] == ["due", "upcoming"]
+        assert (s["days_past_due"], s["floor_category"]) == (0, "normal")
+    # the first instalment repaid: it shows as paid
+    first = s["instalments"][0]
+    status, _ = post(net, f"/v1/loans/{out['loan_id']}/repayments",
+                     {"repayment_id": "sch-1-r1", "principal": first["principal"],
+                      "interest": first["interest"]})  # fmt: skip
+    assert status == 201
+    view = net.session(P, "platform").get(f"/v1/loans/{out['loan_id']}").json()
+    assert [i["state"] for i in view["schedule"]["instalments"][:2]] == ["paid", "due"]
+
+
+def test_an_apr_that_does_not_match_the_schedule_is_refused_before_the_chain(
+    net: Consortium,
+) -> None:
+    status, p = post(net, "/v1/loans", _body("sch-2", TWELVE, apr_bps=1_100))
+    assert status == 422 and p["code"] == "AprMismatch", p
+    assert p["errors"][0]["field"] == "apr_bps" and (p["declared"], p["computed"]) == (1_100, 1_200)
+    assert not _on_chain(net, "sch-2")
+
+
+def test_a_schedule_whose_irr_apr_is_over_the_cap_is_refused(net: Consortium) -> None:
+    """2.2% a month: a simple rate of 14.86% but an IRR APR of 26.40%, over R9's 24%."""
+    status, p = post(net, "/v1/loans", _body("sch-3", {**TWELVE, "rate_bps": 2_640}))
+    assert status in (409, 422) and p["code"] == "AllInAprTooHigh", p
+    assert (p["aprBps"], p["capBps"]) == (2_640, 2_400), p
+    assert not _on_chain(net, "sch-3")
+
+
+def test_instalments_that_do_not_sum_to_the_principal_are_refused(net: Consortium) -> None:
+    now = net.cx.now()
+    rows = [{"due": now + 30 * 86_400 * (k + 1), "principal": 100_000, "interest": 1_000}
+            for k in range(9)]  # fmt: skip
+    status, p = post(net, "/v1/loans", _body("sch-4", {"instalments": rows}))
+    assert status == 422 and p["code"] == "InvalidSchedule", p
+    assert p["errors"][0] == {"field": "schedule.principal", "rule": "sums_to_principal",
+                              "message": p["detail"]}  # fmt: skip
+    assert not _on_chain(net, "sch-4")
+
+
+def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) -> None:
+    """An insider platform sends a bank node terms whose schedule is missing, does not hash to the
+    signed digest, or whose declared APR understates the schedule's IRR: each refused."""
+    cx = net.cx
+    rows = sched.build("equal_instalment", 1_000_000, 12, 1_800, cx.now())
+    good = {"start": cx.now(), "instalments": sched.to_json(rows)}
+    loan = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                   apr_bps=1_800, schedule_digest=sched.digest(rows))  # fmt: skip
+    s = net.session(P, A)
+    r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan)})
+    assert r.status_code == 409 and problem(r)["code"] == "ScheduleMissing"
+    other = {"start": good["start"], "instalments": good["instalments"][:-1]}
+    r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": other})
+    assert r.status_code == 409 and problem(r)["code"] == "ScheduleMismatch"
+    cheap = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                    apr_bps=1_500, schedule_digest=sched.digest(rows))  # fmt: skip
+    r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(cheap), "schedule": good})
+    assert r.status_code == 409 and problem(r)["code"] == "AprMismatch"
+    assert (problem(r)["declared"], problem(r)["computed"]) == (1_500, 1_800)
+    ok = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": good})
+    assert ok.status_code == 200 and ok.json()["signer"] == address(A)
