@@ -7,7 +7,16 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-CHECKS = ("bytecode", "provenance", "rules", "state", "arithmetic", "read_model", "documents")
+CHECKS = (
+    "bytecode",
+    "provenance",
+    "rules",
+    "state",
+    "arithmetic",
+    "economics",
+    "read_model",
+    "documents",
+)
 
 
 @dataclass(slots=True)
