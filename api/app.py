@@ -92,6 +92,8 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
         services.reads.start()
         if services.keeper is not None:
             services.keeper.start()
+        if services.dpd_keeper is not None:
+            services.dpd_keeper.start()
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ from api import store
 from api.metrics import Metrics
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
+from api.service.dpd_keeper import DpdKeeper
 from api.service.gate import Gate
 from api.service.keeper import LineKeeper
 from api.service.peers import PeerPool
@@ -30,10 +31,13 @@ class NodeServices:
     reads: ReadModel
     peers: PeerPool | None = None
     keeper: LineKeeper | None = None
+    dpd_keeper: DpdKeeper | None = None
 
     def close(self) -> None:
         if self.keeper is not None:
             self.keeper.stop()
+        if self.dpd_keeper is not None:
+            self.dpd_keeper.stop()
         self.reads.stop()
         if self.peers is not None:
             self.peers.close()
@@ -82,4 +86,7 @@ def build(settings: NodeSettings) -> NodeServices:
     keeper = None
     if settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper)
+    dpd_keeper = None
+    if settings.role == "platform":
+        dpd_keeper = DpdKeeper(context, chain, settings.default_after_dpd, settings.dpd_keeper_s)
+    return NodeServices(context, chain, reads, peers, keeper, dpd_keeper)

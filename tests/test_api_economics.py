@@ -5,12 +5,14 @@ due, paid and overdue. Bad input is a 4xx problem naming the field and rule, not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from ledger import apr
+from ledger import apr, economics
 from ledger import schedule as sched
+from ledger.chain.servicing import Partnership
 from ledger.records import loan_terms
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
@@ -21,7 +23,8 @@ TWELVE = {"kind": "equal_instalment", "months": 12, "rate_bps": 1_200}
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
-    with running_consortium(tmp_path_factory.mktemp("economics")) as c:
+    keeper = {"dpd_keeper_s": 0.5}
+    with running_consortium(tmp_path_factory.mktemp("economics"), {"platform": keeper}) as c:
         yield c
 
 
@@ -116,3 +119,79 @@ def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) ->
     assert (problem(r)["declared"], problem(r)["computed"]) == (1_500, 1_800)
     ok = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": good})
     assert ok.status_code == 200 and ok.json()["signer"] == address(A)
+
+
+def _wait_status(net: Consortium, loan_id: str, want: str) -> dict:
+    """The platform node's keeper acts on its own tick: poll (bounded) until it has."""
+    for _ in range(120):
+        view = net.session(P, "platform").get(f"/v1/loans/{loan_id}").json()
+        if view["status"] == want:
+            return view
+        time.sleep(0.25)
+    raise AssertionError(f"status stayed {view['status']}, expected {want}")
+
+
+def test_statements_reconcile_with_the_chain_and_portfolio_by_category(net: Consortium) -> None:
+    cx = net.cx
+    for bank, fee in ((cx.lenders[0], 3_000), (cx.lenders[1], 2_500)):
+        t = Partnership(fee, 1_000, 4_000, cx.now() - 10, cx.now() + 365 * 86_400)
+        cx.client(bank).offer_partnership(cx.platform.address, t)
+        cx.plat.accept_partnership(bank.address, t)
+    since = cx.now()
+    status, out = post(net, "/v1/loans", _body("stmt-1", TWELVE))
+    assert status == 201, out
+    view = net.session(P, "platform").get(f"/v1/loans/{out['loan_id']}").json()
+    first = view["schedule"]["instalments"][0]
+    status, rep = post(net, f"/v1/loans/{out['loan_id']}/repayments",
+                       {"repayment_id": "stmt-1-r1", "principal": first["principal"],
+                        "interest": first["interest"]})  # fmt: skip
+    assert status == 201, rep
+    tranches = view["tranches"]
+    amounts = [t["amount"] for t in tranches]
+    fee_bps = [{address(A): 3_000, address(B): 2_500}.get(t["lender"], 0) for t in tranches]
+    split = economics.split_interest(amounts, 1_000_000, fee_bps, first["interest"])
+    a = address(A)
+    i = [t["lender"] for t in tranches].index(a)
+    r = net.session(A, "bank-a").get(f"/v1/lenders/{a}/statement", params={"from": since})
+    assert r.status_code == 200, r.text
+    line = r.json()["loans"][out["loan_id"]]
+    assert (line["interest"], line["fees_paid"], line["interest_kept"]) == (
+        split.tranche[i],
+        split.fee[i],
+        split.kept[i],
+    )
+    plat = (
+        net.session(P, "platform")
+        .get(f"/v1/lenders/{address(P)}/statement", params={"from": since})
+        .json()
+    )
+    assert plat["loans"][out["loan_id"]]["fee_income"] == split.platform_fee > 0
+    # a window that ends before the repayment shows nothing for it
+    r = net.session(A, "bank-a").get(f"/v1/lenders/{a}/statement", params={"from": 0, "to": since})
+    assert out["loan_id"] not in r.json()["loans"]
+    # only the member itself and the auditor; a window that ends before it starts is a 422
+    r = net.session(B, "bank-b").get(f"/v1/lenders/{a}/statement")
+    assert r.status_code == 403 and problem(r)["code"] == "NotYourStatement"
+    r = net.session(A, "bank-a").get(f"/v1/lenders/{a}/statement", params={"from": 10, "to": 5})
+    assert r.status_code == 422 and problem(r)["errors"][0]["field"] == "to"
+    folio = net.session(A, "bank-a").get(f"/v1/lenders/{a}/portfolio").json()
+    mine = next(x for x in folio["loans"] if x["loan_id"] == out["loan_id"])
+    after = net.session(A, "bank-a").get(f"/v1/loans/{out['loan_id']}").json()
+    assert mine["category"] == "normal"
+    assert mine["outstanding"] == after["tranches"][i]["outstanding"]
+    assert folio["total"] == sum(folio["by_category"].values())
+
+
+def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
+    status, out = post(net, "/v1/loans", _body("dpd-1", TWELVE))
+    assert status == 201, out
+    view = net.session(P, "platform").get(f"/v1/loans/{out['loan_id']}").json()
+    due = view["schedule"]["instalments"][0]["due"]
+    net.cx.advance(due - net.cx.now() + 86_400)
+    view = _wait_status(net, out["loan_id"], "overdue")
+    assert view["schedule"]["days_past_due"] >= 1
+    assert view["schedule"]["floor_category"] == "special_mention"
+    assert view["schedule"]["instalments"][0]["state"] == "overdue"
+    net.cx.advance(91 * 86_400)
+    view = _wait_status(net, out["loan_id"], "defaulted")
+    assert view["schedule"]["days_past_due"] > 90

@@ -4,7 +4,8 @@ Co-origination with the banks' co-signatures, a bank's exposure query, refusals 
 R4 with their numbers and by a bank's own appetite, a repayment that makes the blocked loan fit,
 an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, and
 a policy change adopted by the council (a majority of the members, each on its own node, then the
-timelock's delay). Each step records what was expected and what happened.
+timelock's delay), and the loan economics (ledger.localnet.story_economics). Each step records
+what was expected and what happened.
 
 Resident IDs are synthetic (valid check digits, made-up numbers) and new on every run, so the
 story plays the same way every time on the same chain. DEV-ONLY keys sign the members in.
@@ -185,7 +186,10 @@ def run_story(urls: dict[str, str], state_dir: Path) -> list[dict[str, Any]]:
     run = _next_run(state_dir)
     s = _Story(urls)
     try:
+        from ledger.localnet.story_economics import play_economics
+
         _play(s, run)
+        play_economics(s, state_dir, run)
         _council(s, state_dir)
     finally:
         s.close()
