@@ -19,7 +19,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
-from api.routes import audit, auth, borrowers, cosign, governance, health, lenders, lines, loans
+from api.routes import (
+    audit,
+    auth,
+    borrowers,
+    cosign,
+    economics,
+    governance,
+    health,
+    lenders,
+    lines,
+    loans,
+)
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
 
@@ -136,9 +147,11 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)
+        app.include_router(economics.platform)
     app.include_router(loans.views)
     if settings.role == "lender":
         app.include_router(cosign.router)
+        app.include_router(economics.lender)
     if settings.role == "auditor":
         app.include_router(audit.router)
     return app

@@ -182,6 +182,37 @@ def test_statements_reconcile_with_the_chain_and_portfolio_by_category(net: Cons
     assert folio["total"] == sum(folio["by_category"].values())
 
 
+def test_partnership_terms_through_the_nodes_and_a_fee_outside_its_range(net: Consortium) -> None:
+    cx, now = net.cx, net.cx.now()
+    bank = net.session(A, "bank-a")
+    terms = {"fee_bps": 4_500, "min_fee_bps": 1_000, "max_fee_bps": 4_000, "valid_from": now,
+             "valid_until": now + 86_400}  # fmt: skip
+    r = bank.post("/v1/partnerships", {"platform": address(P), **terms})
+    assert r.status_code == 422 and problem(r)["code"] == "FeeShareOutOfRange"
+    assert problem(r)["errors"][0]["field"] == "fee_bps"
+    before = cx.plat.partnership(address(A), address(P))
+    terms["fee_bps"] = 2_000
+    r = bank.post("/v1/partnerships", {"platform": address(P), **terms})
+    assert r.status_code == 201, r.text
+    assert cx.plat.partnership(address(A), address(P)) == before  # binds only once accepted
+    plat = net.session(P, "platform")
+    r = plat.post("/v1/partnerships/accept", {"bank": address(A), **terms, "fee_bps": 2_500})
+    assert r.status_code == 409 and problem(r)["code"] == "PartnershipTermsMismatch"
+    r = net.session(P, "platform").post("/v1/partnerships/accept", {"bank": address(A), **terms})
+    assert r.status_code == 201, r.text
+    assert cx.plat.partnership(address(A), address(P)).fee_bps == 2_000
+
+
+def test_a_payment_on_a_repaid_loan_is_refused_by_the_node(net: Consortium) -> None:
+    status, out = post(net, "/v1/loans", _body("paid-1", TWELVE))
+    assert status == 201, out
+    path = f"/v1/loans/{out['loan_id']}/repayments"
+    assert post(net, path, {"repayment_id": "paid-1-all", "principal": 1_000_000})[0] == 201
+    status, p = post(net, path, {"repayment_id": "paid-1-more", "principal": 0, "interest": 5})
+    assert status == 409 and p["code"] == "LoanNotOpen", p
+
+
+# last: it moves the chain's clock on by months (bank attestations go stale after it)
 def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     status, out = post(net, "/v1/loans", _body("dpd-1", TWELVE))
     assert status == 201, out
@@ -192,6 +223,14 @@ def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     assert view["schedule"]["days_past_due"] >= 1
     assert view["schedule"]["floor_category"] == "special_mention"
     assert view["schedule"]["instalments"][0]["state"] == "overdue"
+    # the bank classifies its own tranche: never milder than the floor
+    bank = net.session(A, "bank-a")
+    r = bank.post(f"/v1/loans/{out['loan_id']}/classification", {"category": "normal"})
+    assert r.status_code == 422 and problem(r)["code"] == "ClassificationBelowFloor"
+    assert problem(r)["errors"][0]["field"] == "category" and problem(r)["floor"] == 1
+    r = bank.post(f"/v1/loans/{out['loan_id']}/classification", {"category": "substandard"})
+    assert r.status_code == 200 and r.json()["floor"] == "special_mention", r.text
+    assert net.cx.plat.classification_of(bytes.fromhex(out["loan_id"][2:]), address(A)) == 2
     net.cx.advance(91 * 86_400)
     view = _wait_status(net, out["loan_id"], "defaulted")
     assert view["schedule"]["days_past_due"] > 90

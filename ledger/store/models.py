@@ -247,7 +247,6 @@ class LoanRow(StoreModel, table=True):
     repayment: int = _col(SmallInteger)
     line_id: bytes | None = _col(Bytes32, null=True, fk="credit_lines.line_id")
     document_digest: bytes = _col(Bytes32)
-    schedule_digest: bytes | None = _col(Bytes32, null=True)  # migration 0004
     deadline: int = _col(Uint64)
     policy_version: int = _col(Integer)
     outstanding: int = _col(BigInteger)
@@ -255,6 +254,7 @@ class LoanRow(StoreModel, table=True):
     block_number: int = _col(BigInteger)
     tx_hash: bytes = _col(Bytes32)
     log_index: int = _col(Integer)
+    schedule_digest: bytes | None = _col(Bytes32, null=True)  # migration 0004
 
 
 class LoanTrancheRow(_Part, _OfLoan, StoreModel, table=True):

@@ -23,29 +23,29 @@ depends_on = None
 
 
 _POLICY = (
-    ("max_all_in_apr_bps", "2400"),
-    ("max_guarantee_multiple", "10"),
-    ("special_mention_max_dpd", "90"),
-    ("substandard_max_dpd", "270"),
-    ("doubtful_max_dpd", "360"),
+    ("max_all_in_apr_bps", sa.Integer(), "2400"),
+    ("max_guarantee_multiple", sa.SmallInteger(), "10"),
+    ("special_mention_max_dpd", sa.Integer(), "90"),
+    ("substandard_max_dpd", sa.Integer(), "270"),
+    ("doubtful_max_dpd", sa.Integer(), "360"),
 )
 
 
 def upgrade() -> None:
     with op.batch_alter_table("policy_versions") as batch:
-        for name, default in _POLICY:
-            batch.add_column(sa.Column(name, sa.Integer(), nullable=False, server_default=default))
-    with op.batch_alter_table("loans") as batch:
-        batch.add_column(sa.Column("schedule_digest", Bytes32, nullable=True))
+        for name, type_, default in _POLICY:
+            batch.add_column(sa.Column(name, type_, nullable=False, server_default=default))
+    # a plain ADD COLUMN (nullable): a batch would recreate `loans`, which other tables reference
+    op.add_column("loans", sa.Column("schedule_digest", Bytes32, nullable=True))
     # the default only fills the rows already there; the indexer writes every row's own value
     with op.batch_alter_table("policy_versions") as batch:
-        for name, _default in _POLICY:
+        for name, _type, _default in _POLICY:
             batch.alter_column(name, server_default=None)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("loans") as batch:
-        batch.drop_column("schedule_digest")
+    # plain ALTER TABLE ... DROP COLUMN (SQLite >= 3.35, PostgreSQL): no batch copy of `loans`
+    op.execute("ALTER TABLE loans DROP COLUMN schedule_digest")
     with op.batch_alter_table("policy_versions") as batch:
-        for name, _default in _POLICY:
+        for name, _type, _default in _POLICY:
             batch.drop_column(name)
