@@ -48,6 +48,10 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SignatureExpired",
             "InvalidAttestation",
             "ExpiryInPast",
+            # servicing transfers (issue 14 item 5)
+            "ServicingNotTransferable",
+            "InvalidServicer",
+            "ServicingWasTransferred",
             # the council (issue 14): a proposal not in the state the call needs
             "AlreadyApproved",
             "ThresholdNotMet",
@@ -67,6 +71,7 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SubmitterNotPlatform",
             "NotActiveLender",
             "NotLinePlatform",
+            "NotServicer",
             "NotLineShareHolder",
             "InvalidSignature",
             "NotCouncilMember",

@@ -123,9 +123,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         IConsortiumRegistry.Member memory m = _actor(msg.sender);
         LineRecord storage l = _lines[lineId];
         if (l.status == LedgerTypes.LineStatus.None) revert UnknownLine(lineId);
-        if (m.role != IConsortiumRegistry.Role.Platform || m.index != l.platformIndex) {
-            revert NotLinePlatform(msg.sender);
-        }
+        if (m.role != IConsortiumRegistry.Role.Platform) revert NotLinePlatform(msg.sender);
+        if (m.index != l.platformIndex) _requireServicer(registry.memberAt(l.platformIndex), msg.sender);
         _endLine(lineId, LedgerTypes.LineStatus.Closed);
     }
 
@@ -145,7 +144,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         external
     {
         (LoanRecord memory rec, uint16 platformIndex) = _openLoan(loan);
-        if (repaymentId == bytes32(0) || _repaymentIds[repaymentId]) revert IdAlreadyUsed(repaymentId);
+        if (address(bytes20(repaymentId)) != msg.sender) revert IdOutsideNamespace(repaymentId, msg.sender);
+        if (_repaymentIds[repaymentId]) revert IdAlreadyUsed(repaymentId);
         if (principal == 0 && interest == 0) revert ZeroAmount();
         if (interest > MAX_AMOUNT) revert AmountTooLarge(interest, MAX_AMOUNT);
         if (principal > rec.outstanding) revert RepaymentExceedsOutstanding(loan.loanId, rec.outstanding, principal);
@@ -261,7 +261,14 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     function lenderUsage(address lender, address partner)
         external
         view
-        returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil)
+        returns (
+            uint256 total,
+            uint256 withPartner,
+            uint256 totalLimit,
+            uint256 partnerLimit,
+            uint256 attestedUntil,
+            uint256 validUntil
+        )
     {
         (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         IConsortiumRegistry.Member memory m = registry.member(lender);
@@ -274,6 +281,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         totalLimit = (uint256(m.totalLoanBalance) * p.maxJointLoanBps) / BPS;
         partnerLimit = (uint256(m.tier1Capital) * p.maxPartnerCapitalBps) / BPS;
         attestedUntil = m.attestedUntil;
+        uint256 byAge = uint256(m.attestedAt) + p.maxAttestationAge;
+        validUntil = byAge < attestedUntil ? byAge : attestedUntil;
     }
 
     /// @inheritdoc ICoLendingLedger
@@ -340,7 +349,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (submitter != loan.platform) revert SubmitterNotPlatform(submitter, loan.platform);
         if (block.timestamp > loan.deadline) revert SignatureExpired(loan.deadline, block.timestamp);
         bytes32 loanId = loan.loanId;
-        if (loanId == bytes32(0) || _loans[loanId].status != LedgerTypes.LoanStatus.None) revert IdAlreadyUsed(loanId);
+        if (address(bytes20(loanId)) != submitter) revert IdOutsideNamespace(loanId, submitter);
+        if (_loans[loanId].status != LedgerTypes.LoanStatus.None) revert IdAlreadyUsed(loanId);
         _checkAmount(loan.principal);
         _checkProduct(loan.product);
         if (loan.repayment > uint8(LedgerTypes.Repayment.Instalment)) revert InvalidRepaymentType(loan.repayment);
@@ -565,7 +575,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (msg.sender != line.platform) revert SubmitterNotPlatform(msg.sender, line.platform);
         if (block.timestamp > line.deadline) revert SignatureExpired(line.deadline, block.timestamp);
         bytes32 lineId = line.lineId;
-        if (lineId == bytes32(0) || _lines[lineId].status != LedgerTypes.LineStatus.None) revert IdAlreadyUsed(lineId);
+        if (address(bytes20(lineId)) != msg.sender) revert IdOutsideNamespace(lineId, msg.sender);
+        if (_lines[lineId].status != LedgerTypes.LineStatus.None) revert IdAlreadyUsed(lineId);
         _checkAmount(line.limit);
         _checkProduct(line.product);
         if (line.expiresAt <= block.timestamp) revert ExpiryInPast(line.expiresAt, block.timestamp);
@@ -604,13 +615,14 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (l.status != LedgerTypes.LineStatus.Active || block.timestamp > l.expiresAt) {
             revert LineNotActive(lineId, l.status);
         }
-        if (
-            _lineBorrower[lineId] != loan.borrowerKey || l.product != loan.product || l.platformIndex != platformIndex
-        ) revert LineMismatch(lineId);
+        if (_lineBorrower[lineId] != loan.borrowerKey || l.product != loan.product) revert LineMismatch(lineId);
+        // after a servicing transfer the successor draws, standing in for the old platform's share
+        bool successor = l.platformIndex != platformIndex;
+        if (successor) _requireServicer(registry.memberAt(l.platformIndex), loan.platform);
         uint256 holders = l.institutions;
         for (uint256 i; i < members.length; ++i) {
             uint256 idx = members[i].index();
-            bool found = false;
+            bool found = successor && idx == platformIndex;
             for (uint256 j; j < BorrowerBook.SLOTS; ++j) {
                 if (uint16(holders >> (16 * j)) == idx) {
                     found = true;
@@ -642,16 +654,21 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         emit LineEnded(lineId, key, to, l.limit, l.drawn);
     }
 
-    /// @dev Loads an open loan whose terms match its commitment, with the caller as its platform.
+    /// @dev Loads an open loan whose terms match its commitment, with the caller as the platform
+    /// servicing it, and the member index its R5 usage was recorded with (the loan's platform's).
     function _openLoan(LedgerTypes.CoLoan calldata loan)
         private
         view
         returns (LoanRecord memory rec, uint16 platformIndex)
     {
         IConsortiumRegistry.Member memory m = _actor(msg.sender);
-        platformIndex = m.index;
-        if (msg.sender != loan.platform) revert SubmitterNotPlatform(msg.sender, loan.platform);
         if (m.role != IConsortiumRegistry.Role.Platform) revert WrongRole(msg.sender, m.role);
+        platformIndex = m.index;
+        if (msg.sender != loan.platform) {
+            // a successor after a servicing transfer; usage was recorded with the loan's platform
+            _requireServicer(loan.platform, msg.sender);
+            platformIndex = registry.member(loan.platform).index;
+        }
         rec = _loans[loan.loanId];
         if (rec.status == LedgerTypes.LoanStatus.None) revert UnknownLoan(loan.loanId);
         if (rec.commitment != bytes24(LedgerTypes.hashCoLoan(loan))) revert TermsMismatch(loan.loanId);
@@ -659,6 +676,12 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
             rec.status != LedgerTypes.LoanStatus.Active && rec.status != LedgerTypes.LoanStatus.Overdue
                 && rec.status != LedgerTypes.LoanStatus.Defaulted
         ) revert LoanNotOpen(loan.loanId, rec.status);
+    }
+
+    /// @dev `account` services the records `platform` originated (a servicing transfer).
+    function _requireServicer(address platform, address account) private view {
+        address s = registry.servicer(platform);
+        if (s != account) revert NotServicer(account, s);
     }
 
     function _actor(address account) private view returns (IConsortiumRegistry.Member memory m) {

@@ -37,6 +37,9 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     mapping(address account => string) private _names;
     mapping(address account => bytes32) private _licences;
     address[] private _memberList;
+    /// @dev platform -> the platform it handed its servicing to (zero: none). Acyclic: a
+    /// transfer's target has no entry, and a platform with an entry is never active again.
+    mapping(address platform => address) private _servicers;
     Policy[] private _policies;
     mapping(bytes32 pair => Partnership) private _partnerships;
     mapping(bytes32 pair => Partnership) private _offers;
@@ -76,6 +79,8 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
 
     /// @inheritdoc IConsortiumRegistry
     function reinstateMember(address account) external onlyOwner {
+        address s = _servicers[account];
+        if (s != address(0)) revert ServicingWasTransferred(account, s);
         _changeStatus(account, Status.Suspended, Status.Active);
     }
 
@@ -87,6 +92,20 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
             revert InvalidStatusChange(account, from, Status.Removed);
         }
         _changeStatus(account, from, Status.Removed);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function transferServicing(address from, address to) external onlyOwner {
+        Member storage f = _members[from];
+        if (f.role != Role.Platform || (f.status != Status.Suspended && f.status != Status.Removed)) {
+            revert ServicingNotTransferable(from, f.status);
+        }
+        Member storage t = _members[to];
+        if (t.role != Role.Platform || t.status != Status.Active || t.frozen || _servicers[to] != address(0)) {
+            revert InvalidServicer(to);
+        }
+        _servicers[from] = to;
+        emit ServicingTransferred(from, to);
     }
 
     /// @inheritdoc IConsortiumRegistry
@@ -188,6 +207,14 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     /// @inheritdoc IConsortiumRegistry
     function memberAt(uint256 index) external view returns (address) {
         return _memberList[index - 1];
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function servicer(address platform) external view returns (address s) {
+        s = platform;
+        for (address next = _servicers[s]; next != address(0); next = _servicers[s]) {
+            s = next;
+        }
     }
 
     /// @inheritdoc IConsortiumRegistry

@@ -142,7 +142,8 @@ contract LoanServicing is ILoanServicing {
         _requirePlatform(loan);
         LedgerTypes.LoanStatus status = _status(loan);
         if (status != LedgerTypes.LoanStatus.WrittenOff) revert WrongLoanStatus(loan.loanId, status);
-        if (recoveryId == bytes32(0) || _recoveryIds[recoveryId]) revert IdAlreadyUsed(recoveryId);
+        if (address(bytes20(recoveryId)) != msg.sender) revert IdOutsideNamespace(recoveryId, msg.sender);
+        if (_recoveryIds[recoveryId]) revert IdAlreadyUsed(recoveryId);
         if (amount == 0) revert ZeroAmount();
         uint256 before = recovered[loan.loanId];
         if (before + amount > loan.principal) {
@@ -236,8 +237,11 @@ contract LoanServicing is ILoanServicing {
         }
     }
 
+    /// @dev The caller services the loan: its platform, or the successor after a council-approved
+    /// servicing transfer (the registry's `servicer`), and is an active platform.
     function _requirePlatform(LedgerTypes.CoLoan calldata loan) private view {
-        if (msg.sender != loan.platform) revert NotLoanPlatform(msg.sender, loan.platform);
+        address s = registry.servicer(loan.platform);
+        if (msg.sender != s) revert NotLoanPlatform(msg.sender, s);
         _requireActive(msg.sender, IConsortiumRegistry.Role.Platform);
     }
 

@@ -110,6 +110,15 @@ class Book:
     loans: dict[bytes, LoanState] = field(default_factory=dict)
     repayment_ids: set[bytes] = field(default_factory=set)
     paused: bool = False
+    # platform -> the platform it handed its servicing to (the registry's ServicingTransferred)
+    servicers: dict[str, str] = field(default_factory=dict)
+
+    def servicer(self, platform: str) -> str:
+        """The platform servicing the records `platform` originated, as the registry's
+        `servicer` view answers: the end of its chain of servicing transfers."""
+        while (nxt := self.servicers.get(platform)) is not None:
+            platform = nxt
+        return platform
 
     def borrower(self, key: bytes) -> BorrowerState:
         return self.borrowers.setdefault(key, BorrowerState())

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
 
+from eth_utils import keccak as _keccak
 from eth_utils import to_checksum_address as _to_checksum_address
 
 MAX_AMOUNT = (1 << 48) - 1
@@ -137,6 +138,21 @@ def as_bytes32(value: bytes | str) -> bytes:
     if len(raw) != 32:
         raise ValueError(f"expected 32 bytes, got {len(raw)}")
     return raw
+
+
+def record_id(platform: str, client_id: str | bytes) -> bytes:
+    """The on-chain id of a loan, line or repayment a platform names `client_id`: the platform's
+    20 address bytes, then the first 12 bytes of keccak256 of the client's id (its UTF-8 text,
+    or its bytes). Ids belong to their platform: the ledger refuses a record whose id does not
+    start with its platform (a repayment's: the submitting platform), so no member can use up
+    another's ids (IdOutsideNamespace)."""
+    raw = client_id.encode() if isinstance(client_id, str) else bytes(client_id)
+    return bytes.fromhex(platform.removeprefix("0x")) + _keccak(raw)[:12]
+
+
+def id_platform(record_id_: bytes) -> str:
+    """The platform whose namespace an on-chain id is in (its first 20 bytes), checksummed."""
+    return to_checksum_address("0x" + bytes(record_id_)[:20].hex())
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.events import EventDecoder
 from ledger.chain.rpc import Rpc, RpcError
-from ledger.domain import CoLoan, to_hex
+from ledger.domain import CoLoan, id_platform, to_hex
 from ledger.provenance import Domain, SignatureError, digest, recover
 
 FORMAT = "joint-lending-evidence/1"
@@ -206,7 +206,12 @@ def verify(evidence: dict[str, Any]) -> Verdict:
         check("log_decodes", False, "the log is not a LoanOriginated event")
         return v
     loan = CoLoan.from_abi(event.args["loan"])
-    check("loan_id", to_hex(loan.loan_id) == evidence["loan_id"], "the log is for another loan")
+    # ids belong to their platform: the loan's id starts with its platform's address
+    check(
+        "loan_id",
+        to_hex(loan.loan_id) == evidence["loan_id"] and id_platform(loan.loan_id) == loan.platform,
+        "the log is for another loan, or its id is outside its platform's namespace",
+    )
     domain = Domain(evidence["domain"]["chainId"], evidence["domain"]["verifyingContract"])
     check(
         "domain",

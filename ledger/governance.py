@@ -73,6 +73,7 @@ ACTIONS: dict[str, str] = {
     "freeze": "setFrozen",
     "pause": "pause",
     "unpause": "unpause",
+    "transfer-servicing": "transferServicing",
 }
 
 
@@ -99,6 +100,8 @@ def encode_action(registry: Any, action: str, *args: Any, check: bool = True) ->
         args = (to_checksum_address(args[0]),)
     elif action == "freeze":
         args = (to_checksum_address(args[0]), bool(args[1]))
+    elif action == "transfer-servicing":
+        args = (to_checksum_address(args[0]), to_checksum_address(args[1]))
     return registry.encode_abi(ACTIONS[action], args=list(args))
 
 

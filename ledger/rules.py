@@ -38,6 +38,7 @@ from ledger.domain import (
     RepaymentType,
     Role,
     Tranche,
+    id_platform,
 )
 
 # The state types and transitions live in ledger.book; these names stay importable from here for
@@ -257,7 +258,9 @@ def _check_record(
         return _v("SubmitterNotPlatform", submitter=submitter, platform=record.platform)
     if now > record.deadline:
         return _v("SignatureExpired", deadline=record.deadline, nowTs=now)
-    if record_id == ZERO32 or taken:
+    if id_platform(record_id) != record.platform:
+        return _v("IdOutsideNamespace", id=record_id, platform=record.platform)
+    if taken:
         return _v("IdAlreadyUsed", id=record_id)
     if (bad := _check_amount(amount)) is not None:
         return bad
@@ -311,17 +314,19 @@ def check_loan(
         if line is None or line.status != LineStatus.ACTIVE or now > line.line.expires_at:
             status = LineStatus.NONE if line is None else line.status
             return _v("LineNotActive", lineId=loan.line_id, status=int(status))
-        if (
-            line.line.borrower_key != loan.borrower_key
-            or line.line.product != loan.product
-            or line.platform_index != platform_index
-        ):
+        if line.line.borrower_key != loan.borrower_key or line.line.product != loan.product:
             return _v("LineMismatch", lineId=loan.line_id)
         # only the line's share holders fund its draws (by member index, as the contract keeps
-        # them); each tranche lender is a member here, _check_parties has seen to that
+        # them); each tranche lender is a member here, _check_parties has seen to that. After a
+        # servicing transfer the successor draws, standing in for the old platform's share.
         holders = set(line.holders) or {
             book.members[t.lender].index for t in line.line.shares if t.lender in book.members
         }
+        if line.platform_index != platform_index:
+            servicer = book.servicer(id_platform(loan.line_id))
+            if servicer != loan.platform:
+                return _v("NotServicer", account=loan.platform, servicer=servicer)
+            holders.add(platform_index)
         for t in loan.tranches:
             if book.members[t.lender].index not in holders:
                 return _v("NotLineShareHolder", lineId=loan.line_id, lender=t.lender)

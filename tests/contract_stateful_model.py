@@ -179,12 +179,10 @@ class LedgerModel:
             lm = self.lines[loan.line_id]
             if lm.status != LineStatus.ACTIVE or now > lm.line.expires_at:
                 return "LineNotActive"
-            if (
-                lm.line.borrower_key != loan.borrower_key
-                or lm.line.product != loan.product
-                or lm.line.platform != loan.platform
-            ):
+            if lm.line.borrower_key != loan.borrower_key or lm.line.product != loan.product:
                 return "LineMismatch"
+            if lm.line.platform != loan.platform:
+                return "NotServicer"  # another platform, with no servicing transfer
             holders = {t.lender for t in lm.line.shares}
             if any(t.lender not in holders for t in loan.tranches):
                 return "NotLineShareHolder"

@@ -40,13 +40,24 @@ from eth_account.signers.local import LocalAccount
 
 from api.schemas.common import chain_id_of
 from ledger.chain.client import LedgerClient
-from ledger.chain.deployment import deploy, fund
-from ledger.domain import LoanStatus, Role
+from ledger.chain.deployment import DEV_DELAY, deploy, fund
+from ledger.chain.errors import ContractRevert
+from ledger.domain import (
+    CoLoan,
+    LoanStatus,
+    Product,
+    RepaymentType,
+    Role,
+    Tranche,
+    record_id,
+    sort_tranches,
+)
 from ledger.keys import dev_account
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import bootstrap
 from ledger.localnet.processes import find_project_root, free_port, kill_group
 from ledger.nodeclient import NodeSession
+from ledger.provenance import sign
 from tests.api_support import (
     Consortium,
     account,
@@ -164,10 +175,16 @@ def _exposure(net: Consortium, key: str) -> int:
         return r.borrower_exposure(bytes.fromhex(key[2:]))["consumer"]
 
 
-def _status(net: Consortium, api_id: str) -> LoanStatus:
-    """The on-chain status of the loan an API loan id names (NONE: never recorded)."""
+def _owner(body: dict) -> str:
+    """The platform of a loan body: its one tranche that is not a bank's."""
+    banks = {address(A), address(B), address(C)}
+    return next(t["lender"] for t in body["tranches"] if t["lender"] not in banks)
+
+
+def _status(net: Consortium, body: dict) -> LoanStatus:
+    """The on-chain status of the loan a body's API loan id names (NONE: never recorded)."""
     with _reader(net) as r:
-        return r.loan_state(chain_id_of(api_id))[2]
+        return r.loan_state(chain_id_of(body["loan_id"], _owner(body)))[2]
 
 
 def _race(calls: list[Callable[[], httpx.Response]]) -> list[httpx.Response]:
@@ -214,10 +231,10 @@ def _one_won(net: Consortium, key: str, bodies: list[dict], rs: list[httpx.Respo
     )
     p = problem(refusal)
     assert p["code"] == "BorrowerCapExceeded" and p["rule"] == "R1/R2", p
-    assert ok.json()["loan_id"] == "0x" + chain_id_of(won["loan_id"]).hex()
+    assert ok.json()["loan_id"] == "0x" + chain_id_of(won["loan_id"], _owner(won)).hex()
     assert _exposure(net, key) == won["principal"]
-    assert _status(net, won["loan_id"]) == LoanStatus.ACTIVE
-    assert _status(net, lost["loan_id"]) == LoanStatus.NONE
+    assert _status(net, won) == LoanStatus.ACTIVE
+    assert _status(net, lost) == LoanStatus.NONE
 
 
 # ---------------------------------------------------------------------------------- races
@@ -264,7 +281,7 @@ def test_fifty_requests_at_one_borrowers_headroom(net: Consortium) -> None:
     assert cap - final < unit  # no refused request would have fitted in what is left
     # the 201 set is exactly what landed: every 201 is active, every refusal left nothing
     for body, r in zip(bodies, rs, strict=True):
-        landed = _status(net, body["loan_id"])
+        landed = _status(net, body)
         assert landed == (LoanStatus.ACTIVE if r.status_code == 201 else LoanStatus.NONE)
 
 
@@ -284,7 +301,7 @@ def test_suspended_lender_tranche_is_refused_before_any_transaction(net: Consort
         gov.reinstate_member(bank_b)
     p = problem(r)
     assert r.status_code == 403 and p["code"] == "NotActiveMember" and p["account"] == bank_b, p
-    assert _status(net, body["loan_id"]) == LoanStatus.NONE
+    assert _status(net, body) == LoanStatus.NONE
     # reinstated, the same request goes through
     assert net.session(P, "platform").post("/v1/loans", body).status_code == 201
 
@@ -303,9 +320,9 @@ def test_cosignature_for_another_contract_is_refused_by_the_platform_node(
     p = problem(r)
     assert r.status_code == 502 and p["code"] == "InvalidCosignature", p
     assert p["lender"] == address(C)
-    assert _status(net, body["loan_id"]) == LoanStatus.NONE
+    assert _status(net, body) == LoanStatus.NONE
     with LedgerClient(net.cx.rpc_url, extra["other"].deployment) as there:
-        assert there.loan_state(chain_id_of(body["loan_id"]))[2] == LoanStatus.NONE
+        assert there.loan_state(chain_id_of(body["loan_id"], plat2.address))[2] == LoanStatus.NONE
 
 
 def test_node_on_a_ledger_wired_to_a_shadow_registry_refuses_to_start(net: Consortium) -> None:
@@ -359,3 +376,96 @@ def test_node_pointed_at_the_wrong_chain_refuses_to_start(net: Consortium, wrong
         assert f"the registry at {net.cx.deployment.registry}" in line
         assert "no contract code at that address" in line
     assert "Uvicorn running" not in out + err  # it never served
+
+
+# ------------------------------------------------------------- issue 14, items 4 and 5
+
+
+def test_a_platform_node_cannot_take_another_platforms_ids(net: Consortium, extra: dict) -> None:
+    """Item 4. Platform 2, through its own node and straight at the contract, tries to record
+    loans under the ids platform 1 will use; it is refused, and platform 1's loans under those
+    ids are accepted afterwards."""
+    plat2, session = extra["plat2"], extra["session"]
+    theirs = "0x" + record_id(address(P), "squat-1").hex()
+    body = _as_platform(loan_body(theirs, {P: 400_000, A: 600_000}), plat2.address)
+    r = session.post("/v1/loans", body)
+    p = problem(r)
+    assert r.status_code == 400 and p["code"] == "IdOutsideNamespace", p
+    assert p["platform"] == plat2.address
+    # straight at the contract, with every party's real signature
+    with LedgerClient(net.cx.rpc_url, net.cx.deployment, plat2) as c:
+        loan = CoLoan(
+            loan_id=bytes.fromhex(theirs[2:]), borrower_key=b"\x51" * 32, platform=plat2.address,
+            product=Product.CONSUMER, principal=1_000_000, apr_bps=1_200, term_days=180,
+            repayment=RepaymentType.INSTALMENT,
+            deadline=int(c.w3.eth.get_block("latest")["timestamp"]) + 3_600,
+            tranches=sort_tranches([Tranche(plat2.address, 400_000), Tranche(address(A), 600_000)]),
+        )  # fmt: skip
+        keys = {plat2.address: plat2.key, address(A): account(A).key}
+        with pytest.raises(ContractRevert) as info:
+            c.originate(loan, [sign(keys[s], c.domain, loan) for s in loan.signers])
+        assert info.value.code == "IdOutsideNamespace"
+    # the same client id is platform 2's own id in its own namespace
+    own = _as_platform(loan_body("squat-1", {P: 400_000, A: 600_000}), plat2.address)
+    r = session.post("/v1/loans", own)
+    assert r.status_code == 201, r.text
+    assert r.json()["loan_id"] == "0x" + record_id(plat2.address, "squat-1").hex()
+    # platform 1's loans under its ids, by string and by hex, are accepted afterwards
+    mine = net.session(P, "platform")
+    r = mine.post("/v1/loans", loan_body("squat-1", {P: 400_000, A: 600_000}))
+    assert r.status_code == 201 and r.json()["loan_id"] == theirs, r.text
+    twin = "0x" + record_id(address(P), "squat-2").hex()
+    r = mine.post("/v1/loans", loan_body(twin, {P: 400_000, A: 600_000}))
+    assert r.status_code == 201 and r.json()["loan_id"] == twin, r.text
+
+
+def test_a_removed_platforms_loan_is_serviced_through_its_successors_node(
+    net: Consortium, extra: dict
+) -> None:
+    """Item 5, the last test of this module (platform 2 is removed for good). Platform 2 records a
+    loan through its node and is removed: the loan is stranded until the council transfers its
+    servicing to platform 1, whose node then changes its status and repays it, releasing the
+    borrower's exposure and bank-a's R5/R6 usage with platform 2."""
+    plat2, session = extra["plat2"], extra["session"]
+    body = _as_platform(loan_body("outgoing-1", {P: 400_000, A: 600_000}), plat2.address)
+    r = session.post("/v1/loans", body)
+    assert r.status_code == 201, r.text
+    lid, key = r.json()["loan_id"], body["borrower_key"]
+    with _reader(net) as rd:
+        before = rd.lender_usage(address(A), plat2.address)
+    assert before["with_partner"] >= 600_000
+    mine = net.session(P, "platform")
+    repay = {"repayment_id": "succ-1", "principal": 1_000_000, "interest": 500}
+    assert mine.post(f"/v1/loans/{lid}/repayments", repay).status_code == 404  # not its loan
+    net.cx.gov.remove_member(plat2.address)
+    # stranded: platform 2 is out, platform 1 is not its servicer
+    assert session.post(f"/v1/loans/{lid}/repayments", repay).status_code in (401, 403)
+    assert mine.post(f"/v1/loans/{lid}/repayments", repay).status_code == 404
+    # the transfer: proposed and approved on the members' own nodes, each with its own key; to a
+    # bank it is refused when executed, to platform 1 it passes
+    gov = "/v1/governance/proposals"
+    outcomes = []
+    for to in (address(A), address(P)):
+        made = mine.post(gov, {"action": "transfer-servicing", "address": plat2.address, "to": to})
+        assert made.status_code == 201, made.text
+        proposal = made.json()["id"]
+        for bank in (A, B):
+            r = net.session(bank, bank).post(f"{gov}/{proposal}/approve")
+            assert r.status_code == 200, r.text
+        assert r.json()["state"] == "scheduled"
+        net.cx.advance(DEV_DELAY)
+        outcomes.append(net.session("auditor", "auditor").post(f"{gov}/{proposal}/execute"))
+    refused, done = outcomes
+    assert refused.status_code == 409 and problem(refused)["code"] == "InvalidServicer"
+    assert done.status_code == 200 and done.json()["state"] == "executed", done.text
+    # the successor's node now services it: a status change, then the repayment in full
+    r = mine.post(f"/v1/loans/{lid}/status", {"status": "overdue", "reason": "DPD30"})
+    assert r.status_code == 200 and r.json()["status"] == "overdue", r.text
+    r = mine.post(f"/v1/loans/{lid}/repayments", repay)
+    assert r.status_code == 201, r.text
+    assert r.json()["outstanding"] == 0 and r.json()["status"] == "repaid"
+    assert _exposure(net, key) == 0
+    with _reader(net) as rd:
+        after = rd.lender_usage(address(A), plat2.address)
+    assert before["with_partner"] - after["with_partner"] == 600_000
+    assert before["total"] - after["total"] == 600_000

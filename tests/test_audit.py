@@ -55,9 +55,9 @@ def history(tmp_path_factory):
         assert failed == [], failed[:3]
         loans = [ln for ln, _ in items]
         for ln in loans[:150]:
-            plat.repay(ln, new_id("repayment"), ln.principal // 3, 1_234)
+            plat.repay(ln, new_id("repayment", cx.platform.address), ln.principal // 3, 1_234)
         for ln in loans[150:200]:
-            plat.repay(ln, new_id("repayment"), ln.principal, 99)
+            plat.repay(ln, new_id("repayment", cx.platform.address), ln.principal, 99)
         for ln in loans[200:220]:
             plat.set_status(ln, LoanStatus.OVERDUE)
             plat.set_status(ln, LoanStatus.WRITTEN_OFF)
@@ -66,7 +66,7 @@ def history(tmp_path_factory):
         drawn = cx.loan(1_000_000, borrower_key=line.borrower_key, line_id=line.line_id)
         plat.originate(drawn, cx.sign(drawn))
         plat.close_line(line.line_id)
-        plat.repay(drawn, new_id("repayment"), 400_000)
+        plat.repay(drawn, new_id("repayment", cx.platform.address), 400_000)
         yield cx, chain, archive
 
 
@@ -329,6 +329,8 @@ def test_read_model_tampering_is_listed(indexed):
                 "(SELECT borrower_key FROM borrower_exposure ORDER BY borrower_key LIMIT 1)"
             )
         )
+        # R0's field of a policy version (the consistency check used to skip it)
+        conn.execute(sa.text("UPDATE policy_versions SET min_bank_tranches = 2 WHERE version = 1"))
         row = conn.execute(sa.text("SELECT * FROM loans ORDER BY loan_id LIMIT 1")).mappings().one()
         fake = {**row, "loan_id": b"\xee" * 32}
         cols = ", ".join(fake)
@@ -341,6 +343,7 @@ def test_read_model_tampering_is_listed(indexed):
     assert ("RowMissing", "repayments") in found
     assert ("RowAltered", "borrower_exposure") in found
     assert ("RowExtra", "loans") in found
+    assert ("RowAltered", "policy_versions") in found
     extra = next(v for v in report.violations if v.code == "RowExtra")
     assert extra.record == "0x" + "ee" * 32
     assert not report.ok

@@ -68,7 +68,9 @@ def history(
                 )
             loans[name] = (loan, rows)
         honest, rows = loans["honest"]
-        cx.plat.repay(honest, new_id("rp"), rows[0].principal, rows[0].interest)
+        cx.plat.repay(
+            honest, new_id("rp", cx.platform.address), rows[0].principal, rows[0].interest
+        )
         d, _ = loans["defaulted"]
         cx.client(g).offer_guarantee(d.loan_id, 8_000)
         cx.plat.accept_guarantee(d, g.address, 8_000)
@@ -78,8 +80,8 @@ def history(
         w, _ = loans["written_off"]
         cx.plat.set_status(w, LoanStatus.OVERDUE)
         cx.plat.set_status(w, LoanStatus.WRITTEN_OFF)
-        cx.plat.recover(w, new_id("rc"), 12_345)
-        cx.plat.recover(w, new_id("rc"), 7_655)
+        cx.plat.recover(w, new_id("rc", cx.platform.address), 12_345)
+        cx.plat.recover(w, new_id("rc", cx.platform.address), 7_655)
         yield cx, db, loans
     engine.dispose()
 

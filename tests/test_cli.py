@@ -134,8 +134,44 @@ def test_gov_council_through_the_cli(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["state"] == "executed"
         assert gov("status", pid, "--json").returncode == 0
+        # a servicing transfer (issue 14 item 5) is proposed like any action; its target
+        # platform is required, and the registry judges it when it is executed
+        plat, bank = nodes.member("platform").address, nodes.member("bank-a").address
+        r = gov("propose", "transfer-servicing", plat, "--as", "bank-a")
+        assert r.returncode != 0 and "--to" in r.stderr, r.stderr
+        r = gov("propose", "transfer-servicing", plat, "--to", "nobody", "--as", "bank-a")
+        assert r.returncode != 0 and "not a 0x address" in r.stderr, r.stderr
+        r = gov("propose", "transfer-servicing", plat, "--to", bank, "--as", "bank-a", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "pending", r.stderr
         # the emergency brake: one member
         assert gov("pause", "--as", "auditor").returncode == 0
         assert dev_account("platform", 0).address == nodes.member("platform").address
     finally:
         ledger("chain", "down", "--state-dir", state, "--json")
+
+
+def test_deploy_outside_the_dev_chain_needs_members_and_a_real_delay(tmp_path: Path) -> None:
+    """Open ends of issue 14: a deployment on a chain other than the local dev one (here an anvil
+    answering chain id 1337) is refused without first members (the deployer would keep the
+    registry) and with a timelock delay under an hour unless --allow-short-delay is given."""
+    from ledger.localnet import nodes
+    from ledger.localnet.chains import LocalChain
+
+    members = []
+    for m in nodes.MEMBERS:
+        members += ["--member", f"{m.role}:{nodes.member(m.name).address}:{m.display}"]
+    state = str(tmp_path / "state")
+    with LocalChain("anvil", chain_id=1337) as chain:
+        base = ("deploy", "--rpc-url", chain.url, "--state-dir", state)
+        for args, says in (
+            ((), "no --member on chain id 1337"),
+            (("--delay", "60", *members), "--delay 60 is under the 3600 s floor"),
+        ):
+            r = ledger(*base, *args)
+            assert r.returncode != 0, r.stdout
+            errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+            assert len(errors) == 1 and says in errors[0], r.stderr
+            assert "Traceback" not in r.stderr
+        r = ledger(*base, "--delay", "60", "--allow-short-delay", *members, "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["chain_id"] == 1337

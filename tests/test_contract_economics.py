@@ -168,7 +168,7 @@ def test_a_repayment_emits_every_partys_interest_exactly(cx):
     _partner(cx, l1, 2_500)
     loan, _s = _loan(cx)
     originate(cx, loan)
-    receipt = cx.plat.repay(loan, new_id("rp"), 78_849, 10_001)
+    receipt = cx.plat.repay(loan, new_id("rp", cx.platform.address), 78_849, 10_001)
     (rep,) = events(cx.plat, "Repaid", receipt)
     (fees,) = events(cx.plat, "ServiceFees", receipt)
     amounts = [t.amount for t in loan.tranches]
@@ -182,6 +182,6 @@ def test_a_repayment_emits_every_partys_interest_exactly(cx):
 def test_a_payment_on_a_repaid_loan_is_refused(cx):
     loan, _s = _loan(cx)
     originate(cx, loan)
-    cx.plat.repay(loan, new_id("rp"), loan.principal, 0)
+    cx.plat.repay(loan, new_id("rp", cx.platform.address), loan.principal, 0)
     with refused("LoanNotOpen", loanId=loan.loan_id, status=LoanStatus.REPAID):
-        cx.plat.repay(loan, new_id("rp"), 0, 100)
+        cx.plat.repay(loan, new_id("rp", cx.platform.address), 0, 100)

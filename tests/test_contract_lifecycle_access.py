@@ -32,7 +32,7 @@ def test_pause_stops_every_ledger_write(cx):
     (rej,) = events(cx.plat, "LoanRejected", receipt)
     assert cx.plat.errors.decode(rej["reason"]).code == "LedgerPaused"
     reverts("LedgerPaused", cx.plat.grant_line, fresh_line, cx.sign(fresh_line))
-    reverts("LedgerPaused", cx.plat.repay, loan, new_id("rep"), 1)
+    reverts("LedgerPaused", cx.plat.repay, loan, new_id("rep", cx.platform.address), 1)
     reverts("LedgerPaused", cx.plat.set_status, loan, LoanStatus.OVERDUE)
     reverts("LedgerPaused", cx.plat.close_line, line2.line_id)
     reverts("LedgerPaused", cx.client(cx.auditor).expire_line, line.line_id)
@@ -44,7 +44,7 @@ def test_pause_stops_every_ledger_write(cx):
     reverts("ExpectedPause", cx.gov.unpause)
     cx.plat.originate(fresh, cx.sign(fresh))
     cx.plat.grant_line(fresh_line, cx.sign(fresh_line))
-    cx.plat.repay(loan, new_id("rep"), 1)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 1)
     cx.plat.set_status(loan, LoanStatus.OVERDUE)
     cx.plat.close_line(line2.line_id)
     cx.client(cx.auditor).expire_line(line.line_id)
@@ -170,11 +170,16 @@ def test_attest_capital_is_for_active_lenders(cx):
 def test_ledger_writes_need_the_loans_platform(cx):
     loan = originate(cx, 100_000)
     plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
-    for who in (cx.lenders[0], cx.auditor, plat2):
+    for who in (cx.lenders[0], cx.auditor):
         c = cx.client(who)
-        err = reverts("SubmitterNotPlatform", c.repay, loan, new_id("rep"), 1)
-        assert err.values == {"submitter": who.address, "platform": cx.platform.address}
-        reverts("SubmitterNotPlatform", c.set_status, loan, LoanStatus.OVERDUE)
+        err = reverts("WrongRole", c.repay, loan, new_id("rep", who.address), 1)
+        assert err.values["account"] == who.address
+        reverts("WrongRole", c.set_status, loan, LoanStatus.OVERDUE)
+    # another platform is not the loan's servicer (servicing: test_contract_servicing.py)
+    c = cx.client(plat2)
+    err = reverts("NotServicer", c.repay, loan, new_id("rep", plat2.address), 1)
+    assert err.values == {"account": plat2.address, "servicer": cx.platform.address}
+    reverts("NotServicer", c.set_status, loan, LoanStatus.OVERDUE)
     # a lender cannot submit a loan or a line in the platform's name
     other = cx.loan(1_000)
     reverts("SubmitterNotPlatform", cx.client(cx.lenders[0]).originate, other, cx.sign(other))
@@ -186,16 +191,16 @@ def test_ledger_writes_need_the_loans_platform(cx):
     assert err.values == {"account": cx.lenders[0].address, "role": Role.LENDER}
 
     cx.gov.suspend_member(cx.platform.address)
-    err = reverts("NotActiveMember", cx.plat.repay, loan, new_id("rep"), 1)
+    err = reverts("NotActiveMember", cx.plat.repay, loan, new_id("rep", cx.platform.address), 1)
     assert err.values == {"account": cx.platform.address}
     reverts("NotActiveMember", cx.plat.set_status, loan, LoanStatus.OVERDUE)
     fresh = cx.loan(1_000)
     reverts("NotActiveMember", cx.plat.originate, fresh, cx.sign(fresh))
     cx.gov.reinstate_member(cx.platform.address)
     cx.gov.set_frozen(cx.platform.address, True)
-    reverts("MemberIsFrozen", cx.plat.repay, loan, new_id("rep"), 1)
+    reverts("MemberIsFrozen", cx.plat.repay, loan, new_id("rep", cx.platform.address), 1)
     cx.gov.set_frozen(cx.platform.address, False)
-    cx.plat.repay(loan, new_id("rep"), 1)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 1)
     assert cx.plat.loan_state(loan.loan_id)[1:] == (99_999, LoanStatus.ACTIVE)
 
 

@@ -65,7 +65,7 @@ def test_loan_under_a_line_counts_on_its_own_once_the_line_closes(cx):
     # a drawn loan adds no exposure: the limit already counts
     assert cx.plat.borrower_exposure(key)["consumer"] == 1_000_000
     assert cx.plat.line_state(line.line_id)["drawn"] == 300_000
-    cx.plat.repay(loan, new_id("rep"), 100_000)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 100_000)
     assert cx.plat.borrower_exposure(key)["consumer"] == 1_000_000
     assert cx.plat.line_state(line.line_id)["drawn"] == 200_000
     big = cx.loan(800_001, borrower_key=key, line_id=line.line_id)
@@ -83,9 +83,9 @@ def test_loan_under_a_line_counts_on_its_own_once_the_line_closes(cx):
     exp = cx.plat.borrower_exposure(key)
     assert exp["consumer"] == 200_000 == cx.plat.loan_state(loan.loan_id)[1]
     assert set(exp["institutions"].values()) == {1}  # the loan's own records
-    cx.plat.repay(loan, new_id("rep"), 50_000)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 50_000)
     assert cx.plat.borrower_exposure(key)["consumer"] == 150_000
-    cx.plat.repay(loan, new_id("rep"), 150_000)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 150_000)
     exp = cx.plat.borrower_exposure(key)
     assert (exp["consumer"], exp["institutions"]) == (0, {})
     assert cx.plat.loan_state(loan.loan_id)[2] == LoanStatus.REPAID
@@ -120,7 +120,9 @@ def test_draw_must_match_the_line(cx):
         else sign(cx.lenders[0].key, cx.plat.domain, theirs)
         for t in theirs.tranches
     ]
-    reverts("LineMismatch", cx.client(plat2).originate, theirs, sigs)
+    # (only the line's servicer draws: a successor after a servicing transfer)
+    err = reverts("NotServicer", cx.client(plat2).originate, theirs, sigs)
+    assert err.values == {"account": plat2.address, "servicer": cx.platform.address}
     assert cx.plat.line_state(line.line_id)["drawn"] == 0
     for refused in (stranger, business, theirs):
         assert cx.plat.loan_state(refused.loan_id)[2] == LoanStatus.NONE
@@ -132,7 +134,7 @@ def test_only_the_lines_platform_closes_it(cx):
         err = reverts("NotLinePlatform", cx.client(who).close_line, line.line_id)
         assert err.values == {"account": who.address}
     plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
-    reverts("NotLinePlatform", cx.client(plat2).close_line, line.line_id)
+    reverts("NotServicer", cx.client(plat2).close_line, line.line_id)
     outsider = new_member(cx, "outsider", 0)
     assert reverts("NotActiveMember", cx.client(outsider).close_line, line.line_id).values == {
         "account": outsider.address

@@ -51,7 +51,7 @@ def test_repayments_allocate_by_the_rule_and_release_everything(cx):
     plan.append((p - sum(x for x, _ in plan), 17))
     repaid = 0
     for principal, interest in plan:
-        receipt = cx.plat.repay(loan, new_id("rep"), principal, interest)
+        receipt = cx.plat.repay(loan, new_id("rep", cx.platform.address), principal, interest)
         (ev,) = events(cx.plat, "Repaid", receipt)
         assert ev["principal"] == principal and ev["interest"] == interest
         assert list(ev["principalAllocation"]) == allocation.between(
@@ -89,14 +89,21 @@ def repay_raw(cx, loan, repayment_id, principal, interest=0):
 
 def test_repayment_over_outstanding_reused_id_and_zero_amount(cx):
     loan = originate(cx, 500_000)
-    rid = new_id("rep")
+    rid = new_id("rep", cx.platform.address)
     cx.plat.repay(loan, rid, 100_000)
-    err = reverts("RepaymentExceedsOutstanding", cx.plat.repay, loan, new_id("rep"), 400_001)
+    err = reverts(
+        "RepaymentExceedsOutstanding",
+        cx.plat.repay,
+        loan,
+        new_id("rep", cx.platform.address),
+        400_001,
+    )
     assert err.values == {"loanId": loan.loan_id, "outstanding": 400_000, "requested": 400_001}
     err = reverts("IdAlreadyUsed", repay_raw, cx, loan, rid, 1)
     assert err.values == {"id": rid}
-    reverts("IdAlreadyUsed", cx.plat.repay, loan, ZERO, 1)
-    reverts("ZeroAmount", cx.plat.repay, loan, new_id("rep"), 0, 0)
+    # ids belong to their platform: the zero id is in nobody's namespace
+    reverts("IdOutsideNamespace", cx.plat.repay, loan, ZERO, 1)
+    reverts("ZeroAmount", cx.plat.repay, loan, new_id("rep", cx.platform.address), 0, 0)
     # none of the refusals moved anything
     assert cx.plat.loan_state(loan.loan_id)[1:] == (400_000, LoanStatus.ACTIVE)
     assert cx.plat.borrower_exposure(loan.borrower_key)["consumer"] == 400_000
@@ -104,7 +111,7 @@ def test_repayment_over_outstanding_reused_id_and_zero_amount(cx):
 
 def test_client_retry_of_the_same_repayment_is_idempotent(cx):
     loan = originate(cx, 500_000)
-    rid = new_id("rep")
+    rid = new_id("rep", cx.platform.address)
     assert cx.plat.repay(loan, rid, 100_000) is not None
     assert cx.plat.repay(loan, rid, 100_000) is None  # already on chain: not applied twice
     assert cx.plat.loan_state(loan.loan_id)[1] == 400_000
@@ -113,7 +120,7 @@ def test_client_retry_of_the_same_repayment_is_idempotent(cx):
 def test_client_refuses_a_reused_repayment_id_with_other_terms(cx):
     loan = originate(cx, 500_000)
     other = originate(cx, 300_000)
-    rid = new_id("rep")
+    rid = new_id("rep", cx.platform.address)
     cx.plat.repay(loan, rid, 100_000)
     try:
         reverts("IdAlreadyUsed", cx.plat.repay, loan, rid, 1)
@@ -128,7 +135,7 @@ def test_terms_that_do_not_match_the_commitment(cx):
     loan = originate(cx, 500_000)
     t0, *rest = loan.tranches
     altered = dataclasses.replace(loan, tranches=(Tranche(t0.lender, t0.amount + 1), *rest))
-    err = reverts("TermsMismatch", cx.plat.repay, altered, new_id("rep"), 1)
+    err = reverts("TermsMismatch", cx.plat.repay, altered, new_id("rep", cx.platform.address), 1)
     assert err.values == {"loanId": loan.loan_id}
     reverts(
         "TermsMismatch",
@@ -140,18 +147,20 @@ def test_terms_that_do_not_match_the_commitment(cx):
         "TermsMismatch", cx.plat.tranche_outstanding, dataclasses.replace(loan, principal=500_001)
     )
     unknown = dataclasses.replace(loan, loan_id=new_id("loan"))
-    assert reverts("UnknownLoan", cx.plat.repay, unknown, new_id("rep"), 1).values == {
-        "loanId": unknown.loan_id
-    }
+    assert reverts(
+        "UnknownLoan", cx.plat.repay, unknown, new_id("rep", cx.platform.address), 1
+    ).values == {"loanId": unknown.loan_id}
     assert cx.plat.loan_state(loan.loan_id)[1:] == (500_000, LoanStatus.ACTIVE)
 
 
 def test_repaying_a_repaid_loan(cx):
     loan = originate(cx, 10_000)
-    cx.plat.repay(loan, new_id("rep"), 10_000)
-    err = reverts("LoanNotOpen", cx.plat.repay, loan, new_id("rep"), 1)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 10_000)
+    err = reverts("LoanNotOpen", cx.plat.repay, loan, new_id("rep", cx.platform.address), 1)
     assert err.values == {"loanId": loan.loan_id, "status": LoanStatus.REPAID}
-    reverts("LoanNotOpen", cx.plat.repay, loan, new_id("rep"), 0, 5)  # not even interest
+    reverts(
+        "LoanNotOpen", cx.plat.repay, loan, new_id("rep", cx.platform.address), 0, 5
+    )  # not even interest
 
 
 # ------------------------------------------------------------------ status
@@ -177,7 +186,7 @@ def test_legal_transitions(cx):
         # only a write-off or a repayment releases exposure
         assert cx.plat.borrower_exposure(loan.borrower_key)["consumer"] == 100_000
     # a defaulted loan can still be repaid
-    cx.plat.repay(loan, new_id("rep"), 30_000)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 30_000)
     receipt = cx.plat.set_status(loan, LoanStatus.WRITTEN_OFF, reason("WO"))
     (ev,) = events(cx.plat, "LoanStatusChanged", receipt)
     assert (ev["from"], ev["to"], ev["releasedPrincipal"]) == (
@@ -237,7 +246,7 @@ def test_closed_loans_take_no_status_change(cx, to):
     err = reverts("LoanNotOpen", cx.plat.set_status, written_off, to)
     assert err.values == {"loanId": written_off.loan_id, "status": LoanStatus.WRITTEN_OFF}
     repaid = originate(cx, 1_000)
-    cx.plat.repay(repaid, new_id("rep"), 1_000)
+    cx.plat.repay(repaid, new_id("rep", cx.platform.address), 1_000)
     err = reverts("LoanNotOpen", cx.plat.set_status, repaid, to)
     assert err.values == {"loanId": repaid.loan_id, "status": LoanStatus.REPAID}
 
@@ -247,7 +256,7 @@ def test_write_off_after_partial_repayment_releases_the_rest(cx):
     amt, p = amounts(loan), loan.principal
     cx.plat.originate(loan, cx.sign(loan))
     other = originate(cx, 50_000, borrower_key=loan.borrower_key)  # stays open
-    cx.plat.repay(loan, new_id("rep"), 123_457)
+    cx.plat.repay(loan, new_id("rep", cx.platform.address), 123_457)
     out = p - 123_457
     tranche_out = cx.plat.tranche_outstanding(loan)
     assert tranche_out == allocation.outstanding(amt, p, out)

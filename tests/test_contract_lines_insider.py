@@ -18,6 +18,7 @@ from ledger.audit import load_history, record_timestamps, replay_events
 from ledger.audit.events import Rpc
 from ledger.audit.report import AuditReport
 from ledger.domain import LineStatus, Product
+from ledger.localnet.consortium import new_id
 from ledger.provenance import Domain
 from tests.conftest import advance_time
 from tests.contract_lifecycle_support import events, grant, reverts
@@ -55,7 +56,9 @@ def test_line_signed_with_an_expiry_beyond_storage_is_refused_not_narrowed(cx):
     cx.plat.grant_line(ok, cx.sign(ok))
     assert cx.plat.line_state(ok.line_id)["expires_at"] == MAX_EXPIRY
     # the Python pre-check says the same
-    v = rules.check_line(_book(cx), dataclasses.replace(huge, line_id=b"\x77" * 32), cx.now())
+    v = rules.check_line(
+        _book(cx), dataclasses.replace(huge, line_id=new_id("line", cx.platform.address)), cx.now()
+    )
     assert v is not None and (v.code, v.values["max"]) == ("ExpiryTooLarge", MAX_EXPIRY)
 
 

@@ -105,7 +105,7 @@ def test_partner_concentration_limit(cx):
         cx.plat.originate(one_more, cx.sign(one_more))
 
     # repaying 2 fen of the 50/50 loan repays 1 fen of the bank's tranche: room for exactly 1
-    cx.plat.repay(at, new_id("repayment"), 2)
+    cx.plat.repay(at, new_id("repayment", cx.platform.address), 2)
     assert cx.plat.lender_usage(lender.address, p.address)["with_partner"] == 999_999
     originate(cx, one_more)
     assert cx.plat.lender_usage(lender.address, p.address)["with_partner"] == 1_000_000

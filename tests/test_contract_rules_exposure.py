@@ -88,7 +88,7 @@ def test_repayment_releases_exposure(cx):
     key = new_id("borrower")
     first = cx.loan(CONSUMER_CAP, borrower_key=key)
     originate(cx, first)
-    cx.plat.repay(first, new_id("repayment"), 1_000_000)
+    cx.plat.repay(first, new_id("repayment", cx.platform.address), 1_000_000)
     assert exposure(cx, key)["consumer"] == CONSUMER_CAP - 1_000_000
 
     over = cx.loan(1_000_001, borrower_key=key)
@@ -126,11 +126,11 @@ def test_institution_limit_counts_distinct_institutions_and_frees_on_repayment(c
         cx.plat.originate(fourth, cx.sign(fourth))
 
     # partly repaid, lender 1 still has an open record with the borrower
-    cx.plat.repay(a, new_id("repayment"), a.principal - 1)
+    cx.plat.repay(a, new_id("repayment", cx.platform.address), a.principal - 1)
     with refused("TooManyInstitutions", borrowerKey=key, institutions=4, max=3):
         cx.plat.originate(fourth, cx.sign(fourth))
 
-    cx.plat.repay(a, new_id("repayment"), 1)
+    cx.plat.repay(a, new_id("repayment", cx.platform.address), 1)
     assert cx.plat.loan_state(a.loan_id)[1:] == (0, LoanStatus.REPAID)
     originate(cx, fourth)
     assert exposure(cx, key)["institutions"] == {
@@ -213,7 +213,7 @@ def test_closing_a_line_releases_its_limit_but_not_what_was_drawn(cx):
     ):
         cx.plat.originate(over, cx.sign(over))
     # the drawn loan, repaid after the close, now releases exposure itself
-    cx.plat.repay(drawn, new_id("repayment"), 2_000_000)
+    cx.plat.repay(drawn, new_id("repayment", cx.platform.address), 2_000_000)
     assert exposure(cx, key)["consumer"] == 10_000_000
 
 

@@ -99,6 +99,9 @@ def test_r8_an_attestation_from_a_permissive_policy_ages_by_the_policy_in_force(
     record = cx.plat.member(bank.address)
     at, until = record["attested_at"], record["attested_until"]
     assert until > at + MAX_AGE
+    # the ledger's view shows both dates: the attested period and the one R8 judges at use
+    usage = cx.plat.lender_usage(bank.address, p.address)
+    assert (usage["attested_until"], usage["valid_until"]) == (until, at + MAX_AGE)
 
     last = cx.loan(1_000_000, [(p, 400_000), (bank, 600_000)], deadline=at + MAX_AGE + DAY)
     set_next_timestamp(cx, at + MAX_AGE)  # the last second the figures may be used

@@ -316,8 +316,8 @@ def test_ids_are_single_use(cx):
         cx.plat.originate(reuse, cx.sign(reuse))
     assert cx.plat.loan_state(first.loan_id)[1] == 1_000_000
 
-    zero = cx.loan(1_000_000, loan_id=ZERO32)
-    with refused("IdAlreadyUsed", id=ZERO32):
+    zero = cx.loan(1_000_000, loan_id=ZERO32)  # in nobody's namespace
+    with refused("IdOutsideNamespace", id=ZERO32, platform=cx.platform.address):
         cx.plat.originate(zero, cx.sign(zero))
 
     line = cx.line(1_000_000)

@@ -1,6 +1,15 @@
-"""LoanServicing on chain with real member keys: a guarantor admitted by the council, R10 on its
-attested net assets, compensatory payments (代偿) on default, each bank's classification of its
-own tranche against the DPD floor, and recoveries on a written-off loan."""
+"""Issue 14 items 4 and 5, attacked as an insider with real member keys, straight at the
+contracts (anvil and Hardhat node):
+
+* ids belong to their platform: a second platform cannot use up another platform's loan, line
+  or repayment ids (IdOutsideNamespace), and the Python rules refuse the same;
+* no stranded exposure: a council-approved servicing transfer hands a removed or suspended
+  platform's open loans and lines to another active platform, which then repays, changes
+  status, writes off, draws and closes lines for them, releasing exposure, R3 slots and banks'
+  R5/R6 usage; nobody else can, and the old platform never again.
+
+How refusals are checked: tests/contract_lifecycle_support.py.
+"""
 
 from __future__ import annotations
 
@@ -8,187 +17,234 @@ import dataclasses
 
 import pytest
 
-from ledger import economics
-from ledger import schedule as sched
-from ledger.chain.deployment import fund
+from ledger import rules
 from ledger.chain.errors import ContractRevert
-from ledger.domain import DEFAULT_POLICY, LoanStatus, Role
-from ledger.keys import dev_account
+from ledger.domain import LineStatus, LoanStatus, MemberStatus, Role, record_id
+from ledger.governance import Council, ProposalState, encode_action
 from ledger.localnet.consortium import new_id
 from ledger.provenance import sign
-from tests.contract_lifecycle_support import events
-from tests.contract_rules_support import originate, refused
-
-DAY = 86_400
-NET_ASSETS = 100_000  # fen: x10 (R10) covers 1,000,000 fen of guarantees
+from tests.contract_lifecycle_support import events, new_member, reason, reverts
 
 
-@pytest.fixture
-def gx(cx):  # noqa: ANN001, ANN201
-    """The consortium with a guarantor the council admitted, its net assets attested."""
-    g = dev_account("guarantor", 0)
-    fund(cx.rpc_url, [g.address])
-    cx.gov.admit_member(g.address, Role.GUARANTOR, "Guarantor (dev)")
-    cx.extra["guarantor"] = g
-    cx.client(g).attest_capital(NET_ASSETS, 0, cx.now() + 30 * DAY)
-    yield cx, g
-    cx.extra.pop("guarantor", None)
+def _signed(cx, record, *extra):
+    """Every party's signature with its own key, `extra` accounts included."""
+    keys = {a.address: a.key for a in [*cx.accounts().values(), *extra]}
+    return [sign(keys[s], cx.plat.domain, record) for s in record.signers]
 
 
-def _loan(cx, principal: int = 1_000_000):  # noqa: ANN001, ANN202
-    s = sched.build("equal_instalment", principal, 12, 1200, cx.now() + 60)
-    loan = cx.loan(principal, schedule_digest=sched.digest(s))
-    originate(cx, loan)
-    return loan, s
+def _theirs(cx, plat2, principal, **kw):
+    """A loan of platform 2 with the first two banks."""
+    p = principal * 4 // 10
+    a = (principal - p) // 2
+    shares = [(plat2, p), (cx.lenders[0], a), (cx.lenders[1], principal - p - a)]
+    return cx.loan(principal, shares, platform=plat2, **kw)
 
 
-def _guarantee(cx, g, loan, cover: int = 8_000):  # noqa: ANN001, ANN202
-    cx.client(g).offer_guarantee(loan.loan_id, cover)
-    return cx.plat.accept_guarantee(loan, g.address, cover)
+# ------------------------------------------------------------------ item 4: ids
 
 
-def _bank_outstanding(cx, loan):  # noqa: ANN001, ANN202
-    return [o for o, t in zip(cx.plat.tranche_outstanding(loan), loan.tranches, strict=True)
-            if t.lender != loan.platform]  # fmt: skip
+def test_a_platform_cannot_use_up_another_platforms_ids(cx):
+    plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
+    b = cx.client(plat2)
+    # the ids platform A will use for its loan, line and repayment ("loan-1", ...)
+    a_loan, a_line, a_rep = (record_id(cx.platform.address, s) for s in ("loan-1", "line-1", "r-1"))
+
+    squat = _theirs(cx, plat2, 1_000_000, loan_id=a_loan)
+    err = reverts("IdOutsideNamespace", b.originate, squat, _signed(cx, squat, plat2))
+    assert err.values == {"id": a_loan, "platform": plat2.address}
+    # the rules a node pre-checks with refuse it the same way
+    book = rules.Book(policy=cx.plat.current_policy()[0])
+    assert rules.check_loan(book, squat, cx.now()).code == "IdOutsideNamespace"
+
+    line = cx.line(1_000_000, platform=plat2, line_id=a_line)
+    err = reverts("IdOutsideNamespace", b.grant_line, line, _signed(cx, line, plat2))
+    assert err.values == {"id": a_line, "platform": plat2.address}
+
+    # B's own loan under the same client id lives in B's namespace, apart from A's
+    mine = _theirs(cx, plat2, 1_000_000, loan_id=record_id(plat2.address, "loan-1"))
+    b.originate(mine, _signed(cx, mine, plat2))
+    assert mine.loan_id != a_loan
+    err = reverts("IdOutsideNamespace", b.repay, mine, a_rep, 1)
+    assert err.values == {"id": a_rep, "platform": plat2.address}
+    # a raw call, past the client's helpers, is refused as well
+    with pytest.raises(ContractRevert) as info:
+        b.transact(b.ledger, "repay", mine.as_abi(), a_rep, 1, 0)
+    assert info.value.code == "IdOutsideNamespace"
+
+    # A's records under those ids are accepted afterwards
+    loan = cx.loan(1_000_000, loan_id=a_loan)
+    cx.plat.originate(loan, cx.sign(loan))
+    cx.plat.repay(loan, a_rep, 1_000)
+    ln = cx.line(1_000_000, line_id=a_line)
+    cx.plat.grant_line(ln, cx.sign(ln))
+    assert cx.plat.loan_state(a_loan)[2] == LoanStatus.ACTIVE
+    assert cx.plat.line_state(a_line)["status"] == LineStatus.ACTIVE
+    assert cx.plat.repayment_recorded(a_rep)
 
 
-def test_a_guarantor_is_a_role_the_council_admits(gx):
-    cx, g = gx
-    assert cx.plat.member(g.address)["role"] == Role.GUARANTOR
-    # it cannot fund or sign a tranche, nor offer partnership terms as a bank
-    loan = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 300_000), (g, 300_000)])
-    accounts = {**cx.accounts(), g.address: g}
-    sigs = [sign(accounts[s].key, cx.plat.domain, loan) for s in loan.signers]
-    with refused("WrongRole", account=g.address, role=Role.GUARANTOR):
-        cx.plat.originate(loan, sigs)
+# ------------------------------------------------------------------ item 5: servicing
 
 
-def test_guarantee_r10_and_compensation_on_default(gx):
-    cx, g = gx
-    loan, _s = _loan(cx)
-    gc = cx.client(g)
-    # the platform cannot record a guarantee nobody offered, nor a different cover
-    with refused("GuaranteeOfferMismatch", loanId=loan.loan_id, guarantor=g.address):
-        cx.plat.accept_guarantee(loan, g.address, 8_000)
-    gc.offer_guarantee(loan.loan_id, 8_000)
-    with refused("GuaranteeOfferMismatch", loanId=loan.loan_id, guarantor=g.address):
-        cx.plat.accept_guarantee(loan, g.address, 9_000)
-    # only the loan's platform accepts
-    with refused("NotLoanPlatform", account=cx.lenders[0].address, platform=cx.platform.address):
-        cx.client(cx.lenders[0]).accept_guarantee(loan, g.address, 8_000)
-    receipt = cx.plat.accept_guarantee(loan, g.address, 8_000)
-    covered = sum(o * 8_000 // 10_000 for o in _bank_outstanding(cx, loan))
-    (ev,) = events(cx.plat, "GuaranteeRecorded", receipt)
-    assert (ev["amount"], cx.plat.guaranteed_outstanding(g.address)) == (covered, covered)
-
-    # R10: a second loan would take the guarantor past 10x its net assets
-    second, _ = _loan(cx, 3_000_000)
-    gc.offer_guarantee(second.loan_id, 8_000)
-    want = sum(o * 8_000 // 10_000 for o in _bank_outstanding(cx, second))
-    with refused("GuaranteeCapExceeded", guarantor=g.address, outstanding=covered,
-                 requested=want, cap=NET_ASSETS * 10):  # fmt: skip
-        cx.plat.accept_guarantee(second, g.address, 8_000)
-
-    # compensation only once the loan is defaulted, only by its guarantor
-    with refused("WrongLoanStatus", loanId=loan.loan_id, status=LoanStatus.ACTIVE):
-        gc.compensate(loan)
-    cx.plat.set_status(loan, LoanStatus.OVERDUE)
-    cx.plat.set_status(loan, LoanStatus.DEFAULTED)
-    with refused("NoGuarantee", loanId=loan.loan_id, account=cx.lenders[0].address):
-        cx.client(cx.lenders[0]).compensate(loan)
-    exposure_before = cx.plat.borrower_exposure(loan.borrower_key)
-    outstanding = cx.plat.tranche_outstanding(loan)
-    receipt = gc.compensate(loan)
-    covered_flags = [t.lender != loan.platform for t in loan.tranches]
-    want_pay = economics.compensation(outstanding, covered_flags, 8_000)
-    (ev,) = events(cx.plat, "Compensated", receipt)
-    assert list(ev["payouts"]) == want_pay and ev["total"] == sum(want_pay)
-    assert cx.plat.compensation_of(loan.loan_id) == want_pay
-    # the borrower's consortium exposure does not fall: the debt is now owed to the guarantor
-    assert cx.plat.borrower_exposure(loan.borrower_key) == exposure_before
-    assert cx.plat.guaranteed_outstanding(g.address) == 0
-    with refused("NoGuarantee", loanId=loan.loan_id, account=g.address):
-        gc.compensate(loan)
+def _book_of_a(cx):
+    """Platform A's open book: two loans, a line with one draw."""
+    loan = cx.loan(2_000_000)
+    cx.plat.originate(loan, cx.sign(loan))
+    bad = cx.loan(1_000_000)
+    cx.plat.originate(bad, cx.sign(bad))
+    line = cx.line(3_000_000)
+    cx.plat.grant_line(line, cx.sign(line))
+    drawn = cx.loan(500_000, borrower_key=line.borrower_key, line_id=line.line_id)
+    cx.plat.originate(drawn, cx.sign(drawn))
+    return loan, bad, line, drawn
 
 
-def test_r10_needs_fresh_net_assets_and_a_repaid_loan_releases_the_guarantee(gx):
-    cx, g = gx
-    loan, _s = _loan(cx)
-    _guarantee(cx, g, loan, 5_000)
-    held = cx.plat.guaranteed_outstanding(g.address)
-    assert held > 0
-    with refused("WrongLoanStatus", loanId=loan.loan_id, status=LoanStatus.ACTIVE):
-        cx.plat.release_guarantee(loan)
-    cx.plat.repay(loan, new_id("rp"), loan.principal, 0)
-    receipt = cx.client(cx.lenders[1]).release_guarantee(loan)  # anyone may
-    assert events(cx.plat, "GuaranteeReleased", receipt)[0]["amount"] == held
-    assert cx.plat.guaranteed_outstanding(g.address) == 0
-    # net assets attested for 30 days stop counting after them
-    other, _ = _loan(cx)
-    cx.client(g).offer_guarantee(other.loan_id, 5_000)
-    until = cx.plat.member(g.address)["attested_until"]
-    cx.advance(until - cx.now() + 10)
-    with pytest.raises(ContractRevert) as stale:
-        cx.plat.accept_guarantee(other, g.address, 5_000)
-    assert stale.value.code == "StaleNetAssets"
-    assert stale.value.values["attestedUntil"] == until < stale.value.values["nowTs"]
+def _usage(cx, lender, partner):
+    u = cx.plat.lender_usage(lender, partner)
+    return u["total"], u["with_partner"]
 
 
-def test_classification_never_milder_than_the_floor_and_only_by_its_banks(gx):
-    cx, g = gx
-    loan, s = _loan(cx)
-    bank = cx.client(cx.lenders[0])
-    words_ok = bank.classify(loan, s, economics.Category.NORMAL)
-    (ev,) = events(cx.plat, "Classified", words_ok)
-    assert (ev["category"], ev["dpd"]) == (0, 0)
-    # one second past the first due date: special mention at least
-    cx.advance(s[0].due - cx.now() + 1)
-    dpd = economics.days_past_due(s, 0, cx.now() + 1)
-    with refused("ClassificationBelowFloor", loanId=loan.loan_id, lender=cx.lenders[0].address,
-                 category=0, floor=1, dpd=dpd):  # fmt: skip
-        bank.classify(loan, s, economics.Category.NORMAL)
-    bank.classify(loan, s, economics.Category.SUBSTANDARD)  # stricter than the floor is fine
-    assert bank.classification_of(loan.loan_id, cx.lenders[0].address) == 2
-    # not its tranche, not a bank, not the committed schedule, not a category
-    with refused("NotTrancheLender", loanId=loan.loan_id, account=cx.lenders[2].address):
-        cx.client(cx.lenders[2]).classify(loan, s, 4)
-    with refused("NotActiveInRole", account=cx.platform.address, role=Role.LENDER):
-        cx.plat.classify(loan, s, 4)
-    with refused("ScheduleMismatch", loanId=loan.loan_id):
-        bank.classify(loan, s[:-1], 4)
-    with refused("InvalidCategory", category=5):
-        bank.classify(loan, s, 5)
-    # repaying the overdue instalment's principal brings the floor back to normal
-    cx.plat.repay(loan, new_id("rp"), s[0].principal, s[0].interest)
-    bank.classify(loan, s, economics.Category.NORMAL)
+def test_only_the_council_transfers_servicing_and_only_between_platforms(cx):
+    plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
+    a = cx.platform.address
+    # servicing moves only away from a suspended or removed platform
+    with pytest.raises(ContractRevert) as info:
+        cx.gov.transfer_servicing(a, plat2.address)
+    assert info.value.code == "ServicingNotTransferable"
+    cx.gov.suspend_member(a)
+    # a bank (any single member, or the deployer) calling the registry directly is refused
+    for who in (cx.lenders[0], plat2, cx.governor):
+        c = cx.client(who)
+        err = reverts(
+            "OwnableUnauthorizedAccount", c.transact, c.registry, "transferServicing", a,
+            plat2.address,
+        )  # fmt: skip
+        assert err.values == {"account": who.address}
+    # one member's proposal does not execute without a majority
+    lone = Council(cx.client(cx.lenders[0]))
+    data = encode_action(cx.deployer.registry, "transfer-servicing", a, plat2.address)
+    pid, _ = lone.propose_call(cx.deployment.registry, data)
+    assert lone.status(pid).state == ProposalState.PENDING
+    cx.advance(lone.delay() + 1)
+    with pytest.raises(ContractRevert):
+        lone.execute(pid)
+    assert cx.deployer.call(cx.deployer.registry, "servicer", a) == a
+    # not to a bank, not to an unknown address, not to a suspended platform
+    outsider = new_member(cx, "outsider", 3)
+    for bad in (cx.lenders[1].address, outsider.address):
+        with pytest.raises(ContractRevert) as info:
+            cx.gov.transfer_servicing(a, bad)
+        assert info.value.code == "InvalidServicer"
+    cx.gov.suspend_member(plat2.address)
+    with pytest.raises(ContractRevert) as info:
+        cx.gov.transfer_servicing(a, plat2.address)
+    assert info.value.code == "InvalidServicer"
+    cx.gov.reinstate_member(plat2.address)
+    receipt = cx.gov.transfer_servicing(a, plat2.address)
+    (ev,) = events(cx.deployer, "ServicingTransferred", receipt)
+    assert (ev["from"], ev["to"]) == (a, plat2.address)
+    assert cx.deployer.call(cx.deployer.registry, "servicer", a) == plat2.address
+    # the old platform stays out: its book belongs to its successor
+    with pytest.raises(ContractRevert) as info:
+        cx.gov.reinstate_member(a)
+    assert info.value.code == "ServicingWasTransferred"
 
 
-def test_the_floor_is_governed_within_its_bounds(cx):
-    with refused("PolicyOutOfBounds", field="specialMentionMaxDpd", value=91, bound=90):
-        cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, special_mention_max_dpd=91))
-    with refused("PolicyOutOfBounds", field="maxGuaranteeMultiple", value=11, bound=10):
-        cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, max_guarantee_multiple=11))
-    with refused("InvalidPolicy", field="doubtfulMaxDpd"):
-        cx.gov.set_policy(dataclasses.replace(DEFAULT_POLICY, doubtful_max_dpd=270))
+def test_successor_services_a_removed_platforms_book_and_releases_its_exposure(cx):
+    loan, bad, line, drawn = _book_of_a(cx)
+    a = cx.platform.address
+    bank = cx.lenders[0].address
+    plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
+    b = cx.client(plat2)
+    total0, with_a0 = _usage(cx, bank, a)
+    assert with_a0 > 0
+    cx.gov.remove_member(a)
+    # stranded: nobody can act on A's loans before a transfer
+    reverts("NotActiveMember", cx.plat.repay, loan, new_id("r", a), 1)
+    err = reverts("NotServicer", b.repay, loan, new_id("r", plat2.address), 1)
+    assert err.values == {"account": plat2.address, "servicer": a}
+    reverts("NotServicer", b.close_line, line.line_id)
+
+    cx.gov.transfer_servicing(a, plat2.address)
+    assert cx.deployer.member(a)["status"] == MemberStatus.REMOVED
+
+    # repayments by the successor, in its own id namespace, release R5/R6 and exposure
+    rid = new_id("r", plat2.address)
+    reverts("IdOutsideNamespace", b.repay, loan, new_id("r", a), 1)
+    (paid,) = events(b, "Repaid", b.repay(loan, rid, loan.principal, 10_000))
+    assert paid["outstanding"] == 0
+    assert cx.plat.loan_state(loan.loan_id)[1:] == (0, LoanStatus.REPAID)
+    exp = cx.plat.borrower_exposure(loan.borrower_key)
+    assert (exp["consumer"], exp["institutions"]) == (0, {})
+    total1, with_a1 = _usage(cx, bank, a)
+    share = next(t.amount for t in loan.tranches if t.lender == bank)
+    assert (total0 - total1, with_a0 - with_a1) == (share, share)
+
+    # status changes and a write-off
+    b.set_status(bad, LoanStatus.OVERDUE, reason("DPD30"))
+    (off,) = events(b, "LoanStatusChanged", b.set_status(bad, LoanStatus.WRITTEN_OFF))
+    assert off["releasedPrincipal"] == bad.principal
+    assert cx.plat.borrower_exposure(bad.borrower_key)["consumer"] == 0
+
+    # a draw on A's line by the successor, funded by the line's banks and the successor: one
+    # institution more for the borrower while A's line is open (R3 raised to four for it)
+    policy, _ = cx.plat.current_policy()
+    cx.gov.set_policy(dataclasses.replace(policy, max_institutions=4))
+    p = 400_000
+    more = cx.loan(
+        1_000_000,
+        [(plat2, p), (cx.lenders[0], 300_000), (cx.lenders[1], 300_000)],
+        borrower_key=line.borrower_key,
+        line_id=line.line_id,
+        platform=plat2,
+    )
+    b.originate(more, _signed(cx, more, plat2))
+    assert cx.plat.line_state(line.line_id)["drawn"] == drawn.principal + more.principal
+    # a bank that holds no share of the line still cannot fund a draw on it
+    stranger = new_member(cx, "lender", 3, Role.LENDER)
+    cx.client(stranger).transact(
+        cx.client(stranger).registry, "attestCapital", 10**12, 10**13, cx.now() + 86_400
+    )
+    odd = cx.loan(
+        1_000,
+        [(plat2, 600), (stranger, 400)],
+        borrower_key=line.borrower_key,
+        line_id=line.line_id,
+        platform=plat2,
+    )
+    reverts("NotLineShareHolder", b.originate, odd, _signed(cx, odd, plat2, stranger))
+
+    # the successor repays A's drawn loan and closes A's line
+    b.repay(drawn, new_id("r", plat2.address), drawn.principal)
+    b.repay(more, new_id("r", plat2.address), more.principal)
+    (ended,) = events(b, "LineEnded", b.close_line(line.line_id))
+    assert ended["status"] == LineStatus.CLOSED
+    exp = cx.plat.borrower_exposure(line.borrower_key)
+    assert (exp["consumer"], exp["institutions"]) == (0, {})
+    assert _usage(cx, bank, a) == (0, 0)
+    assert _usage(cx, bank, plat2.address)[1] == 0
 
 
-def test_recoveries_on_a_written_off_loan_split_pro_rata(cx):
-    loan, _s = _loan(cx)
-    with refused("WrongLoanStatus", loanId=loan.loan_id, status=LoanStatus.ACTIVE):
-        cx.plat.recover(loan, new_id("rc"), 100)
-    cx.plat.set_status(loan, LoanStatus.OVERDUE)
-    cx.plat.set_status(loan, LoanStatus.WRITTEN_OFF)
-    exposure = cx.plat.borrower_exposure(loan.borrower_key)
-    amounts = [t.amount for t in loan.tranches]
-    r1 = cx.plat.recover(loan, new_id("rc"), 12_345)
-    r2 = cx.plat.recover(loan, new_id("rc"), 7_655)
-    got = [list(events(cx.plat, "Recovered", r)[0]["split"]) for r in (r1, r2)]
-    assert got == [economics.split_recovery(amounts, loan.principal, 0, 12_345),
-                   economics.split_recovery(amounts, loan.principal, 12_345, 20_000)]  # fmt: skip
-    assert cx.plat.recovered(loan.loan_id) == 20_000
-    assert cx.plat.borrower_exposure(loan.borrower_key) == exposure  # not added back
-    with refused("RecoveryExceedsPrincipal", loanId=loan.loan_id, recovered=20_000,
-                 requested=loan.principal, principal=loan.principal):  # fmt: skip
-        cx.plat.recover(loan, new_id("rc"), loan.principal)
-    with refused("NotLoanPlatform", account=cx.lenders[0].address, platform=cx.platform.address):
-        cx.client(cx.lenders[0]).recover(loan, new_id("rc"), 1)
+def test_another_platform_cannot_act_on_a_transferred_book(cx):
+    loan, _bad, line, _drawn = _book_of_a(cx)
+    a = cx.platform.address
+    plat2 = new_member(cx, "platform", 1, Role.PLATFORM)
+    plat3 = new_member(cx, "platform", 2, Role.PLATFORM)
+    cx.gov.suspend_member(a)
+    cx.gov.transfer_servicing(a, plat2.address)
+    c = cx.client(plat3)
+    err = reverts("NotServicer", c.repay, loan, new_id("r", plat3.address), 1)
+    assert err.values == {"account": plat3.address, "servicer": plat2.address}
+    reverts("NotServicer", c.set_status, loan, LoanStatus.OVERDUE)
+    reverts("NotServicer", c.close_line, line.line_id)
+    reverts("NotActiveMember", cx.plat.repay, loan, new_id("r", a), 1)
+    # a successor that is itself suspended hands on: the chain of transfers is followed
+    cx.gov.suspend_member(plat2.address)
+    cx.gov.transfer_servicing(plat2.address, plat3.address)
+    assert cx.deployer.call(cx.deployer.registry, "servicer", a) == plat3.address
+    c.repay(loan, new_id("r", plat3.address), 1)
+    # plat2 handed over, so it cannot be reinstated nor take servicing back: no cycle can form
+    for attempt in (lambda: cx.gov.reinstate_member(plat2.address),
+                    lambda: cx.gov.transfer_servicing(a, plat2.address)):  # fmt: skip
+        with pytest.raises(ContractRevert) as info:
+            attempt()
+        assert info.value.code in ("ServicingWasTransferred", "InvalidServicer")

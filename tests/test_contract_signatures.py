@@ -241,7 +241,7 @@ def test_submitter_must_be_the_platform(cx, who):
 
 def test_signature_for_another_loan(cx):
     a = cx.loan(1_000_000)
-    b = dataclasses.replace(a, loan_id=new_id("loan"))
+    b = dataclasses.replace(a, loan_id=new_id("loan", cx.platform.address))
     sigs_a = cx.sign(a)
     with refused("InvalidSignature", signer=b.tranches[0].lender):
         cx.plat.originate(b, sigs_a)

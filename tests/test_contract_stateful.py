@@ -163,7 +163,7 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
         plat = self.world.platforms[platform].address
         tranches = self.tranches(principal, plat, banks, bps, weights)
         loan = CoLoan(
-            new_id("loan"),
+            new_id("loan", plat),
             BORROWERS[borrower],
             plat,
             product,
@@ -192,7 +192,7 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
         shares = self.tranches(limit, plat, banks, bps, weights)
         now = self.now()
         line = CreditLine(
-            new_id("line"),
+            new_id("line", plat),
             BORROWERS[borrower],
             plat,
             product,
@@ -243,7 +243,7 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
             banks = [b for b in banks if self.world.banks[b].address in holders]
         tranches = self.tranches(principal, plat, banks, bps, weights)
         loan = CoLoan(
-            new_id("loan"),
+            new_id("loan", plat),
             key,
             plat,
             product,
@@ -289,7 +289,9 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
             predicted = "RepaymentExceedsOutstanding"
         else:
             predicted = None
-        receipt = self.submit(predicted, client.repay, m.loan, new_id("rep"), principal, interest)
+        receipt = self.submit(
+            predicted, client.repay, m.loan, new_id("rep", m.loan.platform), principal, interest
+        )
         if receipt is None:
             return
         amounts = [t.amount for t in m.loan.tranches]

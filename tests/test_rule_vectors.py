@@ -24,6 +24,7 @@ from ledger.domain import (
     RepaymentType,
     Role,
     Tranche,
+    record_id,
     sort_tranches,
 )
 from ledger.localnet.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1, LocalConsortium
@@ -34,6 +35,11 @@ VECTORS = json.loads((Path(__file__).parent / "vectors" / "rules.json").read_tex
 
 def _name_key(kind: str, name: str) -> bytes:
     return keccak(f"{kind}|{name}".encode())
+
+
+def _record_id(cx: LocalConsortium, kind: str, name: str) -> bytes:
+    """A vector's record id, in the platform's namespace (ids belong to their platform)."""
+    return record_id(cx.platform.address, f"{kind}|{name}")
 
 
 class Case:
@@ -57,7 +63,7 @@ class Case:
     def record(self, item: dict[str, Any], now: int) -> CoLoan | CreditLine:
         kind, d = next(iter(item.items()))
         self.counter += 1
-        rid = _name_key("id", d.get("id", f"auto-{self.counter}"))
+        rid = _record_id(self.cx, "id", d.get("id", f"auto-{self.counter}"))
         tranches = sort_tranches([Tranche(self.address(n), a) for n, a in d["shares"].items() if a])
         if kind == "loan":
             return CoLoan(
@@ -71,7 +77,7 @@ class Case:
                 repayment=RepaymentType(d.get("repayment", 1)),
                 deadline=now + 3_600,
                 tranches=tranches,
-                line_id=_name_key("id", d["line"]) if "line" in d else ZERO32,
+                line_id=_record_id(self.cx, "id", d["line"]) if "line" in d else ZERO32,
             )
         return CreditLine(
             line_id=rid,
@@ -140,8 +146,8 @@ def test_vector(cx: LocalConsortium, spec: dict[str, Any]) -> None:
     loans: dict[bytes, CoLoan] = {}
     for item in spec.get("setup", []):
         if "repay" in item:
-            loan = loans[_name_key("id", item["repay"]["loan"])]
-            rid = _name_key("repayment", item["repay"]["loan"])
+            loan = loans[_record_id(cx, "id", item["repay"]["loan"])]
+            rid = _record_id(cx, "repayment", item["repay"]["loan"])
             cx.plat.repay(loan, rid, item["repay"]["principal"])
             built.append((loan.loan_id, rid, item["repay"]["principal"]))
             continue

@@ -120,7 +120,10 @@ class Workload:
             self.rng.randrange(1, 20_000) if principal == 0 else self.rng.randrange(0, 20_000)
         )
         if self._try(
-            "repay", lambda: self.cx.plat.repay(loan, new_id("repay"), principal, interest)
+            "repay",
+            lambda: self.cx.plat.repay(
+                loan, new_id("repay", self.cx.platform.address), principal, interest
+            ),
         ):
             rec[1] -= principal
             if rec[1] == 0:

@@ -43,7 +43,7 @@ def loan_evidence(loan_id: LoanIdPath, ctx: ContextDep, _auditor: AuditorOnly) -
     from ledger.evidence import EvidenceError, collect
 
     try:
-        return collect(ctx.settings.rpc_url, ctx.deployment, chain_id_of(loan_id))
+        return collect(ctx.settings.rpc_url, ctx.deployment, chain_id_of(loan_id, ctx.address))
     except EvidenceError:
         raise Problem(404, "LoanNotFound", "no such loan on this ledger") from None
 

@@ -24,9 +24,19 @@ class ProposalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal[
-        "policy", "admit", "suspend", "reinstate", "remove", "freeze", "unfreeze", "unpause"
+        "policy",
+        "admit",
+        "suspend",
+        "reinstate",
+        "remove",
+        "freeze",
+        "unfreeze",
+        "unpause",
+        "transfer-servicing",
     ]
     address: Address | None = None
+    # transfer-servicing: the successor platform (`address` is the platform handing over)
+    to: Address | None = None
     role: Literal["platform", "lender", "auditor", "guarantor"] | None = None
     name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     # the fields to change (fen, bps, days, seconds), as ledger.domain.Policy names them

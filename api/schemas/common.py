@@ -7,10 +7,10 @@ import binascii
 import re
 from typing import Annotated, Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
-from ledger.domain import MAX_AMOUNT
+from ledger.domain import MAX_AMOUNT, record_id
 
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -38,8 +38,10 @@ Address = Annotated[
     str, Field(examples=["0x99427C5eCD7200c06cfa34817657bd2FB118a897"]), AfterValidator(_address)
 ]
 Hex32 = Annotated[str, AfterValidator(_hex32)]
-# Any string up to 80 characters, or a 0x-64-hex bytes32. A string becomes keccak256(string) on
-# chain, so clients can use their own ids ("loan-2024-000123") and still get a bytes32.
+# Any string up to 80 characters, or a 0x-64-hex bytes32. A string becomes an id in the platform's
+# namespace on chain (ledger.domain.record_id), so clients use their own ids ("loan-2024-000123")
+# and still get a bytes32; 0x hex is the on-chain id itself (how another platform's record, or a
+# transferred one, is named).
 ApiId = Annotated[
     str,
     Field(min_length=1, max_length=80, pattern=r"^[\x21-\x7e]+$", examples=["loan-2024-000123"]),
@@ -53,11 +55,12 @@ NationalId = Annotated[str, Field(min_length=1, max_length=32, examples=["110105
 MAX_DOCUMENT_BYTES = 1 << 20
 
 
-def chain_id_of(api_id: str) -> bytes:
-    """The bytes32 on chain for an API id: the hex itself, or keccak256 of the string."""
+def chain_id_of(api_id: str, owner: str) -> bytes:
+    """The bytes32 on chain for an API id: the hex itself, or the string's id in platform
+    `owner`'s namespace (ledger.domain.record_id)."""
     if _HEX32.fullmatch(api_id):
         return bytes.fromhex(api_id[2:])
-    return keccak(text=api_id)
+    return record_id(owner, api_id)
 
 
 def decode_document(value: str) -> bytes:

@@ -190,6 +190,7 @@ class LimitsOut(Model):
             "tier1_capital": 10**12,
             "total_loan_balance": 10**13,
             "attested_until": 1_767_225_600,
+            "attestation_valid_until": 1_767_225_600,
             "attestation_fresh": True,
             "as_of_block": 42,
         }
@@ -199,7 +200,12 @@ class LimitsOut(Model):
     partners: list[PartnerUsage] = Field(..., description="R5: per partner vs tier-1 capital")
     tier1_capital: int
     total_loan_balance: int
-    attested_until: int
+    attested_until: int = Field(..., description="the end of the period the lender attested")
+    attestation_valid_until: int = Field(
+        ...,
+        description="R8 at use: the earlier of attested_until and the attestation's time plus "
+        "the maxAttestationAge of the policy in force now; after it new tranches are refused",
+    )
     attestation_fresh: bool = Field(..., description="R8: stale figures block new tranches")
     as_of_block: int
 

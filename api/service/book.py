@@ -9,7 +9,7 @@ pre-check only, the contract judges again when the record lands.
 from __future__ import annotations
 
 from api.service.consortium import ConsortiumView
-from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product
+from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, LoanStatus, Product, id_platform
 from ledger.rules import (
     Book,
     BorrowerState,
@@ -63,12 +63,15 @@ def _add_line(chain: ConsortiumView, book: Book, line_id: bytes, platform: str, 
     state = chain.line_state(line_id, n)
     if state.status == LineStatus.NONE:
         return  # rules report LineNotActive
+    owner = id_platform(line_id)  # ids belong to their platform
+    if owner != platform and (servicer := chain.servicer(owner, n)) != owner:
+        book.servicers[owner] = servicer  # a draw by a successor after a servicing transfer
     # Only the fields the loan checks read are real; the rest of the line's terms are not stored
     # on chain and are not needed here.
     line = CreditLine(
         line_id=line_id,
         borrower_key=state.borrower_key,
-        platform=platform,
+        platform=owner,
         product=Product(state.product),
         limit=state.limit,
         expires_at=state.expires_at,

@@ -21,6 +21,7 @@ from ledger.domain import (
     MemberInfo,
     Policy,
     Role,
+    to_checksum_address,
     to_hex,
 )
 
@@ -44,6 +45,7 @@ class LenderUsage(NamedTuple):
     total_limit: int
     partner_limit: int
     until: int
+    valid_until: int  # R8 at use: min(until, attested at + maxAttestationAge in force)
 
 
 class LineOnChain(NamedTuple):
@@ -121,6 +123,12 @@ class ConsortiumView:
         c = self.client
         raw = c.call(c.ledger, "lenderUsage", lender, partner, block=block)
         return LenderUsage(*(int(v) for v in raw))
+
+    def servicer(self, platform: str, block: Block = "latest") -> str:
+        """The platform servicing the records `platform` originated (itself unless its servicing
+        was transferred: the registry's `servicer`)."""
+        c = self.client
+        return to_checksum_address(c.call(c.registry, "servicer", platform, block=block))
 
     def loan_state(self, loan_id: bytes, block: Block = "latest") -> tuple[int, LoanStatus]:
         """(outstanding, status) of a loan."""

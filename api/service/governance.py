@@ -55,6 +55,12 @@ def action_args(ctx: MemberContext, body: Any) -> tuple[str, tuple[Any, ...]]:
         return "admit", (body.address, _ROLES[body.role], body.name)
     if action in ("freeze", "unfreeze"):
         return "freeze", (body.address, action == "freeze")
+    if action == "transfer-servicing":
+        if body.to is None:
+            raise Problem(
+                422, "AddressRequired", "transfer-servicing: the successor `to` is required"
+            )
+        return action, (body.address, body.to)
     return action, (body.address,)
 
 

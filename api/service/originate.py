@@ -44,14 +44,14 @@ def _document(value: str | None) -> tuple[bytes | None, bytes]:
     return data, document_digest(data)
 
 
-def _canonical(req: LoanIn | LineIn, key: bytes, digest: bytes) -> dict[str, Any]:
+def _canonical(req: LoanIn | LineIn, owner: str, key: bytes, digest: bytes) -> dict[str, Any]:
     """The request as it is compared between retries: never the national ID, never the document,
     tranches in canonical order so their order in the request does not matter."""
     body = req.model_dump(mode="json", exclude={"borrower_id", "borrower_key", "document"})
     # Ids as they go on chain: "loan-1" and its keccak256 in hex are one and the same id.
     for name in ("loan_id", "line_id"):
         if body.get(name) is not None:
-            body[name] = to_hex(chain_id_of(body[name]))
+            body[name] = to_hex(chain_id_of(body[name], owner))
     body["borrower_key"] = to_hex(key)
     body["document_digest"] = to_hex(digest)
     for name in ("tranches", "shares"):
@@ -157,7 +157,7 @@ def build_loan(
     if apr_bps is None:  # LoanIn requires apr_bps or a schedule
         raise Problem(422, "InvalidSchedule", "give apr_bps or a schedule")
     return CoLoan(
-        loan_id=chain_id_of(req.loan_id),
+        loan_id=chain_id_of(req.loan_id, ctx.address),
         borrower_key=key,
         platform=ctx.address,
         product=product_of(req.product),
@@ -167,7 +167,7 @@ def build_loan(
         repayment=repayment_of(req.repayment),
         deadline=now + ctx.settings.cosign_deadline_s,
         tranches=_tranches(req.tranches),
-        line_id=chain_id_of(req.line_id) if req.line_id else ZERO32,
+        line_id=chain_id_of(req.line_id, ctx.address) if req.line_id else ZERO32,
         document_digest=digest,
         schedule_digest=schedule_digest,
     )
@@ -218,7 +218,7 @@ def loan_request(
 ) -> tuple[bytes, bytes | None, bytes, dict[str, Any]]:
     key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
-    return key, doc, digest, _canonical(req, key, digest)
+    return key, doc, digest, _canonical(req, ctx.address, key, digest)
 
 
 def pending_of(record: CoLoan | CreditLine, sigs: list[bytes]) -> idem.Pending:
@@ -233,7 +233,7 @@ def _signatures(pending: idem.Pending) -> list[bytes]:
 def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
     ctx = p.ctx
     key, doc, digest, canonical = loan_request(ctx, req)
-    loan_id = to_hex(chain_id_of(req.loan_id))
+    loan_id = to_hex(chain_id_of(req.loan_id, ctx.address))
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
@@ -272,8 +272,8 @@ def grant_line(p: Platform, req: LineIn) -> tuple[int, dict[str, Any], bool]:
     ctx = p.ctx
     key = resolve_borrower(ctx, req)
     doc, digest = _document(req.document)
-    canonical = _canonical(req, key, digest)
-    line_id = chain_id_of(req.line_id)
+    canonical = _canonical(req, ctx.address, key, digest)
+    line_id = chain_id_of(req.line_id, ctx.address)
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:

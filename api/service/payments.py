@@ -31,16 +31,20 @@ from ledger.rules import RuleError
 
 
 def _own_loan(p: Platform, loan_id: str) -> CoLoan:
-    rec = p.chain.find_loan(chain_id_of(loan_id))
-    if rec is None or rec.loan.platform != p.ctx.address:
+    rec = p.chain.find_loan(chain_id_of(loan_id, p.ctx.address))
+    # the loan's platform, or its successor after a servicing transfer
+    if rec is None or p.chain.servicer(rec.loan.platform) != p.ctx.address:
         raise reads.not_found(loan_id)
     return rec.loan
 
 
 def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, Any], bool]:
     ctx = p.ctx
-    rid = chain_id_of(req.repayment_id)
-    canonical = {"loan_id": to_hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
+    rid = chain_id_of(req.repayment_id, ctx.address)
+    canonical = {
+        "loan_id": to_hex(chain_id_of(loan_id, ctx.address)),
+        **req.model_dump(mode="json"),
+    }
     canonical["repayment_id"] = to_hex(rid)
 
     def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
@@ -111,8 +115,11 @@ def set_status(p: Platform, loan_id: str, req: StatusIn) -> tuple[int, dict[str,
     if req.change_id is None:
         status, body = work(None, lambda _p: None)
         return status, body, False
-    canonical = {"loan_id": to_hex(chain_id_of(loan_id)), **req.model_dump(mode="json")}
-    return idem.run(ctx, "status", to_hex(chain_id_of(req.change_id)), canonical, work)
+    canonical = {
+        "loan_id": to_hex(chain_id_of(loan_id, ctx.address)),
+        **req.model_dump(mode="json"),
+    }
+    return idem.run(ctx, "status", to_hex(chain_id_of(req.change_id, ctx.address)), canonical, work)
 
 
 def batch(p: Platform, req: BatchIn) -> BatchOut:
@@ -124,7 +131,7 @@ def batch(p: Platform, req: BatchIn) -> BatchOut:
     ctx = p.ctx
     try:
         for i, item in enumerate(req.loans):
-            loan_id = to_hex(chain_id_of(item.loan_id))
+            loan_id = to_hex(chain_id_of(item.loan_id, ctx.address))
             try:
                 key, doc, digest, canonical = originate.loan_request(ctx, item)
                 claim = _claim(ctx, loan_id, canonical)

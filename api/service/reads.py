@@ -155,7 +155,7 @@ class ChainReads:
 def get_loan(reads: ReadModel, principal: Principal, loan_id: str) -> LoanView:
     """One loan within the caller's scope, else the same 404 as for no loan at all."""
     reads.as_of(principal.head)
-    found = reads.loan(chain_id_of(loan_id), principal)
+    found = reads.loan(chain_id_of(loan_id, principal.address), principal)
     if found is None:
         raise not_found(loan_id)
     return found
@@ -212,6 +212,8 @@ def limits(chain: ConsortiumView, lender: str) -> LimitsOut:
         tier1_capital=m.tier1_capital,
         total_loan_balance=m.total_loan_balance,
         attested_until=m.attested_until,
-        attestation_fresh=m.attested_until >= now,
+        # R8 judges the attestation at use, by the policy in force now (not only its period)
+        attestation_valid_until=total.valid_until,
+        attestation_fresh=total.valid_until >= now,
         as_of_block=block,
     )

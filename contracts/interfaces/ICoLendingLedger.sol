@@ -75,9 +75,12 @@ interface ICoLendingLedger {
     /// @notice Record one co-loan. The caller must be the loan's platform; `signatures` packs the
     /// EIP-712 signature of each `loan.tranches[i].lender` over `loan`, in tranche order, each as a
     /// 2-byte big-endian length and then the signature (the platform signs its own tranche).
-    /// Reverts with the rule's error if any of R1-R8 would break. A loan drawn under a line
-    /// (`loan.lineId` non-zero) is funded only by holders of the line's shares
-    /// (NotLineShareHolder otherwise), within the line's limit, before its expiry.
+    /// Reverts with the rule's error if any of R1-R8 would break. `loan.loanId` starts with the
+    /// platform's 20 bytes (IdOutsideNamespace otherwise). A loan drawn under a line
+    /// (`loan.lineId` non-zero) is submitted by the platform servicing the line and funded only by
+    /// holders of the line's shares (NotLineShareHolder otherwise; after a servicing transfer the
+    /// successor stands in for the old platform's share), within the line's limit, before its
+    /// expiry.
     /// @return policyVersion the policy version the loan was judged under
     function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
         external
@@ -108,7 +111,8 @@ interface ICoLendingLedger {
 
     // ------------------------------------------------------------------ line lifecycle
 
-    /// @notice Close an active line early. Only the line's platform. Releases its limit from the
+    /// @notice Close an active line early. Only the platform servicing the line (its own, or its
+    /// successor after a servicing transfer). Releases its limit from the
     /// borrower's exposure; loans still outstanding under it count on their own from now on.
     function closeLine(bytes32 lineId) external;
 
@@ -119,15 +123,16 @@ interface ICoLendingLedger {
     // ------------------------------------------------------------------ repayments and status
 
     /// @notice Record a repayment of `principal` and `interest` (fen), split across the tranches by
-    /// the Allocation rule. Only the loan's platform; `loan` must be the terms it was recorded with.
-    /// Each `repaymentId` is accepted once.
+    /// the Allocation rule. Only the platform servicing the loan (its own, or its successor after a
+    /// servicing transfer); `loan` must be the terms it was recorded with. Each `repaymentId` is
+    /// accepted once and starts with the submitting platform's 20 bytes.
     function repay(LedgerTypes.CoLoan calldata loan, bytes32 repaymentId, uint256 principal, uint256 interest)
         external;
 
     /// @notice Move a loan to Overdue, back to Active, to Defaulted or to WrittenOff. Legal moves:
     /// Active->Overdue, Overdue->Active, Overdue->Defaulted, Overdue->WrittenOff,
     /// Defaulted->WrittenOff. A write-off releases the outstanding principal. Repaid is reached only
-    /// by repayment. Only the loan's platform.
+    /// by repayment. Only the platform servicing the loan.
     /// @param reason a short code, never personal data
     function setStatus(LedgerTypes.CoLoan calldata loan, LedgerTypes.LoanStatus to, bytes32 reason) external;
 
@@ -164,11 +169,20 @@ interface ICoLendingLedger {
         returns (uint256 consumer, uint256 business, uint256 institutions, uint256 maxInstitutions);
 
     /// @notice A lender's outstanding joint loans, in total (R6) and with `partner` (R5), and the
-    /// limits its current attestation and the policy give.
+    /// limits its current attestation and the policy give: `attestedUntil` is the end of the
+    /// period the lender attested, `validUntil` the date R8 judges at use (the earlier of
+    /// `attestedUntil` and the attestation's time plus the maxAttestationAge in force now).
     function lenderUsage(address lender, address partner)
         external
         view
-        returns (uint256 total, uint256 withPartner, uint256 totalLimit, uint256 partnerLimit, uint256 attestedUntil);
+        returns (
+            uint256 total,
+            uint256 withPartner,
+            uint256 totalLimit,
+            uint256 partnerLimit,
+            uint256 attestedUntil,
+            uint256 validUntil
+        );
 
     /// @notice The EIP-712 digest every party of `loan` signs.
     function loanDigest(LedgerTypes.CoLoan calldata loan) external view returns (bytes32);

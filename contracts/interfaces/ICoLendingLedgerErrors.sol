@@ -75,8 +75,14 @@ interface ICoLendingLedgerErrors {
     error MemberIsFrozen(address account);
     /// @notice `account` holds `role`, not the role its place in the record needs.
     error WrongRole(address account, IConsortiumRegistry.Role role);
-    /// @notice A loan, line or repayment id is zero or taken.
+    /// @notice A loan, line or repayment id is taken.
     error IdAlreadyUsed(bytes32 id);
+    /// @notice Ids belong to their platform: a loan or line id starts with the 20 bytes of the
+    /// record's platform, a repayment id with those of the platform submitting it.
+    error IdOutsideNamespace(bytes32 id, address platform);
+    /// @notice Only the platform servicing the record (its own, or its successor after a servicing
+    /// transfer) acts on it.
+    error NotServicer(address account, address servicer);
     /// @notice originateFromBatch is for the ledger's own non-atomic batches.
     error OnlySelf();
 

@@ -82,6 +82,9 @@ interface IConsortiumRegistry {
     event PartnershipSigned(address indexed bank, address indexed platform, Partnership terms);
     /// @notice Governance passed from `previousGovernor` to `newGovernor`.
     event GovernorChanged(address indexed previousGovernor, address indexed newGovernor);
+    /// @notice The open loans and credit lines of platform `from` (suspended or removed) are
+    /// serviced by active platform `to` from now on, with everything `from` serviced before.
+    event ServicingTransferred(address indexed from, address indexed to);
 
     // ------------------------------------------------------------------ membership
 
@@ -95,7 +98,8 @@ interface IConsortiumRegistry {
     /// @notice Suspend an active member: it can no longer sign or submit records. Governor only.
     function suspendMember(address account) external;
 
-    /// @notice Reinstate a suspended member. Governor only.
+    /// @notice Reinstate a suspended member. Governor only. A platform whose servicing was
+    /// transferred stays out: its book belongs to its successor (ServicingWasTransferred).
     function reinstateMember(address account) external;
 
     /// @notice Remove a member for good; its records stay in the ledger. Governor only.
@@ -103,6 +107,14 @@ interface IConsortiumRegistry {
 
     /// @notice Freeze or unfreeze one member without changing its status. Governor only.
     function setFrozen(address account, bool frozen) external;
+
+    /// @notice Hand the servicing of a suspended or removed platform's open loans and credit lines
+    /// (repayments, status changes, write-offs, draws, closing lines) to another active, unfrozen
+    /// platform, for good. Governor only (the council, through its timelock). Exposure and
+    /// R3/R5/R6 usage stay where they were recorded and are released by the successor's actions.
+    /// @param from a suspended or removed platform
+    /// @param to an active, unfrozen platform whose own servicing was never transferred
+    function transferServicing(address from, address to) external;
 
     /// @notice Pause every ledger write consortium-wide at once: the emergency brake. Any active,
     /// unfrozen platform, lender or auditor, or the governor. OpenZeppelin's Paused(account)
@@ -173,6 +185,10 @@ interface IConsortiumRegistry {
 
     /// @notice The member with 1-based `index`.
     function memberAt(uint256 index) external view returns (address);
+
+    /// @notice The platform that services the records `platform` originated: `platform` itself
+    /// unless its servicing was transferred, else the end of its chain of transfers.
+    function servicer(address platform) external view returns (address);
 
     /// @notice True when `account` is active, unfrozen and holds `role`.
     function isActive(address account, Role role) external view returns (bool);

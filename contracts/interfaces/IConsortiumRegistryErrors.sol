@@ -45,4 +45,11 @@ interface IConsortiumRegistryErrors {
     error NotActiveInRole(address account, IConsortiumRegistry.Role role);
     /// @notice The consortium always has a governor: ownership cannot be renounced.
     error GovernorRequired();
+    /// @notice Servicing moves only away from a suspended or removed platform (`from` is `status`).
+    error ServicingNotTransferable(address from, IConsortiumRegistry.Status status);
+    /// @notice Servicing moves only to another active, unfrozen platform whose own servicing was
+    /// never transferred.
+    error InvalidServicer(address to);
+    /// @notice `account`'s servicing was transferred: it cannot be reinstated.
+    error ServicingWasTransferred(address account, address servicer);
 }

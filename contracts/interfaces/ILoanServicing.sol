@@ -44,7 +44,7 @@ interface ILoanServicing {
     error TermsMismatch(bytes32 loanId);
     /// @notice The loan is not in a status that allows this.
     error WrongLoanStatus(bytes32 loanId, LedgerTypes.LoanStatus status);
-    /// @notice Only the loan's platform may do this.
+    /// @notice Only the platform servicing the loan (its own, or its successor) may do this.
     error NotLoanPlatform(address account, address platform);
     /// @notice A cover share of 0 or above 10,000 bps.
     error InvalidCover(uint256 coverBps);
@@ -66,8 +66,11 @@ interface ILoanServicing {
     error InvalidCategory(uint256 category);
     /// @notice The bank's category is milder than the DPD floor's.
     error ClassificationBelowFloor(bytes32 loanId, address lender, uint256 category, uint256 floor, uint256 dpd);
-    /// @notice A recovery id is zero or used.
+    /// @notice A recovery id is used.
     error IdAlreadyUsed(bytes32 id);
+    /// @notice A recovery id must start with the submitting platform's address (ids belong to their
+    /// platform, as the ledger's do).
+    error IdOutsideNamespace(bytes32 id, address platform);
     /// @notice A recovery of zero.
     error ZeroAmount();
     /// @notice Recoveries would exceed the loan's principal.

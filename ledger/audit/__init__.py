@@ -196,7 +196,9 @@ def run_audit(
         if database_url is not None:
             from ledger.audit.readmodel import check_read_model
 
-            check_read_model(report, book, replay.repayments, database_url, to_block)
+            check_read_model(
+                report, book, replay.repayments, database_url, to_block, replay.policies
+            )
         else:
             report.checks["read_model"].note = "no node database given (--database-url)"
         for product in Product:

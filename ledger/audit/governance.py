@@ -6,7 +6,8 @@ What must hold, from the chain alone:
 * the registry's owner at the audited block is the deployment's timelock (never one key);
 * after the hand-over (the registry's GovernorChanged to the timelock), every governed change of
   the registry (PolicyUpdated, MemberAdmitted, MemberStatusChanged, MemberFrozen, Unpaused,
-  GovernorChanged) happens in a transaction where the timelock executed a call on the registry;
+  GovernorChanged, ServicingTransferred) happens in a transaction where the timelock executed a
+  call on the registry;
 * every call the timelock executed was scheduled by the council (ProposalScheduled) after a
   majority approved it (the last ProposalApproved before it counted at least its threshold), and
   executed no earlier than its schedule's delay allowed.
@@ -31,6 +32,7 @@ GOVERNED = frozenset(
         "Unpaused",
         "GovernorChanged",
         "OwnershipTransferStarted",
+        "ServicingTransferred",
     }
 )
 

@@ -1,20 +1,23 @@
 """Audit check 6: a node's read model against the replay of the chain.
 
-Every loan, tranche, line, repayment and maintained aggregate row of the node's database is
-compared with what the replay derived from the chain alone; rows the replay has and the database
-lacks, rows the database has and the replay does not, and rows whose values differ are each
-listed. The database is opened read-only in spirit: nothing is written.
+Every loan, tranche, line, repayment, policy version (every field, R0's minBankTranches
+included) and maintained aggregate row of the node's database is compared with what the replay
+derived from the chain alone; rows the replay has and the database lacks, rows the database has
+and the replay does not, and rows whose values differ are each listed. The database is opened
+read-only in spirit: nothing is written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import astuple, fields
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from ledger.audit.report import AuditReport, CheckResult
-from ledger.domain import Product, to_hex
+from ledger.domain import Policy, Product, to_hex
 from ledger.rules import Book
 from ledger.store import models
 from ledger.store.db import make_engine
@@ -40,7 +43,12 @@ def _diff(
 
 
 def check_read_model(
-    report: AuditReport, book: Book, repayments: dict[bytes, tuple], database_url: str, block: int
+    report: AuditReport,
+    book: Book,
+    repayments: dict[bytes, tuple],
+    database_url: str,
+    block: int,
+    policies: Sequence[Policy] = (),
 ) -> None:
     engine = make_engine(database_url)
     try:
@@ -160,6 +168,18 @@ def check_read_model(
                     for r in s.exec(select(models.LenderPartnerUsageRow)).scalars()
                 },
                 show=lambda k: f"{k[0]} with {k[1]}",
+            )
+            # every policy version, field by field (R0's minBankTranches included)
+            names = [f.name for f in fields(Policy)]
+            rows += _diff(
+                report,
+                "policy_versions",
+                {v: astuple(p) for v, p in enumerate(policies, start=1)},
+                {
+                    r.version: tuple(getattr(r, n) for n in names)
+                    for r in s.exec(select(models.PolicyVersionRow)).scalars()
+                },
+                show=str,
             )
     finally:
         engine.dispose()

@@ -26,6 +26,7 @@ from ledger.domain import (
     MemberStatus,
     Policy,
     Role,
+    id_platform,
     to_hex,
 )
 from ledger.provenance import Domain, digest
@@ -36,6 +37,8 @@ _PROVENANCE = {
     "MemberIsFrozen",
     "WrongRole",
     "SubmitterNotPlatform",
+    "IdOutsideNamespace",
+    "NotServicer",
     "SignatureExpired",
     "LedgerPaused",
 }
@@ -83,6 +86,7 @@ class Replay(EconomicsChecks):
             "member_changes": 0,
             "attestations": 0,
             "policies": 0,
+            "servicing_transfers": 0,
         }
         self._economics_init(schedules)
 
@@ -166,6 +170,27 @@ class Replay(EconomicsChecks):
                 where=ev.where,
             )
         self.records["policies"] += 1
+
+    def _on_ServicingTransferred(self, ev: ChainEvent) -> None:  # noqa: N802
+        """A council-approved servicing transfer: only away from a suspended or removed platform,
+        only to an active, unfrozen platform that kept its own servicing (as the registry
+        checks); from now on the successor services what `from` did."""
+        src, dst = ev.args["from"], ev.args["to"]
+        f, t = self.book.members.get(src), self.book.members.get(dst)
+        if f is None or f.role != Role.PLATFORM or f.status == MemberStatus.ACTIVE:
+            self.report.add(
+                "provenance", "ServicingNotTransferable", f"servicing moved away from {src}",
+                where=ev.where,
+            )  # fmt: skip
+        if (
+            t is None or t.role != Role.PLATFORM or t.status != MemberStatus.ACTIVE or t.frozen
+            or dst in self.book.servicers
+        ):  # fmt: skip
+            self.report.add(
+                "provenance", "InvalidServicer", f"servicing moved to {dst}", where=ev.where
+            )
+        self.book.servicers[src] = dst
+        self.records["servicing_transfers"] += 1
 
     def _on_Paused(self, ev: ChainEvent) -> None:  # noqa: N802
         self.book.paused = True
@@ -273,6 +298,13 @@ class Replay(EconomicsChecks):
         self.records["repayments"] += 1
         principal, interest = ev.args["principal"], ev.args["interest"]
         rid = bytes(ev.args["repaymentId"])
+        # the contract takes a repayment only from the loan's servicer, in its own namespace
+        servicer = self.book.servicer(rec.loan.platform)
+        if id_platform(rid) != servicer:
+            self._flag(
+                ev, rid, "provenance", "IdOutsideNamespace",
+                f"repayment id outside the namespace of {servicer}, the loan's servicer",
+            )  # fmt: skip
         if rid in self.book.repayment_ids:
             self._flag(ev, rid, "arithmetic", "IdAlreadyUsed", "repayment id used twice")
         if principal > rec.outstanding:

@@ -26,7 +26,7 @@ from ledger.domain import Product, to_checksum_address, to_hex
 # name -> (argument types, output types), as in CoLendingLedger's ABI
 VIEWS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "borrowerExposure": (("bytes32",), ("uint256", "uint256", "uint16[]", "uint16[]")),
-    "lenderUsage": (("address", "address"), ("uint256",) * 5),
+    "lenderUsage": (("address", "address"), ("uint256",) * 6),
     "loanState": (("bytes32",), ("bytes24", "uint256", "uint8")),
 }
 _SELECTORS = {fn: keccak(text=f"{fn}({','.join(args)})")[:4] for fn, (args, _) in VIEWS.items()}

@@ -107,7 +107,12 @@ def make_events(
     for i, ln in enumerate(recorded[::repay_every]):
         amount = ln.principal if i % 2 else ln.principal // 3
         repays.append(
-            (plat.ledger, "repay", (ln.as_abi(), new_id("repay"), amount, 99), _REPAY_GAS)
+            (
+                plat.ledger,
+                "repay",
+                (ln.as_abi(), new_id("repay", cx.platform.address), amount, 99),
+                _REPAY_GAS,
+            )
         )
     _send(plat, repays)
     if progress:

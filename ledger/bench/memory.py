@@ -124,7 +124,7 @@ class _Builder:
                 mine = principal * 4 // 10
                 group.append(
                     CoLoan(
-                        loan_id=new_id("loan"),
+                        loan_id=new_id("loan", self.platform),
                         borrower_key=self.borrowers[i % BORROWERS],
                         platform=self.platform,
                         product=Product.CONSUMER,
@@ -143,7 +143,9 @@ class _Builder:
             raws.append(self._raw(self.originate.data(abi, sigs, True), _tx_gas(len(group))))
             for i, ln in enumerate(group, start=self.loans):
                 if i % REPAY_EVERY == REPAY_EVERY - 1:  # after its loan: the nonce orders them
-                    data = self.repay.data(abi[i - self.loans], new_id("repay"), ln.principal, 99)
+                    data = self.repay.data(
+                        abi[i - self.loans], new_id("repay", self.platform), ln.principal, 99
+                    )
                     raws.append(self._raw(data, _REPAY_GAS))
                     self.repayments += 1
             self.loans += len(group)

@@ -243,7 +243,7 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
         return {"consumer": c, "business": b, "institutions": n, "max_institutions": mx}
 
     def lender_usage(self, lender: str, partner: str, block: int | str = "latest") -> dict:
-        total, with_p, total_limit, partner_limit, until = self.call(
+        total, with_p, total_limit, partner_limit, until, valid_until = self.call(
             self.ledger,
             "lenderUsage",
             to_checksum_address(lender),
@@ -256,6 +256,7 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
             "total_limit": total_limit,
             "partner_limit": partner_limit,
             "attested_until": until,
+            "valid_until": valid_until,
         }
 
     def line_state(self, line_id: bytes) -> dict:

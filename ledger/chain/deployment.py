@@ -138,10 +138,18 @@ def deploy(
 
 
 ZERO_ADDRESS = "0x" + "00" * 20
+DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 # Production default: 48 hours between a council decision and its execution.
 DEFAULT_DELAY = 48 * 3_600
 # The local dev chain's delay: a few seconds, so tests and the demo wait or mine past it.
 DEV_DELAY = 3
+# The shortest delay hand_over accepts on any other chain without allow_short_delay: members need
+# time to see a scheduled change (and pull the brake) before it can execute.
+MIN_DELAY = 3_600
+
+
+class DelayTooShort(ValueError):
+    """A timelock delay under MIN_DELAY on a chain that is not the local dev chain."""
 
 
 def hand_over(
@@ -150,16 +158,25 @@ def hand_over(
     deployment: Deployment,
     delay: int = DEFAULT_DELAY,
     artifacts: Any = None,
+    *,
+    allow_short_delay: bool = False,
 ) -> None:
     """Give the registry to the council: the timelock accepts ownership and takes its real delay,
     the council becomes its only proposer and canceller, and the deployer keeps no role.
 
     Run after the deployer has admitted the initial members (the council is read from them).
+    A delay under MIN_DELAY is refused (DelayTooShort) except on the local dev chain or with
+    `allow_short_delay` (a test network).
     """
     from ledger.chain.artifacts import load_artifacts
 
     art = artifacts or load_artifacts()
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    if delay < MIN_DELAY and not allow_short_delay and w3.eth.chain_id != DEV_CHAIN_ID:
+        raise DelayTooShort(
+            f"a timelock delay of {delay} s is under the {MIN_DELAY} s floor on chain id "
+            f"{w3.eth.chain_id} (not the local dev chain); allow_short_delay: a test network"
+        )
     me = deployer.address
     reg = w3.eth.contract(address=deployment.registry, abi=art["ConsortiumRegistry"].abi)
     tl = w3.eth.contract(address=deployment.timelock, abi=art["TimelockController"].abi)

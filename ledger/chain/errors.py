@@ -90,6 +90,8 @@ def error_class(name: str) -> type[ContractRevert]:
 
 for _name in list(RULE_CODES) + [
     "IdAlreadyUsed",
+    "IdOutsideNamespace",
+    "NotServicer",
     "InvalidSignature",
     "SignatureExpired",
     "NotActiveMember",

@@ -20,7 +20,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3RPCError
 
 from ledger.chain.artifacts import Artifacts, load_artifacts
-from ledger.chain.deployment import Deployment
+from ledger.chain.deployment import DEV_CHAIN_ID, Deployment
 from ledger.chain.errors import (
     ContractRevert,
     ErrorDecoder,
@@ -37,7 +37,6 @@ from ledger.provenance import Domain
 FeeMode = Literal["auto", "eip1559", "legacy"]
 
 
-DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 
 
 class NonceManager:

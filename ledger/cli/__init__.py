@@ -16,6 +16,7 @@ from ledger.cli.common import (
     JsonOpt,
     RpcUrl,
     StateDir,
+    chain_id_at,
     console,
     local_chain_url,
     out,
@@ -145,15 +146,27 @@ def deploy_cmd(
         ),
     ] = None,
     delay: Annotated[
-        int, typer.Option(min=0, help="The timelock's delay in seconds (default 48 hours).")
+        int,
+        typer.Option(
+            min=0,
+            help="The timelock's delay in seconds (default 48 hours; at least 3600 except on the "
+            "local dev chain or with --allow-short-delay).",
+        ),
     ] = 48 * 3_600,
+    allow_short_delay: Annotated[
+        bool,
+        typer.Option(
+            help="Accept a delay under one hour on a chain other than the local dev one "
+            "(a test network: members get less time to see a change coming)."
+        ),
+    ] = False,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
     """Deploy the registry, the ledger, the council and its timelock; admit the first members and
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
-    from ledger.chain.deployment import deploy, fund, hand_over
+    from ledger.chain.deployment import DEV_CHAIN_ID, MIN_DELAY, deploy, fund, hand_over
     from ledger.domain import ADMISSIBLE_ROLES
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
@@ -175,6 +188,18 @@ def deploy_cmd(
         if role not in roles or not address.startswith("0x") or not name:
             raise CliError(f"--member {item!r}: ROLE:ADDRESS:NAME, ROLE one of {', '.join(roles)}")
         firsts.append((address, roles[role], name))
+    chain_id = chain_id_at(url)
+    dev_chain = chain_id == DEV_CHAIN_ID
+    if not firsts and not dev_chain:
+        raise CliError(
+            f"no --member on chain id {chain_id}: the deployer would keep the registry (one key "
+            "governing everything); give the first members with --member ROLE:ADDRESS:NAME"
+        )
+    if firsts and delay < MIN_DELAY and not dev_chain and not allow_short_delay:
+        raise CliError(
+            f"--delay {delay} is under the {MIN_DELAY} s floor on chain id {chain_id} (not the "
+            "local dev chain); pass --allow-short-delay for a test network"
+        )
     with console.status("deploying"):
         dep = deploy(url, governor)
         if firsts:
@@ -182,11 +207,12 @@ def deploy_cmd(
             for address, role, name in firsts:
                 client.admit_member(address, role, name)
             client.close()
-            hand_over(url, governor, dep, delay)
+            hand_over(url, governor, dep, delay, allow_short_delay=allow_short_delay)
     if not firsts:
         console.print(
-            "[yellow]no --member given: the deployer still owns the registry; admit the first "
-            "members and hand it to the council (ledger.chain.deployment.hand_over)[/yellow]"
+            "[bold red]DEV CHAIN ONLY: no --member given, so the deployer still owns the registry "
+            "and alone can change the policy, admit, remove and unpause; admit the first members "
+            "and hand it to the council (ledger.chain.deployment.hand_over)[/bold red]"
         )
     path = out_file or state_dir / "deployment.json"
     dep.save(path)

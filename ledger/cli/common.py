@@ -52,3 +52,13 @@ def rpc_and_deployment(rpc_url: str | None, deployment_file: Path | None, state_
     if not path.exists():
         raise CliError(f"no deployment file at {path} (--deployment FILE)")
     return local_chain_url(rpc_url, state_dir), Deployment.load(path)
+
+
+def chain_id_at(url: str) -> int:
+    """The chain id the node at `url` answers with; a CliError line when it cannot be reached."""
+    from ledger.localnet.chains import ChainError, rpc_call
+
+    try:
+        return int(rpc_call(url, "eth_chainId"), 16)
+    except ChainError as exc:
+        raise CliError(f"cannot reach {url}: {exc}") from None

@@ -39,7 +39,9 @@ DevMember = Annotated[
 ]
 ACTION_HELP = (
     "policy (with --set field=value ...), admit ADDRESS --role --name, suspend ADDRESS, "
-    "reinstate ADDRESS, remove ADDRESS, freeze ADDRESS, unfreeze ADDRESS, unpause"
+    "reinstate ADDRESS, remove ADDRESS, freeze ADDRESS, unfreeze ADDRESS, unpause, "
+    "transfer-servicing FROM --to TO (a suspended or removed platform's open loans and lines to "
+    "an active platform)"
 )
 
 
@@ -87,7 +89,13 @@ def _pid(text: str) -> bytes:
 
 
 def _action_args(
-    council, action: str, target: str | None, sets: list[str], role: str | None, name: str | None
+    council,
+    action: str,
+    target: str | None,
+    sets: list[str],
+    role: str | None,
+    name: str | None,
+    to: str | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
     from ledger.domain import ADMISSIBLE_ROLES
 
@@ -115,9 +123,21 @@ def _action_args(
         return "admit", (target, ADMISSIBLE_ROLES[role], name)
     if action in ("freeze", "unfreeze"):
         return "freeze", (target, action == "freeze")
+    if action == "transfer-servicing":
+        if not to:
+            raise CliError("transfer-servicing: give the successor platform with --to ADDRESS")
+        return action, (_address(target), _address(to))
     if action in ("suspend", "reinstate", "remove"):
         return action, (target,)
     raise CliError(f"unknown action {action!r}: {ACTION_HELP}")
+
+
+def _address(text: str) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if not is_address(text):
+        raise CliError(f"{text!r} is not a 0x address")
+    return to_checksum_address(text)
 
 
 def _show(st, as_json: bool) -> None:
@@ -152,6 +172,9 @@ def propose_cmd(
     ] = None,
     role: Annotated[str | None, typer.Option(help="admit: platform, lender or auditor")] = None,
     name: Annotated[str | None, typer.Option(help="admit: display name")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="transfer-servicing: the successor platform")
+    ] = None,
     keystore: Keystore = None,
     dev_member: DevMember = None,
     rpc_url: RpcUrl = None,
@@ -161,7 +184,7 @@ def propose_cmd(
 ) -> None:
     """Propose a governed change; your own approval counts at once."""
     council = _council(rpc_url, deployment_file, state_dir, keystore, dev_member)
-    act, args = _action_args(council, action, target, set_ or [], role, name)
+    act, args = _action_args(council, action, target, set_ or [], role, name, to)
     pid, _ = _guard(council.propose, act, *args)
     _show(council.status(pid), as_json)
 

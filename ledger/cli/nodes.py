@@ -14,7 +14,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ledger.cli.common import DEFAULT_STATE, CliError, JsonOpt, StateDir, console, out, print_json
+from ledger.cli.common import (
+    DEFAULT_STATE,
+    CliError,
+    JsonOpt,
+    StateDir,
+    chain_id_at,
+    console,
+    out,
+    print_json,
+)
 
 DEV_CHAIN_ID = 31337
 
@@ -27,15 +36,6 @@ def _deployed(url: str, dep: Any) -> bool:
         return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0
     except Exception:  # noqa: BLE001 - any failure means "not there"
         return False
-
-
-def _chain_id(url: str) -> int:
-    from ledger.localnet.chains import ChainError, rpc_call
-
-    try:
-        return int(rpc_call(url, "eth_chainId"), 16)
-    except ChainError as exc:
-        raise CliError(f"cannot reach {url}: {exc}") from None
 
 
 def _rpc_url_file(state_dir: Path) -> Path:
@@ -112,7 +112,7 @@ def up_cmd(
         _rpc_url_file(state_dir).unlink(missing_ok=True)
     else:
         url = rpc_url.rstrip("/")
-        if _chain_id(url) != DEV_CHAIN_ID:
+        if chain_id_at(url) != DEV_CHAIN_ID:
             raise CliError(f"DEV-ONLY keys are for chain id {DEV_CHAIN_ID} only; {url} is not")
         _rpc_url_file(state_dir).write_text(url + "\n")
     dep_file = state_dir / "deployment.json"
@@ -202,7 +202,7 @@ def _dev_urls(state_dir: Path) -> dict[str, str]:
         raise CliError("no local consortium running here (ledger up)")
     if (
         Deployment.load(dep_file).chain_id != DEV_CHAIN_ID
-        or _chain_id(summary["rpc_url"]) != DEV_CHAIN_ID
+        or chain_id_at(summary["rpc_url"]) != DEV_CHAIN_ID
     ):
         raise CliError(f"DEV-ONLY tokens are for the local dev chain (id {DEV_CHAIN_ID}) only")
     return {i.name: i.url for i in infos}
@@ -245,7 +245,7 @@ def token_cmd(
 def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """Run the seed story against the running consortium and show what happened."""
     from ledger.keys import DEV_KEYS_WARNING
-    from ledger.localnet.story import run_story
+    from ledger.localnet.demo import run_story
 
     console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     urls = _dev_urls(state_dir)

@@ -10,14 +10,15 @@ Checked at one block (the indexer's last), with batched eth_calls:
 * each loan's commitment to its terms, outstanding principal and status: `loanState`, and its
   tranches' outstanding principal: `trancheOutstanding`;
 * each line's limit, drawn amount, status and borrower: `lineState`;
-* each member's record (`member`), the member count, policy version, pause flag and governor.
+* each member's record (`member`), the member count, policy version, pause flag and governor;
+* every field of every policy version, R0's minBankTranches included (`policyAt`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
@@ -25,7 +26,7 @@ from sqlalchemy import Engine, select
 from ledger.chain.abi import Function
 from ledger.chain.events import checksum
 from ledger.chain.rpc import Rpc, RpcError
-from ledger.domain import CoLoan, LineStatus, Role
+from ledger.domain import CoLoan, LineStatus, Policy, Role
 from ledger.provenance import commitment
 from ledger.records import loan_from_row
 from ledger.store.models import TABLES
@@ -124,7 +125,8 @@ def _snapshot(engine: Engine) -> dict[str, Any]:
         db["partner"] = {
             (r["lender"], r["partner"]): r["outstanding"] for r in rows("lender_partner_usage")
         }
-        db["policies"] = len(rows("policy_versions"))
+        db["policy_rows"] = rows("policy_versions")
+        db["policies"] = len(db["policy_rows"])
         db["block"] = conn.execute(select(t["indexer_cursor"].c.last_block)).scalar_one()
     return db
 
@@ -161,7 +163,25 @@ def _registry(c: _Check, db: dict[str, Any]) -> None:
         (version, version),
     )
     c.diff("consortium", "registry", "paused", cons.get("paused"), paused)
+    _policies(c, db["policy_rows"])
     c.diff("consortium", "registry", "governor", cons.get("governor"), checksum(owner))
+
+
+def _policies(c: _Check, rows: list[Any]) -> None:
+    """Every field of every policy version (R0's minBankTranches included) and its block."""
+    got = c.calls("registry", "policyAt", [(r["version"],) for r in rows])
+    for r, v in zip(rows, got, strict=True):
+        if c.failed("policy", r["version"], v):
+            continue
+        chain = Policy.from_abi(v[0])
+        mine = {f.name: r[f.name] for f in fields(Policy)}
+        c.diff(
+            "policy",
+            r["version"],
+            "fields",
+            mine,
+            {f.name: getattr(chain, f.name) for f in fields(Policy)},
+        )
 
 
 def _loans(c: _Check, db: dict[str, Any], pairs: Pairs) -> None:

@@ -28,6 +28,7 @@ from ledger.domain import (
     RepaymentType,
     Role,
     Tranche,
+    record_id,
     sort_tranches,
 )
 from ledger.governance import Council, ProposalState, encode_action
@@ -41,9 +42,11 @@ DEFAULT_LOAN_BALANCE = 10**13  # fen
 _ids = itertools.count(1)
 
 
-def new_id(label: str = "id") -> bytes:
-    """A fresh 32-byte id, unique in this process and across processes."""
-    return keccak(f"{label}|{os.getpid()}|{time.time_ns()}|{next(_ids)}".encode())
+def new_id(label: str = "id", owner: str | None = None) -> bytes:
+    """A fresh 32-byte id, unique in this process and across processes; in platform `owner`'s
+    namespace when given (loan, line and repayment ids must be: ledger.domain.record_id)."""
+    raw = f"{label}|{os.getpid()}|{time.time_ns()}|{next(_ids)}"
+    return record_id(owner, raw) if owner else keccak(raw.encode())
 
 
 @dataclass
@@ -157,7 +160,7 @@ class LocalConsortium:
             [Tranche(s if isinstance(s, str) else s.address, amt) for s, amt in shares]
         )
         return CoLoan(
-            loan_id=loan_id or new_id("loan"),
+            loan_id=loan_id or new_id("loan", platform.address),
             borrower_key=borrower_key or new_id("borrower"),
             platform=platform.address,
             product=product,
@@ -181,16 +184,18 @@ class LocalConsortium:
         expires_in: int = 30 * 86_400,
         deadline: int | None = None,
         line_id: bytes | None = None,
+        platform: LocalAccount | None = None,
     ) -> CreditLine:
+        platform = platform or self.platform
         if shares is None:
             p = limit * 4 // 10
             a = (limit - p) // 2
-            shares = [(self.platform, p), (self.lenders[0], a), (self.lenders[1], limit - p - a)]
+            shares = [(platform, p), (self.lenders[0], a), (self.lenders[1], limit - p - a)]
         now = self.now()
         return CreditLine(
-            line_id=line_id or new_id("line"),
+            line_id=line_id or new_id("line", platform.address),
             borrower_key=borrower_key or new_id("borrower"),
-            platform=self.platform.address,
+            platform=platform.address,
             product=product,
             limit=limit,
             expires_at=now + expires_in,
@@ -232,7 +237,7 @@ def bootstrap(
     until = cx.now() + policy.max_attestation_age - 60
     for lender in lenders:
         cx.client(lender).attest_capital(tier1, loan_balance, until)
-    hand_over(rpc_url, governor, deployment, delay)
+    hand_over(rpc_url, governor, deployment, delay, allow_short_delay=True)  # a local chain
     cx.reset_clients()  # the deployer's nonce moved outside its client
     return cx
 
@@ -266,6 +271,9 @@ class CouncilDriver:
 
     def set_policy(self, policy: Policy) -> Any:
         return self._cx.council_run("policy", policy)
+
+    def transfer_servicing(self, src: str, dst: str) -> Any:
+        return self._cx.council_run("transfer-servicing", src, dst)
 
     def pause(self) -> Any:
         """The emergency brake: one member (the first active dev member) pauses at once."""

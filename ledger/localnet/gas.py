@@ -106,14 +106,18 @@ def measure_economics(cx: LocalConsortium) -> list[GasRow]:
     rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[0]))
     scheduled, s, gas = originate(True)
     rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[1]))
-    gas = plat.repay(plain, new_id("repayment"), s[0].principal, s[0].interest).gas_used
+    gas = plat.repay(
+        plain, new_id("repayment", cx.platform.address), s[0].principal, s[0].interest
+    ).gas_used
     rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[2]))
     now = cx.now()
     for bank, _amount in shares[1:]:
         terms = Partnership(3_000, 1_000, 4_000, now - 1, now + 365 * 86_400)
         cx.client(bank).offer_partnership(cx.platform.address, terms)
         plat.accept_partnership(bank.address, terms)
-    gas = plat.repay(scheduled, new_id("repayment"), s[0].principal, s[0].interest).gas_used
+    gas = plat.repay(
+        scheduled, new_id("repayment", cx.platform.address), s[0].principal, s[0].interest
+    ).gas_used
     rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[3]))
     return rows
 

@@ -34,7 +34,7 @@ def seed(cx: LocalConsortium) -> dict[str, int]:
         plat.originate(ln, cx.sign(ln))
         loans += 1
     # repayments: partial on a, in full on c; b goes overdue
-    plat.repay(a, new_id("repayment"), 1_000_000, 30_000)
-    plat.repay(c, new_id("repayment"), 600_000, 9_000)
+    plat.repay(a, new_id("repayment", cx.platform.address), 1_000_000, 30_000)
+    plat.repay(c, new_id("repayment", cx.platform.address), 600_000, 9_000)
     plat.set_status(b, LoanStatus.OVERDUE, b"DPD30".ljust(32, b"\0"))
     return {"borrowers": len(keys), "credit_lines": 1, "loans": loans, "repayments": 2}

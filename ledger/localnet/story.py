@@ -2,10 +2,12 @@
 
 Co-origination with the banks' co-signatures, a bank's exposure query, refusals by R1/R2, R3 and
 R4 with their numbers and by a bank's own appetite, a repayment that makes the blocked loan fit,
-an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, and
-a policy change adopted by the council (a majority of the members, each on its own node, then the
-timelock's delay), and the loan economics (ledger.localnet.story_economics). Each step records
-what was expected and what happened.
+an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, a
+policy change adopted by the council (a majority of the members, each on its own node, then the
+timelock's delay), the loan economics (ledger.localnet.story_economics), and a servicing
+transfer: a second platform admitted by the council records a loan, is removed, and the council
+hands its open loan to the platform, whose node repays it. Each step records what was expected
+and what happened.
 
 Resident IDs are synthetic (valid check digits, made-up numbers) and new on every run, so the
 story plays the same way every time on the same chain. DEV-ONLY keys sign the members in.
@@ -179,21 +181,6 @@ class _Story:
             "repayment": "instalment",
             "tranches": [{"lender": self.addr[m], "amount": a} for m, a in shares.items()],
         }
-
-
-def run_story(urls: dict[str, str], state_dir: Path) -> list[dict[str, Any]]:
-    """Play the story against the nodes at `urls` (member name -> base URL)."""
-    run = _next_run(state_dir)
-    s = _Story(urls)
-    try:
-        from ledger.localnet.story_economics import play_economics
-
-        _play(s, run)
-        play_economics(s, state_dir, run)
-        _council(s, state_dir)
-    finally:
-        s.close()
-    return s.steps
 
 
 def _play(s: _Story, run: int) -> None:
@@ -416,70 +403,4 @@ def _play(s: _Story, run: int) -> None:
             s.loan(lid.format("auditor"), v, 1_000_000, {"platform": 400_000, "bank-a": 600_000}),
         ),
         lambda st, b: st == 403 and b["code"] == "RoleForbidden",
-    )
-
-
-def _fast_forward(state_dir: Path, seconds: int) -> None:
-    """DEV-ONLY: move the local chain's clock past the timelock's delay and mine a block (on a
-    real network the delay is hours and blocks keep coming)."""
-    from ledger.localnet.chains import rpc_call
-    from ledger.localnet.detached import status
-
-    info = status(state_dir)
-    if info is None:
-        return
-    rpc_call(info.url, "evm_increaseTime", [seconds], timeout=10)
-    rpc_call(info.url, "evm_mine", [], timeout=10)
-
-
-def _council(s: _Story, state_dir: Path) -> None:
-    """The council adopts a policy change: R8's longest attestation from 90 to 60 days (a change
-    that leaves the rest of the story, and a second run of it, as they were)."""
-    gov = "/v1/governance/proposals"
-    pending = lambda st, b: f"{st} {b['state']}, {b['approvals']} of {b['threshold']} approvals"  # noqa: E731
-    body = s.step(
-        "platform",
-        "proposes on its node: R8's longest capital attestation 60 days instead of 90",
-        "201 pending, 1 of 3 approvals (a majority of the 5 members)",
-        lambda: s.on("platform").post(
-            gov, {"action": "policy", "policy": {"max_attestation_age": 60 * 86_400}}
-        ),
-        lambda st, b: st == 201 and b["state"] == "pending" and b["approvals"] == 1,
-        pending,
-    )
-    pid = body.get("id", "0x" + "00" * 32) if isinstance(body, dict) else "0x" + "00" * 32
-    s.step(
-        "platform",
-        "tries to execute its own proposal alone",
-        "409 UnexpectedProposalState: one member cannot change the rules",
-        lambda: s.on("platform").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 409 and b["code"] == "UnexpectedProposalState",
-    )
-    for bank, expected, state in (
-        ("bank-a", "200 pending, 2 of 3", "pending"),
-        ("bank-b", "200 scheduled on the timelock", "scheduled"),
-    ):
-        s.step(
-            bank,
-            "approves on its own node, with its own key",
-            expected,
-            lambda bank=bank: s.on(bank).post(f"{gov}/{pid}/approve"),
-            lambda st, b, state=state: st == 200 and b["state"] == state,
-            pending,
-        )
-    s.step(
-        "auditor",
-        "executes before the timelock's delay",
-        "409 TimelockUnexpectedOperationState: nobody skips the delay",
-        lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 409 and b["code"] == "TimelockUnexpectedOperationState",
-    )
-    _fast_forward(state_dir, 60)
-    s.step(
-        "auditor",
-        "executes once the delay has passed (the local chain's clock moved on)",
-        "200 executed: the new policy version is in force",
-        lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
-        lambda st, b: st == 200 and b["state"] == "executed",
-        pending,
     )

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ledger.localnet.story import _fast_forward, _fen, _outcome, _Story, story_id
+from ledger.localnet.story import _fen, _outcome, _Story, story_id
+from ledger.localnet.story_council import _fast_forward
 
 TWELVE = {"kind": "equal_instalment", "months": 12, "rate_bps": 1_200}
 DAY = 86_400
@@ -135,7 +136,7 @@ def _now(state_dir: Path) -> int:
 
 
 def _guarantor_and_recovery(s: _Story, state_dir: Path, loan_id: str) -> None:
-    from ledger.domain import CoLoan, Role
+    from ledger.domain import CoLoan, Role, record_id
 
     gov = "/v1/governance/proposals"
     g = _chain(state_dir, "guarantor")
@@ -210,7 +211,8 @@ def _guarantor_and_recovery(s: _Story, state_dir: Path, loan_id: str) -> None:
         s.on("platform").post(
             f"/v1/loans/{loan_id}/status", {"status": "written_off", "reason": "LOSS"}
         )
-        rec = plat.recover(loan, plat.w3.keccak(text=f"recovery|{loan_id}"), 100_000)
+        rid = record_id(plat.account.address, f"recovery|{loan_id}")
+        rec = plat.recover(loan, rid, 100_000)
         split = plat.receipt_events(rec, "Recovered")[0].args["split"]
         s.steps.append(
             {
