@@ -43,7 +43,7 @@ def _body(loan_id: str, schedule: dict, **extra: object) -> dict:
 def _on_chain(net: Consortium, loan_id: str) -> bool:
     from api.schemas.common import chain_id_of
 
-    return net.cx.plat.loan_state(chain_id_of(loan_id))[2] != 0
+    return net.cx.plat.loan_state(chain_id_of(loan_id, address(P)))[2] != 0
 
 
 def test_a_loan_with_a_schedule_is_signed_with_its_apr_and_digest(net: Consortium) -> None:

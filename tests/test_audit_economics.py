@@ -97,7 +97,7 @@ def test_the_audit_replays_fees_payouts_recoveries_and_flags_an_understated_apr(
     assert report.records["fee_splits"] == 1
     assert report.records["compensations"] == 1 and report.records["recoveries"] == 2
     assert report.records["schedules_checked"] == 4
-    assert report.checks["bytecode"].covered == 5  # LoanServicing's code is checked too
+    assert report.checks["bytecode"].items == 5  # LoanServicing's code is checked too
 
 
 def test_a_held_schedule_that_is_not_the_signed_one_is_named(history, tmp_path) -> None:

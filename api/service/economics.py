@@ -76,7 +76,7 @@ def classify(
 ) -> dict[str, Any]:
     """This bank's classification of its tranche: never milder than the floor for the loan's
     days past due now (ClassificationBelowFloor, 422 naming `category`)."""
-    lid = chain_id_of(loan_id)
+    lid = chain_id_of(loan_id, ctx.address)  # a bank names loans by their 0x id
     rec = chain.find_loan(lid)
     if rec is None or ctx.address not in rec.loan.signers or ctx.address == rec.loan.platform:
         raise Problem(404, "LoanNotFound", f"no loan {loan_id} with a tranche of yours")
