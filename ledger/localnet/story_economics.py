@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.localnet.story import _fen, _outcome, _Story, story_id
-from ledger.localnet.story_council import _fast_forward
+from ledger.localnet.story_council import _chain_url, _fast_forward
 
 TWELVE = {"kind": "equal_instalment", "months": 12, "rate_bps": 1_200}
 DAY = 86_400
@@ -30,17 +30,15 @@ def _sched_loan(s: _Story, loan_id: str, nid: str, schedule: dict[str, Any]) -> 
     return body
 
 
-def _chain(state_dir: Path, role: str) -> Any:
+def _chain(state_dir: Path, role: str, rpc_url: str | None = None) -> Any:
+    """DEV-ONLY: a client with the `role` member's dev key on the story's chain."""
     from ledger.chain.client import LedgerClient
     from ledger.chain.deployment import Deployment
     from ledger.keys import dev_account
-    from ledger.localnet.detached import status
 
-    info = status(state_dir)
-    assert info is not None
-    return LedgerClient(
-        info.url, Deployment.load(state_dir / "deployment.json"), dev_account(role, 0)
-    )
+    url = rpc_url or _chain_url(state_dir)
+    assert url is not None
+    return LedgerClient(url, Deployment.load(state_dir / "deployment.json"), dev_account(role, 0))
 
 
 def _wait(s: _Story, loan_id: str, want: str) -> None:
@@ -50,7 +48,9 @@ def _wait(s: _Story, loan_id: str, want: str) -> None:
         time.sleep(0.5)
 
 
-def play_economics(s: _Story, state_dir: Path, run: int) -> None:
+def play_economics(
+    s: _Story, state_dir: Path, run: int, rpc_url: str | None = None, delay_s: int = 60
+) -> None:
     lid = f"demo-{run}-" + "{}"
     plat = s.on("platform")
     ids = (story_id(run * 10 + 7), story_id(run * 10 + 8), story_id(run * 10 + 9))
@@ -105,7 +105,7 @@ def play_economics(s: _Story, state_dir: Path, run: int) -> None:
     made = s.originate(
         "co-originates a loan whose schedule started 70 days ago (standing in for months passing)",
         "201; two instalments are already past due",
-        late | {"schedule": TWELVE | {"start": _now(state_dir) - 70 * DAY}},
+        late | {"schedule": TWELVE | {"start": _now(state_dir, rpc_url) - 70 * DAY}},
     )
     late_id = made.get("loan_id", "0x")
     _wait(s, late_id, "overdue")
@@ -124,31 +124,31 @@ def play_economics(s: _Story, state_dir: Path, run: int) -> None:
             f"floor {b['schedule']['floor_category']}"
         ),
     )
-    _guarantor_and_recovery(s, state_dir, late_id)
+    _guarantor_and_recovery(s, state_dir, late_id, rpc_url, delay_s)
 
 
-def _now(state_dir: Path) -> int:
-    c = _chain(state_dir, "platform")
+def _now(state_dir: Path, rpc_url: str | None) -> int:
+    c = _chain(state_dir, "platform", rpc_url)
     try:
         return int(c.w3.eth.get_block("latest")["timestamp"])
     finally:
         c.close()
 
 
-def _guarantor_and_recovery(s: _Story, state_dir: Path, loan_id: str) -> None:
+def _guarantor_and_recovery(
+    s: _Story, state_dir: Path, loan_id: str, rpc_url: str | None, delay_s: int
+) -> None:
     from ledger.domain import CoLoan, Role, record_id
 
     gov = "/v1/governance/proposals"
-    g = _chain(state_dir, "guarantor")
-    plat = _chain(state_dir, "platform")
+    g = _chain(state_dir, "guarantor", rpc_url)
+    plat = _chain(state_dir, "platform", rpc_url)
     try:
         me = g.account.address
         if plat.member(me)["role"] != Role.GUARANTOR:
             from ledger.chain.deployment import fund
-            from ledger.localnet.detached import status
 
-            info = status(state_dir)
-            fund(info.url, [me])
+            fund(plat.rpc_url, [me])
             body = s.step(
                 "platform",
                 "proposes to admit a licensed guarantee company (guarantor)",
@@ -167,7 +167,7 @@ def _guarantor_and_recovery(s: _Story, state_dir: Path, loan_id: str) -> None:
             pid = body.get("id") if isinstance(body, dict) else None
             for bank in ("bank-a", "bank-b"):
                 s.on(bank).post(f"{gov}/{pid}/approve")
-            _fast_forward(state_dir, 60)
+            _fast_forward(state_dir, delay_s, rpc_url)
             s.step(
                 "auditor",
                 "executes the admission after the timelock's delay",
