@@ -53,7 +53,7 @@ def play_economics(
 ) -> None:
     lid = f"demo-{run}-" + "{}"
     plat = s.on("platform")
-    ids = (story_id(run * 10 + 7), story_id(run * 10 + 8), story_id(run * 10 + 9))
+    ids = (story_id(run * 10 + 5), story_id(run * 10 + 6), story_id(run * 10 + 9))  # 7: council
     body = _sched_loan(s, lid.format("schedule"), ids[0], TWELVE)
     made = s.originate(
         "co-originates 10,000 CNY over 12 equal monthly instalments at 12% a year",
