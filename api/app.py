@@ -20,7 +20,18 @@ from api import problems
 from api.alerting.install import alert_service
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
-from api.routes import audit, auth, borrowers, cosign, governance, health, lenders, lines, loans
+from api.routes import (
+    audit,
+    auth,
+    borrowers,
+    cosign,
+    economics,
+    governance,
+    health,
+    lenders,
+    lines,
+    loans,
+)
 from api.routes.alerts import router as alerts_router
 from api.routes.console import pages as console_pages
 from api.routes.console import router as console_router
@@ -100,6 +111,8 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
             app.state.alerts.start()
         if services.keeper is not None:
             services.keeper.start()
+        if services.dpd_keeper is not None:
+            services.dpd_keeper.start()
         try:
             yield
         finally:
@@ -149,9 +162,11 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)
+        app.include_router(economics.platform)
     app.include_router(loans.views)
     if settings.role == "lender":
         app.include_router(cosign.router)
+        app.include_router(economics.lender)
     if settings.role == "auditor":
         app.include_router(audit.router)
     return app

@@ -49,6 +49,13 @@ _STATUS_BY_CODE: dict[str, int] = {
             "SignatureExpired",
             "InvalidAttestation",
             "ExpiryInPast",
+            # loan economics (issue 16): state the call needs, not the request's shape
+            "PartnershipTermsMismatch",
+            "GuaranteeExists",
+            "GuaranteeOfferMismatch",
+            "NoGuarantee",
+            "WrongLoanStatus",
+            "ClassificationBelowFloor",
             # servicing transfers (issue 14 item 5)
             "ServicingNotTransferable",
             "InvalidServicer",

@@ -193,6 +193,18 @@ class NodeSettings(ServiceSettings):
         description="how often a platform or lender node expires credit lines past their signed "
         "expiry (api/service/keeper.py); 0: never",
     )
+    dpd_keeper_s: float = Field(
+        5.0,
+        ge=0,
+        description="how often a platform node moves its loans' status with days past due "
+        "(api/service/dpd_keeper.py); 0: never",
+    )
+    default_after_dpd: int = Field(
+        90,
+        ge=1,
+        description="a platform node's keeper moves an overdue loan to defaulted past this many "
+        "days past due (api/service/dpd_keeper.py)",
+    )
     limits: Limits = Field(default_factory=Limits)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

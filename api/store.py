@@ -1,4 +1,5 @@
-"""The node's own small tables: idempotency records, sign-in nonces and access tokens.
+"""The node's own small tables: idempotency records, sign-in nonces, access tokens and the
+schedules of the loans it signed.
 
 They live in the node's database beside the read model, created on start-up. Only these tables
 are created here (`tables=`), so the read model's own migrations stay in charge of theirs.
@@ -54,7 +55,19 @@ class AuthToken(SQLModel, table=True):
     issued_at: int
 
 
-TABLES = [IdempotencyRecord.__table__, AuthNonce.__table__, AuthToken.__table__]  # type: ignore[attr-defined]
+class LoanSchedule(SQLModel, table=True):
+    """A loan's instalments as its parties signed them (the chain holds their digest only):
+    written by the platform node when it proposes the loan and by each bank node it co-signs."""
+
+    __tablename__ = "api_loan_schedule"
+
+    loan_id: str = Field(primary_key=True, max_length=66)
+    start: int
+    instalments: str  # JSON: ledger.schedule.to_json
+
+
+TABLES = [IdempotencyRecord.__table__, AuthNonce.__table__, AuthToken.__table__,  # type: ignore[attr-defined]
+          LoanSchedule.__table__]  # type: ignore[attr-defined]  # fmt: skip
 
 
 def make_engine(url: str) -> Engine:

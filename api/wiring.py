@@ -11,6 +11,7 @@ from api.metrics import Metrics
 from api.service.batch import Gatherer
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
+from api.service.dpd_keeper import DpdKeeper
 from api.service.gate import Gate
 from api.service.keeper import LineKeeper
 from api.service.peers import PeerPool
@@ -34,6 +35,7 @@ class NodeServices:
     keeper: LineKeeper | None = None
     submitter: Submitter | None = None
     gatherer: Gatherer | None = None
+    dpd_keeper: DpdKeeper | None = None
 
     def close(self) -> None:
         if self.keeper is not None:
@@ -42,6 +44,8 @@ class NodeServices:
             self.gatherer.close()
         if self.submitter is not None:
             self.submitter.close()
+        if self.dpd_keeper is not None:
+            self.dpd_keeper.stop()
         self.reads.stop()
         if self.peers is not None:
             self.peers.close()
@@ -90,4 +94,7 @@ def build(settings: NodeSettings) -> NodeServices:
     keeper = None
     if settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper, submitter, gatherer)
+    dpd_keeper = None
+    if settings.role == "platform":
+        dpd_keeper = DpdKeeper(context, chain, settings.default_after_dpd, settings.dpd_keeper_s)
+    return NodeServices(context, chain, reads, peers, keeper, submitter, gatherer, dpd_keeper)

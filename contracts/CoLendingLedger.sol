@@ -184,6 +184,13 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         }
         _loans[loan.loanId] = rec;
         emit Repaid(loan.loanId, repaymentId, principal, interest, outstanding, pAlloc, iAlloc);
+        if (interest != 0) {
+            // the platform's service fee out of each bank tranche's interest, under the
+            // partnership terms in force now (ConsortiumRegistry.serviceFees)
+            emit ServiceFees(
+                loan.loanId, repaymentId, registry.serviceFees(loan.platform, _addresses(loan.tranches), iAlloc)
+            );
+        }
         if (outstanding == 0) emit LoanStatusChanged(loan.loanId, from, rec.status, "REPAID", 0);
     }
 
@@ -328,6 +335,9 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
             loan.product == uint8(LedgerTypes.Product.Consumer) && loan.repayment == uint8(LedgerTypes.Repayment.Bullet)
                 && loan.termDays > policy.maxConsumerBulletDays()
         ) revert BulletTermTooLong(loan.loanId, loan.termDays, policy.maxConsumerBulletDays());
+        if (loan.aprBps > policy.maxAllInAprBps()) {
+            revert AllInAprTooHigh(loan.loanId, loan.aprBps, policy.maxAllInAprBps());
+        }
         _checkPlatformShare(loan.loanId, platformAmount, loan.principal, policy);
 
         bytes32 key = loan.borrowerKey;

@@ -27,6 +27,11 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     uint256 private constant BOUND_PARTNER_CAPITAL_BPS = 2_500; // R5 <= 25%
     uint256 private constant BOUND_JOINT_LOAN_BPS = 5_000; // R6 <= 50%
     uint256 private constant BOUND_CONSUMER_BULLET_DAYS = 365; // R7 <= 365 days
+    uint256 private constant BOUND_ALL_IN_APR_BPS = 3_600; // R9 <= 36%, fits the hot word's 15 bits
+    uint256 private constant BOUND_GUARANTEE_MULTIPLE = 10; // R10 <= 10x net assets
+    uint256 private constant BOUND_SPECIAL_MENTION_DPD = 90; // overdue > 90 days: substandard at least
+    uint256 private constant BOUND_SUBSTANDARD_DPD = 270; // > 270: doubtful at least
+    uint256 private constant BOUND_DOUBTFUL_DPD = 360; // > 360: loss
 
     mapping(address account => Member) private _members;
     mapping(address account => string) private _names;
@@ -36,13 +41,18 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     /// transfer's target has no entry, and a platform with an entry is never active again.
     mapping(address platform => address) private _servicers;
     Policy[] private _policies;
+    mapping(bytes32 pair => Partnership) private _partnerships;
+    mapping(bytes32 pair => Partnership) private _offers;
     /// @dev The ledger's hot path reads one word: the current policy's fields (the low 200 bits
     /// and bits 248-255, laid out as in Policy: effectiveBlock's bits 200-247 are not needed
-    /// there), the policy version (bits 200-231) and the pause flag (bit 232).
+    /// there), the policy version (bits 200-231), the pause flag (bit 232) and R9's
+    /// maxAllInAprBps (bits 233-247; in Policy it is in the second slot).
     /// Kept in step by _setPolicy, pause and unpause.
     uint256 private _hot;
-    /// @dev The bits of _hot that hold policy fields (see _hot).
-    uint256 private constant _POLICY_BITS = ((1 << 200) - 1) | (uint256(0xff) << 248);
+    /// @dev The bits of the first Policy slot that _hot carries (see _hot).
+    uint256 private constant _SLOT_POLICY_BITS = ((1 << 200) - 1) | (uint256(0xff) << 248);
+    /// @dev The bits of _hot that hold policy fields: the slot's, and R9 at bits 233-247.
+    uint256 private constant _POLICY_BITS = _SLOT_POLICY_BITS | (uint256(0x7fff) << 233);
 
     /// @param governor the consortium's governing address, recorded as the Governor member
     /// @param initial the first policy version (version 1)
@@ -58,7 +68,7 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         external
         onlyOwner
     {
-        if (role != Role.Platform && role != Role.Lender && role != Role.Auditor) revert InvalidRole(role);
+        if (role == Role.None || role == Role.Governor) revert InvalidRole(role);
         _admit(account, role, name, licenceHash);
     }
 
@@ -130,7 +140,9 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     /// @inheritdoc IConsortiumRegistry
     function attestCapital(uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil) external {
         Member storage m = _members[msg.sender];
-        if (m.role != Role.Lender || m.status != Status.Active) revert NotActiveLender(msg.sender);
+        if ((m.role != Role.Lender && m.role != Role.Guarantor) || m.status != Status.Active) {
+            revert NotActiveLender(msg.sender);
+        }
         uint256 maxAge = _policies[_policies.length - 1].maxAttestationAge;
         if (validUntil <= block.timestamp || validUntil - block.timestamp > maxAge) {
             revert InvalidAttestation(validUntil, block.timestamp, maxAge);
@@ -140,6 +152,32 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         m.attestedAt = uint40(block.timestamp);
         m.attestedUntil = validUntil;
         emit CapitalAttested(msg.sender, tier1Capital, totalLoanBalance, validUntil);
+    }
+
+    // ------------------------------------------------------------------ partnerships (fees)
+
+    /// @inheritdoc IConsortiumRegistry
+    function offerPartnership(address platform, Partnership calldata terms) external {
+        _requireActive(msg.sender, Role.Lender);
+        if (_members[platform].role != Role.Platform) revert NotActiveInRole(platform, Role.Platform);
+        if (terms.feeBps < terms.minFeeBps || terms.feeBps > terms.maxFeeBps || terms.maxFeeBps > 10_000) {
+            revert FeeShareOutOfRange(terms.feeBps, terms.minFeeBps, terms.maxFeeBps);
+        }
+        if (terms.validFrom >= terms.validUntil) revert InvalidPeriod(terms.validFrom, terms.validUntil);
+        _offers[_pair(msg.sender, platform)] = terms;
+        emit PartnershipOffered(msg.sender, platform, terms);
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function acceptPartnership(address bank, Partnership calldata terms) external {
+        _requireActive(msg.sender, Role.Platform);
+        bytes32 pair = _pair(bank, msg.sender);
+        if (keccak256(abi.encode(_offers[pair])) != keccak256(abi.encode(terms)) || terms.validUntil == 0) {
+            revert PartnershipTermsMismatch(bank, msg.sender);
+        }
+        _partnerships[pair] = terms;
+        delete _offers[pair];
+        emit PartnershipSigned(bank, msg.sender, terms);
     }
 
     // ------------------------------------------------------------------ policy
@@ -192,6 +230,28 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     }
 
     /// @inheritdoc IConsortiumRegistry
+    function partnership(address bank, address platform) external view returns (Partnership memory) {
+        return _partnerships[_pair(bank, platform)];
+    }
+
+    /// @inheritdoc IConsortiumRegistry
+    function serviceFees(address platform, address[] calldata lenders, uint256[] calldata interest)
+        external
+        view
+        returns (uint256[] memory fees)
+    {
+        uint256 n = lenders.length;
+        fees = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            if (lenders[i] == platform) continue;
+            Partnership storage t = _partnerships[_pair(lenders[i], platform)];
+            if (t.validFrom <= block.timestamp && block.timestamp <= t.validUntil) {
+                fees[i] = (interest[i] * t.feeBps) / 10_000;
+            }
+        }
+    }
+
+    /// @inheritdoc IConsortiumRegistry
     function policyAt(uint256 version) external view returns (Policy memory) {
         if (version == 0 || version > _policies.length) revert UnknownPolicyVersion(version);
         return _policies[version - 1];
@@ -215,7 +275,7 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
     {
         uint256 hot = _hot;
         policyWord = PolicyWord.wrap(hot & _POLICY_BITS);
-        versionAndPause = (hot >> 200) & ((1 << 48) - 1);
+        versionAndPause = (hot >> 200) & ((1 << 33) - 1);
         uint256 n = parties.length;
         words = new MemberWord[](n);
         for (uint256 i; i < n; ++i) {
@@ -286,6 +346,15 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         emit MemberStatusChanged(account, from, to);
     }
 
+    function _requireActive(address account, Role role) private view {
+        Member storage m = _members[account];
+        if (m.role != role || m.status != Status.Active || m.frozen) revert NotActiveInRole(account, role);
+    }
+
+    function _pair(address bank, address platform) private pure returns (bytes32) {
+        return keccak256(abi.encode(bank, platform));
+    }
+
     function _setPolicy(Policy memory p) private {
         if (p.consumerCap == 0) revert InvalidPolicy("consumerCap");
         if (p.businessCap == 0) revert InvalidPolicy("businessCap");
@@ -307,6 +376,27 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         if (p.maxConsumerBulletDays > BOUND_CONSUMER_BULLET_DAYS) {
             revert PolicyOutOfBounds("maxConsumerBulletDays", p.maxConsumerBulletDays, BOUND_CONSUMER_BULLET_DAYS);
         }
+        if (p.maxAllInAprBps > BOUND_ALL_IN_APR_BPS) {
+            revert PolicyOutOfBounds("maxAllInAprBps", p.maxAllInAprBps, BOUND_ALL_IN_APR_BPS);
+        }
+        if (p.maxAllInAprBps == 0) revert InvalidPolicy("maxAllInAprBps");
+        if (p.maxGuaranteeMultiple > BOUND_GUARANTEE_MULTIPLE) {
+            revert PolicyOutOfBounds("maxGuaranteeMultiple", p.maxGuaranteeMultiple, BOUND_GUARANTEE_MULTIPLE);
+        }
+        if (p.maxGuaranteeMultiple == 0) revert InvalidPolicy("maxGuaranteeMultiple");
+        if (p.specialMentionMaxDpd > BOUND_SPECIAL_MENTION_DPD) {
+            revert PolicyOutOfBounds("specialMentionMaxDpd", p.specialMentionMaxDpd, BOUND_SPECIAL_MENTION_DPD);
+        }
+        if (p.substandardMaxDpd > BOUND_SUBSTANDARD_DPD) {
+            revert PolicyOutOfBounds("substandardMaxDpd", p.substandardMaxDpd, BOUND_SUBSTANDARD_DPD);
+        }
+        if (p.doubtfulMaxDpd > BOUND_DOUBTFUL_DPD) {
+            revert PolicyOutOfBounds("doubtfulMaxDpd", p.doubtfulMaxDpd, BOUND_DOUBTFUL_DPD);
+        }
+        if (p.specialMentionMaxDpd == 0 || p.substandardMaxDpd <= p.specialMentionMaxDpd) {
+            revert InvalidPolicy("substandardMaxDpd");
+        }
+        if (p.doubtfulMaxDpd <= p.substandardMaxDpd) revert InvalidPolicy("doubtfulMaxDpd");
         if (p.maxInstitutions == 0 || p.maxInstitutions > MAX_INSTITUTIONS_LIMIT) {
             revert InvalidPolicy("maxInstitutions");
         }
@@ -326,7 +416,8 @@ contract ConsortiumRegistry is IConsortiumRegistry, IConsortiumRegistryErrors, O
         assembly ("memory-safe") {
             word := sload(stored.slot)
         }
-        _hot = (word & _POLICY_BITS) | (_policies.length << 200) | (_hot & (1 << 232));
+        _hot = (word & _SLOT_POLICY_BITS) | (_policies.length << 200) | (_hot & (1 << 232))
+            | (uint256(p.maxAllInAprBps) << 233);
         emit PolicyUpdated(uint32(_policies.length), p.effectiveBlock, p);
     }
 }

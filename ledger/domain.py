@@ -57,6 +57,7 @@ class Role(IntEnum):
     PLATFORM = 2
     LENDER = 3
     AUDITOR = 4
+    GUARANTOR = 5
 
 
 class MemberStatus(IntEnum):
@@ -72,6 +73,15 @@ ROLE_NAMES = {
     Role.PLATFORM: "platform",
     Role.LENDER: "lender",
     Role.AUDITOR: "auditor",
+    Role.GUARANTOR: "guarantor",
+}
+
+# The roles the council admits, by the name the CLI and the API take.
+ADMISSIBLE_ROLES = {
+    "platform": Role.PLATFORM,
+    "lender": Role.LENDER,
+    "auditor": Role.AUDITOR,
+    "guarantor": Role.GUARANTOR,
 }
 
 
@@ -176,12 +186,14 @@ class CoLoan:
     tranches: tuple[Tranche, ...]
     line_id: bytes = ZERO32
     document_digest: bytes = ZERO32
+    schedule_digest: bytes = ZERO32  # ledger.schedule.digest of the repayment schedule
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loan_id", as_bytes32(self.loan_id))
         object.__setattr__(self, "borrower_key", as_bytes32(self.borrower_key))
         object.__setattr__(self, "line_id", as_bytes32(self.line_id))
         object.__setattr__(self, "document_digest", as_bytes32(self.document_digest))
+        object.__setattr__(self, "schedule_digest", as_bytes32(self.schedule_digest))
         object.__setattr__(self, "platform", to_checksum_address(self.platform))
         object.__setattr__(self, "product", Product(self.product))
         object.__setattr__(self, "repayment", RepaymentType(self.repayment))
@@ -199,6 +211,7 @@ class CoLoan:
             int(self.repayment),
             self.line_id,
             self.document_digest,
+            self.schedule_digest,
             self.deadline,
             [t.as_abi() for t in self.tranches],
         )
@@ -268,7 +281,8 @@ _COLOAN_ABI = (
     ("loan_id", "loanId"), ("borrower_key", "borrowerKey"), ("platform", "platform"),
     ("product", "product"), ("principal", "principal"), ("apr_bps", "aprBps"),
     ("term_days", "termDays"), ("repayment", "repayment"), ("line_id", "lineId"),
-    ("document_digest", "documentDigest"), ("deadline", "deadline"), ("tranches", "tranches"),
+    ("document_digest", "documentDigest"), ("schedule_digest", "scheduleDigest"),
+    ("deadline", "deadline"), ("tranches", "tranches"),
 )  # fmt: skip
 _LINE_ABI = (
     ("line_id", "lineId"), ("borrower_key", "borrowerKey"), ("platform", "platform"),
@@ -288,7 +302,7 @@ def _fields(value: tuple | dict, abi: tuple[tuple[str, str], ...], parts: str) -
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """One version of the governed lending policy (R0-R8). Caps in fen, shares in basis points."""
+    """One version of the governed lending policy (R0-R9). Caps in fen, shares in basis points."""
 
     consumer_cap: int = 200_000 * 100
     business_cap: int = 1_000_000 * 100
@@ -300,6 +314,11 @@ class Policy:
     max_attestation_age: int = 90 * 86_400
     effective_block: int = field(default=0, compare=False)
     min_bank_tranches: int = 1  # R0: bank tranches every loan and line carries, >= 1
+    max_all_in_apr_bps: int = 2_400  # R9: the all-in APR (IRR, annualised) cap, <= 3,600
+    max_guarantee_multiple: int = 10  # R10: guarantees outstanding <= this x net assets
+    special_mention_max_dpd: int = 90  # the five-category floor (ledger.economics.Floor)
+    substandard_max_dpd: int = 270
+    doubtful_max_dpd: int = 360
 
     def as_abi(self) -> tuple:
         return (
@@ -313,6 +332,11 @@ class Policy:
             self.max_attestation_age,
             self.effective_block,
             self.min_bank_tranches,
+            self.max_all_in_apr_bps,
+            self.max_guarantee_multiple,
+            self.special_mention_max_dpd,
+            self.substandard_max_dpd,
+            self.doubtful_max_dpd,
         )
 
     @classmethod
@@ -329,6 +353,11 @@ class Policy:
                 v["maxAttestationAge"],
                 v["effectiveBlock"],
                 v["minBankTranches"],
+                v["maxAllInAprBps"],
+                v["maxGuaranteeMultiple"],
+                v["specialMentionMaxDpd"],
+                v["substandardMaxDpd"],
+                v["doubtfulMaxDpd"],
             )
         return cls(*v)
 

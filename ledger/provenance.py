@@ -30,7 +30,7 @@ TRANCHE_TYPE = "Tranche(address lender,uint128 amount)"
 COLOAN_TYPE = (
     "CoLoan(bytes32 loanId,bytes32 borrowerKey,address platform,uint8 product,uint128 principal,"
     "uint32 aprBps,uint32 termDays,uint8 repayment,bytes32 lineId,bytes32 documentDigest,"
-    "uint64 deadline,Tranche[] tranches)" + TRANCHE_TYPE
+    "bytes32 scheduleDigest,uint64 deadline,Tranche[] tranches)" + TRANCHE_TYPE
 )
 CREDITLINE_TYPE = (
     "CreditLine(bytes32 lineId,bytes32 borrowerKey,address platform,uint8 product,uint128 limit,"
@@ -133,9 +133,11 @@ def _hash_record(
     record: CoLoan | CreditLine,
     terms: tuple[bytes, ...],
     parties: tuple[Tranche, ...],
+    digests: tuple[bytes, ...],
 ) -> bytes:
     # CoLoan and CreditLine lay out their structs alike: id, borrower key, platform, product,
-    # then their own terms, then document digest, deadline and the hashed tranches (or shares).
+    # then their own terms, then the digests (document; a loan's schedule too), deadline and the
+    # hashed tranches (or shares).
     return _keccak(
         b"".join(
             (
@@ -145,7 +147,7 @@ def _hash_record(
                 _address_word(record.platform),
                 _word(int(record.product)),
                 *terms,
-                record.document_digest,
+                *digests,
                 _word(record.deadline),
                 hash_tranches(parties),
             )
@@ -162,13 +164,15 @@ def hash_loan(loan: CoLoan) -> bytes:
         _word(int(loan.repayment)),
         loan.line_id,
     )
-    return _hash_record(COLOAN_TYPEHASH, loan.loan_id, loan, terms, loan.tranches)
+    digests = (loan.document_digest, loan.schedule_digest)
+    return _hash_record(COLOAN_TYPEHASH, loan.loan_id, loan, terms, loan.tranches, digests)
 
 
 def hash_line(line: CreditLine) -> bytes:
     """EIP-712 hashStruct of a credit line."""
     terms = (_word(line.limit), _word(line.expires_at))
-    return _hash_record(CREDITLINE_TYPEHASH, line.line_id, line, terms, line.shares)
+    digests = (line.document_digest,)
+    return _hash_record(CREDITLINE_TYPEHASH, line.line_id, line, terms, line.shares, digests)
 
 
 def digest(domain: Domain, record: CoLoan | CreditLine) -> bytes:
@@ -301,6 +305,7 @@ def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
             ("repayment", "uint8"),
             ("lineId", "bytes32"),
             ("documentDigest", "bytes32"),
+            ("scheduleDigest", "bytes32"),
             ("deadline", "uint64"),
             ("tranches", "Tranche[]"),
         ]
@@ -315,6 +320,7 @@ def typed_data(domain: Domain, record: CoLoan | CreditLine) -> dict:
             "repayment": int(record.repayment),
             "lineId": record.line_id,
             "documentDigest": record.document_digest,
+            "scheduleDigest": record.schedule_digest,
             "deadline": record.deadline,
             "tranches": [{"lender": t.lender, "amount": t.amount} for t in record.tranches],
         }

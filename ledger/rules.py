@@ -1,4 +1,4 @@
-"""R0-R8 as pure functions over a state snapshot: the fast pre-check before anything is sent.
+"""R0-R9 as pure functions over a state snapshot: the fast pre-check before anything is sent.
 
 The contracts are the judge; these functions must agree with them on every case, which the shared
 vectors in tests/vectors/rules.json prove by running each case on chain and here. The checks run
@@ -299,6 +299,10 @@ def check_loan(
             loanId=loan.loan_id,
             termDays=loan.term_days,
             maxDays=p.max_consumer_bullet_days,
+        )
+    if loan.apr_bps > p.max_all_in_apr_bps:
+        return _v(
+            "AllInAprTooHigh", loanId=loan.loan_id, aprBps=loan.apr_bps, capBps=p.max_all_in_apr_bps
         )
     if (bad := _check_platform_share(loan.loan_id, platform_amount, loan.principal, p)) is not None:
         return bad

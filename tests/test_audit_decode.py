@@ -47,7 +47,7 @@ from ledger.provenance import (
 )
 
 _LOAN_TUPLE = (
-    "(bytes32,bytes32,address,uint8,uint128,uint32,uint32,uint8,bytes32,bytes32,uint64,"
+    "(bytes32,bytes32,address,uint8,uint128,uint32,uint32,uint8,bytes32,bytes32,bytes32,uint64,"
     "(address,uint128)[])"
 )
 
@@ -195,8 +195,9 @@ _loan = st.tuples(
     st.integers(0, 2**32 - 1),
     st.integers(0, 2**32 - 1),
     st.integers(0, 255),
-    _word,
-    _word,
+    _word,  # lineId
+    _word,  # documentDigest
+    _word,  # scheduleDigest
     st.integers(0, 2**64 - 1),
     st.lists(_tranche, max_size=5),
 )

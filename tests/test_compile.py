@@ -31,7 +31,7 @@ ROOT = project_root()
 ABI_VECTOR = Path(__file__).resolve().parent / "vectors" / "abi.json"
 # The contracts whose external interface clients depend on: any change to a function selector,
 # event topic, error selector, parameter name or struct layout shows up in abi_signatures().
-ABI_CONTRACTS = ("CoLendingLedger", "ConsortiumCouncil", "ConsortiumRegistry")
+ABI_CONTRACTS = ("CoLendingLedger", "ConsortiumCouncil", "ConsortiumRegistry", "LoanServicing")
 
 # Asks Hardhat's own subtasks for the input of a full, uncached compile: the same chain of
 # subtasks `hardhat compile` runs, minus the cache filter and the compiler.

@@ -76,7 +76,8 @@ def test_r0_is_governed_and_never_below_one(cx):
     assert cx.plat.current_policy() == (two, 2)
     # the ledger's one-word read carries it in the slot's top byte, beside the version
     word, version_and_pause, _ = cx.plat.registry.functions.partyWords([]).call()
-    assert (word >> 248, (word >> 200) & (2**48 - 1), version_and_pause) == (2, 0, 2)
+    assert (word >> 248, (word >> 200) & (2**33 - 1), version_and_pause) == (2, 0, 2)
+    assert (word >> 233) & 0x7FFF == two.max_all_in_apr_bps  # R9, above version and pause
     assert (word >> 168) & (2**32 - 1) == two.max_attestation_age
     p, l0, l1 = cx.platform, cx.lenders[0], cx.lenders[1]
     one_bank = cx.loan(1_000_000, [(p, 400_000), (l0, 600_000)])

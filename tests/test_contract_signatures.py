@@ -369,6 +369,7 @@ _loans = st.builds(
     tranches=_tranches,
     line_id=_bytes32,
     document_digest=_bytes32,
+    schedule_digest=_bytes32,
 )
 _lines = st.builds(
     CreditLine,

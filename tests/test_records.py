@@ -112,7 +112,8 @@ def test_member_info_from_the_registry_tuple() -> None:
 
 def test_from_abi_reads_a_struct_as_a_tuple_or_by_name() -> None:
     names = ["loanId", "borrowerKey", "platform", "product", "principal", "aprBps", "termDays",
-             "repayment", "lineId", "documentDigest", "deadline", "tranches"]  # fmt: skip
+             "repayment", "lineId", "documentDigest", "scheduleDigest", "deadline",
+                 "tranches"]  # fmt: skip
     t = LOAN.as_abi()
     by_name = dict(zip(names, t, strict=True))
     by_name["tranches"] = [{"lender": x, "amount": n} for x, n in t[-1]]

@@ -70,7 +70,7 @@ def test_fresh_migration_equals_create_all(dbs: Databases) -> None:
     created = _create_all(dbs)
     assert set(schema(migrated)) == BASE_TABLES | AGGREGATE_TABLES
     assert schema(migrated) == schema(created)
-    assert db.current_revision(migrated) == "0003"
+    assert db.current_revision(migrated) == "0004"
     # alembic's own comparison of the migrated database with the models finds nothing either
     with migrated.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -122,7 +122,7 @@ def test_two_nodes_upgrading_at_once_take_turns(dbs: Databases) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert db.current_revision(engines[0]) == "0003"
+    assert db.current_revision(engines[0]) == "0004"
     db.upgrade(engines[0])  # idempotent
     assert set(schema(engines[0])) == BASE_TABLES | AGGREGATE_TABLES
 

@@ -37,7 +37,7 @@ class ProposalIn(BaseModel):
     address: Address | None = None
     # transfer-servicing: the successor platform (`address` is the platform handing over)
     to: Address | None = None
-    role: Literal["platform", "lender", "auditor"] | None = None
+    role: Literal["platform", "lender", "auditor", "guarantor"] | None = None
     name: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     # the fields to change (fen, bps, days, seconds), as ledger.domain.Policy names them
     policy: dict[str, Annotated[int, Field(ge=0, le=2**48 - 1)]] | None = None

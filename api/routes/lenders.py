@@ -1,16 +1,17 @@
-"""A lender's R5/R6 usage and limits: for the lender itself or the auditor."""
+"""A lender's R5/R6 usage and limits, its statement and portfolio: for the member itself or the
+auditor."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from eth_utils import to_checksum_address
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
-from api.deps import ConsortiumDep, ReaderDep
+from api.deps import ConsortiumDep, ContextDep, ReaderDep
 from api.problems import Problem, responses
 from api.schemas.reads import LimitsOut
-from api.service import reads
+from api.service import reads, statements
 
 router = APIRouter(prefix="/v1/lenders", tags=["lenders"])
 
@@ -29,3 +30,28 @@ def limits(
             403, "NotYourLimits", "a lender's limits are visible to itself and the auditor only"
         )
     return reads.limits(chain, address)
+
+
+AddressPath = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{40}$")]
+
+
+@router.get("/{address}/statement", responses=responses(401, 403, 422))
+def statement(
+    address: AddressPath,
+    ctx: ContextDep,
+    principal: ReaderDep,
+    from_: Annotated[int, Query(alias="from", ge=0, lt=2**40, description="unix seconds")] = 0,
+    to: Annotated[int, Query(ge=1, lt=2**40, description="unix seconds, exclusive")] = 2**40 - 1,
+) -> dict:
+    """A member's flows in [from, to), per loan and in total, from the chain's events: a bank's
+    principal and interest received, the service fees it paid the platform, what it kept,
+    guarantee payouts and recoveries; a platform's fee income. For the member and the auditor."""
+    return statements.get_statement(ctx, principal, to_checksum_address(address), from_, to)
+
+
+@router.get("/{address}/portfolio", responses=responses(401, 403, 422))
+def portfolio(address: AddressPath, ctx: ContextDep, principal: ReaderDep) -> dict:
+    """A bank's outstanding principal by five-category classification (its own recorded one,
+    else the DPD floor's; written off: loss), net of guarantee payouts. For itself and the
+    auditor."""
+    return statements.get_portfolio(ctx, principal, to_checksum_address(address))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import PlatformDep, PlatformSelf, ReaderDep, ReadsDep
+from api.deps import ConsortiumDep, ContextDep, PlatformDep, PlatformSelf, ReaderDep, ReadsDep
 from api.problems import responses
 from api.routes import LoanIdPath
 from api.schemas.common import Hex32
@@ -22,7 +22,7 @@ from api.schemas.records import (
     StatusIn,
     StatusOut,
 )
-from api.service import batch, originate, payments, reads
+from api.service import batch, originate, payments, reads, schedules
 
 writes = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])
 views = APIRouter(prefix="/v1/loans", tags=["loans"])
@@ -72,10 +72,19 @@ def set_status(
 
 
 @views.get("/{loan_id}", response_model=LoanView, responses=responses(401, 403, 404, 422))
-def get_loan(loan_id: LoanIdPath, read_model: ReadsDep, principal: ReaderDep) -> LoanView:
+def get_loan(
+    loan_id: LoanIdPath,
+    read_model: ReadsDep,
+    principal: ReaderDep,
+    ctx: ContextDep,
+    chain: ConsortiumDep,
+) -> LoanView:
     """One loan, if it is within the caller's scope (auditor: all; platform: its own; lender:
-    the loans it funds a tranche of); otherwise the same 404 as for a loan that does not exist."""
-    return reads.get_loan(read_model, principal, loan_id)
+    the loans it funds a tranche of); otherwise the same 404 as for a loan that does not exist.
+    With its schedule (due, paid, overdue; days past due and the floor's category) when this
+    node holds it (the platform's and the banks' nodes that signed it)."""
+    view = reads.get_loan(read_model, principal, loan_id)
+    return schedules.attach(view, ctx, chain)
 
 
 @views.get("", response_model=LoanList, responses=responses(401, 403, 422))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from api.schemas.common import Address, Model, NationalId, examples
@@ -149,6 +151,10 @@ class LoanView(Model):
     policy_version: int
     block_number: int
     tx_hash: str
+    schedule_digest: str | None = None
+    schedule: dict[str, Any] | None = Field(
+        None, description="the instalments with their state, if this node holds them"
+    )
 
 
 class LoanList(Model):

@@ -66,6 +66,35 @@ class LineIn(BorrowerRef):
     document: Document = None
 
 
+class InstalmentIn(Model):
+    due: Annotated[int, Strict(), Field(gt=0, lt=2**40, description="unix seconds")]
+    principal: FenOrZero
+    interest: FenOrZero
+    charges: FenOrZero = 0
+
+
+class ScheduleIn(Model):
+    """The repayment schedule (ledger.schedule): built from kind, months and rates, or given as
+    instalments (then checked: they sum to the principal, due dates increase)."""
+
+    kind: Literal["bullet", "equal_instalment", "equal_principal"] = "equal_instalment"
+    months: Annotated[int, Strict(), Field(ge=1, le=360)] = 12
+    rate_bps: Annotated[int, Strict(), Field(ge=0, le=100_000, description="annual interest")] = 0
+    charge_bps: Annotated[
+        int, Strict(), Field(ge=0, le=100_000, description="guarantee fee and other charges, p.a.")
+    ] = 0
+    charge_on_original: bool = False
+    start: Annotated[int, Strict(), Field(gt=0, lt=2**40)] | None = None
+    instalments: Annotated[list[InstalmentIn], Field(min_length=1, max_length=360)] | None = None
+
+
+class ScheduleTerms(Model):
+    """A schedule as it travels beside the signed terms to the lender nodes."""
+
+    start: Annotated[int, Strict(), Field(gt=0, lt=2**40)]
+    instalments: Annotated[list[InstalmentIn], Field(min_length=1, max_length=360)]
+
+
 class LoanIn(BorrowerRef):
     model_config = examples(
         {
@@ -87,12 +116,21 @@ class LoanIn(BorrowerRef):
     loan_id: ApiId
     product: ProductName
     principal: Fen
-    apr_bps: U32 = Field(..., examples=[1_200])
+    apr_bps: U32 | None = Field(
+        None, examples=[1_200], description="all-in APR (IRR), bps; computed from `schedule`"
+    )
     term_days: Annotated[int, Strict(), Field(gt=0, le=2**32 - 1, examples=[180])]
     repayment: RepaymentName
     tranches: Shares
     line_id: ApiId | None = None
     document: Document = None
+    schedule: ScheduleIn | None = None
+
+    @model_validator(mode="after")
+    def _apr_or_schedule(self) -> LoanIn:
+        if self.apr_bps is None and self.schedule is None:
+            raise ValueError("give apr_bps or a schedule to compute it from")
+        return self
 
 
 class RecordOut(Model):
@@ -242,6 +280,7 @@ class LoanTerms(Model):
     repayment: RepaymentName
     line_id: Hex32
     document_digest: Hex32
+    schedule_digest: Hex32 = "0x" + "00" * 32
     deadline: Annotated[int, Strict(), Field(gt=0, lt=2**64)]
     tranches: Shares
 
@@ -286,6 +325,7 @@ class CosignIn(Model):
     )
     kind: Literal["loan", "line"]
     terms: LoanTerms | LineTerms
+    schedule: ScheduleTerms | None = None
 
     @model_validator(mode="after")
     def _kind_matches(self) -> CosignIn:
@@ -311,12 +351,18 @@ class CosignBatchIn(Model):
     model_config = examples({"kind": "loan", "items": ["<LoanTerms>", "<LoanTerms>"]})
     kind: Literal["loan", "line"]
     items: Annotated[list[LoanTerms | LineTerms], Field(min_length=1, max_length=100)]
+    schedules: Annotated[
+        list[ScheduleTerms | None] | None,
+        Field(max_length=100, description="each loan's schedule (or null), in the items' order"),
+    ] = None
 
     @model_validator(mode="after")
     def _kind_matches(self) -> CosignBatchIn:
         want = LoanTerms if self.kind == "loan" else LineTerms
         if not all(isinstance(t, want) for t in self.items):
             raise ValueError(f"kind is {self.kind!r} but an item's terms are not {want.__name__}")
+        if self.schedules is not None and len(self.schedules) != len(self.items):
+            raise ValueError(f"schedules: {len(self.schedules)} given for {len(self.items)} items")
         return self
 
 

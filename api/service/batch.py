@@ -32,12 +32,13 @@ from api import store
 from api.problems import Problem, from_revert, from_rule
 from api.schemas.common import chain_id_of
 from api.schemas.records import BatchIn, BatchItem, BatchOut, LoanIn, RecordOut
-from api.service import idem, originate
+from api.service import idem, originate, schedules
 from api.service.book import judge_many
 from api.service.context import MemberContext
 from api.service.keeper import expire_due_lines
 from api.service.peers import CosignRefused, PeerUnavailable
 from api.service.platform import Platform
+from ledger import schedule as sched
 from ledger.chain.errors import ContractRevert, LedgerError
 from ledger.domain import CoLoan, to_hex
 from ledger.identity import InvalidResidentId
@@ -45,12 +46,15 @@ from ledger.records import terms_of
 from ledger.rules import RuleError
 
 Failure = Problem | RuleError | ContractRevert | InvalidResidentId
+Schedule = tuple[int, tuple[sched.Instalment, ...]]  # (start, instalments)
 
 
 class _Item:
     """One loan of the batch on its way through the steps."""
 
-    __slots__ = ("i", "req", "loan_id", "key", "doc", "digest", "canonical", "loan", "sigs")
+    __slots__ = (
+        "i", "req", "loan_id", "key", "doc", "digest", "canonical", "loan", "sigs", "schedule"
+    )  # fmt: skip
 
     def __init__(self, i: int, req: LoanIn, loan_id: str) -> None:
         self.i, self.req, self.loan_id = i, req, loan_id
@@ -59,6 +63,11 @@ class _Item:
         self.canonical: dict[str, Any] = {}
         self.loan: CoLoan | None = None
         self.sigs: list[bytes] = []
+        self.schedule: Schedule | None = None
+
+    def extra(self) -> dict[str, Any] | None:
+        """What the lender nodes get beside the terms: the loan's schedule, if it has one."""
+        return None if self.schedule is None else schedules.terms_json(*self.schedule)
 
 
 def batch(p: Platform, req: BatchIn) -> BatchOut:
@@ -137,9 +146,17 @@ def _precheck(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
     if not items:
         return []
     _block, now = p.chain.now()
+    built = []
     for x in items:
-        x.loan = originate.build_loan(p.ctx, x.req, x.key, x.digest, now)
-    return _judge(p, items, fail)
+        try:
+            if x.req.schedule is not None:
+                x.schedule = schedules.build(x.req.schedule, x.req.principal, now)
+            x.loan = originate.build_loan(p.ctx, x.req, x.key, x.digest, now, x.schedule)
+        except Problem as exc:
+            fail(x, exc)
+            continue
+        built.append(x)
+    return _judge(p, built, fail)
 
 
 def _judge(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
@@ -176,6 +193,7 @@ def _cosign(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
         p.peers.cosign_batches(
             "loan",
             {ln: [terms_of(x.loan) for x in xs if x.loan is not None] for ln, xs in asks.items()},
+            {ln: [_schedule_of(x) for x in xs] for ln, xs in asks.items()},
         )
         if asks
         else {}
@@ -208,12 +226,19 @@ def _cosign(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
     return live
 
 
+def _schedule_of(x: _Item) -> dict[str, Any] | None:
+    extra = x.extra()
+    return None if extra is None else extra["schedule"]
+
+
 def _save(ctx: MemberContext, items: list[_Item]) -> list[_Item]:
     """Each document stored and each signed loan saved with its claim before anything is sent:
     from here on a retry resumes with these very terms."""
     for x in items:
         if x.doc is not None:
             ctx.documents.put(x.doc)
+        if x.schedule is not None and x.loan is not None:
+            schedules.save(ctx.engine, x.loan, *x.schedule)
     pending = {
         x.loan_id: json.dumps(originate.pending_of(x.loan, x.sigs))
         for x in items
@@ -273,6 +298,9 @@ def failed(loan_id: str, exc: Failure) -> BatchItem:
     return BatchItem(loan_id=loan_id, status=problem.status, problem=problem.body())
 
 
+_Waiter = tuple[Platform, CoLoan, "Schedule | None", Future[list[bytes]]]
+
+
 class Gatherer:
     """Single-loan requests arriving together are pre-checked and co-signed together: each
     request thread hands over its loan and waits; one thread takes every loan waiting, judges
@@ -282,20 +310,19 @@ class Gatherer:
 
     def __init__(self, most: int = 100) -> None:
         self.most = most
-        self._queue: queue.SimpleQueue[tuple[Platform, CoLoan, Future[list[bytes]]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[_Waiter | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def agree(self, p: Platform, loan: CoLoan) -> list[bytes]:
-        """Every party's verified signature over `loan`, in tranche order; or the refusal."""
+    def agree(self, p: Platform, loan: CoLoan, schedule: Schedule | None = None) -> list[bytes]:
+        """Every party's verified signature over `loan` (with its `schedule`, which the lender
+        nodes check against the signed digest), in tranche order; or the refusal."""
         fut: Future[list[bytes]] = Future()
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="gatherer", daemon=True)
                 self._thread.start()
-        self._queue.put((p, loan, fut))
+        self._queue.put((p, loan, schedule, fut))
         return fut.result()
 
     def close(self) -> None:
@@ -321,12 +348,12 @@ class Gatherer:
             self._settle(group)
 
     @staticmethod
-    def _settle(group: list[tuple[Platform, CoLoan, Future[list[bytes]]]]) -> None:
+    def _settle(group: list[_Waiter]) -> None:
         p = group[0][0]
         items = []
-        for i, (_p, loan, _f) in enumerate(group):
+        for i, (_p, loan, schedule, _f) in enumerate(group):
             x = _Item(i, None, to_hex(loan.loan_id))  # type: ignore[arg-type]
-            x.loan, x.key = loan, loan.borrower_key
+            x.loan, x.key, x.schedule = loan, loan.borrower_key, schedule
             items.append(x)
         errors: dict[int, BaseException] = {}
 
@@ -336,10 +363,10 @@ class Gatherer:
         try:
             _cosign(p, _judge(p, items, fail), fail)
         except BaseException as exc:  # noqa: BLE001 - every waiter hears of it
-            for _p, _loan, fut in group:
+            for _p, _loan, _s, fut in group:
                 fut.set_exception(exc)
             return
-        for x, (_p, _loan, fut) in zip(items, group, strict=True):
+        for x, (_p, _loan, _s, fut) in zip(items, group, strict=True):
             if x.i in errors:
                 fut.set_exception(errors[x.i])
             else:

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from api.auth import Principal
 from api.problems import Problem, from_rule
-from api.schemas.records import CosignBatchIn, CosignBatchOut, CosignIn, CosignItem, CosignOut
+from api.schemas.records import (
+    CosignBatchIn,
+    CosignBatchOut,
+    CosignIn,
+    CosignItem,
+    CosignOut,
+    ScheduleTerms,
+)
+from api.service import schedules
 from api.service.book import judge, judge_many
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
@@ -26,7 +34,7 @@ def cosign(
     record = req.terms.record()
     _admissible(ctx, caller, record, req.kind)
     violation, now = judge(chain, record)
-    return _sign(ctx, record, req.kind, violation, now)
+    return _sign(ctx, record, req.kind, violation, now, req.schedule)
 
 
 def cosign_batch(
@@ -36,6 +44,7 @@ def cosign_batch(
     round trip, in order (each one signed counts against the next, as on chain): a signature or
     the problem for each, in the request's order."""
     records = [t.record() for t in req.items]
+    given = req.schedules or [None] * len(records)
     results: list[CosignItem | None] = [None] * len(records)
     admitted: list[int] = []
     for i, record in enumerate(records):
@@ -47,7 +56,7 @@ def cosign_batch(
     verdicts, now = judge_many(chain, [records[i] for i in admitted])
     for i, violation in zip(admitted, verdicts, strict=True):
         try:
-            out = _sign(ctx, records[i], req.kind, violation, now)
+            out = _sign(ctx, records[i], req.kind, violation, now, given[i])
         except Problem as exc:
             results[i] = CosignItem(status=exc.status, problem=exc.body())
         else:
@@ -101,6 +110,7 @@ def _sign(
     kind: str,
     violation: Violation | None,
     now: int,
+    schedule: ScheduleTerms | None,
 ) -> CosignOut:
     """The deadline sanity check, then the rules' verdict, then this lender's signature."""
     me = ctx.address
@@ -120,6 +130,10 @@ def _sign(
         problem = from_rule(RuleError(violation))
         problem.extra["lender"] = me
         raise problem
+    if isinstance(record, CoLoan):
+        checked = schedules.verify_for_cosign(record, schedule, me)
+        if checked is not None:
+            schedules.save(ctx.engine, record, *checked)
     signature = provenance.sign(ctx.account.key, ctx.client.domain, record)
     return CosignOut(
         signature=to_hex(signature),

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.problems import Problem, rule_problem
 from api.service.context import MemberContext
-from ledger.domain import Role
+from ledger.domain import ADMISSIBLE_ROLES
 from ledger.governance import (
     Council,
     PolicyOutOfBounds,
@@ -17,7 +17,7 @@ from ledger.governance import (
     parse_id,
 )
 
-_ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+_ROLES = ADMISSIBLE_ROLES
 
 
 def council(ctx: MemberContext) -> Council:
@@ -51,7 +51,7 @@ def action_args(ctx: MemberContext, body: Any) -> tuple[str, tuple[Any, ...]]:
         raise Problem(422, "AddressRequired", f"{action}: the member's address is required")
     if action == "admit":
         if body.role not in _ROLES or not body.name:
-            raise Problem(422, "BadAdmission", "admit: role platform|lender|auditor and a name")
+            raise Problem(422, "BadAdmission", f"admit: role {'|'.join(_ROLES)} and a name")
         return "admit", (body.address, _ROLES[body.role], body.name)
     if action in ("freeze", "unfreeze"):
         return "freeze", (body.address, action == "freeze")

@@ -13,13 +13,14 @@ from typing import Any
 from api.problems import Problem, from_revert, from_rule
 from api.schemas.common import BorrowerRef, chain_id_of, decode_document
 from api.schemas.records import LineIn, LineTerms, LoanIn, LoanTerms, RecordOut
-from api.service import idem
+from api.service import idem, schedules
 from api.service.book import judge
 from api.service.context import MemberContext
 from api.service.keeper import expire_due_lines
 from api.service.peers import CosignRefused, PeerUnavailable
 from api.service.platform import Platform
 from ledger import provenance
+from ledger import schedule as sched
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
 from ledger.domain import ZERO32, CoLoan, CreditLine, LineStatus, Tranche, sort_tranches, to_hex
@@ -107,12 +108,14 @@ def signed_by_all(
     return sigs
 
 
-def _sign_and_verify(p: Platform, record: CoLoan | CreditLine, kind: str) -> list[bytes]:
+def _sign_and_verify(
+    p: Platform, record: CoLoan | CreditLine, kind: str, extra: dict[str, Any] | None = None
+) -> list[bytes]:
     """The platform's own signature plus every lender's, in tranche order, all verified."""
     ctx = p.ctx
     others = [s for s in record.signers if s != ctx.address]
     try:
-        cosigned = p.peers.cosign_all(others, kind, terms_of(record)) if others else {}
+        cosigned = p.peers.cosign_all(others, kind, terms_of(record), extra) if others else {}
     except PeerUnavailable as exc:
         raise unavailable(exc) from None
     except CosignRefused as exc:
@@ -156,20 +159,38 @@ def _submitted_refusal(ctx: MemberContext, kind: str, exc: ContractRevert) -> Pr
     return from_revert(exc)
 
 
-def build_loan(ctx: MemberContext, req: LoanIn, key: bytes, digest: bytes, now: int) -> CoLoan:
+def build_loan(
+    ctx: MemberContext,
+    req: LoanIn,
+    key: bytes,
+    digest: bytes,
+    now: int,
+    schedule: tuple[int, tuple[sched.Instalment, ...]] | None = None,
+) -> CoLoan:
+    """The loan's terms; with its `schedule` (start, instalments), the schedule's digest and the
+    all-in APR computed from it (a declared apr_bps must match: AprMismatch)."""
+    apr_bps, schedule_digest = req.apr_bps, ZERO32
+    if schedule is not None:
+        start, rows = schedule
+        computed = schedules.all_in_apr(req.principal, start, rows)
+        apr_bps = schedules.check_declared(req.apr_bps, computed)
+        schedule_digest = sched.digest(rows)
+    if apr_bps is None:  # LoanIn requires apr_bps or a schedule
+        raise Problem(422, "InvalidSchedule", "give apr_bps or a schedule")
     return CoLoan(
         loan_id=chain_id_of(req.loan_id, ctx.address),
         borrower_key=key,
         platform=ctx.address,
         product=product_of(req.product),
         principal=req.principal,
-        apr_bps=req.apr_bps,
+        apr_bps=apr_bps,
         term_days=req.term_days,
         repayment=repayment_of(req.repayment),
         deadline=now + ctx.settings.cosign_deadline_s,
         tranches=_tranches(req.tranches),
         line_id=chain_id_of(req.line_id, ctx.address) if req.line_id else ZERO32,
         document_digest=digest,
+        schedule_digest=schedule_digest,
     )
 
 
@@ -178,18 +199,28 @@ def prepare_loan(
 ) -> tuple[CoLoan, list[bytes]]:
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
     _block, now = p.chain.now()
-    loan = build_loan(p.ctx, req, key, digest, now)
+    schedule = None if req.schedule is None else schedules.build(req.schedule, req.principal, now)
+    loan = build_loan(p.ctx, req, key, digest, now, schedule)
+    if schedule is not None:
+        schedules.save(p.ctx.engine, loan, *schedule)
     # pre-checked and co-signed together with any other loans being requested at this moment
-    sigs = p.gatherer.agree(p, loan)
+    sigs = p.gatherer.agree(p, loan, schedule)
     if doc is not None:
         p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
     return loan, sigs
 
 
-def _agree(p: Platform, record: CoLoan | CreditLine, kind: str, doc: bytes | None) -> list[bytes]:
-    """Pre-check `record`, collect and verify every party's signature, store its document."""
+def _agree(
+    p: Platform,
+    record: CoLoan | CreditLine,
+    kind: str,
+    doc: bytes | None,
+    extra: dict[str, Any] | None = None,
+) -> list[bytes]:
+    """Pre-check `record`, collect and verify every party's signature (the lender nodes get
+    `extra`, a loan's schedule, beside the terms), store its document."""
     _precheck(p, record, kind)
-    sigs = _sign_and_verify(p, record, kind)
+    sigs = _sign_and_verify(p, record, kind, extra)
     if doc is not None:
         p.ctx.documents.put(doc)  # stored encrypted before its digest can land on chain
     return sigs

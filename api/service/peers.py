@@ -106,15 +106,18 @@ class PeerPool:
         except (httpx.ReadError, httpx.RemoteProtocolError):
             return self.http.post(url, **kwargs)
 
-    def cosign(self, lender: str, kind: str, terms: dict[str, Any]) -> bytes:
-        """One lender's signature over `terms`, or CosignRefused / PeerUnavailable."""
+    def cosign(
+        self, lender: str, kind: str, terms: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> bytes:
+        """One lender's signature over `terms` (`extra`, a loan's schedule, beside them), or
+        CosignRefused / PeerUnavailable."""
         base = self.url(lender)
         try:
             for attempt in (0, 1):
                 token = self._token(lender, base, fresh=attempt == 1)
                 r = self._post(
                     f"{base}/v1/cosign",
-                    json={"kind": kind, "terms": terms},
+                    json={"kind": kind, "terms": terms, **(extra or {})},
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 if r.status_code == 401 and attempt == 0:
@@ -134,7 +137,11 @@ class PeerPool:
         raise CosignRefused(lender, r.status_code, _problem(r))
 
     def cosign_batch(
-        self, lender: str, kind: str, terms: list[dict[str, Any]]
+        self,
+        lender: str,
+        kind: str,
+        terms: list[dict[str, Any]],
+        schedules: list[dict[str, Any] | None] | None = None,
     ) -> list[bytes | CosignRefused]:
         """One lender's answer for each of `terms`, asked in one request: its signature or its
         refusal; PeerUnavailable if the node cannot answer for the batch as a whole."""
@@ -144,7 +151,7 @@ class PeerPool:
                 token = self._token(lender, base, fresh=attempt == 1)
                 r = self._post(
                     f"{base}/v1/cosign/batch",
-                    json={"kind": kind, "items": terms},
+                    json=_batch_body(kind, terms, schedules),
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 if r.status_code == 401 and attempt == 0:
@@ -173,11 +180,18 @@ class PeerPool:
             raise PeerUnavailable(lender, type(exc).__name__) from None
 
     def cosign_batches(
-        self, kind: str, asks: dict[str, list[dict[str, Any]]]
+        self,
+        kind: str,
+        asks: dict[str, list[dict[str, Any]]],
+        schedules: dict[str, list[dict[str, Any] | None]] | None = None,
     ) -> dict[str, list[bytes | CosignRefused] | PeerUnavailable]:
-        """`cosign_batch` to every lender in `asks` (lender: its terms) at once, one request
-        each; a node that cannot answer is its PeerUnavailable."""
-        futures = {ln: self._pool.submit(self.cosign_batch, ln, kind, t) for ln, t in asks.items()}
+        """`cosign_batch` to every lender in `asks` (lender: its terms; `schedules`, lender: the
+        loans' schedules in the same order) at once, one request each; a node that cannot
+        answer is its PeerUnavailable."""
+        futures = {
+            ln: self._pool.submit(self.cosign_batch, ln, kind, t, (schedules or {}).get(ln))
+            for ln, t in asks.items()
+        }
         out: dict[str, list[bytes | CosignRefused] | PeerUnavailable] = {}
         for ln, fut in futures.items():
             try:
@@ -188,10 +202,16 @@ class PeerPool:
                 out[ln] = [exc] * len(asks[ln])
         return out
 
-    def cosign_all(self, lenders: list[str], kind: str, terms: dict[str, Any]) -> dict[str, bytes]:
+    def cosign_all(
+        self,
+        lenders: list[str],
+        kind: str,
+        terms: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, bytes]:
         """Every lender's signature, asked in parallel; the first failure is raised (a peer that
         is down before one that refused, so the operator fixes the outage first)."""
-        futures = {ln: self._pool.submit(self.cosign, ln, kind, terms) for ln in lenders}
+        futures = {ln: self._pool.submit(self.cosign, ln, kind, terms, extra) for ln in lenders}
         out: dict[str, bytes] = {}
         errors: list[Exception] = []
         for ln, fut in futures.items():
@@ -220,3 +240,12 @@ def _raise_for_peer(lender: str, r: httpx.Response) -> None:
         raise PeerUnavailable(lender, f"HTTP {r.status_code}")
     if r.status_code >= 400:
         raise CosignRefused(lender, r.status_code, _problem(r))
+
+
+def _batch_body(
+    kind: str, terms: list[dict[str, Any]], schedules: list[dict[str, Any] | None] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": kind, "items": terms}
+    if schedules is not None and any(sc is not None for sc in schedules):
+        body["schedules"] = schedules
+    return body

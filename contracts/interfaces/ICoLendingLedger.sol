@@ -60,6 +60,10 @@ interface ICoLendingLedger {
         uint256[] principalAllocation,
         uint256[] interestAllocation
     );
+    /// @notice The platform's service fee out of each tranche's interest of repayment
+    /// `repaymentId` (tranche order; 0 for the platform's own tranche and a bank without
+    /// partnership terms in force): each bank keeps `Repaid.interestAllocation[i] - fees[i]`.
+    event ServiceFees(bytes32 indexed loanId, bytes32 indexed repaymentId, uint256[] fees);
     /// @notice A loan's status changed; a write-off releases `releasedPrincipal`.
     event LoanStatusChanged(
         bytes32 indexed loanId,

@@ -26,6 +26,8 @@ interface ICoLendingLedgerErrors {
     error BulletTermTooLong(bytes32 loanId, uint256 termDays, uint256 maxDays);
     /// @notice R0: the record carries `banks` bank (Lender) tranches, fewer than the policy's `min`.
     error TooFewBankTranches(bytes32 id, uint256 banks, uint256 min);
+    /// @notice R9: the loan's declared all-in APR (IRR, annualised, bps) is above the policy's cap.
+    error AllInAprTooHigh(bytes32 loanId, uint256 aprBps, uint256 capBps);
     /// @notice R8: the lender's capital attestation expired at `attestedUntil`: the end of the
     /// period it attested, or the policy's maxAttestationAge after it attested if that is earlier
     /// (the policy in force when the figures are used).

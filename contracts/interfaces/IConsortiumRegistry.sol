@@ -13,7 +13,8 @@ interface IConsortiumRegistry {
         Governor,
         Platform,
         Lender,
-        Auditor
+        Auditor,
+        Guarantor
     }
 
     enum Status {
@@ -35,7 +36,8 @@ interface IConsortiumRegistry {
         uint40 attestedUntil;
     }
 
-    /// @dev One storage slot per version. Caps are fen, shares basis points.
+    /// @dev Two storage slots per version (R9 alone in the second; the ledger reads it from the
+    /// registry's hot word). Caps are fen, shares and rates basis points.
     struct Policy {
         uint48 consumerCap; // R1
         uint48 businessCap; // R2
@@ -47,6 +49,21 @@ interface IConsortiumRegistry {
         uint32 maxAttestationAge; // R8, seconds
         uint48 effectiveBlock;
         uint8 minBankTranches; // R0: bank (Lender) tranches every loan and line must carry, >= 1
+        uint16 maxAllInAprBps; // R9: all-in APR (IRR, annualised) every loan may declare, <= 3,600
+        uint8 maxGuaranteeMultiple; // R10: a guarantor's outstanding guarantees <= this x net assets
+        uint16 specialMentionMaxDpd; // five-category floor: DPD 1..this is special mention (<= 90)
+        uint16 substandardMaxDpd; // ... up to this substandard (<= 270)
+        uint16 doubtfulMaxDpd; // ... up to this doubtful (<= 360); above it, loss
+    }
+
+    /// @notice A bank-platform partnership's terms (the platform's service-fee share of the bank's
+    /// interest, its disclosed range and validity); in force once both have sent the same terms.
+    struct Partnership {
+        uint16 feeBps;
+        uint16 minFeeBps;
+        uint16 maxFeeBps;
+        uint40 validFrom;
+        uint40 validUntil;
     }
 
     /// @notice `account` joined as `role` with 1-based member `index`.
@@ -59,6 +76,10 @@ interface IConsortiumRegistry {
     event CapitalAttested(address indexed lender, uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil);
     /// @notice Policy `version` is in force from `effectiveBlock`.
     event PolicyUpdated(uint32 indexed version, uint48 effectiveBlock, Policy policy);
+    /// @notice `bank` offered `platform` partnership terms; they bind once the platform accepts.
+    event PartnershipOffered(address indexed bank, address indexed platform, Partnership terms);
+    /// @notice Both `bank` and `platform` have sent these terms: they are in force.
+    event PartnershipSigned(address indexed bank, address indexed platform, Partnership terms);
     /// @notice Governance passed from `previousGovernor` to `newGovernor`.
     event GovernorChanged(address indexed previousGovernor, address indexed newGovernor);
     /// @notice The open loans and credit lines of platform `from` (suspended or removed) are
@@ -67,9 +88,9 @@ interface IConsortiumRegistry {
 
     // ------------------------------------------------------------------ membership
 
-    /// @notice Admit a platform, lender or auditor. Governor only.
+    /// @notice Admit a platform, lender, auditor or guarantor. Governor only.
     /// @param account the member's address (an EOA or an ERC-1271 contract wallet)
-    /// @param role Platform, Lender or Auditor
+    /// @param role Platform, Lender, Auditor or Guarantor
     /// @param name display name, at most 64 bytes; not personal data
     /// @param licenceHash hash of the member's licence reference
     function admitMember(address account, Role role, string calldata name, bytes32 licenceHash) external;
@@ -106,12 +127,36 @@ interface IConsortiumRegistry {
     // ------------------------------------------------------------------ capital (R5, R6, R8)
 
     /// @notice A lender attests its own tier-1 net capital and total loan balance, valid until
-    /// `validUntil`. Stale figures block new tranches from it (R8).
+    /// `validUntil`. Stale figures block new tranches from it (R8). A guarantor attests its net
+    /// assets as `tier1Capital` (R10), expiring alike.
     /// @param tier1Capital tier-1 net capital, fen (R5 base)
     /// @param totalLoanBalance total loan balance, fen (R6 base)
     /// @param validUntil unix time; after it the figures are stale. At most the policy's
     /// maxAttestationAge ahead.
     function attestCapital(uint64 tier1Capital, uint64 totalLoanBalance, uint40 validUntil) external;
+
+    // ------------------------------------------------------------------ partnerships (fees)
+
+    /// @notice A bank offers a platform partnership terms: the platform's fee share of the bank's
+    /// interest within a disclosed range, valid from/until. Active, unfrozen lender only; the
+    /// platform must be an admitted platform. Reverts FeeShareOutOfRange unless
+    /// minFeeBps <= feeBps <= maxFeeBps <= 10,000, InvalidPeriod unless validFrom < validUntil.
+    function offerPartnership(address platform, Partnership calldata terms) external;
+
+    /// @notice The platform accepts exactly the terms `bank` offered (PartnershipTermsMismatch
+    /// otherwise); they replace any earlier terms of the pair. Active, unfrozen platform only.
+    function acceptPartnership(address bank, Partnership calldata terms) external;
+
+    /// @notice The terms in force between `bank` and `platform` (zero if none were signed).
+    function partnership(address bank, address platform) external view returns (Partnership memory);
+
+    /// @notice The platform's service fee out of each tranche's `interest` at this block: for a
+    /// bank tranche under partnership terms valid now, floor(interest * feeBps / 10,000); 0 for
+    /// the platform's own tranche and for a bank without terms in force.
+    function serviceFees(address platform, address[] calldata lenders, uint256[] calldata interest)
+        external
+        view
+        returns (uint256[] memory fees);
 
     // ------------------------------------------------------------------ policy
 
@@ -165,6 +210,7 @@ interface IConsortiumRegistry {
     /// version and the pause flag from one hot word, and each party's Member slot.
     /// @return policyWord the current Policy fields, as laid out in its slot, without effectiveBlock
     /// @return versionAndPause policy version in the low 32 bits, the pause flag in bit 32
+    /// (maxAllInAprBps rides in policyWord's bits 233-247, above them)
     /// @return words each party's Member slot, in `parties` order
     function partyWords(address[] calldata parties)
         external

@@ -21,7 +21,7 @@ interface IConsortiumRegistryErrors {
     error NameTooLong(uint256 length, uint256 max);
     /// @notice Member indices are 16 bits; the registry is full.
     error TooManyMembers();
-    /// @notice Only an active lender attests capital.
+    /// @notice Only an active lender or guarantor attests capital.
     error NotActiveLender(address account);
     /// @notice `validUntil` is not in the future or further ahead than the policy's maxAttestationAge.
     error InvalidAttestation(uint256 validUntil, uint256 nowTs, uint256 maxAge);
@@ -35,6 +35,14 @@ interface IConsortiumRegistryErrors {
     error NotActiveMember(address account);
     /// @notice No policy has this version number.
     error UnknownPolicyVersion(uint256 version);
+    /// @notice A partnership's fee share is outside its disclosed range (or the range above 100%).
+    error FeeShareOutOfRange(uint256 feeBps, uint256 minFeeBps, uint256 maxFeeBps);
+    /// @notice A validity period that ends before it starts.
+    error InvalidPeriod(uint256 validFrom, uint256 validUntil);
+    /// @notice The platform's terms differ from what `bank` offered.
+    error PartnershipTermsMismatch(address bank, address platform);
+    /// @notice `account` is not an active, unfrozen member in `role`.
+    error NotActiveInRole(address account, IConsortiumRegistry.Role role);
     /// @notice The consortium always has a governor: ownership cannot be renounced.
     error GovernorRequired();
     /// @notice Servicing moves only away from a suspended or removed platform (`from` is `status`).

@@ -45,11 +45,12 @@ library LedgerTypes {
         address platform;
         uint8 product;
         uint128 principal;
-        uint32 aprBps;
+        uint32 aprBps; // the all-in APR: IRR of the borrower's flows, annualised, bps (R9)
         uint32 termDays;
         uint8 repayment;
         bytes32 lineId;
         bytes32 documentDigest;
+        bytes32 scheduleDigest; // ledger.schedule.digest: keccak256 of one word per instalment
         uint64 deadline;
         Tranche[] tranches;
     }
@@ -71,7 +72,7 @@ library LedgerTypes {
     bytes32 internal constant COLOAN_TYPEHASH = keccak256(
         "CoLoan(bytes32 loanId,bytes32 borrowerKey,address platform,uint8 product,uint128 principal,"
         "uint32 aprBps,uint32 termDays,uint8 repayment,bytes32 lineId,bytes32 documentDigest,"
-        "uint64 deadline,Tranche[] tranches)Tranche(address lender,uint128 amount)"
+        "bytes32 scheduleDigest,uint64 deadline,Tranche[] tranches)Tranche(address lender,uint128 amount)"
     );
 
     bytes32 internal constant CREDITLINE_TYPEHASH = keccak256(
@@ -80,8 +81,8 @@ library LedgerTypes {
         "Tranche(address lender,uint128 amount)"
     );
 
-    /// @dev EIP-712 hashStruct of a co-loan. The eleven static head words of the calldata struct are
-    /// exactly the eleven atomic fields of the typed struct, in order, so they are hashed in place.
+    /// @dev EIP-712 hashStruct of a co-loan. The twelve static head words of the calldata struct are
+    /// exactly the twelve atomic fields of the typed struct, in order, so they are hashed in place.
     /// A field with dirty high bits hashes differently from its clean value, so it can neither
     /// match a signature nor a stored commitment.
     function hashCoLoan(CoLoan calldata loan) internal pure returns (bytes32) {
@@ -89,7 +90,7 @@ library LedgerTypes {
         assembly ("memory-safe") {
             head := loan
         }
-        return _hashStruct(COLOAN_TYPEHASH, head, 11, hashTranches(loan.tranches));
+        return _hashStruct(COLOAN_TYPEHASH, head, 12, hashTranches(loan.tranches));
     }
 
     /// @dev EIP-712 hashStruct of a credit line; eight static head words, then the shares.

@@ -48,7 +48,8 @@ library PackedWords {
 
     // Policy: consumerCap 48 | businessCap 48 | maxInstitutions 8 | minPlatformShareBps 16 |
     //         maxPartnerCapitalBps 16 | maxJointLoanBps 16 | maxConsumerBulletDays 16 |
-    //         maxAttestationAge 32 | effectiveBlock 48 | minBankTranches 8
+    //         maxAttestationAge 32 | effectiveBlock 48 | minBankTranches 8; in the registry's hot
+    //         word effectiveBlock's bits carry version 32 | pause 1 | maxAllInAprBps 15 (R9)
     function cap(PolicyWord p, uint8 product) internal pure returns (uint256) {
         return _field(PolicyWord.unwrap(p), uint256(product) * 48, 48);
     }
@@ -71,6 +72,11 @@ library PackedWords {
 
     function minBankTranches(PolicyWord p) internal pure returns (uint256) {
         return _field(PolicyWord.unwrap(p), 248, 8);
+    }
+
+    /// @notice R9: the highest all-in APR (bps) a loan may declare.
+    function maxAllInAprBps(PolicyWord p) internal pure returns (uint256) {
+        return _field(PolicyWord.unwrap(p), 233, 15);
     }
 
     /// @notice R8: until when `m`'s capital figures may be used under `p`: the end of the period

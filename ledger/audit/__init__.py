@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ledger.audit.bytecode import check_bytecode, contracts_of
+from ledger.audit.economics import Schedules, held_schedules
 from ledger.audit.events import ChainEvent, Rpc, block_timestamps, decoder, fetch_logs
 from ledger.audit.governance import check_governance
 from ledger.audit.replay import Replay
@@ -62,7 +63,7 @@ def record_timestamps(rpc: Rpc, events: list[ChainEvent]) -> dict[int, int]:
     """Timestamps of the blocks holding records (rules are judged at their block's time), capital
     attestations (R8 judges their age) and line ends (an expiry is judged against the signed
     one)."""
-    named = ("LoanOriginated", "LineGranted", "CapitalAttested", "LineEnded")
+    named = ("LoanOriginated", "LineGranted", "CapitalAttested", "LineEnded", "ServiceFees")
     blocks = {e.block_number for e in events if e.name in named}
     return block_timestamps(rpc, blocks)
 
@@ -73,6 +74,7 @@ def replay_events(
     domain: Domain,
     timestamps: dict[int, int],
     rpc: Rpc | None = None,
+    schedules: Schedules | None = None,
 ) -> Replay:
     """Judge and apply every event; exposed separately so a test can replay an altered history."""
 
@@ -96,7 +98,7 @@ def replay_events(
             return False
         return bytes.fromhex(out[2:10]) == ERC1271_MAGIC
 
-    replay = Replay(report, domain, timestamps, contract_signature_ok)
+    replay = Replay(report, domain, timestamps, contract_signature_ok, schedules)
     replay.run(events)
     return replay
 
@@ -109,8 +111,11 @@ def run_audit(
     documents_dir: Path | None = None,
     document_keys: Path | None = None,
     database_url: str | None = None,
+    schedules_url: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
+    """`schedules_url`: a node database holding loan schedules (its api_loan_schedule table),
+    for the schedule and APR recomputation; `database_url`'s is used when not given."""
     t0 = time.perf_counter()
     rpc = Rpc(rpc_url, timeout=120)
     try:
@@ -133,10 +138,12 @@ def run_audit(
         check_governance(
             report, rpc, deployment, [e for e in events if e.contract == "registry"], to_block
         )
+        held_in = schedules_url or database_url
+        schedules = held_schedules(held_in) if held_in else None
         with ThreadPoolExecutor(max_workers=1) as pool:
             views = pool.submit(fetch_views, rpc_url, deployment, to_block, view_keys(events))
             replay = replay_events(
-                report, events, Domain(chain_id, deployment.ledger), timestamps, rpc
+                report, events, Domain(chain_id, deployment.ledger), timestamps, rpc, schedules
             )
             try:
                 state_views = views.result()
@@ -163,6 +170,13 @@ def run_audit(
             True,
             n_records + replay.records["repayments"],
             "tranche sums, repayment allocations, outstanding, write-offs",
+        )
+        report.checks["economics"] = CheckResult(
+            "economics",
+            True,
+            sum(replay.records[k] for k in ("fee_splits", "compensations", "recoveries")),
+            f"R9 at origination; service fees, guarantee payouts and recoveries to the fen; "
+            f"{replay.records['schedules_checked']} schedules and their IRR APR recomputed",
         )
         if isinstance(state_views, Exception):
             report.add(

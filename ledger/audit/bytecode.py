@@ -39,6 +39,11 @@ def expected_immutables(name: str, deployment: Deployment) -> dict[str, bytes]:
             "ConsortiumCouncil._registry": _address_word(deployment.registry),
             "ConsortiumCouncil._timelock": _address_word(deployment.timelock),
         }
+    if name == "LoanServicing":
+        return {
+            "LoanServicing.registry": _address_word(deployment.registry),
+            "LoanServicing.ledger": _address_word(deployment.ledger),
+        }
     if name != "CoLendingLedger":
         return {}
     domain = Domain(deployment.chain_id, deployment.ledger)
@@ -164,4 +169,6 @@ def contracts_of(deployment: Deployment) -> list[tuple[str, str, str]]:
             ("ConsortiumCouncil", deployment.council, ""),
             ("TimelockController", deployment.timelock, ""),
         ]
+    if deployment.servicing:
+        pairs.append(("LoanServicing", deployment.servicing, ""))
     return pairs

@@ -26,7 +26,9 @@ __all__ = [
 
 def decoder(deployment: Deployment) -> EventDecoder:
     """The deployment's event decoder, arguments in the native form the replay judges."""
-    return EventDecoder(deployment.registry, deployment.ledger, native=True)
+    return EventDecoder(
+        deployment.registry, deployment.ledger, native=True, servicing=deployment.servicing
+    )
 
 
 def fetch_logs(
@@ -40,6 +42,8 @@ def fetch_logs(
     """The raw logs of both contracts, in chain order, from the deployment block."""
     first = deployment.deployment_block
     addresses = [deployment.registry, deployment.ledger]
+    if deployment.servicing:
+        addresses.append(deployment.servicing)
     start = first
     while start <= to_block:
         end = min(start + step - 1, to_block)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 
 from ledger import allocation, rules
+from ledger.audit.economics import EconomicsChecks, Schedules
 from ledger.audit.events import ChainEvent
 from ledger.audit.report import AuditReport
 from ledger.audit.signatures import Recovery
@@ -59,13 +60,14 @@ _LEGAL = {
 ContractSigCheck = Callable[[str, bytes, bytes, int], bool]
 
 
-class Replay:
+class Replay(EconomicsChecks):
     def __init__(
         self,
         report: AuditReport,
         domain: Domain,
         timestamps: dict[int, int],
         contract_signature_ok: ContractSigCheck,
+        schedules: Schedules | None = None,
     ) -> None:
         self.report = report
         self.domain = domain
@@ -87,6 +89,7 @@ class Replay:
             "policies": 0,
             "servicing_transfers": 0,
         }
+        self._economics_init(schedules)
 
     def run(self, events: Iterable[ChainEvent]) -> None:
         events = list(events)
@@ -272,6 +275,7 @@ class Replay:
     def _on_LoanOriginated(self, ev: ChainEvent) -> None:  # noqa: N802
         loan, d = self._prepared.popleft()
         self._judge(ev, loan, d, ev.args["signatures"])
+        self.check_schedule(ev, loan)
         if loan.loan_id in self.book.loans:
             return  # reported as IdAlreadyUsed; the first record stands
         rules.apply_loan(self.book, loan)
@@ -316,6 +320,7 @@ class Replay:
         expected_i = allocation.split(amounts, rec.loan.principal, interest)
         expected_p = rules.apply_repayment(self.book, lid, rid, principal)
         self.repayments[rid] = (lid, principal, interest, self.book.loans[lid].outstanding)
+        self.remember_interest(ev, lid, expected_i)
         for part, expected in (("principal", expected_p), ("interest", expected_i)):
             split = list(ev.args[f"{part}Allocation"])
             if split != expected:

@@ -14,7 +14,16 @@ from ledger.money import cny
 # alone.
 STYLE = (Path(__file__).resolve().parents[1] / "data" / "console.css").read_text(encoding="utf-8")
 
-CHECKS = ("bytecode", "provenance", "rules", "state", "arithmetic", "read_model", "documents")
+CHECKS = (
+    "bytecode",
+    "provenance",
+    "rules",
+    "state",
+    "arithmetic",
+    "economics",
+    "read_model",
+    "documents",
+)
 
 
 @dataclass(slots=True)

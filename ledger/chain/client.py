@@ -15,6 +15,7 @@ from eth_utils import to_checksum_address
 
 from ledger.chain.errors import ContractRevert
 from ledger.chain.pipeline import PipelinedOrigination
+from ledger.chain.servicing import ServicingCalls
 from ledger.chain.transactor import (
     CHAIN_GONE,
     FeeMode,
@@ -28,7 +29,7 @@ from ledger.provenance import commitment, pack_signatures
 __all__ = ["FeeMode", "LedgerClient", "NonceManager", "OriginateResult", "Receipt"]
 
 
-class LedgerClient(PipelinedOrigination):
+class LedgerClient(ServicingCalls, PipelinedOrigination):
     """One member's connection to a deployment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

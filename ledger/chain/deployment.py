@@ -1,4 +1,5 @@
-"""Deploying the registry and the ledger, and the deployment file that records where they are."""
+"""Deploying the registry, the ledger and its servicing contract, the council, and the deployment
+file that records where they are."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ class Deployment:
     # hand_over has run; empty in a deployment file written before the council existed
     council: str = ""
     timelock: str = ""
+    # LoanServicing (guarantees, classification, recoveries); empty in an older deployment file
+    servicing: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +94,15 @@ def deploy(
     r2 = _send(w3, governor, {"from": governor.address, "data": data})
     reg_addr = to_checksum_address(r1["contractAddress"])
     led_addr = to_checksum_address(r2["contractAddress"])
+    sv_art = art["LoanServicing"]
+    data = (
+        w3.eth.contract(abi=sv_art.abi, bytecode=sv_art.bytecode)
+        .constructor(reg_addr, led_addr)
+        .data_in_transaction
+    )
+    servicing = to_checksum_address(
+        _send(w3, governor, {"from": governor.address, "data": data})["contractAddress"]
+    )
     # the timelock starts with no delay and the deployer as its temporary proposer and admin, so
     # hand_over can accept the registry's ownership through it; hand_over then sets the real
     # delay and leaves the council its only proposer and canceller
@@ -122,6 +134,7 @@ def deploy(
         deployed_at=int(time.time()),
         council=council,
         timelock=timelock,
+        servicing=servicing,
     )
 
 

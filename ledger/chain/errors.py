@@ -24,6 +24,7 @@ RULE_CODES = {
     "BulletTermTooLong": "R7",
     "StaleAttestation": "R8",
     "TooFewBankTranches": "R0",
+    "AllInAprTooHigh": "R9",
 }
 
 

@@ -180,7 +180,8 @@ class _Spec:
 
 
 class EventDecoder:
-    """Logs of the registry and the ledger at their deployed addresses; `native` gives the
+    """Logs of the registry and the ledger (and LoanServicing, given its address) at their
+    deployed addresses; `native` gives the
     arguments with bytes as `bytes` rather than 0x-hex (see the module's docstring)."""
 
     def __init__(
@@ -190,12 +191,15 @@ class EventDecoder:
         artifacts: Artifacts | None = None,
         *,
         native: bool = False,
+        servicing: str = "",
     ) -> None:
-        self._load(
-            (("registry", registry, "ConsortiumRegistry"), ("ledger", ledger, "CoLendingLedger")),
-            artifacts,
-            native,
-        )
+        contracts = [
+            ("registry", registry, "ConsortiumRegistry"),
+            ("ledger", ledger, "CoLendingLedger"),
+        ]
+        if servicing:  # LoanServicing, when the deployment has one
+            contracts.append(("servicing", servicing, "LoanServicing"))
+        self._load(contracts, artifacts, native)
 
     @classmethod
     def of(

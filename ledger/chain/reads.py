@@ -52,7 +52,9 @@ class ChainReads(Closing):
     def _decoder(self) -> EventDecoder:
         if self._events is None:
             dep = self.deployment
-            self._events = EventDecoder(dep.registry, dep.ledger, self._artifacts, native=True)
+            self._events = EventDecoder(
+                dep.registry, dep.ledger, self._artifacts, native=True, servicing=dep.servicing
+            )
         return self._events
 
     def _post(self, body: Any, *, write: bool = False) -> Any:

@@ -127,6 +127,9 @@ class Transactor(ChainReads):
         self.ledger = self.w3.eth.contract(
             address=deployment.ledger, abi=art["CoLendingLedger"].abi
         )
+        self.servicing = self.w3.eth.contract(
+            address=deployment.servicing or None, abi=art["LoanServicing"].abi
+        )
         # the council and its timelock (empty addresses in a pre-council deployment file)
         self.council = self.w3.eth.contract(
             address=deployment.council or None, abi=art["ConsortiumCouncil"].abi
@@ -139,6 +142,7 @@ class Transactor(ChainReads):
             art["ConsortiumRegistry"].abi,
             art["ConsortiumCouncil"].abi,
             art["TimelockController"].abi,
+            art["LoanServicing"].abi,
         )
         self.domain = Domain(deployment.chain_id, deployment.ledger)
         self._fee_mode = fee_mode

@@ -178,7 +178,7 @@ def deploy_cmd(
         hand_over,
         require_funded,
     )
-    from ledger.domain import Role
+    from ledger.domain import ADMISSIBLE_ROLES
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
     url = local_chain_url(rpc_url, state_dir)
@@ -203,7 +203,7 @@ def deploy_cmd(
         governor = dev_account("governor", 0)
         # on the local chain the first members get gas money too
         fund(url, [governor.address, *(m.split(":")[1] for m in member or [] if ":" in m)])
-    roles = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+    roles = ADMISSIBLE_ROLES
     firsts = []
     for item in member or []:
         role, _, rest = item.partition(":")
@@ -271,7 +271,8 @@ def gas_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Gas for a co-loan by tranche count (2, 3, 5) and batch size (1, 10, 50), new and existing
-    borrower, on a fresh local anvil."""
+    borrower, on a fresh local anvil; then a 12-instalment schedule's commitment and a repayment
+    with service fees, each beside its plain counterpart."""
     from ledger.localnet.gas import compare_snapshot, run, write_snapshot_file
 
     with console.status("measuring gas on a fresh anvil") as st:
@@ -291,12 +292,13 @@ def gas_cmd(
         table = Table(
             title="co-loan gas (per loan; DESIGN §8 target ≤ 150,000 for 3 tranches, new borrower)"
         )
-        for col in ("tranches", "batch", "borrower", "gas per loan", "tx gas"):
+        for col in ("case", "tranches", "batch", "borrower", "gas per loan", "tx gas"):
             table.add_column(col, justify="right")
         for r in rows:
             table.add_row(
-                str(r.tranches), str(r.batch), r.borrower, f"{r.gas_per_loan:,}", f"{r.gas_total:,}"
-            )
+                r.case, str(r.tranches), str(r.batch), r.borrower, f"{r.gas_per_loan:,}",
+                f"{r.gas_total:,}",
+            )  # fmt: skip
         out.print(table)
         for rise in rises:
             out.print(f"[red]regression[/red] {rise}")

@@ -44,6 +44,13 @@ def audit_cmd(
         str | None,
         typer.Option(help="A node's read model to check against the chain (SQLAlchemy URL)."),
     ] = None,
+    schedules_db: Annotated[
+        str | None,
+        typer.Option(
+            help="A node database holding loan schedules (the platform's or a bank's), to "
+            "recompute each schedule's digest and IRR APR (SQLAlchemy URL)."
+        ),
+    ] = None,
     html_file: Annotated[Path | None, typer.Option("--html", help="Write an HTML report.")] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
@@ -58,6 +65,7 @@ def audit_cmd(
         # document store unless told otherwise
         local = _local_node_inputs(state_dir)
         database_url = database_url or local.get("database_url")
+        schedules_db = schedules_db or local.get("schedules_url")
         if documents is None and "document_dir" in local:
             documents, document_keys = Path(local["document_dir"]), Path(local["document_key_dir"])
     if documents is not None and not documents.is_dir():
@@ -81,6 +89,7 @@ def audit_cmd(
             documents_dir=documents,
             document_keys=document_keys,
             database_url=database_url,
+            schedules_url=schedules_db,
             progress=progress,
         )
     if html_file is not None:
@@ -94,7 +103,8 @@ def audit_cmd(
 
 
 def _local_node_inputs(state_dir: Path) -> dict[str, str]:
-    """From `ledger up`'s node configs: the auditor's database, the platform's document store."""
+    """From `ledger up`'s node configs: the auditor's database, the platform's document store
+    and database (the loan schedules it proposed)."""
     found: dict[str, str] = {}
     for name, keys in (
         ("auditor", ("database_url",)),
@@ -104,6 +114,8 @@ def _local_node_inputs(state_dir: Path) -> dict[str, str]:
         if path.exists():
             cfg = json.loads(path.read_text(encoding="utf-8"))
             found.update({k: str(cfg[k]) for k in keys if cfg.get(k)})
+            if name == "platform" and cfg.get("database_url"):
+                found["schedules_url"] = str(cfg["database_url"])  # the schedules it proposed
     return found
 
 

@@ -97,7 +97,7 @@ def _action_args(
     name: str | None,
     to: str | None = None,
 ) -> tuple[str, tuple[Any, ...]]:
-    from ledger.domain import Role
+    from ledger.domain import ADMISSIBLE_ROLES
 
     if action == "policy":
         policy, _ = council.client.current_policy()
@@ -116,10 +116,11 @@ def _action_args(
     if target is None:
         raise CliError(f"{action}: give the member's ADDRESS")
     if action == "admit":
-        roles = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
-        if role not in roles or not name:
-            raise CliError("admit: --role platform|lender|auditor and --name NAME are required")
-        return "admit", (target, roles[role], name)
+        if role not in ADMISSIBLE_ROLES or not name:
+            raise CliError(
+                f"admit: --role {'|'.join(ADMISSIBLE_ROLES)} and --name NAME are required"
+            )
+        return "admit", (target, ADMISSIBLE_ROLES[role], name)
     if action in ("freeze", "unfreeze"):
         return "freeze", (target, action == "freeze")
     if action == "transfer-servicing":

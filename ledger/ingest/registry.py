@@ -86,6 +86,11 @@ def policy(p: Projection, ev: ChainEvent) -> None:
             "max_consumer_bullet_days": policy["maxConsumerBulletDays"],
             "max_attestation_age": policy["maxAttestationAge"],
             "min_bank_tranches": policy["minBankTranches"],
+            "max_all_in_apr_bps": policy["maxAllInAprBps"],
+            "max_guarantee_multiple": policy["maxGuaranteeMultiple"],
+            "special_mention_max_dpd": policy["specialMentionMaxDpd"],
+            "substandard_max_dpd": policy["substandardMaxDpd"],
+            "doubtful_max_dpd": policy["doubtfulMaxDpd"],
             "block_number": ev.block_number,
         },
     )

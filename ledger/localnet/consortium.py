@@ -154,6 +154,7 @@ class LocalConsortium:
         deadline: int | None = None,
         platform: LocalAccount | None = None,
         loan_id: bytes | None = None,
+        schedule_digest: bytes = b"\0" * 32,
     ) -> CoLoan:
         """A co-loan; by default the platform funds 40% and the first two lenders 30% each."""
         platform = platform or self.platform
@@ -176,6 +177,7 @@ class LocalConsortium:
             deadline=deadline if deadline is not None else self.now() + 3_600,
             tranches=tranches,
             line_id=line_id,
+            schedule_digest=schedule_digest,
         )
 
     def line(

@@ -1,6 +1,7 @@
 """`ledger demo`: the whole consortium story played against the running nodes, in order: the
-lending story (ledger.localnet.story), then the council's part (ledger.localnet.story_council): a
-policy change and a servicing transfer."""
+lending story (ledger.localnet.story), the loan economics (ledger.localnet.story_economics),
+then the council's part (ledger.localnet.story_council): a policy change and a servicing
+transfer."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger.localnet.story import _next_run, _play, _Story
 from ledger.localnet.story_council import council, servicing
+from ledger.localnet.story_economics import play_economics
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -29,6 +31,7 @@ def run_story(
     s = _Story(urls, accounts)
     try:
         _play(s, run)
+        play_economics(s, state_dir, run, rpc_url, delay_s)
         council(s, state_dir, rpc_url, delay_s)
         servicing(s, state_dir, run, rpc_url, delay_s)
     finally:

@@ -28,6 +28,19 @@ class GasRow:
     borrower: str  # "new" or "existing"
     gas_total: int
     gas_per_loan: int
+    case: str = "originate"  # or one of ECONOMICS_CASES
+
+    @property
+    def key(self) -> tuple[int, int, str, str]:
+        return (self.tranches, self.batch, self.borrower, self.case)
+
+
+ECONOMICS_CASES = (
+    "originate, no schedule",
+    "originate, 12-instalment schedule",
+    "repay, no partnership terms",
+    "repay with service fees",
+)
 
 
 def _shares(cx: LocalConsortium, tranches: int, principal: int) -> list[tuple]:
@@ -71,13 +84,54 @@ def measure(
     return rows
 
 
+def measure_economics(cx: LocalConsortium) -> list[GasRow]:
+    """Three tranches, new borrower: origination without and with a committed 12-instalment
+    schedule (their difference is what the schedule commitment costs), then the first
+    repayment of a loan whose banks have no partnership terms and of one whose banks do (the
+    difference is what the service-fee split costs)."""
+    from ledger import apr, schedule
+    from ledger.chain.servicing import Partnership
+
+    plat, shares = cx.plat, _shares(cx, 3, PRINCIPAL)
+    rows = []
+
+    def originate(with_schedule: bool) -> tuple[CoLoan, tuple[schedule.Instalment, ...], int]:
+        s = schedule.build("equal_instalment", PRINCIPAL, 12, 1_200, cx.now())
+        rate = apr.all_in_apr_bps(s, PRINCIPAL, cx.now())
+        digest = schedule.digest(s) if with_schedule else bytes(32)
+        loan = cx.loan(PRINCIPAL, shares, apr_bps=rate, schedule_digest=digest)
+        return loan, s, plat.originate(loan, cx.sign(loan)).gas_used
+
+    plain, s, gas = originate(False)
+    rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[0]))
+    scheduled, s, gas = originate(True)
+    rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[1]))
+    gas = plat.repay(
+        plain, new_id("repayment", cx.platform.address), s[0].principal, s[0].interest
+    ).gas_used
+    rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[2]))
+    now = cx.now()
+    for bank, _amount in shares[1:]:
+        terms = Partnership(3_000, 1_000, 4_000, now - 1, now + 365 * 86_400)
+        cx.client(bank).offer_partnership(cx.platform.address, terms)
+        plat.accept_partnership(bank.address, terms)
+    gas = plat.repay(
+        scheduled, new_id("repayment", cx.platform.address), s[0].principal, s[0].interest
+    ).gas_used
+    rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[3]))
+    return rows
+
+
 def run(progress: Callable[[str], None] | None = None) -> list[GasRow]:
     """Start anvil, deploy, measure, stop. Five tranches need R3 raised to five institutions."""
     policy = Policy(**{**asdict(DEFAULT_POLICY), "max_institutions": 5})
     with LocalChain("anvil") as chain:
         cx = bootstrap(chain.url, n_lenders=4, policy=policy)
         try:
-            return measure(cx, progress=progress)
+            rows = measure(cx, progress=progress)
+            if progress:
+                progress("schedule commitment and service fees")
+            return rows + measure_economics(cx)
         finally:
             cx.reset_clients()
 
@@ -97,17 +151,18 @@ def write_snapshot_file(path: Path, rows: list[GasRow]) -> None:
 def compare_snapshot(path: Path, rows: list[GasRow]) -> list[str]:
     """Every case whose gas per loan rose by more than 2% over the snapshot, described."""
     old = {
-        (r["tranches"], r["batch"], r["borrower"]): r["gas_per_loan"]
+        (r["tranches"], r["batch"], r["borrower"], r.get("case", "originate")): r["gas_per_loan"]
         for r in json.loads(Path(path).read_text(encoding="utf-8"))["rows"]
     }
     rises = []
     for r in rows:
-        before = old.get((r.tranches, r.batch, r.borrower))
+        before = old.get(r.key)
+        what = f"{r.tranches} tranches, batch {r.batch}, {r.borrower} borrower, {r.case}"
         if before is None:
-            rises.append(f"{r.tranches} tranches, batch {r.batch}, {r.borrower}: not in snapshot")
+            rises.append(f"{what}: not in snapshot")
         elif r.gas_per_loan > before * (1 + TOLERANCE):
             rises.append(
-                f"{r.tranches} tranches, batch {r.batch}, {r.borrower} borrower: "
-                f"{before:,} -> {r.gas_per_loan:,} (+{(r.gas_per_loan - before) / before:.1%})"
+                f"{what}: {before:,} -> {r.gas_per_loan:,} "
+                f"(+{(r.gas_per_loan - before) / before:.1%})"
             )
     return rises

@@ -4,9 +4,10 @@ Co-origination with the banks' co-signatures, a bank's exposure query, refusals 
 R4 with their numbers and by a bank's own appetite, a repayment that makes the blocked loan fit,
 an idempotent retry, object-level scoping, the auditor's read-everything, write-nothing role, a
 policy change adopted by the council (a majority of the members, each on its own node, then the
-timelock's delay), and a servicing transfer: a second platform admitted by the council records a
-loan, is removed, and the council hands its open loan to the platform, whose node repays it.
-Each step records what was expected and what happened.
+timelock's delay), the loan economics (ledger.localnet.story_economics), and a servicing
+transfer: a second platform admitted by the council records a loan, is removed, and the council
+hands its open loan to the platform, whose node repays it. Each step records what was expected
+and what happened.
 
 Resident IDs are synthetic (valid check digits, made-up numbers) and new on every run, so the
 story plays the same way every time on the same chain. DEV-ONLY keys sign the members in.

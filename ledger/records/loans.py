@@ -33,6 +33,7 @@ def loan_terms(loan: CoLoan) -> dict[str, Any]:
         **_named(loan),
         "line_id": to_hex(loan.line_id),
         "document_digest": to_hex(loan.document_digest),
+        "schedule_digest": to_hex(loan.schedule_digest),
         "deadline": loan.deadline,
         "tranches": shares_json(loan.tranches),
     }
@@ -48,6 +49,7 @@ def loan_from_terms(t: Mapping[str, Any]) -> CoLoan:
         tranches=tranches_of(t["tranches"]),
         line_id=t["line_id"],
         document_digest=t["document_digest"],
+        schedule_digest=t.get("schedule_digest") or ZERO32,
     )
 
 
@@ -60,6 +62,7 @@ def loan_from_row(r: Mapping[str, Any], tranches: Sequence[Mapping[str, Any]]) -
         tranches=tranches_of(tranches),
         line_id=r["line_id"] or ZERO32,
         document_digest=r["document_digest"] or ZERO32,
+        schedule_digest=r.get("schedule_digest") or ZERO32,
     )
 
 
@@ -83,6 +86,7 @@ def loan_view(
         **_named(loan),
         "line_id": _optional(loan.line_id),
         "document_digest": _optional(loan.document_digest),
+        "schedule_digest": _optional(loan.schedule_digest),
         "outstanding": int(outstanding),
         "status": status_name(status),
         "tranches": [

@@ -188,6 +188,11 @@ class PolicyVersionRow(StoreModel, table=True):
     max_attestation_age: int = _col(BigInteger)
     block_number: int = _col(BigInteger)
     min_bank_tranches: int = _col(SmallInteger)  # R0; migration 0003
+    max_all_in_apr_bps: int = _col(Integer)  # R9; migration 0004
+    max_guarantee_multiple: int = _col(SmallInteger)  # R10; migration 0004
+    special_mention_max_dpd: int = _col(Integer)  # the DPD floor; migration 0004
+    substandard_max_dpd: int = _col(Integer)
+    doubtful_max_dpd: int = _col(Integer)
 
 
 class CapitalAttestationRow(_Logged, StoreModel, table=True):
@@ -249,6 +254,7 @@ class LoanRow(StoreModel, table=True):
     block_number: int = _col(BigInteger)
     tx_hash: bytes = _col(Bytes32)
     log_index: int = _col(Integer)
+    schedule_digest: bytes | None = _col(Bytes32, null=True)  # migration 0004
 
 
 class LoanTrancheRow(_Part, _OfLoan, StoreModel, table=True):

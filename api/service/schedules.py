@@ -1,0 +1,164 @@
+"""A loan's repayment schedule at the node: built (or checked) from the request, its all-in APR
+recomputed, carried to the lender nodes beside the signed terms, kept in the node's own table,
+and shown with what is due, paid and overdue.
+
+The chain holds only the schedule's digest (in the signed terms); the instalments live with the
+parties that signed them (the platform's and the banks' nodes).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from api.problems import Problem
+from api.store import LoanSchedule
+from ledger import apr, economics
+from ledger import schedule as sched
+from ledger.domain import ZERO32, CoLoan, to_hex
+
+
+def _field_problem(
+    status: int, code: str, field: str, rule: str, detail: str, **extra: Any
+) -> Problem:
+    return Problem(status, code, detail, errors=[{"field": field, "rule": rule, "message": detail}],
+                   **extra)  # fmt: skip
+
+
+def build(spec: Any, principal: int, now: int) -> tuple[int, tuple[sched.Instalment, ...]]:
+    """(start, instalments) from a request's `schedule`: the instalments given, checked, or built
+    by ledger.schedule from kind, months and rates."""
+    start = spec.start if spec.start is not None else now
+    try:
+        if spec.instalments is not None:
+            rows = tuple(sched.Instalment(i.due, i.principal, i.interest, i.charges)
+                         for i in spec.instalments)  # fmt: skip
+        else:
+            rows = sched.build(spec.kind, principal, spec.months, spec.rate_bps, start,
+                               spec.charge_bps, spec.charge_on_original)  # fmt: skip
+        sched.check(rows, principal)
+    except sched.ScheduleError as exc:
+        field = "schedule." + exc.field.removeprefix("schedule.")
+        raise _field_problem(422, "InvalidSchedule", field, exc.rule, str(exc)) from None
+    if rows[0].due <= start:
+        raise _field_problem(422, "InvalidSchedule", "schedule.start", "before_first_due",
+                             "the first instalment must fall due after the start")  # fmt: skip
+    return start, rows
+
+
+def all_in_apr(principal: int, start: int, rows: tuple[sched.Instalment, ...]) -> int:
+    try:
+        return apr.all_in_apr_bps(rows, principal, start)
+    except ValueError as exc:
+        raise _field_problem(422, "InvalidSchedule", "schedule", "monthly", str(exc)) from None
+
+
+def check_declared(declared: int | None, computed: int) -> int:
+    """The APR the terms carry: the computed one; a declared figure must equal it."""
+    if declared is not None and declared != computed:
+        raise _field_problem(
+            422, "AprMismatch", "apr_bps", "irr_of_schedule",
+            f"apr_bps {declared} does not match the schedule's all-in APR (IRR) {computed}",
+            declared=declared, computed=computed,
+        )  # fmt: skip
+    return computed
+
+
+def terms_json(start: int, rows: tuple[sched.Instalment, ...]) -> dict[str, Any]:
+    return {"start": start, "instalments": sched.to_json(rows)}
+
+
+def verify_for_cosign(
+    loan: CoLoan, given: Any, lender: str
+) -> tuple[int, tuple[sched.Instalment, ...]] | None:
+    """A lender node's check of the schedule beside the terms it is asked to sign: it hashes to
+    the signed digest, sums to the principal and gives exactly the declared all-in APR."""
+    if loan.schedule_digest == ZERO32:
+        return None
+    if given is None:
+        raise Problem(409, "ScheduleMissing", "the terms commit to a schedule that was not sent",
+                      lender=lender)  # fmt: skip
+    rows = sched.from_json([i.model_dump() for i in given.instalments])
+    if sched.digest(rows) != loan.schedule_digest:
+        raise Problem(409, "ScheduleMismatch", "the schedule does not hash to the signed digest",
+                      lender=lender)  # fmt: skip
+    try:
+        sched.check(rows, loan.principal)
+        computed = apr.all_in_apr_bps(rows, loan.principal, given.start)
+    except (sched.ScheduleError, ValueError) as exc:
+        raise Problem(409, "InvalidSchedule", str(exc), lender=lender) from None
+    if computed != loan.apr_bps:
+        raise Problem(409, "AprMismatch",
+                      f"apr_bps {loan.apr_bps} is not the schedule's all-in APR {computed}",
+                      lender=lender, declared=loan.apr_bps, computed=computed)  # fmt: skip
+    return given.start, rows
+
+
+def save(engine: Engine, loan: CoLoan, start: int, rows: tuple[sched.Instalment, ...]) -> None:
+    with Session(engine) as s:
+        s.merge(LoanSchedule(loan_id=to_hex(loan.loan_id), start=start,
+                             instalments=json.dumps(sched.to_json(rows))))  # fmt: skip
+        s.commit()
+
+
+def load(engine: Engine, loan_id: bytes) -> tuple[int, tuple[sched.Instalment, ...]] | None:
+    with Session(engine) as s:
+        row = s.get(LoanSchedule, to_hex(loan_id))
+    if row is None:
+        return None
+    return row.start, sched.from_json(json.loads(row.instalments))
+
+
+def schedule_view(
+    start: int,
+    rows: tuple[sched.Instalment, ...],
+    principal: int,
+    outstanding: int,
+    at: int,
+    floor: economics.Floor,
+) -> dict[str, Any]:
+    """The schedule with each instalment's state at `at`: paid (its principal repaid,
+    cumulatively), overdue (due and not paid), due (the next one) or upcoming; and the loan's
+    days past due and its floor category."""
+    repaid = principal - outstanding
+    out, cum, next_marked = [], 0, False
+    for i in rows:
+        cum += i.principal
+        if cum <= repaid:
+            state = "paid"
+        elif i.due < at:
+            state = "overdue"
+        elif not next_marked:
+            state, next_marked = "due", True
+        else:
+            state = "upcoming"
+        out.append({**i.as_json(), "total": i.total, "state": state})
+    dpd = economics.days_past_due(rows, repaid, at)
+    return {
+        "start": start,
+        "instalments": out,
+        "all_in_apr_bps": apr.all_in_apr_bps(rows, principal, start),
+        "days_past_due": dpd,
+        "overdue_principal": economics.overdue_principal(rows, repaid, at),
+        "floor_category": economics.CATEGORY_NAMES[floor.category(dpd)],
+    }
+
+
+def attach(view: Any, ctx: Any, chain: Any) -> Any:
+    """`view` (a LoanView) with its schedule's state now, if this node holds the schedule."""
+    loan_id = bytes.fromhex(view.loan_id[2:])
+    held = load(ctx.engine, loan_id)
+    if held is None:
+        return view
+    _block, now = chain.now()
+    p = chain.policy()
+    floor = economics.Floor(p.special_mention_max_dpd, p.substandard_max_dpd, p.doubtful_max_dpd)
+    start, rows = held
+    return view.model_copy(
+        update={
+            "schedule": schedule_view(start, rows, view.principal, view.outstanding, now, floor)
+        }
+    )
