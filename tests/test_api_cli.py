@@ -12,7 +12,10 @@ import pytest
 
 from tests.test_cli import ledger
 
-EXPECTED_STEPS = 24  # 17, an R0 refusal and the council adopting a policy change (6)
+# 17, an R0 refusal, the council adopting a policy change (6) and a servicing transfer (17: a
+# second platform admitted, its loan, the platform's refused repayment, its removal, the transfer
+# and the platform's repayment of the transferred loan)
+EXPECTED_STEPS = 41
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -81,7 +84,9 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
         codes = [s["response"].get("code") for s in story["steps"] if s["status"] >= 400]
         assert {"BorrowerCapExceeded", "TooManyInstitutions", "PlatformShareTooLow",
                 "TooFewBankTranches", "AppetiteExceeded",
-                "RoleForbidden"} <= set(codes)  # fmt: skip
+                "RoleForbidden", "LoanNotFound"} <= set(codes)  # fmt: skip
+        assert any(s["action"].startswith("repays the transferred loan") and s["ok"]
+                   for s in story["steps"])  # fmt: skip
         # after the story, the audit of the whole history passes with every check run: the
         # auditor node's read model and the platform's encrypted document store included
         audit = ledger("audit", "--state-dir", state, "--json")
