@@ -17,9 +17,14 @@ from fastapi import FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
+from api.alerting.install import alert_service
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
 from api.routes import audit, auth, borrowers, cosign, governance, health, lenders, lines, loans
+from api.routes.alerts import router as alerts_router
+from api.routes.console import pages as console_pages
+from api.routes.console import router as console_router
+from api.routes.freeze import router as freeze_router
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
 
@@ -90,11 +95,15 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         _check_membership(services)
         services.reads.start()
+        if app.state.alerts is not None:
+            app.state.alerts.start()
         if services.keeper is not None:
             services.keeper.start()
         try:
             yield
         finally:
+            if app.state.alerts is not None:
+                app.state.alerts.stop()
             services.close()
 
     app = FastAPI(
@@ -107,6 +116,7 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.alerts = alert_service(settings, services)
     limits = settings.limits
     app.state.caller_rate = TokenBucket(limits.rate_per_s, limits.burst)
     app.state.signin_rate = TokenBucket(limits.signin_rate_per_s, limits.signin_burst)
@@ -131,6 +141,10 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.include_router(borrowers.router)
     app.include_router(lenders.router)
     app.include_router(governance.router)
+    app.include_router(alerts_router)
+    app.include_router(freeze_router)
+    app.include_router(console_pages)
+    app.include_router(console_router)
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)

@@ -40,6 +40,7 @@ _STATUS_BY_CODE: dict[str, int] = {
             "IdAlreadyUsed",
             "LineLimitExceeded",
             "LineNotActive",
+            "LineFrozen",
             "LineMismatch",
             "RepaymentExceedsOutstanding",
             "IllegalTransition",

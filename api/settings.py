@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.alerting.config import AlertSettings
 from ledger.records.names import ProductName
 
 DEV_CHAIN_ID = 31337
@@ -185,12 +186,12 @@ class NodeSettings(ServiceSettings):
         "expiry (api/service/keeper.py); 0: never",
     )
     limits: Limits = Field(default_factory=Limits)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     @field_validator("peers")
     @classmethod
     def _checksum_peers(cls, value: dict[str, str]) -> dict[str, str]:
         return {to_checksum_address(k): v.rstrip("/") for k, v in value.items()}
-
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

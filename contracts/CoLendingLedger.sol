@@ -129,6 +129,23 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     }
 
     /// @inheritdoc ICoLendingLedger
+    function freezeLine(bytes32 lineId, bool frozen) external {
+        IConsortiumRegistry.Member memory m = _actor(msg.sender);
+        LineRecord storage l = _lines[lineId];
+        if (l.status != LedgerTypes.LineStatus.Active) revert LineNotActive(lineId, l.status);
+        uint256 holders = l.institutions;
+        for (uint256 j; j < BorrowerBook.SLOTS; ++j) {
+            if (m.role == IConsortiumRegistry.Role.Lender && uint16(holders >> (16 * j)) == m.index) {
+                uint8 bit = uint8(1 << j);
+                l.frozen = frozen ? l.frozen | bit : l.frozen & ~bit;
+                emit LineShareFrozen(lineId, msg.sender, frozen);
+                return;
+            }
+        }
+        revert NotLineShareHolder(lineId, msg.sender);
+    }
+
+    /// @inheritdoc ICoLendingLedger
     function expireLine(bytes32 lineId) external {
         _requireNotPaused();
         LineRecord storage l = _lines[lineId];
@@ -590,7 +607,8 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
             status: LedgerTypes.LineStatus.Active,
             product: line.product,
             platformIndex: platformIndex,
-            institutions: uint80(packed)
+            institutions: uint80(packed),
+            frozen: 0
         });
         _lineBorrower[line.lineId] = line.borrowerKey;
     }
@@ -610,11 +628,13 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         bool successor = l.platformIndex != platformIndex;
         if (successor) _requireServicer(registry.memberAt(l.platformIndex), loan.platform);
         uint256 holders = l.institutions;
+        uint256 frozen = l.frozen;
         for (uint256 i; i < members.length; ++i) {
             uint256 idx = members[i].index();
             bool found = successor && idx == platformIndex;
             for (uint256 j; j < BorrowerBook.SLOTS; ++j) {
                 if (uint16(holders >> (16 * j)) == idx) {
+                    if ((frozen >> j) & 1 != 0) revert LineFrozen(lineId, loan.tranches[i].lender);
                     found = true;
                     break;
                 }

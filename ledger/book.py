@@ -88,6 +88,7 @@ class LineState:
     # the share holders' member indices, as the contract stores them; empty: read them from
     # `line.shares` (a node that rebuilds a line from the chain's view has only these)
     holders: tuple[int, ...] = ()
+    frozen: set[int] = field(default_factory=set)  # member indices of banks that froze (freezeLine)
 
 
 @dataclass(slots=True)

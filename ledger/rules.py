@@ -326,6 +326,8 @@ def check_loan(
         for t in loan.tranches:
             if book.members[t.lender].index not in holders:
                 return _v("NotLineShareHolder", lineId=loan.line_id, lender=t.lender)
+            if book.members[t.lender].index in line.frozen:
+                return _v("LineFrozen", lineId=loan.line_id, lender=t.lender)
         if line.drawn + loan.principal > line.line.limit:
             return _v(
                 "LineLimitExceeded",

@@ -19,6 +19,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# Headless Chromium and its WebDriver for the browser tests, from Debian, when missing.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  else
+    echo "chromium and chromium-driver are missing (the browser tests skip): apt-get install them" >&2
+  fi
+fi
+
 nstamp=node_modules/.installed
 if [ ! -f "$nstamp" ] || [ package-lock.json -nt "$nstamp" ]; then
   npm ci --no-audit --no-fund --loglevel=error

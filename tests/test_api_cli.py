@@ -12,10 +12,7 @@ import pytest
 
 from tests.test_cli import ledger
 
-# 17, an R0 refusal, the council adopting a policy change (6) and a servicing transfer (17: a
-# second platform admitted, its loan, the platform's refused repayment, its removal, the transfer
-# and the platform's repayment of the transferred loan)
-EXPECTED_STEPS = 41
+EXPECTED_STEPS = 41  # 17, an R0 refusal, a policy change (6), a servicing transfer (17)
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -150,10 +152,17 @@ def test_gov_council_through_the_cli(tmp_path: Path) -> None:
         ledger("chain", "down", "--state-dir", state, "--json")
 
 
-def test_deploy_outside_the_dev_chain_needs_members_and_a_real_delay(tmp_path: Path) -> None:
+def test_deploy_outside_the_dev_chain_needs_members_and_a_real_delay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Open ends of issue 14: a deployment on a chain other than the local dev one (here an anvil
     answering chain id 1337) is refused without first members (the deployer would keep the
-    registry) and with a timelock delay under an hour unless --allow-short-delay is given."""
+    registry) and with a timelock delay under an hour unless --allow-short-delay is given.
+    Issue 15: there the deployer signs from a keystore (DEV-ONLY keys are refused) and must be
+    funded by the chain itself (nothing calls anvil_setBalance); an unfunded one is named."""
+    from eth_account import Account
+
+    from ledger.keys import KEY_PASSWORD_ENV, write_keystore
     from ledger.localnet import nodes
     from ledger.localnet.chains import LocalChain
 
@@ -161,8 +170,25 @@ def test_deploy_outside_the_dev_chain_needs_members_and_a_real_delay(tmp_path: P
     for m in nodes.MEMBERS:
         members += ["--member", f"{m.role}:{nodes.member(m.name).address}:{m.display}"]
     state = str(tmp_path / "state")
+    monkeypatch.setenv(KEY_PASSWORD_ENV, "test-only")
+    # anvil's first mnemonic account: funded by that chain's genesis
+    funded = Account.from_key("0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
+    write_keystore(funded, tmp_path / "funded.json", "test-only", work_factor=2**10)
+    poor = Account.create()
+    write_keystore(poor, tmp_path / "poor.json", "test-only", work_factor=2**10)
     with LocalChain("anvil", chain_id=1337) as chain:
-        base = ("deploy", "--rpc-url", chain.url, "--state-dir", state)
+        dev = ledger("deploy", "--rpc-url", chain.url, "--state-dir", state, *members)
+        assert dev.returncode != 0 and "pass --keystore" in dev.stderr
+        unfunded = ledger("deploy", "--rpc-url", chain.url, "--state-dir", state,
+                          "--keystore", str(tmp_path / "poor.json"), *members)  # fmt: skip
+        assert unfunded.returncode != 0 and poor.address in unfunded.stderr, unfunded.stderr
+        wrong = ledger("deploy", "--rpc-url", chain.url, "--state-dir", state, "--chain-id",
+                       "1515", "--keystore", str(tmp_path / "funded.json"), *members)  # fmt: skip
+        assert (
+            wrong.returncode != 0 and "--chain-id 1515" in wrong.stderr and "1337" in wrong.stderr
+        )
+        base = ("deploy", "--rpc-url", chain.url, "--state-dir", state,
+                "--keystore", str(tmp_path / "funded.json"))  # fmt: skip
         for args, says in (
             ((), "no --member on chain id 1337"),
             (("--delay", "60", *members), "--delay 60 is under the 3600 s floor"),

@@ -2,8 +2,9 @@
 caller). The suite's own test IDs are the canaries: every log record of the test process is
 watched while the suite runs, every PostgreSQL test schema is scanned before it is dropped, and
 the last test of the session scans every file the suite left under its temporary directory
-(node logs, SQLite databases, configs, document stores, chain state) and every node schema left
-in PostgreSQL. tests/conftest.py moves that test to the end of the run."""
+(node logs, SQLite databases, configs, document stores, chain state, and the web console's pages
+as the browser rendered them: tests/test_console_browser.py keeps each one there) and every node
+schema left in PostgreSQL. tests/conftest.py moves that test to the end of the run."""
 
 from __future__ import annotations
 

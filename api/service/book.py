@@ -79,5 +79,5 @@ def _add_line(chain: ConsortiumView, book: Book, line_id: bytes, platform: str, 
         shares=(),
     )
     book.lines[line_id] = LineState(
-        line, state.platform_index, state.status, state.drawn, state.holders
+        line, state.platform_index, state.status, state.drawn, state.holders, set(state.frozen)
     )

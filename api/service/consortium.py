@@ -57,6 +57,7 @@ class LineOnChain(NamedTuple):
     platform_index: int
     borrower_key: bytes
     holders: tuple[int, ...] = ()  # the share holders' member indices
+    frozen: frozenset[int] = frozenset()  # those of them that froze their share (freezeLine)
 
 
 class BorrowerExposure(NamedTuple):
@@ -138,13 +139,15 @@ class ConsortiumView:
 
     def line_state(self, line_id: bytes, block: Block = "latest") -> LineOnChain:
         c = self.client
-        (limit, drawn, expires, status, product, pidx, inst), key = c.call(
+        (limit, drawn, expires, status, product, pidx, inst, mask), key = c.call(
             c.ledger, "lineState", line_id, block=block
         )
-        holders = tuple(i for k in range(5) if (i := (int(inst) >> (16 * k)) & 0xFFFF))
+        slots = [(int(inst) >> (16 * k)) & 0xFFFF for k in range(5)]
+        holders = tuple(i for i in slots if i)
+        frozen = frozenset(i for k, i in enumerate(slots) if i and (int(mask) >> k) & 1)
         return LineOnChain(
             int(limit), int(drawn), int(expires), LineStatus(status), int(product), int(pidx),
-            bytes(key), holders,
+            bytes(key), holders, frozen,
         )  # fmt: skip
 
     def borrower_exposure(self, key: bytes, block: Block = "latest") -> BorrowerExposure:

@@ -20,6 +20,7 @@ from api import store
 from api.metrics import Metrics
 from api.settings import NodeSettings
 from ledger.chain.client import LedgerClient
+from ledger.chain.connect import ChainIdMismatch, check_chain_id
 from ledger.chain.deployment import Deployment
 from ledger.documents import DocumentStore
 from ledger.keyclient import KeyClient
@@ -104,3 +105,9 @@ def check_chain(ctx: MemberContext) -> None:
             f"wrong wiring: {where} the ledger at {dep.ledger} to use the registry at "
             f"{dep.registry}, but on {url} it is wired to the registry at {registry}"
         )
+    # the EIP-712 domain's chain id is block.chainid inside the EVM; a node whose eth_chainId
+    # says otherwise would have every signature judged differently by Python and the contract
+    try:
+        check_chain_id(w3, ctx.client.ledger, dep.chain_id)
+    except ChainIdMismatch as exc:
+        raise WrongChain(str(exc)) from None

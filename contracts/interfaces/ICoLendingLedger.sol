@@ -19,6 +19,7 @@ interface ICoLendingLedger {
         uint8 product;
         uint16 platformIndex;
         uint80 institutions; // five 16-bit member indices of the share holders
+        uint8 frozen; // bit j set: the holder in slot j of `institutions` froze its share
     }
 
     /// @notice A co-loan was recorded under policy `policyVersion`, with its full terms and the
@@ -47,6 +48,8 @@ interface ICoLendingLedger {
     event LineEnded(
         bytes32 indexed lineId, bytes32 indexed borrowerKey, LedgerTypes.LineStatus status, uint256 limit, uint256 drawn
     );
+    /// @notice A bank froze (or unfroze) its share of the undrawn part of a line it funds.
+    event LineShareFrozen(bytes32 indexed lineId, address indexed lender, bool frozen);
     /// @notice A repayment, with each tranche's part of its principal and interest (tranche order).
     event Repaid(
         bytes32 indexed loanId,
@@ -106,6 +109,11 @@ interface ICoLendingLedger {
         returns (uint32 policyVersion);
 
     // ------------------------------------------------------------------ line lifecycle
+
+    /// @notice Freeze (or unfreeze) the caller's share of an active line it funds: while frozen,
+    /// a draw with a tranche from the caller is refused (`LineFrozen`). Only that bank, for its
+    /// own share; the line's limit still counts in the borrower's exposure until it ends.
+    function freezeLine(bytes32 lineId, bool frozen) external;
 
     /// @notice Close an active line early. Only the platform servicing the line (its own, or its
     /// successor after a servicing transfer). Releases its limit from the

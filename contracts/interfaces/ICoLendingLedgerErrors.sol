@@ -104,6 +104,8 @@ interface ICoLendingLedgerErrors {
     error LineMismatch(bytes32 lineId);
     /// @notice `lender` funds a tranche of a draw on the line but holds no share of it.
     error NotLineShareHolder(bytes32 lineId, address lender);
+    /// @notice `lender` froze its share of the line: draws it would fund are refused.
+    error LineFrozen(bytes32 lineId, address lender);
     /// @notice The loan would draw the line past its limit.
     error LineLimitExceeded(bytes32 lineId, uint256 drawn, uint256 requested, uint256 limit);
     /// @notice The line's expiry has not passed yet.

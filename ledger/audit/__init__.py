@@ -193,6 +193,9 @@ def run_audit(
             )
         for lender, total in sorted(book.lender_total.items()):
             report.usage_by_lender[lender] = total
+        report.names = {
+            e.args["account"]: e.args["name"] for e in events if e.name == "MemberAdmitted"
+        }
         return report
     finally:
         report_time = time.perf_counter() - t0

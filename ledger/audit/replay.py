@@ -81,6 +81,7 @@ class Replay:
             "repayments": 0,
             "status_changes": 0,
             "line_ends": 0,
+            "line_freezes": 0,
             "member_changes": 0,
             "attestations": 0,
             "policies": 0,
@@ -363,6 +364,25 @@ class Replay:
                 )
         else:
             rec.status = to
+
+    def _on_LineShareFrozen(self, ev: ChainEvent) -> None:  # noqa: N802
+        lid, lender = bytes(ev.args["lineId"]), ev.args["lender"]
+        line = self.book.lines.get(lid)
+        self.records["line_freezes"] += 1
+        if line is None or line.status != LineStatus.ACTIVE:
+            self._flag(ev, lid, "rules", "LineNotActive", "a share of an inactive line frozen")
+            return
+        index = self.book.members[lender].index
+        if lender not in {t.lender for t in line.line.shares}:
+            self._flag(
+                ev, lid, "rules", "NotLineShareHolder", f"{lender} froze a line it does not fund"
+            )
+            return
+        # later draws with a tranche from this bank are judged against it (rules: LineFrozen)
+        if ev.args["frozen"]:
+            line.frozen.add(index)
+        else:
+            line.frozen.discard(index)
 
     def _on_LineEnded(self, ev: ChainEvent) -> None:  # noqa: N802
         lid = bytes(ev.args["lineId"])

@@ -5,7 +5,14 @@ from __future__ import annotations
 import html
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ledger.money import cny
+
+# The console's style sheet (api/console serves the same file), inlined so the page stands
+# alone.
+STYLE = (Path(__file__).resolve().parents[1] / "data" / "console.css").read_text(encoding="utf-8")
 
 CHECKS = ("bytecode", "provenance", "rules", "state", "arithmetic", "read_model", "documents")
 
@@ -42,6 +49,7 @@ class AuditReport:
     records: dict[str, int] = field(default_factory=dict)
     exposure_by_product: dict[str, int] = field(default_factory=dict)
     usage_by_lender: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # member address -> registered name
     seconds: float = 0.0
 
     @property
@@ -65,6 +73,7 @@ class AuditReport:
             "records": self.records,
             "exposure_by_product": self.exposure_by_product,
             "usage_by_lender": self.usage_by_lender,
+            "names": self.names,
             "seconds": round(self.seconds, 3),
             "records_per_second": round(total / self.seconds, 1) if self.seconds else None,
         }
@@ -87,19 +96,20 @@ class AuditReport:
         )
         recs = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in self.records.items())
         prod = "".join(
-            f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>" for k, v in self.exposure_by_product.items()
+            f'<tr><td>{e(k)}</td><td class="num">{cny(v)}</td></tr>'
+            for k, v in self.exposure_by_product.items()
         )
         lend = "".join(
-            f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>" for k, v in self.usage_by_lender.items()
+            f"<tr><td>{e(self.names.get(k, 'unregistered'))}<br>"
+            f'<span class="addr">{e(k)}</span></td><td class="num">{cny(v)}</td></tr>'
+            for k, v in self.usage_by_lender.items()
         )
         verdict = "PASS: no violations" if self.ok else f"FAIL: {len(self.violations)} violations"
         data = e(json.dumps(self.to_json()))
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ledger audit {e(self.ledger)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #999;padding:.3em .6em;text-align:left}}
-.ok{{color:#060}}.bad{{color:#a00}}</style></head><body>
-<h1>Joint-lending ledger audit</h1>
+<style>{STYLE}</style></head><body>
+<header><h1>Joint-lending ledger audit</h1></header><main><section>
 <p>Chain {self.chain_id}, ledger {e(self.ledger)}, registry {e(self.registry)},
 blocks {self.from_block}–{self.to_block}.</p>
 <h2 class="{"ok" if self.ok else "bad"}">{verdict}</h2>
@@ -107,9 +117,11 @@ blocks {self.from_block}–{self.to_block}.</p>
 <h3>Violations</h3><table><tr><th>check</th><th>code</th><th>record</th><th>where</th>
 <th>message</th></tr>{vrows}</table>
 <h3>Records</h3><table><tr><th>kind</th><th>count</th></tr>{recs}</table>
-<h3>Exposure by product (fen)</h3><table><tr><th>product</th><th>exposure</th></tr>{prod}</table>
-<h3>Outstanding joint loans by lender (fen)</h3><table><tr><th>lender</th><th>outstanding</th></tr>
+<h3>Exposure by product (CNY, exact to the fen)</h3>
+<table><tr><th>product</th><th>exposure</th></tr>{prod}</table>
+<h3>Outstanding joint loans by lender (CNY)</h3><table><tr><th>lender</th><th>outstanding</th></tr>
 {lend}</table>
+</section></main>
 <script type="application/json" id="audit-report">{data}</script>
 </body></html>
 """

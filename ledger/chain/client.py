@@ -179,6 +179,10 @@ class LedgerClient(PipelinedOrigination):
     def close_line(self, line_id: bytes) -> Receipt:
         return self.transact(self.ledger, "closeLine", line_id)
 
+    def freeze_line(self, line_id: bytes, frozen: bool = True) -> Receipt:
+        """Freeze (or unfreeze) this bank's own share of a line it funds."""
+        return self.transact(self.ledger, "freezeLine", line_id, frozen)
+
     def expire_line(self, line_id: bytes) -> Receipt:
         return self.transact(self.ledger, "expireLine", line_id)
 
@@ -260,8 +264,9 @@ class LedgerClient(PipelinedOrigination):
 
     def line_state(self, line_id: bytes) -> dict:
         rec, key = self.call(self.ledger, "lineState", line_id)
-        limit, drawn, expires, status, product, pidx, inst = rec
+        limit, drawn, expires, status, product, pidx, inst, frozen = rec
         return {
+            "frozen_slots": frozen,
             "limit": limit,
             "drawn": drawn,
             "expires_at": expires,

@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
+from ledger.chain.connect import DEV_CHAIN_ID, is_dev_chain, web3_for
 from ledger.domain import DEFAULT_POLICY, Policy
 
 
@@ -80,7 +81,7 @@ def deploy(
     from ledger.chain.artifacts import load_artifacts
 
     art = artifacts or load_artifacts()
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = web3_for(rpc_url)
     reg_art, led_art = art["ConsortiumRegistry"], art["CoLendingLedger"]
     registry = w3.eth.contract(abi=reg_art.abi, bytecode=reg_art.bytecode)
     data = registry.constructor(governor.address, policy.as_abi()).data_in_transaction
@@ -125,7 +126,6 @@ def deploy(
 
 
 ZERO_ADDRESS = "0x" + "00" * 20
-DEV_CHAIN_ID = 31337  # the local chains' id (anvil, Hardhat node)
 # Production default: 48 hours between a council decision and its execution.
 DEFAULT_DELAY = 48 * 3_600
 # The local dev chain's delay: a few seconds, so tests and the demo wait or mine past it.
@@ -158,7 +158,7 @@ def hand_over(
     from ledger.chain.artifacts import load_artifacts
 
     art = artifacts or load_artifacts()
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = web3_for(rpc_url)
     if delay < MIN_DELAY and not allow_short_delay and w3.eth.chain_id != DEV_CHAIN_ID:
         raise DelayTooShort(
             f"a timelock delay of {delay} s is under the {MIN_DELAY} s floor on chain id "
@@ -190,10 +190,44 @@ def hand_over(
     send(tl.functions.renounceRole(admin, me))
 
 
+class NotFunded(RuntimeError):
+    """An account a deployment needs cannot pay for its transactions."""
+
+
 def fund(rpc_url: str, addresses: list[str], wei: int = 10**24) -> None:
-    """Give local dev accounts a balance (anvil and Hardhat node both expose *_setBalance)."""
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    """Give accounts a balance on the local dev chain (anvil and Hardhat node both expose
+    *_setBalance). Anywhere else nothing is called: the accounts must be funded in the chain's
+    genesis (or gas must be free), which `require_funded` checks."""
+    w3 = web3_for(rpc_url)
+    if not is_dev_chain(int(w3.eth.chain_id)):
+        require_funded(w3, addresses)
+        return
     client = w3.client_version.lower()
     method = "hardhat_setBalance" if "hardhat" in client else "anvil_setBalance"
     for a in addresses:
-        w3.provider.make_request(method, [to_checksum_address(a), hex(wei)])
+        answer = w3.provider.make_request(method, [to_checksum_address(a), hex(wei)])
+        if "error" in answer:
+            raise NotFunded(f"{method} refused for {a}: {answer['error']}")
+
+
+# a deployment and its first members' set-up: a few million gas each at most
+NEEDED_GAS = 30_000_000
+
+
+def require_funded(w3: Web3, addresses: list[str], gas: int = NEEDED_GAS) -> None:
+    """Raise NotFunded naming every account in `addresses` that cannot pay `gas` at the chain's
+    gas price. On a free-gas chain (gas price and base fee 0, as Besu runs with zeroBaseFee and
+    min-gas-price 0) every account qualifies."""
+    block = w3.eth.get_block("latest")
+    price = int(block.get("baseFeePerGas") or 0) or int(w3.eth.gas_price)
+    if price == 0:
+        return
+    short = [
+        f"{to_checksum_address(a)} has {w3.eth.get_balance(to_checksum_address(a))} wei"
+        for a in addresses
+        if w3.eth.get_balance(to_checksum_address(a)) < gas * price
+    ]
+    if short:
+        raise NotFunded(
+            f"not funded (needs {gas * price} wei at gas price {price}): " + "; ".join(short)
+        )

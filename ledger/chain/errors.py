@@ -102,6 +102,7 @@ for _name in list(RULE_CODES) + [
     "TranchesNotSorted",
     "LineLimitExceeded",
     "LineNotActive",
+    "LineFrozen",
     "RepaymentExceedsOutstanding",
     "IllegalTransition",
     "TermsMismatch",

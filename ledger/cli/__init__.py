@@ -16,7 +16,6 @@ from ledger.cli.common import (
     JsonOpt,
     RpcUrl,
     StateDir,
-    chain_id_at,
     console,
     local_chain_url,
     out,
@@ -153,6 +152,10 @@ def deploy_cmd(
             "local dev chain or with --allow-short-delay).",
         ),
     ] = 48 * 3_600,
+    chain_id: Annotated[
+        int | None,
+        typer.Option(help="The chain id the network must report (refused if it differs)."),
+    ] = None,
     allow_short_delay: Annotated[
         bool,
         typer.Option(
@@ -166,14 +169,34 @@ def deploy_cmd(
     """Deploy the registry, the ledger, the council and its timelock; admit the first members and
     hand the registry to the council; write the deployment file."""
     from ledger.chain.client import LedgerClient
-    from ledger.chain.deployment import DEV_CHAIN_ID, MIN_DELAY, deploy, fund, hand_over
+    from ledger.chain.connect import ChainIdMismatch, check_chain_id, is_dev_chain, web3_for
+    from ledger.chain.deployment import (
+        MIN_DELAY,
+        NotFunded,
+        deploy,
+        fund,
+        hand_over,
+        require_funded,
+    )
     from ledger.domain import Role
     from ledger.keys import DEV_KEYS_WARNING, dev_account, load_keystore
 
     url = local_chain_url(rpc_url, state_dir)
+    w3 = web3_for(url)
+    reported = int(w3.eth.chain_id)
+    if chain_id is not None and reported != chain_id:
+        raise CliError(f"chain id mismatch: --chain-id {chain_id}, but {url} reports {reported}")
     if keystore is not None:
         governor = load_keystore(keystore)
+        try:
+            require_funded(w3, [governor.address])
+        except NotFunded as exc:
+            raise CliError(f"the deployer {exc}") from None
     else:
+        if not is_dev_chain(reported):
+            raise CliError(
+                f"dev keys are for the local dev chain only; chain {reported}: pass --keystore"
+            )
         if rpc_url is not None and not rpc_url.startswith(("http://127.", "http://localhost")):
             raise CliError("dev keys are for a local chain only: pass --keystore for " + rpc_url)
         console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
@@ -188,20 +211,23 @@ def deploy_cmd(
         if role not in roles or not address.startswith("0x") or not name:
             raise CliError(f"--member {item!r}: ROLE:ADDRESS:NAME, ROLE one of {', '.join(roles)}")
         firsts.append((address, roles[role], name))
-    chain_id = chain_id_at(url)
-    dev_chain = chain_id == DEV_CHAIN_ID
+    dev_chain = is_dev_chain(reported)
     if not firsts and not dev_chain:
         raise CliError(
-            f"no --member on chain id {chain_id}: the deployer would keep the registry (one key "
+            f"no --member on chain id {reported}: the deployer would keep the registry (one key "
             "governing everything); give the first members with --member ROLE:ADDRESS:NAME"
         )
     if firsts and delay < MIN_DELAY and not dev_chain and not allow_short_delay:
         raise CliError(
-            f"--delay {delay} is under the {MIN_DELAY} s floor on chain id {chain_id} (not the "
+            f"--delay {delay} is under the {MIN_DELAY} s floor on chain id {reported} (not the "
             "local dev chain); pass --allow-short-delay for a test network"
         )
     with console.status("deploying"):
         dep = deploy(url, governor)
+        try:
+            check_chain_id(w3, w3.eth.contract(address=dep.ledger, abi=_ledger_abi()), reported)
+        except ChainIdMismatch as exc:
+            raise CliError(str(exc)) from None
         if firsts:
             client = LedgerClient(url, dep, governor)
             for address, role, name in firsts:
@@ -223,6 +249,12 @@ def deploy_cmd(
             f"registry {dep.registry}\nledger   {dep.ledger}\nblock    {dep.deployment_block}"
             f"\nwritten  {path}"
         )
+
+
+def _ledger_abi() -> list:
+    from ledger.chain.artifacts import load_artifacts
+
+    return load_artifacts()["CoLendingLedger"].abi
 
 
 # ------------------------------------------------------------------ gas
@@ -284,6 +316,7 @@ def _register_commands() -> None:
     from ledger.cli import bench as cli_bench
     from ledger.cli import gov as cli_gov
     from ledger.cli import index as cli_index
+    from ledger.cli import network as cli_network
     from ledger.cli import nodes as cli_nodes
 
     cli_audit.register(app)
@@ -291,6 +324,7 @@ def _register_commands() -> None:
     cli_index.register(app)
     cli_bench.register(app)
     cli_gov.register(app)
+    cli_network.register(app)
 
 
 def main() -> None:

@@ -7,13 +7,13 @@ is recorded in the state directory, which is how `status`, `token`, `demo` and `
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from ledger.chain.connect import DEV_CHAIN_ID
 from ledger.cli.common import (
     DEFAULT_STATE,
     CliError,
@@ -24,65 +24,23 @@ from ledger.cli.common import (
     out,
     print_json,
 )
-
-DEV_CHAIN_ID = 31337
-
-
-def _deployed(url: str, dep: Any) -> bool:
-    from web3 import Web3
-
-    try:
-        w3 = Web3(Web3.HTTPProvider(url))
-        return w3.eth.chain_id == dep.chain_id and len(w3.eth.get_code(dep.ledger)) > 0
-    except Exception:  # noqa: BLE001 - any failure means "not there"
-        return False
-
-
-def _rpc_url_file(state_dir: Path) -> Path:
-    return state_dir / "rpc-url"
-
-
-def _summary(state_dir: Path) -> dict[str, Any]:
-    from ledger.chain.deployment import Deployment
-    from ledger.localnet import nodes
-    from ledger.localnet.detached import status
-
-    chain = status(state_dir)
-    dep_file = state_dir / "deployment.json"
-    external = _rpc_url_file(state_dir)
-    return {
-        "chain": asdict(chain) if chain else None,
-        "rpc_url": chain.url
-        if chain
-        else (external.read_text().strip() if external.exists() else None),
-        "deployment": Deployment.load(dep_file).to_json() if dep_file.exists() else None,
-        "nodes": nodes.status(state_dir),
-        "key_service": nodes.key_service_status(state_dir),
-    }
-
-
-def _print_nodes(summary: dict[str, Any]) -> None:
-    # Plain aligned lines rather than a table: addresses and URLs must never be cut off.
-    out.print(f"chain     {summary['rpc_url']}", highlight=False)
-    if summary["deployment"]:
-        out.print(f"registry  {summary['deployment']['registry']}", highlight=False)
-        out.print(f"ledger    {summary['deployment']['ledger']}", highlight=False)
-    out.print("nodes (DEV-ONLY keys), then the key service (the pepper's only holder):")
-    ks = summary.get("key_service")
-    for n in [*summary["nodes"], *([ks] if ks else [])]:
-        ready = "ready" if n["ready"] else ("running, not ready" if n["running"] else "stopped")
-        out.print(
-            f"  {n['name']:<9} {n['role']:<9} {n['address']}  {n['url']:<24} pid {n['pid']:<7} "
-            f"{ready}",
-            highlight=False,
-            soft_wrap=True,
-        )
+from ledger.cli.consortium import (
+    deployed,
+    is_production_like,
+    print_nodes,
+    rpc_url_file,
+)
+from ledger.cli.consortium import summary as consortium_summary
 
 
 def up_cmd(
     kind: Annotated[str, typer.Option("--chain", "--kind", help="anvil or hardhat")] = "anvil",
     rpc_url: Annotated[
-        str | None, typer.Option(help="Use this chain instead of starting one (chain id 31337).")
+        str | None,
+        typer.Option(
+            help="Use this chain instead of starting one (chain id 31337, or any with "
+            "--profile production-like --keystores DIR)."
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -91,10 +49,28 @@ def up_cmd(
             "is replaced by the node's name."
         ),
     ] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="dev: anvil or Hardhat with automine and DEV-ONLY keys; production-like: "
+            "anvil with interval mining, genesis funding, keystores and dev methods refused"
+        ),
+    ] = "dev",
+    block_time: Annotated[
+        float, typer.Option(min=0.5, help="production-like: seconds between blocks")
+    ] = 1.0,
+    keystores: Annotated[
+        Path | None,
+        typer.Option(
+            help="production-like on --rpc-url: a directory of member keystores (governor, "
+            "platform, bank-a, bank-b, bank-c, auditor, keyservice .json; password in "
+            "LEDGER_KEY_PASSWORD or its PASSWORD file)"
+        ),
+    ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start the local consortium: chain, contracts, five DEV-ONLY members, their five nodes."""
+    """Start the local consortium: chain, contracts, five members, their five nodes."""
     from ledger.chain.deployment import Deployment
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet import nodes
@@ -103,20 +79,32 @@ def up_cmd(
 
     if kind not in ("anvil", "hardhat"):
         raise CliError(f"--chain must be anvil or hardhat, not {kind!r}")
-    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+    if profile not in ("dev", "production-like"):
+        raise CliError(f"--profile must be dev or production-like, not {profile!r}")
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir = state_dir.resolve()
+    if profile == "production-like":
+        if kind != "anvil" or (rpc_url is None) != (keystores is None):
+            raise CliError(
+                "--profile production-like starts its own anvil, or takes --rpc-url with "
+                "--keystores (no --chain)"
+            )
+        from ledger.cli.profile import up_production_like
+
+        up_production_like(state_dir, block_time, database_url, as_json, rpc_url, keystores)
+        return
+    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
     if rpc_url is None:
         with console.status(f"starting {kind}"):
             url = up_detached(kind, None, state_dir=state_dir).url  # type: ignore[arg-type]
-        _rpc_url_file(state_dir).unlink(missing_ok=True)
+        rpc_url_file(state_dir).unlink(missing_ok=True)
     else:
         url = rpc_url.rstrip("/")
         if chain_id_at(url) != DEV_CHAIN_ID:
             raise CliError(f"DEV-ONLY keys are for chain id {DEV_CHAIN_ID} only; {url} is not")
-        _rpc_url_file(state_dir).write_text(url + "\n")
+        rpc_url_file(state_dir).write_text(url + "\n")
     dep_file = state_dir / "deployment.json"
-    fresh = not (dep_file.exists() and _deployed(url, Deployment.load(dep_file)))
+    fresh = not (dep_file.exists() and deployed(url, Deployment.load(dep_file)))
     if fresh:
         with console.status("compiling, deploying, admitting members, attesting capital"):
             cx = bootstrap(url)
@@ -135,18 +123,18 @@ def up_cmd(
                 fresh=fresh,
             )
             nodes.start(state_dir, configs)
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     if as_json:
         print_json(summary)
         return
-    _print_nodes(summary)
+    print_nodes(summary)
     out.print("next: ledger demo    stop: ledger down    token: ledger token bank-a")
 
 
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
     """The chain, the five nodes and the key service. Exit code 1 unless everything is running
     and ready."""
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     ok = (
         summary["rpc_url"] is not None
         and bool(summary["nodes"])
@@ -159,7 +147,7 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
     elif not summary["nodes"] and summary["chain"] is None:
         out.print("no consortium running (ledger up)")
     else:
-        _print_nodes(summary)
+        print_nodes(summary)
     if not ok:
         raise typer.Exit(1)
 
@@ -173,7 +161,9 @@ def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     stopped_keys = bool(keys and keys["running"])
     stopped_nodes = nodes.down(state_dir) if state_dir.is_dir() else 0
     stopped_chain = down(state_dir)
-    _rpc_url_file(state_dir).unlink(missing_ok=True)
+    rpc_url_file(state_dir).unlink(missing_ok=True)
+    (state_dir / "profile").unlink(missing_ok=True)
+    (state_dir / "keystores").unlink(missing_ok=True)
     if as_json:
         print_json(
             {
@@ -197,7 +187,7 @@ def _dev_urls(state_dir: Path) -> dict[str, str]:
 
     dep_file = state_dir / "deployment.json"
     infos = nodes.recorded(state_dir)
-    summary = _summary(state_dir)
+    summary = consortium_summary(state_dir)
     if not dep_file.exists() or not infos or summary["rpc_url"] is None:
         raise CliError("no local consortium running here (ledger up)")
     if (
@@ -247,10 +237,29 @@ def demo_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> N
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet.demo import run_story
 
-    console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
-    urls = _dev_urls(state_dir)
-    with console.status("running the story"):
-        steps = run_story(urls, state_dir)
+    if is_production_like(state_dir):
+        from ledger.cli.profile import keystore_members
+        from ledger.localnet import nodes
+        from ledger.localnet.prodlike import PRODUCTION_LIKE_DELAY
+
+        summary = consortium_summary(state_dir)
+        urls = {i.name: i.url for i in nodes.recorded(state_dir)}
+        if not urls or summary["rpc_url"] is None:
+            raise CliError("no local consortium running here (ledger up)")
+        _, accounts = keystore_members(state_dir)
+        with console.status("running the story (the council waits out the timelock's delay)"):
+            steps = run_story(
+                urls,
+                state_dir,
+                accounts=accounts,
+                rpc_url=summary["rpc_url"],
+                delay_s=PRODUCTION_LIKE_DELAY,
+            )
+    else:
+        console.print(f"[yellow]{DEV_KEYS_WARNING}[/yellow]")
+        urls = _dev_urls(state_dir)
+        with console.status("running the story"):
+            steps = run_story(urls, state_dir)
     ok = all(s["ok"] for s in steps)
     if as_json:
         print_json({"ok": ok, "steps": steps})

@@ -213,7 +213,7 @@ def _lines(c: _Check, db: dict[str, Any], pairs: Pairs) -> None:
     ):
         if c.failed("line", r["line_id"], st):
             continue
-        (limit, drawn, _expires, status, _product, _pidx, _inst), key = st
+        (limit, drawn, _expires, status, _product, _pidx, _inst, _frozen), key = st
         mine = (r["limit_amount"], r["drawn"], r["status"], r["borrower_key"])
         c.diff(
             "line",

@@ -18,6 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from ledger.chain.client import LedgerClient
+from ledger.chain.connect import is_dev_chain, wait_for_chain_time
 from ledger.chain.deployment import DEV_DELAY, Deployment, deploy, fund, hand_over
 from ledger.domain import (
     DEFAULT_POLICY,
@@ -32,7 +33,7 @@ from ledger.domain import (
     sort_tranches,
 )
 from ledger.governance import Council, ProposalState, encode_action
-from ledger.keys import dev_consortium
+from ledger.keys import DevConsortium, dev_consortium
 from ledger.provenance import sign
 
 # Large enough that R5/R6 do not bind in ordinary use; tests set their own figures.
@@ -112,8 +113,13 @@ class LocalConsortium:
         return first.execute(pid)
 
     def advance(self, seconds: int) -> None:
-        """Move the local chain's clock forward and mine a block."""
+        """Let `seconds` pass on the chain: on the local dev chain, move its clock forward and
+        mine a block; on any other chain (interval mining, no dev methods) wait for a block
+        that late."""
         w3 = self.deployer.w3
+        if not is_dev_chain(self.deployment.chain_id):
+            wait_for_chain_time(w3, self.now() + int(seconds) + 1)
+            return
         if seconds:
             w3.provider.make_request("evm_increaseTime", [int(seconds)])
         w3.provider.make_request("evm_mine", [])
@@ -217,9 +223,12 @@ def bootstrap(
     tier1: int = DEFAULT_TIER1,
     loan_balance: int = DEFAULT_LOAN_BALANCE,
     delay: int = DEV_DELAY,
+    keys: DevConsortium | None = None,
 ) -> LocalConsortium:
-    """DEV-ONLY: deploy and populate a consortium on a local chain."""
-    keys = dev_consortium(n_lenders)
+    """Deploy and populate a consortium on a local chain: DEV-ONLY keys unless `keys` are
+    given (the production-like chain's keystores). On the dev chain the accounts get a balance;
+    elsewhere they must already be funded or gas be free (ledger.chain.deployment.fund)."""
+    keys = keys or dev_consortium(n_lenders)
     governor, platform, auditor = keys["governor"], keys["platform"], keys["auditor"]
     # `governor` is the deployer: it admits the first members, then hands the registry to the
     # council's timelock and keeps no power

@@ -29,7 +29,7 @@ from ledger.localnet.processes import (
     write_record,
 )
 
-__all__ = ["ChainInfo", "down", "status", "up_detached"]
+__all__ = ["ChainInfo", "down", "record_info", "status", "up_detached"]
 
 _INFO_FILE = "chain.json"
 _LOCK_FILE = "chain.lock"
@@ -98,6 +98,13 @@ def _read_info(state_dir: Path) -> ChainInfo | None:
 
 def _write_info(state_dir: Path, info: ChainInfo) -> None:
     write_record(state_dir / _INFO_FILE, info.to_json())
+
+
+def record_info(state_dir: Path, info: ChainInfo) -> None:
+    """Record a chain another process runs (the production-like chain's own process), so
+    status() and down() find it as they find one started here."""
+    with _locked(state_dir):
+        _write_info(state_dir, info)
 
 
 def _status_locked(state_dir: Path) -> tuple[ChainInfo | None, ChainInfo | None]:

@@ -155,9 +155,14 @@ def write_configs(
     ports: dict[str, int] | None = None,
     fresh: bool = True,
     schema_prefix: str = "ledger_",
+    keystores: dict[str, Path] | None = None,
+    addresses: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """One config file per member; ports are reused from `ports` where still free. `fresh`
-    empties the nodes' databases (for a new deployment)."""
+    empties the nodes' databases (for a new deployment). With `keystores` (member name ->
+    keystore file, password in LEDGER_KEY_PASSWORD) and their `addresses`, the members sign
+    with those keys instead of the DEV-ONLY ones, and each node gets a document key of its own
+    (a dev node makes one on first start; any other is provisioned)."""
     state_dir = state_dir.resolve()
     chosen: dict[str, int] = {}
     for m in (KEY_SERVICE, *MEMBERS):
@@ -167,11 +172,21 @@ def write_configs(
             while p in chosen.values():
                 p = free_port()
         chosen[m.name] = p
-    peers = {m.address: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"}
+    address = {m.name: (addresses or {}).get(m.name, m.address) for m in MEMBERS}
+    peers = {
+        address[m.name]: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"
+    }
+
+    def key(m: DevMember) -> dict[str, Any]:
+        if keystores is None:
+            return {"kind": "dev", "role": m.key_role, "index": m.key_index}
+        return {"kind": "keystore", "path": str(Path(keystores[m.name]).resolve())}
+
     key_service_url = f"http://{HOST}:{chosen[KEY_SERVICE.name]}"
     paths = {KEY_SERVICE.name: _write_key_service_config(
         state_dir, rpc_url, chosen[KEY_SERVICE.name],
         _database_url(database_url, state_dir, KEY_SERVICE.name, fresh, schema_prefix),
+        key(KEY_SERVICE),
     )}  # fmt: skip
     for m in MEMBERS:
         home = state_dir / "nodes" / m.name
@@ -182,7 +197,7 @@ def write_configs(
             "rpc_url": rpc_url,
             "deployment_file": str(state_dir / "deployment.json"),
             "database_url": _database_url(database_url, state_dir, m.name, fresh, schema_prefix),
-            "key": {"kind": "dev", "role": m.key_role, "index": m.key_index},
+            "key": key(m),
             "host": HOST,
             "port": chosen[m.name],
             "peers": peers if m.role == "platform" else {},
@@ -191,13 +206,19 @@ def write_configs(
             "document_key_dir": str(home / "document-keys"),
             "document_dir": str(home / "documents"),
         }
+        if keystores is not None and not any((home / "document-keys").glob("*.key")):
+            from ledger.keyring import DocumentKey, write_key_file
+
+            write_key_file(home / "document-keys", DocumentKey.generate("k1"))
         path = home / "config.json"
         path.write_text(json.dumps(config, indent=2) + "\n")
         paths[m.name] = path
     return paths
 
 
-def _write_key_service_config(state_dir: Path, rpc_url: str, port: int, database_url: str) -> Path:
+def _write_key_service_config(
+    state_dir: Path, rpc_url: str, port: int, database_url: str, key: dict[str, Any]
+) -> Path:
     """The key service's config and, once per state directory, its random pepper (never in a
     config, never in a node's directory)."""
     from ledger.secretfile import atomic_write
@@ -213,7 +234,7 @@ def _write_key_service_config(state_dir: Path, rpc_url: str, port: int, database
         "rpc_url": rpc_url,
         "deployment_file": str(state_dir / "deployment.json"),
         "database_url": database_url,
-        "key": {"kind": "dev", "role": KEY_SERVICE.key_role, "index": KEY_SERVICE.key_index},
+        "key": key,
         "host": HOST,
         "port": port,
         "pepper_file": str(pepper),
@@ -232,9 +253,15 @@ def _spawn(config: Path) -> subprocess.Popen[bytes]:
         return spawn(argv, cwd=find_project_root(), env=dict(os.environ), log=log, deathsig=None)
 
 
-def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -> list[NodeInfo]:
-    """Start the key service and every node, wait until each answers /readyz, record them. On
-    failure, stop all."""
+def start(
+    state_dir: Path,
+    configs: dict[str, Path],
+    *,
+    timeout: float = 60.0,
+    addresses: dict[str, str] | None = None,
+) -> list[NodeInfo]:
+    """Start the key service and every node, wait until each answers /readyz, record them
+    (with `addresses` when the members are not the DEV-ONLY ones). On failure, stop all."""
     state_dir = state_dir.resolve()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     infos: list[NodeInfo] = []
@@ -246,8 +273,9 @@ def start(state_dir: Path, configs: dict[str, Path], *, timeout: float = 60.0) -
             cfg = json.loads(configs[m.name].read_text())
             proc = procs[m.name]
             url = f"http://{HOST}:{cfg['port']}"
+            addr = (addresses or {}).get(m.name, m.address)
             infos.append(
-                NodeInfo(m.name, m.role, m.address, url, cfg["port"], proc.pid, proc.pid,
+                NodeInfo(m.name, m.role, addr, url, cfg["port"], proc.pid, proc.pid,
                          start_ticks(proc.pid), str(configs[m.name]),
                          str(configs[m.name].parent / "node.log"))
             )  # fmt: skip

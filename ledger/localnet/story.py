@@ -18,9 +18,12 @@ import base64
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.identity import _check_digit
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 
 def story_id(n: int) -> str:
@@ -88,15 +91,18 @@ def _refused(code: str, **fields: Any) -> Callable[[int, Any], bool]:
 
 
 class _Story:
-    def __init__(self, urls: dict[str, str]) -> None:
+    def __init__(self, urls: dict[str, str], accounts: dict[str, LocalAccount] | None) -> None:
         from ledger.keys import dev_account
         from ledger.localnet import nodes
         from ledger.nodeclient import NodeSession
 
-        self.addr = {m.name: m.address for m in nodes.MEMBERS}
+        # the members' own keys on the production-like chain, else the DEV-ONLY ones
+        self._accounts = accounts or {
+            m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS
+        }
+        self.addr = {name: a.address for name, a in self._accounts.items()}
         self.sessions: dict[tuple[str, str], NodeSession] = {}
         self.urls = urls
-        self._accounts = {m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS}
         self._session = NodeSession
         self.steps: list[dict[str, Any]] = []
 

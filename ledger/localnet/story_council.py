@@ -4,26 +4,45 @@ removed platform's open loan to the platform, whose node then repays it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from ledger.localnet.story import _fen, _Story, story_id
 
 
-def _fast_forward(state_dir: Path, seconds: int) -> None:
-    """DEV-ONLY: move the local chain's clock past the timelock's delay and mine a block (on a
-    real network the delay is hours and blocks keep coming)."""
+def _fast_forward(state_dir: Path, seconds: int, rpc_url: str | None = None) -> None:
+    """Get past the timelock's delay. DEV-ONLY on the local dev chain: move its clock and mine a
+    block. On any other chain (interval mining, dev methods refused) wait for a block `seconds`
+    later than the latest: nobody may move a real chain's clock."""
+    from ledger.chain.connect import is_dev_chain
     from ledger.localnet.chains import rpc_call
+
+    url = rpc_url or _chain_url(state_dir)
+    if url is None:
+        return
+    if not is_dev_chain(int(rpc_call(url, "eth_chainId"), 16)):
+
+        def latest() -> int:
+            block = rpc_call(url, "eth_getBlockByNumber", ["latest", False], timeout=10)
+            return int(block["timestamp"], 16)
+
+        target, deadline = latest() + seconds + 1, time.monotonic() + seconds + 60
+        while latest() < target and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return
+    rpc_call(url, "evm_increaseTime", [seconds], timeout=10)
+    rpc_call(url, "evm_mine", [], timeout=10)
+
+
+def _chain_url(state_dir: Path) -> str | None:
     from ledger.localnet.detached import status
 
     info = status(state_dir)
-    if info is None:
-        return
-    rpc_call(info.url, "evm_increaseTime", [seconds], timeout=10)
-    rpc_call(info.url, "evm_mine", [], timeout=10)
+    return info.url if info is not None else None
 
 
-def council(s: _Story, state_dir: Path) -> None:
+def council(s: _Story, state_dir: Path, rpc_url: str | None = None, delay_s: int = 60) -> None:
     """The council adopts a policy change: R8's longest attestation from 90 to 60 days (a change
     that leaves the rest of the story, and a second run of it, as they were)."""
     gov = "/v1/governance/proposals"
@@ -65,10 +84,10 @@ def council(s: _Story, state_dir: Path) -> None:
         lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
         lambda st, b: st == 409 and b["code"] == "TimelockUnexpectedOperationState",
     )
-    _fast_forward(state_dir, 60)
+    _fast_forward(state_dir, delay_s, rpc_url)
     s.step(
         "auditor",
-        "executes once the delay has passed (the local chain's clock moved on)",
+        "executes once the timelock's delay has passed",
         "200 executed: the new policy version is in force",
         lambda: s.on("auditor").post(f"{gov}/{pid}/execute"),
         lambda st, b: st == 200 and b["state"] == "executed",
@@ -83,7 +102,14 @@ def _pending(st: int, b: Any) -> str:
     return f"{st} {b['state']}, {b['approvals']} of {b['threshold']} approvals"
 
 
-def _decide(s: _Story, state_dir: Path, action: str, body: dict[str, Any]) -> bool:
+def _decide(
+    s: _Story,
+    state_dir: Path,
+    action: str,
+    body: dict[str, Any],
+    rpc_url: str | None = None,
+    delay_s: int = 60,
+) -> bool:
     """One council decision over HTTP: the platform proposes on its node, the banks approve on
     theirs until it is scheduled, the clock passes the delay, the auditor executes."""
     made = s.step(
@@ -109,7 +135,7 @@ def _decide(s: _Story, state_dir: Path, action: str, body: dict[str, Any]) -> bo
             lambda st, b: st == 200 and b["state"] in ("pending", "scheduled"),
             _pending,
         )
-    _fast_forward(state_dir, 60)
+    _fast_forward(state_dir, delay_s, rpc_url)
     done = s.step(
         "auditor",
         f"executes once the delay has passed: {action}",
@@ -121,7 +147,9 @@ def _decide(s: _Story, state_dir: Path, action: str, body: dict[str, Any]) -> bo
     return isinstance(done, dict) and done.get("state") == "executed"
 
 
-def servicing(s: _Story, state_dir: Path, run: int) -> None:
+def servicing(
+    s: _Story, state_dir: Path, run: int, rpc_url: str | None = None, delay_s: int = 60
+) -> None:
     """No stranded exposure: a second platform, admitted by the council, records a co-loan with
     bank-a and bank-b; the council removes it and transfers its servicing to the platform, whose
     node then repays the loan, releasing the borrower's exposure and the banks' usage.
@@ -129,28 +157,35 @@ def servicing(s: _Story, state_dir: Path, run: int) -> None:
     DEV-ONLY: the second platform has no node here; its loan is signed with the dev keys of its
     parties and submitted straight to the chain (over HTTP every tranche is co-signed by the
     bank's own node)."""
+    from eth_account import Account
+
     from ledger.chain.client import LedgerClient
+    from ledger.chain.connect import is_dev_chain
     from ledger.chain.deployment import Deployment, fund
     from ledger.domain import CoLoan, Product, RepaymentType, Tranche, record_id, sort_tranches
     from ledger.keys import dev_account
-    from ledger.localnet.detached import status
+    from ledger.localnet.chains import rpc_call
     from ledger.provenance import sign
 
-    info = status(state_dir)
-    if info is None:
+    url = rpc_url or _chain_url(state_dir)
+    if url is None:
         return
-    outgoing = dev_account("platform", 100 + run)  # a new second platform on every run
-    fund(info.url, [outgoing.address])
+    # a new second platform on every run; off the dev chain a fresh key, never a DEV-ONLY one
+    dev = is_dev_chain(int(rpc_call(url, "eth_chainId"), 16))
+    outgoing = dev_account("platform", 100 + run) if dev else Account.create()
+    fund(url, [outgoing.address])
     name = f"Platform {run + 1} (dev)"
     if not _decide(
         s,
         state_dir,
         f"admit {name}, a second platform",
         {"action": "admit", "address": outgoing.address, "role": "platform", "name": name},
+        rpc_url,
+        delay_s,
     ):
         return
     dep = Deployment.load(state_dir / "deployment.json")
-    client = LedgerClient(info.url, dep, outgoing)
+    client = LedgerClient(url, dep, outgoing)
     nid = story_id(run * 10 + 7)
     key = s.on("platform").post("/v1/borrowers/key", {"national_id": nid}).json()["borrower_key"]
     banks = {s.addr["bank-a"]: 3_000_000, s.addr["bank-b"]: 3_000_000}
@@ -190,7 +225,12 @@ def servicing(s: _Story, state_dir: Path, run: int) -> None:
         lambda st, b: st == 404,
     )
     if not _decide(
-        s, state_dir, f"remove {name}", {"action": "remove", "address": outgoing.address}
+        s,
+        state_dir,
+        f"remove {name}",
+        {"action": "remove", "address": outgoing.address},
+        rpc_url,
+        delay_s,
     ):
         return
     if not _decide(
@@ -198,6 +238,8 @@ def servicing(s: _Story, state_dir: Path, run: int) -> None:
         state_dir,
         f"transfer {name}'s servicing to the platform",
         {"action": "transfer-servicing", "address": outgoing.address, "to": s.addr["platform"]},
+        rpc_url,
+        delay_s,
     ):
         return
     s.step(

@@ -1,0 +1,183 @@
+"""The node's alert service: a watcher that turns each newly indexed block into the member's
+alerts (ledger.alerts) and keeps the new ones, and a sender that pushes them to the member's
+webhooks, retrying with exponential backoff and parking a delivery that keeps failing.
+
+Both run on threads of their own, like the indexer they follow. The watcher looks at the
+indexer's cursor every `poll_s` and does nothing until it has moved, so an idle node costs one
+small query per poll.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy import select
+
+from api.alerting import signing, store
+from api.alerting.config import AlertSettings
+from ledger.alerts import AlertInputs, QueuedProposal, compute, council_alerts
+from ledger.domain import Policy, Role
+
+if TYPE_CHECKING:
+    from api.service.context import MemberContext
+    from api.service.indexed import IndexedReads
+
+log = logging.getLogger("api.alerts")
+
+REORG_MARGIN = 256  # blocks looked at again on each pass: the indexer's own reorg window
+_ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
+
+
+class AlertService:
+    def __init__(
+        self, ctx: MemberContext, reads: IndexedReads, settings: AlertSettings | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.reads = reads
+        self.settings = settings or AlertSettings()
+        self.engine = ctx.engine
+        store.create(self.engine)
+        self.latest_seq = store.last_seq(self.engine)
+        self.head: int | None = None  # the newest block the watcher has judged
+        self._stop = threading.Event()
+        self._wake_sender = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        for name, target in (("alerts", self._watch), ("webhooks", self._send)):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake_sender.set()
+
+    def wake(self) -> None:
+        """Have the sender look for due deliveries now."""
+        self._wake_sender.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.poll_s):
+            try:
+                self.run_once()
+                self.error = None
+            except Exception as exc:  # noqa: BLE001 - retried on the next poll
+                self.error = f"{type(exc).__name__}: {exc}"
+                # before the indexer's first range its tables may not exist yet: not worth a warning
+                (log.debug if self.head is None else log.warning)(
+                    "alert pass failed: %s", self.error
+                )
+
+    # ------------------------------------------------------------------ the watcher
+
+    def run_once(self) -> int:
+        """Judge the newest indexed block, if it is new; returns how many alerts were new."""
+        from ledger.store.models import TABLES
+
+        cur, blocks, pol = TABLES["indexer_cursor"], TABLES["blocks"], TABLES["policy_versions"]
+        with self.reads.engine.connect() as conn:
+            head = conn.execute(select(cur.c.last_block)).scalar()
+            if head is None or head == self.head:
+                return 0
+            now = conn.execute(select(blocks.c.timestamp).where(blocks.c.number == head)).scalar()
+            prow = conn.execute(
+                select(pol).order_by(pol.c.version.desc()).limit(1)
+            ).mappings().first()  # fmt: skip
+            if now is None or prow is None:
+                return 0
+            policy = Policy(**{k: prow[k] for k in Policy.__dataclass_fields__ if k in prow})
+            since = 0 if self.head is None else max(0, min(self.head, head) - REORG_MARGIN)
+            inp = AlertInputs(self.ctx.address, _ROLES[self.ctx.role], head, int(now), since)
+            alerts = compute(conn, inp, policy)
+        alerts += council_alerts(self._queued(since, head), inp, policy)
+        new = store.add_alerts(self.engine, alerts)
+        self.head = head
+        if new:
+            self.latest_seq = max(r.seq or 0 for r in new)
+            self._wake_sender.set()
+            log.info("%d new alert(s) at block %d", len(new), head)
+        return len(new)
+
+    def _queued(self, since: int, head: int) -> list[QueuedProposal]:
+        dep = self.ctx.deployment
+        if not dep.council:
+            return []
+        from ledger.chain.events import find_events
+        from ledger.governance import Council, ProposalState
+
+        council = Council(self.ctx.client)
+        found = find_events(
+            self.reads.indexer.rpc,
+            council.decoder,
+            "ProposalScheduled",
+            from_block=max(since, dep.deployment_block),
+            to_block=head,
+        )
+        out = []
+        registry = self.ctx.client.registry
+        for ev in found:
+            pid = bytes(ev.args["id"])
+            st = council.status(pid)
+            if st.state != ProposalState.SCHEDULED or st.target.lower() != dep.registry.lower():
+                continue
+            fn, params = registry.decode_function_input(st.data)
+            args = dict(params)
+            if fn.fn_name == "setPolicy":
+                args["policy"] = Policy.from_abi(tuple(args["policy"]))
+            out.append(QueuedProposal(pid, ev.block_number, st.ready_at, fn.fn_name, args))
+        return out
+
+    # ------------------------------------------------------------------ webhooks
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=self.settings.webhook_timeout_s, trust_env=False) as http:
+            while not self._stop.is_set():
+                try:
+                    self.deliver_due(http)
+                except Exception as exc:  # noqa: BLE001 - the database away: try again later
+                    log.warning("webhook pass failed: %s", type(exc).__name__)
+                # woken at once by new alerts or a retry request; otherwise a due retry waits
+                # at most a second (an idle node makes one small query a second here)
+                self._wake_sender.wait(max(self.settings.poll_s, 1.0))
+                self._wake_sender.clear()
+
+    def deliver_due(self, http: httpx.Client) -> int:
+        s = self.settings
+        sent = 0
+        for d, hook, alert in store.due(self.engine, time.time()):
+            body = json.dumps(alert.to_json(), sort_keys=True, separators=(",", ":")).encode()
+            headers = signing.headers(hook.secret, alert.alert_id, int(time.time()), body)
+            started = time.perf_counter()
+            status: int | None = None
+            error = ""
+            try:
+                r = http.post(hook.url, content=body, headers=headers)
+                status = r.status_code
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            ms = int((time.perf_counter() - started) * 1000)
+            attempts = d.attempts + 1
+            if not error:
+                outcome, next_at = "delivered", 0.0
+                sent += 1
+            elif attempts >= s.webhook_attempts:
+                outcome, next_at = "parked", 0.0
+                log.warning("webhook %s: delivery %s parked after %d attempts", hook.id, d.id,
+                            attempts)  # fmt: skip
+            else:
+                delay = min(s.webhook_backoff_s * 2 ** (attempts - 1), s.webhook_max_backoff_s)
+                outcome, next_at = "pending", time.time() + delay
+            assert d.id is not None
+            store.record_attempt(self.engine, d.id, status, error, ms, outcome, next_at)
+        return sent
