@@ -33,7 +33,7 @@ from ledger.chain.artifacts import load_artifacts
 from ledger.chain.deployment import Deployment
 from ledger.chain.events import DecodeError, EventDecoder
 from ledger.documents import document_digest
-from ledger.domain import Product, RepaymentType, to_checksum_address
+from ledger.domain import Product, RepaymentType, record_id, to_checksum_address
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import bootstrap
 from ledger.provenance import (
@@ -126,7 +126,7 @@ def recorded():
         loans.append(cx.loan(900_000, borrower_key=line.borrower_key, line_id=line.line_id))
         for loan in loans:
             plat.originate(loan, cx.sign(loan))
-        plat.repay(loans[0], b"\x07" * 32, 50_000, 1_000)
+        plat.repay(loans[0], record_id(cx.platform.address, "r-7"), 50_000, 1_000)
         yield chain, cx, loans
 
 
@@ -285,7 +285,7 @@ _view_values = {
     "borrowerExposure": st.tuples(
         st.integers(0, 2**256 - 1), st.integers(0, 2**256 - 1), _u16s, _u16s
     ),
-    "lenderUsage": st.tuples(*[st.integers(0, 2**256 - 1)] * 5),
+    "lenderUsage": st.tuples(*[st.integers(0, 2**256 - 1)] * 6),
     "loanState": st.tuples(
         st.binary(min_size=24, max_size=24), st.integers(0, 2**256 - 1), st.integers(0, 255)
     ),

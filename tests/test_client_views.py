@@ -1,6 +1,6 @@
 """The client's registry views, against the chain the consortium was bootstrapped on."""
 
-from ledger.domain import CoLoan, Role
+from ledger.domain import CoLoan, Role, record_id
 from ledger.provenance import unpack_signatures
 
 
@@ -21,7 +21,7 @@ def test_registry_views(cx):
     cx.gov.unpause()
     loan = cx.loan(100_000)
     c.originate(loan, cx.sign(loan))
-    rid = b"\x09" * 32
+    rid = record_id(cx.platform.address, "r-9")
     assert not c.repayment_recorded(rid)
     c.repay(loan, rid, 1_000)
     assert c.repayment_recorded(rid)
@@ -35,7 +35,7 @@ def test_events_by_indexed_argument_are_what_web3_finds(cx):
     loans = [cx.loan(200_000 + i) for i in range(2)]
     for loan in loans:
         c.originate(loan, cx.sign(loan))
-    rid = b"\x0a" * 32
+    rid = record_id(cx.platform.address, "r-10")
     c.repay(loans[1], rid, 2_000, 10)
     for loan in loans:
         (ev,) = c.events("LoanOriginated", from_block=first, loanId=loan.loan_id)

@@ -33,7 +33,7 @@ from ledger.chain.client import LedgerClient
 from ledger.indexer import Indexer
 from ledger.localnet import nodes
 from ledger.localnet.chains import LocalChain, rpc_call
-from ledger.localnet.consortium import bootstrap
+from ledger.localnet.consortium import bootstrap, new_id
 from ledger.store.db import make_engine
 from ledger.store.models import TABLES
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
@@ -250,9 +250,10 @@ def test_lender_node_down_leaves_nothing_half_recorded_and_a_retry_succeeds_once
 
 
 def _id(text: str) -> str:
-    from eth_utils import keccak
+    """The on-chain id the platform's node gives its client id `text` (its own namespace)."""
+    from ledger.domain import record_id
 
-    return "0x" + keccak(text=text).hex()
+    return "0x" + record_id(address("platform"), text).hex()
 
 
 # ------------------------------------------------------------------ 4. reorgs of depth 1..10
@@ -314,7 +315,7 @@ def test_reorgs_of_depth_1_to_10_leave_every_node_equal_to_the_chain(
         new = [cx.loan(700_000, borrower_key=k) for k in borrowers]
         for ln in new:
             cx.plat.originate(ln, cx.sign(ln))
-        cx.plat.repay(common, os.urandom(32), 10_000)
+        cx.plat.repay(common, new_id("repayment", cx.platform.address), 10_000)
         _all_nodes_at_head(net)
         orphaned_ids += [ln.loan_id for ln in old]
         fresh_engine = make_engine(f"sqlite:///{tmp_path / f'fresh-{depth}.db'}", writer=True)

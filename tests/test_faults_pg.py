@@ -27,7 +27,7 @@ from ledger.localnet.consortium import DEFAULT_LOAN_BALANCE, DEFAULT_TIER1
 from ledger.localnet.processes import free_port
 from ledger.store.db import make_engine
 from ledger.store.models import TABLES
-from tests.api_support import Consortium, loan_body, problem, running_consortium
+from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 from tests.dbs import assert_same, dump
 
 PG_BIN = Path(os.environ.get("LEDGER_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -217,7 +217,7 @@ def test_postgresql_restarted_under_load_nodes_recover_and_lose_nothing(
         # and a member reads every loan through its node
         auditor = net.session("auditor", "auditor")
         for loan_id in list(load.bodies)[:: max(1, len(load.bodies) // 10)]:
-            from eth_utils import keccak
+            from ledger.domain import record_id
 
-            r = auditor.get(f"/v1/loans/0x{keccak(text=loan_id).hex()}")
+            r = auditor.get(f"/v1/loans/0x{record_id(address(P), loan_id).hex()}")
             assert r.status_code == 200, (loan_id, r.text)
