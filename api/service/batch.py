@@ -227,8 +227,7 @@ def _cosign(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
 
 
 def _schedule_of(x: _Item) -> dict[str, Any] | None:
-    extra = x.extra()
-    return None if extra is None else extra["schedule"]
+    return x.extra()  # the schedule's terms_json, or None
 
 
 def _save(ctx: MemberContext, items: list[_Item]) -> list[_Item]:
