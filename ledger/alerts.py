@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select
 
 from ledger.domain import LineStatus, LoanStatus, MemberStatus, Policy, Role, to_hex
+from ledger.economics import CATEGORY_NAMES, Category
 from ledger.rules import BPS
 from ledger.store.models import TABLES
 
@@ -37,6 +38,7 @@ __all__ = [
     "WARN_WITHIN",
     "Alert",
     "AlertInputs",
+    "Classification",
     "QueuedProposal",
     "alert_id",
     "classification_alerts",
@@ -125,13 +127,14 @@ def alert_id(kind: str, *parts: bytes | str | int) -> str:
 
 def compute(conn: Connection, inp: AlertInputs, policy: Policy) -> list[Alert]:
     """Every alert of `inp.member` the read model supports at `inp.head` (duplicates of alerts
-    already known are expected: the caller keeps them by id)."""
+    already known are expected: the caller keeps them by id). Council proposals and
+    classifications are read from the chain by the caller (council_alerts,
+    classification_alerts): the read model indexes the registry and the ledger only."""
     out: list[Alert] = []
     if inp.role in (Role.LENDER, Role.PLATFORM):
         out += _borrower_slips(conn, inp)
         out += _lines_expiring(conn, inp)
         out += _line_freezes(conn, inp)
-        out += classification_alerts(conn, inp)
     if inp.role == Role.LENDER:
         out += _usage(conn, inp, policy)
         out += _attestation(conn, inp, policy)
@@ -139,11 +142,94 @@ def compute(conn: Connection, inp: AlertInputs, policy: Policy) -> list[Alert]:
     return out
 
 
-def classification_alerts(conn: Connection, inp: AlertInputs) -> list[Alert]:
-    """A borrower classified worse (五级分类) at any lender. Seam for issue 16: the read model has
-    no classification table yet; once it does, report each downgrade of a tranche of a borrower
-    the member is exposed to here, named by the classifying transaction like the slips below."""
-    return []
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """A LoanServicing `Classified` event, with the same lender's classification of the same loan
+    before it (None for its first), read from the chain by the caller."""
+
+    loan_id: bytes
+    lender: str
+    category: int
+    previous: int | None
+    dpd: int
+    block: int
+    tx_hash: bytes
+
+
+def classification_alerts(
+    conn: Connection, inp: AlertInputs, classified: Iterable[Classification]
+) -> list[Alert]:
+    """A borrower the member is exposed to classified worse (五级分类) at any lender: a lender's
+    category for its tranche made stricter than its previous one (than normal, for its first).
+    Named by the classifying transaction like the slips below; the loan, its amounts and the
+    classifying lender are shown only to a member that funds that loan itself."""
+    worse = [
+        c for c in classified
+        if c.lender != inp.member and c.category > (c.previous or 0)
+    ]  # fmt: skip
+    if not worse:
+        return []
+    loans, tranches, bl = TABLES["loans"], TABLES["tranches"], TABLES["borrower_lenders"]
+    ids = {c.loan_id for c in worse}
+    terms = {
+        bytes(r.loan_id): r
+        for r in conn.execute(
+            select(loans.c.loan_id, loans.c.borrower_key, loans.c.principal, loans.c.outstanding)
+            .where(loans.c.loan_id.in_(ids))
+        )
+    }  # fmt: skip
+    own = {
+        bytes(r.loan_id): r.amount
+        for r in conn.execute(
+            select(tranches.c.loan_id, tranches.c.amount).where(
+                tranches.c.lender == inp.member, tranches.c.loan_id.in_(ids)
+            )
+        )
+    }
+    keys = {r.borrower_key for r in terms.values()}
+    exposed = {
+        r.borrower_key
+        for r in conn.execute(
+            select(bl.c.borrower_key).where(
+                bl.c.lender == inp.member, bl.c.open_records > 0, bl.c.borrower_key.in_(keys)
+            )
+        )
+    }
+    out = []
+    for c in worse:
+        loan = terms.get(c.loan_id)
+        if loan is None:
+            continue  # not indexed yet: judged again on the next pass (same id)
+        funds = c.loan_id in own
+        if not funds and loan.borrower_key not in exposed:
+            continue
+        category = Category(c.category)
+        figures: dict[str, Any] = {
+            "borrower_key": to_hex(loan.borrower_key),
+            "category": CATEGORY_NAMES[category],
+            "previous": CATEGORY_NAMES[Category(c.previous or 0)],
+            "days_past_due": c.dpd,
+            "own_loan": funds,
+        }
+        if funds:
+            figures |= {
+                "loan_id": to_hex(c.loan_id),
+                "lender": c.lender,
+                "principal": loan.principal,
+                "outstanding": loan.outstanding,
+                "own_share": own[c.loan_id],
+            }
+        out.append(
+            Alert(
+                alert_id("borrower.classified", c.tx_hash, c.loan_id, c.lender),
+                "borrower.classified",
+                "critical" if category >= Category.SUBSTANDARD else "warning",  # NPL or not
+                c.block,
+                to_hex(loan.borrower_key),
+                figures,
+            )
+        )
+    return out
 
 
 # ------------------------------------------------------------------ a borrower slipping

@@ -364,3 +364,47 @@ def test_webhooks_are_signed_retried_parked_and_visible(net: Consortium, slipped
     finally:
         good.close()
         bad.close()
+
+
+def test_a_borrower_classified_worse_at_another_lender(net: Consortium, slipped: dict) -> None:
+    """bank-b classifies its tranche of a loan to KEY stricter (LoanServicing `Classified`):
+    bank-a, exposed to KEY through its own loan, learns the category without the loan or bank-b;
+    the platform, which funds that loan, gets the loan and the lender; a milder reclassification
+    is no alert; bank-b's own act and bank-c (no exposure) get nothing."""
+    twelve = {"kind": "equal_instalment", "months": 12, "rate_bps": 1_200}
+    body = loan_body("al-cls-1", {P: 400_000, B: 600_000}, borrower_key=KEY, schedule=twelve)
+    body.pop("apr_bps")
+    loan = _post(net, "/v1/loans", body)
+    path = f"/v1/loans/{loan['loan_id']}/classification"
+    bank_b = net.session(B, B)
+    for category in ("substandard", "special_mention", "doubtful"):
+        r = bank_b.post(path, {"category": category})
+        assert r.status_code == 200, r.text
+    def two(member: str) -> list[dict]:
+        got = _of(net, member, "borrower.classified", KEY)
+        return got if len(got) >= 2 else []
+
+    seen = _wait(lambda: two(A), "bank-a's classification alerts")
+    by_category = {a["figures"]["category"]: a for a in seen}
+    assert sorted(by_category) == ["doubtful", "substandard"]  # special_mention was milder
+    sub = by_category["substandard"]
+    assert sub["severity"] == "critical"
+    assert sub["figures"] == {
+        "borrower_key": KEY,
+        "category": "substandard",
+        "previous": "normal",
+        "days_past_due": 0,
+        "own_loan": False,
+    }
+    assert by_category["doubtful"]["figures"]["previous"] == "special_mention"
+    text = json.dumps(seen).lower()
+    assert loan["loan_id"].lower() not in text and address(B).lower() not in text
+    mine = _wait(lambda: two(P), "the platform's alerts")
+    fig = {a["figures"]["category"]: a["figures"] for a in mine}["substandard"]
+    assert fig["own_loan"] is True and fig["loan_id"] == loan["loan_id"]
+    assert fig["lender"] == address(B) and fig["own_share"] == 400_000
+    assert {a["id"] for a in mine} == {a["id"] for a in seen}  # the same ids on every node
+    head = net.cx.plat.w3.eth.block_number
+    for m in (B, C):
+        _wait(lambda m=m: net.session(m, m).get("/v1/alerts").json()["as_of_block"] >= head, m)
+        assert _of(net, m, "borrower.classified") == []
