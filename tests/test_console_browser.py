@@ -121,6 +121,11 @@ def test_bank_looks_up_a_borrower_sees_an_alert_live_and_freezes_a_line(
     assert "Bank A (dev)" in text and "as of block" in text
     # R5/R6 gauges and the line with its freeze button
     _wait(d, ec.text_to_be_present_in_element((By.ID, "limits"), "R6"))
+    # its portfolio by the five categories: its one tranche, 6,000.00 CNY, is normal
+    _wait(d, ec.text_to_be_present_in_element((By.ID, "portfolio"), "special mention"))
+    rows = d.find_element(By.ID, "portfolio").text.splitlines()
+    assert "normal 1 ¥6,000.00" in rows and "loss 0 ¥0.00" in rows, rows
+    assert "total 1 ¥6,000.00" in rows, rows
     _wait(d, ec.presence_of_element_located((By.CSS_SELECTOR, "#lines button")))
     _keep(net, d, "bank-lookup")
     # the platform marks bank B's loan of this borrower overdue: the alert arrives live
@@ -176,9 +181,25 @@ def test_platform_page_and_the_pages_call_only_their_own_node(
     net: Consortium, browser: Any
 ) -> None:
     d = browser
+    # bank A's partnership terms in force, then a repayment with interest on its loan: the
+    # ledger's ServiceFees give the platform 30% of bank A's 6,000-fen interest share
+    now = net.cx.now()
+    terms = {"fee_bps": 3_000, "min_fee_bps": 1_000, "max_fee_bps": 4_000, "valid_from": now,
+             "valid_until": now + 86_400}  # fmt: skip
+    r = net.session(A, A).post("/v1/partnerships", {"platform": address(P), **terms})
+    assert r.status_code == 201, r.text
+    r = net.session(P, P).post("/v1/partnerships/accept", {"bank": address(A), **terms})
+    assert r.status_code == 201, r.text
+    loan = net.data["cb-a-1"]["loan_id"]
+    paid = {"repayment_id": "cb-a-1-r1", "principal": 0, "interest": 10_000}
+    r = net.session(P, P).post(f"/v1/loans/{loan}/repayments", paid)
+    assert r.status_code == 201, r.text
     _sign_in(net, d, P)
     _wait(d, ec.text_to_be_present_in_element((By.ID, "recent"), "as of block"))
     assert "¥" in d.find_element(By.ID, "recent").text
+    fees = _wait(d, ec.visibility_of_element_located((By.ID, "fee-total")))
+    assert fees.text == "¥18.00"
+    assert loan[:14] in d.find_element(By.ID, "fees").text
     _keep(net, d, "platform")
     # every resource the page loaded came from its own node
     own = net.urls[P]

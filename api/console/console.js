@@ -146,11 +146,15 @@ async function loadLimits() {
 }
 
 async function loadPortfolio() {
-  const p = await api("GET", "/v1/console/portfolio");
+  // the node's portfolio read (GET /v1/lenders/{a}/portfolio): outstanding by 五级分类
+  const p = await api("GET", `/v1/lenders/${state.me.address}/portfolio`);
+  const tranches = {};
+  for (const l of p.loans) tranches[l.category] = (tranches[l.category] || 0) + 1;
   document.getElementById("portfolio").innerHTML =
-    table(["status", "tranches", "funded", "outstanding"],
-      p.by_status.map((s) => [esc(s.status), esc(s.tranches), money(s.amount), money(s.outstanding)])) +
-    '<p class="asof">by loan status; the five-level classification joins it with issue 16</p>' +
+    table(["classification", "tranches", "outstanding"],
+      Object.entries(p.by_category).map(([c, v]) => [esc(c.replace("_", " ")), esc(tranches[c] || 0), money(v)])
+        .concat([["<b>total</b>", esc(p.loans.length), money(p.total)]])) +
+    '<p class="asof">its own recorded classification of each tranche, else the days-past-due floor\'s; net of guarantee payouts</p>' +
     asof(p.as_of_block);
 }
 
@@ -194,8 +198,14 @@ async function loadActivity() {
       a.refusals.map((r) => [`<span class="addr">${esc(r.loan_id.slice(0, 14))}…</span>`, esc(r.code),
         Object.entries(r.values).map(([k, v]) => `${esc(k)} = ${esc(v)}`).join("<br>"), esc(r.block)])) +
     asof(a.as_of_block);
-  document.getElementById("fees").innerHTML = a.fee_income === null
-    ? "<p>Service fees are agreed per partnership and not recorded on chain yet.</p>" : money(a.fee_income);
+  // the platform's statement (GET /v1/lenders/{a}/statement): the ledger's ServiceFees events
+  const s = await api("GET", `/v1/lenders/${state.me.address}/statement`);
+  const fees = Object.entries(s.loans).filter(([, l]) => l.fee_income > 0);
+  document.getElementById("fees").innerHTML =
+    `<p class="figure" id="fee-total">${money(s.total.fee_income)}</p>` +
+    table(["loan", "fee income"], fees.map(([id, l]) => [`<span class="addr">${esc(id.slice(0, 14))}…</span>`, money(l.fee_income)])) +
+    '<p class="asof">service fees the banks paid out of their interest, from the ledger\'s ServiceFees events</p>' +
+    asof(s.as_of_block);
 }
 
 // ------------------------------------------------------------------ auditor

@@ -96,11 +96,6 @@ def _fresh(reads: ReadsDep, chain: ConsortiumDep) -> Engine:
 Fresh = Annotated[Engine, Depends(_fresh)]
 
 
-@router.get("/portfolio")
-def portfolio(engine: Fresh, p: OwnMember) -> dict[str, Any]:
-    return console.portfolio(engine, p.address)
-
-
 @router.get("/lines")
 def lines(engine: Fresh, p: OwnMember) -> dict[str, Any]:
     return console.lines(engine, p.address)

@@ -53,31 +53,6 @@ def members(engine: Engine) -> dict[str, Any]:
         }
 
 
-def portfolio(engine: Engine, member: str) -> dict[str, Any]:
-    """The member's own tranches by loan status (五级分类 per tranche arrives with issue 16; until
-    then the loan's status is the grouping)."""
-    loans, tr = TABLES["loans"], TABLES["tranches"]
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(loans.c.status, func.count(), func.sum(tr.c.amount), func.sum(tr.c.outstanding))
-            .join(loans, loans.c.loan_id == tr.c.loan_id)
-            .where(tr.c.lender == member)
-            .group_by(loans.c.status)
-        ).all()
-        return {
-            "as_of_block": as_of(conn),
-            "by_status": [
-                {
-                    "status": LoanStatus(s).name.lower(),
-                    "tranches": n,
-                    "amount": int(a or 0),
-                    "outstanding": int(o or 0),
-                }
-                for s, n, a, o in rows
-            ],
-        }
-
-
 def _frozen_by(conn: Connection, line_ids: list[bytes]) -> dict[bytes, set[str]]:
     raw = TABLES["raw_events"]
     frozen: dict[bytes, set[str]] = defaultdict(set)
@@ -176,9 +151,6 @@ def activity(ctx: MemberContext, engine: Engine, limit: int = 20) -> dict[str, A
                 for r in recent
             ],
             "refusals": out_refused,
-            # Service fees are agreed per bank-platform partnership and not yet recorded on
-            # chain: nothing to sum until they are.
-            "fee_income": None,
         }
 
 

@@ -57,21 +57,24 @@ def get_statement(
             errors=[{"field": "to", "rule": "after_from", "message": "to <= from"}],
         )
     c = ctx.client
+    head = c.head()  # every event read up to the same block, which the answer names
     loans = _loans_of(ctx, address)
     events: list[ChainEvent] = []
     for name in _FLOWS:
         if name in ("Compensated", "Recovered") and not c.deployment.servicing:
             continue
-        events += c.events(name, from_block=c.deployment.deployment_block)
+        events += c.events(name, from_block=c.deployment.deployment_block, to_block=head)
     events = [e for e in events if bytes(e.args["loanId"]) in loans]
     events.sort(key=lambda e: (e.block_number, e.log_index))
-    return statement(address, loans, _stamp(ctx, events), start, end).as_json()
+    out = statement(address, loans, _stamp(ctx, events), start, end).as_json()
+    return {**out, "as_of_block": head}
 
 
 def get_portfolio(ctx: MemberContext, principal: Principal, address: str) -> dict[str, Any]:
     _scope(principal, address)
     c = ctx.client
-    _block, now = c.w3.eth.block_number, int(c.w3.eth.get_block("latest")["timestamp"])
+    latest = c.w3.eth.get_block("latest")
+    block, now = int(latest["number"]), int(latest["timestamp"])
     policy, _v = c.current_policy()
     floor = economics.Floor(
         policy.special_mention_max_dpd, policy.substandard_max_dpd, policy.doubtful_max_dpd
@@ -99,4 +102,4 @@ def get_portfolio(ctx: MemberContext, principal: Principal, address: str) -> dic
                 else economics.days_past_due(held[1], loan.principal - outstanding, now)
             )
             categories[lid] = int(floor.category(dpd))
-    return portfolio(address, states, payouts, categories)
+    return {**portfolio(address, states, payouts, categories), "as_of_block": block}
