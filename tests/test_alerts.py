@@ -408,3 +408,72 @@ def test_a_borrower_classified_worse_at_another_lender(net: Consortium, slipped:
     for m in (B, C):
         _wait(lambda m=m: net.session(m, m).get("/v1/alerts").json()["as_of_block"] >= head, m)
         assert _of(net, m, "borrower.classified") == []
+
+
+# last: it suspends bank-c and freezes bank-b
+def test_council_queue_suspension_and_freeze_reach_the_members(net: Consortium) -> None:
+    """Proposals through the nodes (platform proposes, banks A and B approve: scheduled on the
+    timelock): a policy changing R1 is announced to every member subject to it, a suspension of
+    bank-c to bank-c alone while queued; once executed, the suspension and a freeze reach every
+    member, critical for the member itself (through its webhook: its sign-in no longer reads)."""
+    gov = "/v1/governance/proposals"
+    cap = net.cx.plat.current_policy()[0].consumer_cap
+    asks = {
+        "policy": {"action": "policy", "policy": {"consumer_cap": cap - 1_000_000}},
+        "suspend": {"action": "suspend", "address": address(C)},
+        "freeze": {"action": "freeze", "address": address(B)},
+    }
+    ids = {}
+    for what, body in asks.items():
+        r = net.session(P, P).post(gov, body)
+        assert r.status_code == 201, r.text
+        ids[what] = r.json()["id"]
+        for m in (A, B):
+            r = net.session(m, m).post(f"{gov}/{ids[what]}/approve")
+            assert r.status_code == 200, r.text
+        assert r.json()["state"] == "scheduled", r.text
+
+    def queued(member: str) -> dict[str, dict]:
+        return {a["subject"].lower(): a for a in _of(net, member, "council.queued")}
+
+    pid = ids["policy"].lower()
+    for m in (P, A, C, "auditor"):
+        got = _wait(lambda m=m: pid in queued(m) and queued(m), f"{m}'s council.queued")
+        fig = got[pid]["figures"]
+        assert (fig["function"], fig["rules"]) == ("setPolicy", ["R1"]), fig
+        assert fig["changes"] == {"consumer_cap": {"from": cap, "to": cap - 1_000_000}}
+    # the suspension while queued: only the member it is about hears of it
+    sid = ids["suspend"].lower()
+    got = _wait(lambda: sid in queued(C) and queued(C), "bank-c's queued suspension")
+    fig = got[sid]["figures"]
+    assert (fig["function"], fig["member"]) == ("suspendMember", address(C)), fig
+    assert sid not in queued(A) and ids["freeze"].lower() not in queued(A)
+
+    # the members concerned register webhooks now: once suspended or frozen, their sign-in no
+    # longer reads their own node, but the node still computes and delivers their alerts
+    hooks = {B: Receiver(), C: Receiver()}
+    for m, kind in ((B, "member.frozen"), (C, "member.suspended")):
+        r = net.session(m, m).post("/v1/webhooks", {"url": hooks[m].url, "types": [kind]})
+        assert r.status_code == 201, r.text
+        hooks[m].secret = r.json()["secret"]
+    try:
+        net.cx.advance(3)  # the timelock's delay
+        for what in ("suspend", "freeze"):
+            r = net.session(A, A).post(f"{gov}/{ids[what]}/execute")
+            assert r.status_code == 200 and r.json()["state"] == "executed", r.text
+        for kind, who in (("member.suspended", C), ("member.frozen", B)):
+            for m in (P, A, "auditor"):
+                (alert,) = _wait(lambda m=m, kind=kind, who=who: _of(net, m, kind, address(who)),
+                                 f"{m}'s {kind}")  # fmt: skip
+                assert alert["figures"] == {"member": address(who), "self": False}
+                assert alert["severity"] == "warning"
+            (own,) = _wait(lambda who=who: hooks[who].verified, f"{who}'s own {kind}")
+            assert (own["type"], own["severity"]) == (kind, "critical")
+            assert own["figures"] == {"member": address(who), "self": True}
+        r = net.session(B, B).get("/v1/alerts")
+        assert r.status_code == 403 and problem(r)["code"] == "MemberIsFrozen"
+        r = net.session(C, C).get("/v1/alerts")
+        assert r.status_code == 403 and problem(r)["code"] == "MemberNotActive"
+    finally:
+        for h in hooks.values():
+            h.close()

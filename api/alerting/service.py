@@ -167,7 +167,11 @@ class AlertService:
             fn, params = registry.decode_function_input(st.data)
             args = dict(params)
             if fn.fn_name == "setPolicy":
-                args["policy"] = Policy.from_abi(tuple(args["policy"]))
+                # web3 decodes the struct by name (a dict, in the ABI's order): its values, not
+                # its keys, are the tuple Policy.from_abi reads
+                raw = args["policy"]
+                fields = raw.values() if isinstance(raw, dict) else raw
+                args["policy"] = Policy.from_abi(tuple(fields))
             out.append(QueuedProposal(pid, ev.block_number, st.ready_at, fn.fn_name, args))
         return out
 
