@@ -65,10 +65,6 @@ class _Item:
         self.sigs: list[bytes] = []
         self.schedule: Schedule | None = None
 
-    def extra(self) -> dict[str, Any] | None:
-        """What the lender nodes get beside the terms: the loan's schedule, if it has one."""
-        return None if self.schedule is None else schedules.terms_json(*self.schedule)
-
 
 def batch(p: Platform, req: BatchIn) -> BatchOut:
     ctx = p.ctx
@@ -227,7 +223,8 @@ def _cosign(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
 
 
 def _schedule_of(x: _Item) -> dict[str, Any] | None:
-    return x.extra()  # the schedule's terms_json, or None
+    """What a lender node gets beside a loan's terms: its schedule, if it has one."""
+    return None if x.schedule is None else schedules.terms_json(*x.schedule)
 
 
 def _save(ctx: MemberContext, items: list[_Item]) -> list[_Item]:

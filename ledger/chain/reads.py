@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode
+from eth_abi.exceptions import EncodingTypeError
 
 from ledger.chain.abi import Function
 from ledger.chain.deployment import Deployment
@@ -134,9 +135,12 @@ class ChainReads(Closing):
         if encoder is None and key not in self._encoders:
             named = [i for i in contract.abi if i.get("type") == "function" and i["name"] == fn]
             encoder = self._encoders[key] = Function(contract.abi, fn) if len(named) == 1 else None
-        if encoder is None:
-            return contract.encode_abi(fn, args=list(args))
-        return encoder.data(*args)
+        if encoder is not None:
+            try:
+                return encoder.data(*args)
+            except EncodingTypeError:
+                pass  # e.g. bytes given as a hex string: web3 normalises such arguments
+        return contract.encode_abi(fn, args=list(args))
 
     def _outputs(self, contract: Any, fn: str) -> list[tuple[str, dict]]:
         key = (contract.address, fn)
