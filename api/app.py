@@ -13,11 +13,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import problems
 from api.alerting.install import alert_service
+from api.deps import refuse_unknown_query
 from api.limits import LimitsMiddleware, TokenBucket
 from api.metrics import Metrics
 from api.routes import (
@@ -128,6 +129,7 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
             "`code`. Sign in with EIP-4361 (POST /v1/auth/challenge, then /v1/auth/token)."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query)],
     )
     app.state.services = services
     app.state.alerts = alert_service(settings, services)

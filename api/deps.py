@@ -12,7 +12,7 @@ loans a lender may see) is done where the object is known (service/reads.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -112,3 +112,38 @@ ReaderDep = Annotated[Principal, Depends(require("platform", "lender", "auditor"
 PlatformSelf = Annotated[Principal, Depends(require("platform", own_node=True))]
 LenderSelf = Annotated[Principal, Depends(require("lender", own_node=True))]
 PlatformCaller = Annotated[Principal, Depends(require("platform"))]
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the operation does not document is a 422 naming it, on every route
+    (FastAPI ignores them, so a misspelt filter would silently answer unfiltered). The names
+    come from the node's own OpenAPI document, read once; routes left out of it (the event
+    stream, the console's pages) are not checked."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    allowed = _documented_query(request.app).get(
+        (getattr(route, "path_format", None), request.method.lower())
+    )
+    if allowed is None:
+        return
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise Problem(
+            422, "UnknownParameter", f"unknown query parameter {unknown[0]!r}", field=unknown[0]
+        )
+
+
+def _documented_query(app: Any) -> dict[tuple[str | None, str], frozenset[str]]:
+    known = getattr(app.state, "documented_query", None)
+    if known is None:
+        known = {
+            (path, method): frozenset(
+                p["name"] for p in op.get("parameters", []) if p.get("in") == "query"
+            )
+            for path, ops in app.openapi().get("paths", {}).items()
+            for method, op in ops.items()
+            if isinstance(op, dict)
+        }
+        app.state.documented_query = known
+    return known

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -74,6 +74,9 @@ def _fuzz(net: Consortium, node: str) -> list[str]:
             @FUZZ
             @given(case=op.as_strategy(generation_mode=mode))
             def run(case: schemathesis.Case) -> None:
+                # An "invalid" extra query parameter whose value is an empty list is sent as
+                # nothing at all, so the request on the wire is valid: not a case to judge.
+                assume(not any(v == [] for v in (case.query or {}).values()))
                 case.call_and_validate(
                     base_url=net.urls[node], headers=headers, checks=CHECKS, timeout=60
                 )
