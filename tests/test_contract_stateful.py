@@ -342,7 +342,7 @@ class LedgerMachine(LedgerModel, RuleBasedStateMachine):
         if not self.active(caller.address):
             predicted = "NotActiveMember"
         elif by_other:
-            predicted = "NotLinePlatform"
+            predicted = "NotServicer"  # another platform, with no servicing transfer
         elif lm.status != LineStatus.ACTIVE:
             predicted = "LineNotActive"
         else:
