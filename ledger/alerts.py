@@ -446,9 +446,12 @@ def _line_freezes(conn: Connection, inp: AlertInputs) -> list[Alert]:
         line = conn.execute(select(lines).where(lines.c.line_id == lid)).mappings().first()
         if line is None:
             continue
-        party = line["platform"] == inp.member or conn.execute(
-            select(shares.c.idx).where(shares.c.line_id == lid, shares.c.lender == inp.member)
-        ).first()
+        party = (
+            line["platform"] == inp.member
+            or conn.execute(
+                select(shares.c.idx).where(shares.c.line_id == lid, shares.c.lender == inp.member)
+            ).first()
+        )
         if not party:
             continue
         kind = "line.frozen" if a["frozen"] else "line.unfrozen"
@@ -459,8 +462,13 @@ def _line_freezes(conn: Connection, inp: AlertInputs) -> list[Alert]:
                 "warning" if a["frozen"] else "info",
                 r.block_number,
                 to_hex(lid),
-                {"line_id": to_hex(lid), "lender": a["lender"], "frozen": a["frozen"],
-                 "limit": line["limit_amount"], "drawn": line["drawn"]},
+                {
+                    "line_id": to_hex(lid),
+                    "lender": a["lender"],
+                    "frozen": a["frozen"],
+                    "limit": line["limit_amount"],
+                    "drawn": line["drawn"],
+                },
             )  # fmt: skip
         )
     return out

@@ -65,7 +65,8 @@ def grow(db_url: str, start: int, stop: int, parties: Sequence[str], block: int)
                 "loan_id": _b32(b"loan", n), "borrower_key": _b32(b"borrower", n // 5),
                 "platform": platform, "product": int(Product.CONSUMER), "principal": PRINCIPAL,
                 "apr_bps": 1_200, "term_days": 180, "repayment": int(RepaymentType.INSTALMENT),
-                "line_id": None, "document_digest": bytes(32), "deadline": 0,
+                "line_id": None, "document_digest": bytes(32), "schedule_digest": None,
+                "deadline": 0,
                 "policy_version": 1, "outstanding": PRINCIPAL, "status": int(LoanStatus.ACTIVE),
                 "block_number": block, "tx_hash": _b32(b"tx", n), "log_index": 0,
             }  # fmt: skip

@@ -208,7 +208,7 @@ def flush(conn: Connection, p: Projection) -> None:
                 "repayment": int(loan.repayment),
                 "line_id": None if loan.line_id == ZERO32 else loan.line_id,
                 "document_digest": loan.document_digest,
-                "schedule_digest": loan.schedule_digest,
+                "schedule_digest": None if loan.schedule_digest == ZERO32 else loan.schedule_digest,
                 "deadline": loan.deadline,
                 "policy_version": meta.policy_version,
                 "outstanding": rec.outstanding,
