@@ -30,15 +30,19 @@ def _sched_loan(s: _Story, loan_id: str, nid: str, schedule: dict[str, Any]) -> 
     return body
 
 
-def _chain(state_dir: Path, role: str, rpc_url: str | None = None) -> Any:
-    """DEV-ONLY: a client with the `role` member's dev key on the story's chain."""
+def _chain(
+    state_dir: Path, role: str, rpc_url: str | None = None, account: Any | None = None
+) -> Any:
+    """A client on the story's chain with `account` (a member's own key on the production-like
+    chain), else the `role` member's DEV-ONLY key."""
     from ledger.chain.client import LedgerClient
     from ledger.chain.deployment import Deployment
     from ledger.keys import dev_account
 
     url = rpc_url or _chain_url(state_dir)
     assert url is not None
-    return LedgerClient(url, Deployment.load(state_dir / "deployment.json"), dev_account(role, 0))
+    key = account if account is not None else dev_account(role, 0)
+    return LedgerClient(url, Deployment.load(state_dir / "deployment.json"), key)
 
 
 def _wait(s: _Story, loan_id: str, want: str) -> None:
@@ -142,7 +146,7 @@ def _guarantor_and_recovery(
 
     gov = "/v1/governance/proposals"
     g = _chain(state_dir, "guarantor", rpc_url)
-    plat = _chain(state_dir, "platform", rpc_url)
+    plat = _chain(state_dir, "platform", rpc_url, s._accounts.get("platform"))
     try:
         me = g.account.address
         if plat.member(me)["role"] != Role.GUARANTOR:
