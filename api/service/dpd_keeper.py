@@ -14,13 +14,13 @@ pause, are left for the next tick.
 from __future__ import annotations
 
 import logging
-import threading
 
 from sqlmodel import Session, select
 
 from api.service import schedules
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
+from api.service.periodic import Periodic
 from api.store import LoanSchedule
 from ledger import economics
 from ledger.chain.errors import ContractRevert
@@ -31,36 +31,17 @@ REASON = b"DPD".ljust(32, b"\0")
 _SETTLED = frozenset({"IllegalTransition", "LoanNotOpen", "LedgerPaused", "UnknownLoan"})
 
 
-class DpdKeeper:
+class DpdKeeper(Periodic):
     """A background thread ticking every `interval_s` seconds (see the module's doc)."""
+
+    name = "dpd-keeper"
 
     def __init__(
         self, ctx: MemberContext, chain: ConsortiumView, default_after_dpd: int, interval_s: float
     ) -> None:
+        super().__init__(interval_s)
         self.ctx, self.chain, self.default_after = ctx, chain, default_after_dpd
-        self.interval_s = interval_s
         self._closed: set[bytes] = set()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.interval_s <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="dpd-keeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - chain down or busy: try again next tick
-                log.warning("dpd keeper: %s: %s", type(exc).__name__, exc)
 
     def tick(self) -> list[tuple[bytes, LoanStatus]]:
         """Move each of this platform's open loans to the status its DPD calls for; the moves."""

@@ -18,10 +18,10 @@ they agree with the contract at every block.
 from __future__ import annotations
 
 import logging
-import threading
 
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
+from api.service.periodic import Periodic
 from ledger.chain.errors import ContractRevert
 from ledger.domain import CreditLine, LineStatus
 
@@ -57,34 +57,16 @@ def expire_due_lines(ctx: MemberContext, chain: ConsortiumView, borrower_key: by
     return n
 
 
-class LineKeeper:
+class LineKeeper(Periodic):
     """A background thread expiring lines past their signed expiry (see the module's doc)."""
 
+    name = "line-keeper"
+
     def __init__(self, ctx: MemberContext, chain: ConsortiumView, interval_s: float) -> None:
-        self.ctx, self.chain, self.interval_s = ctx, chain, interval_s
+        super().__init__(interval_s)
+        self.ctx, self.chain = ctx, chain
         self._due: dict[bytes, int] = {}  # line id -> signed expiry, for lines not seen ending
         self._next_block = chain.from_block
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.interval_s <= 0 or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="line-keeper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.tick()
-            except Exception as exc:  # noqa: BLE001 - chain down or busy: try again next tick
-                log.warning("line keeper: %s: %s", type(exc).__name__, exc)
 
     def tick(self) -> list[bytes]:
         """Follow the chain to its head, then expire the lines past expiry; their ids."""
