@@ -73,3 +73,36 @@ def print_nodes(summary: dict[str, Any]) -> None:
         out.print("web console on every node (sign in with a token from `ledger token MEMBER`):")
         for n in summary["nodes"]:
             out.print(f"  {n['name']:<9} {n['url']}/console/", highlight=False, soft_wrap=True)
+
+
+def ensure_nodes(
+    state_dir: Path,
+    url: str,
+    *,
+    database_url: str | None,
+    fresh: bool,
+    keystores: dict[str, Path] | None = None,
+    addresses: dict[str, str] | None = None,
+) -> None:
+    """The key service and the five nodes running and ready: left alone when they are, else
+    (re)started on their earlier ports, with `keystores`/`addresses` when the members are not
+    the DEV-ONLY ones."""
+    from ledger.cli.common import console
+    from ledger.localnet import nodes
+
+    running = nodes.status(state_dir)
+    keys = nodes.key_service_status(state_dir)
+    if running and all(n["ready"] for n in running) and keys and keys["ready"]:
+        return
+    nodes.down(state_dir)
+    with console.status("starting the key service and five nodes"):
+        configs = nodes.write_configs(
+            state_dir,
+            url,
+            database_url=database_url,
+            ports=nodes.ports_of(state_dir),
+            fresh=fresh,
+            keystores=keystores,
+            addresses=addresses,
+        )
+        nodes.start(state_dir, configs, addresses=addresses)

@@ -26,6 +26,7 @@ from ledger.cli.common import (
 )
 from ledger.cli.consortium import (
     deployed,
+    ensure_nodes,
     is_production_like,
     print_nodes,
     rpc_url_file,
@@ -110,19 +111,7 @@ def up_cmd(
             cx = bootstrap(url)
         cx.deployment.save(dep_file)
         nodes.down(state_dir)  # nodes of an older deployment must go
-    running = nodes.status(state_dir)
-    keys = nodes.key_service_status(state_dir)
-    if not (running and all(n["ready"] for n in running) and keys and keys["ready"]):
-        nodes.down(state_dir)
-        with console.status("starting the key service and five nodes"):
-            configs = nodes.write_configs(
-                state_dir,
-                url,
-                database_url=database_url,
-                ports=nodes.ports_of(state_dir),
-                fresh=fresh,
-            )
-            nodes.start(state_dir, configs)
+    ensure_nodes(state_dir, url, database_url=database_url, fresh=fresh)
     summary = consortium_summary(state_dir)
     if as_json:
         print_json(summary)

@@ -23,6 +23,7 @@ def up_production_like(
     from ledger.chain.deployment import Deployment
     from ledger.cli.consortium import (
         deployed,
+        ensure_nodes,
         print_nodes,
         rpc_url_file,
     )
@@ -49,21 +50,14 @@ def up_production_like(
         cx.deployment.save(dep_file)
         nodes.down(state_dir)
     addresses = {name: a.address for name, a in accounts.items()}
-    running = nodes.status(state_dir)
-    ks = nodes.key_service_status(state_dir)
-    if not (running and all(n["ready"] for n in running) and ks and ks["ready"]):
-        nodes.down(state_dir)
-        with console.status("starting the key service and five nodes"):
-            configs = nodes.write_configs(
-                state_dir,
-                url,
-                database_url=database_url,
-                ports=nodes.ports_of(state_dir),
-                fresh=fresh,
-                keystores={n: keys.path(n) for n in accounts},
-                addresses=addresses,
-            )
-            nodes.start(state_dir, configs, addresses=addresses)
+    ensure_nodes(
+        state_dir,
+        url,
+        database_url=database_url,
+        fresh=fresh,
+        keystores={n: keys.path(n) for n in accounts},
+        addresses=addresses,
+    )
     summary = consortium_summary(state_dir)
     if as_json:
         print_json(summary)
