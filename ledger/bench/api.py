@@ -13,13 +13,14 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ledger.bench.recording import _pct
 from ledger.localnet.chains import LocalChain
-from ledger.localnet.consortium import bootstrap, new_id
+from ledger.localnet.consortium import LocalConsortium, bootstrap, new_id
 from ledger.nodeclient import NodeSession
 
 
@@ -97,42 +98,49 @@ def measure(url: str, pid: int, account: Any, keys: list[str], n: int, clients: 
     return out
 
 
-def run(loans: int, queries: int, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+@contextmanager
+def consortium_with_nodes() -> Iterator[tuple[LocalConsortium, dict[str, str], dict[str, int]]]:
+    """A fresh anvil with the DEV-ONLY consortium deployed, the key service and the five nodes
+    running: (consortium, node URLs, node pids); everything stopped afterwards."""
     from ledger.localnet import nodes
 
-    say = progress or (lambda _m: None)
     with tempfile.TemporaryDirectory() as tmp, LocalChain("anvil") as chain:
         state = Path(tmp)
         cx = bootstrap(chain.url)
         cx.deployment.save(state / "deployment.json")
         infos = nodes.start(state, nodes.write_configs(state, chain.url, fresh=True))
-        urls = {i.name: i.url for i in infos}
-        pids = {i.name: i.pid for i in infos}
         try:
-            out: dict[str, Any] = {}
-            say(f"recording {loans} loans for the exposure queries")
-            keys = ["0x" + new_id("q").hex() for _ in range(min(loans, 1_000))]
-            items = []
-            for i in range(loans):
-                ln = cx.loan(100_000, borrower_key=bytes.fromhex(keys[i % len(keys)][2:]))
-                items.append((ln, cx.sign(ln)))
-            cx.plat.originate_pipelined(items)
-            head = cx.plat.w3.eth.block_number
-            with NodeSession.signed_in(urls["bank-a"], cx.lenders[0]) as bank:
-                while True:  # until bank-a's read model has caught up with the chain
-                    r = bank.get(f"/v1/borrowers/{keys[-1]}/exposure")
-                    if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
-                        break
-                    time.sleep(0.2)
-            for clients in (1, 8, 32):
-                say(f"exposure queries, {clients} client(s)")
-                n = per_client(queries, clients)
-                out[f"exposure_{clients}_client"] = measure(
-                    urls["bank-a"], pids["bank-a"], cx.lenders[0], keys, n, clients
-                )
-            out["loans_indexed"] = loans
-            out["target_p99_ms"] = 10
-            return out
+            yield cx, {i.name: i.url for i in infos}, {i.name: i.pid for i in infos}
         finally:
             nodes.down(state)
             cx.reset_clients()
+
+
+def run(loans: int, queries: int, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+
+    say = progress or (lambda _m: None)
+    with consortium_with_nodes() as (cx, urls, pids):
+        out: dict[str, Any] = {}
+        say(f"recording {loans} loans for the exposure queries")
+        keys = ["0x" + new_id("q").hex() for _ in range(min(loans, 1_000))]
+        items = []
+        for i in range(loans):
+            ln = cx.loan(100_000, borrower_key=bytes.fromhex(keys[i % len(keys)][2:]))
+            items.append((ln, cx.sign(ln)))
+        cx.plat.originate_pipelined(items)
+        head = cx.plat.w3.eth.block_number
+        with NodeSession.signed_in(urls["bank-a"], cx.lenders[0]) as bank:
+            while True:  # until bank-a's read model has caught up with the chain
+                r = bank.get(f"/v1/borrowers/{keys[-1]}/exposure")
+                if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
+                    break
+                time.sleep(0.2)
+        for clients in (1, 8, 32):
+            say(f"exposure queries, {clients} client(s)")
+            n = per_client(queries, clients)
+            out[f"exposure_{clients}_client"] = measure(
+                urls["bank-a"], pids["bank-a"], cx.lenders[0], keys, n, clients
+            )
+        out["loans_indexed"] = loans
+        out["target_p99_ms"] = 10
+        return out

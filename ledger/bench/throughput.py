@@ -17,7 +17,6 @@ path runs on the other's history):
 from __future__ import annotations
 
 import statistics
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ledger.bench.api import cpu_seconds
+from ledger.bench.api import consortium_with_nodes, cpu_seconds
 from ledger.bench.recording import BATCH, _pct, pipelined
 from ledger.localnet.consortium import LocalConsortium, new_id
 from ledger.nodeclient import NodeSession
@@ -181,7 +180,6 @@ def _wait_indexed(url: str, cx: LocalConsortium, head: int) -> None:
 
 
 def one_run(n: int, singles: int, idle_s: float, say: Callable[[str], None]) -> dict[str, Any]:
-    from ledger.localnet import nodes
     from ledger.localnet.chains import LocalChain
     from ledger.localnet.consortium import bootstrap
 
@@ -191,27 +189,17 @@ def one_run(n: int, singles: int, idle_s: float, say: Callable[[str], None]) -> 
         out["chain_path"] = pipelined(cx, n, per_tx=BATCH)
         cx.reset_clients()
     say(f"chain path: {out['chain_path']['records_per_s']}/s")
-    with tempfile.TemporaryDirectory() as tmp, LocalChain("anvil") as chain:
-        state = Path(tmp)
-        cx = bootstrap(chain.url)
-        cx.deployment.save(state / "deployment.json")
-        infos = nodes.start(state, nodes.write_configs(state, chain.url, fresh=True))
-        urls = {i.name: i.url for i in infos}
-        pids = {i.name: i.pid for i in infos}
-        try:
-            with PeakRss(pids) as rss:
-                out["batched"] = batched(urls["platform"], cx, n, BATCH_CLIENTS)
-            out["rss_peak_mb"] = {k: round(v, 1) for k, v in rss.peak.items()}
-            say(f"through the platform node, batched: {out['batched']['records_per_s']}/s")
-            out["single"] = single(urls["platform"], cx, singles, SINGLE_CLIENTS)
-            say(f"through the platform node, one per request: {out['single']['records_per_s']}/s")
-            _wait_indexed(urls["bank-a"], cx, cx.plat.w3.eth.block_number)
-            time.sleep(2.0)  # the last requests' after-effects (keep-alive, gc) settle
-            out["idle_cpu_pct"] = idle_cpu(pids, idle_s)
-            say(f"idle: {out['idle_cpu_pct']}")
-        finally:
-            nodes.down(state)
-            cx.reset_clients()
+    with consortium_with_nodes() as (cx, urls, pids):
+        with PeakRss(pids) as rss:
+            out["batched"] = batched(urls["platform"], cx, n, BATCH_CLIENTS)
+        out["rss_peak_mb"] = {k: round(v, 1) for k, v in rss.peak.items()}
+        say(f"through the platform node, batched: {out['batched']['records_per_s']}/s")
+        out["single"] = single(urls["platform"], cx, singles, SINGLE_CLIENTS)
+        say(f"through the platform node, one per request: {out['single']['records_per_s']}/s")
+        _wait_indexed(urls["bank-a"], cx, cx.plat.w3.eth.block_number)
+        time.sleep(2.0)  # the last requests' after-effects (keep-alive, gc) settle
+        out["idle_cpu_pct"] = idle_cpu(pids, idle_s)
+        say(f"idle: {out['idle_cpu_pct']}")
     out["ratio_to_chain_path"] = round(
         out["batched"]["records_per_s"] / out["chain_path"]["records_per_s"], 3
     )
