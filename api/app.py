@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import problems
 from api.alerting.install import alert_service
 from api.deps import refuse_unknown_query
-from api.limits import LimitsMiddleware, TokenBucket
+from api.limits import LimitsMiddleware
 from api.metrics import Metrics
 from api.routes import (
     audit,
@@ -134,8 +134,10 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.state.services = services
     app.state.alerts = alert_service(settings, services)
     limits = settings.limits
-    app.state.caller_rate = TokenBucket(limits.rate_per_s, limits.burst)
-    app.state.signin_rate = TokenBucket(limits.signin_rate_per_s, limits.signin_burst)
+    # in the database: a limit holds across every HTTP process of the node (api/buckets.py)
+    buckets = services.buckets
+    app.state.caller_rate = buckets.bucket("caller", limits.rate_per_s, limits.burst)
+    app.state.signin_rate = buckets.bucket("signin", limits.signin_rate_per_s, limits.signin_burst)
     problems.install(app)
 
     def _lag() -> float | None:
@@ -150,7 +152,11 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     app.add_middleware(TimingMiddleware, metrics=metrics)
 
     # Outermost: an over-large body or a sign-in flood is refused before anything else runs.
-    app.add_middleware(LimitsMiddleware, limits=limits)
+    app.add_middleware(
+        LimitsMiddleware,
+        limits=limits,
+        auth=buckets.bucket("auth-ip", limits.auth_rate_per_s, limits.auth_burst),
+    )
 
     app.include_router(health.router)
     app.include_router(auth.router)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.concurrency import run_in_threadpool
 
 from api import store
-from api.limits import TokenBucket, rate_limited
+from api.limits import Bucket, rate_limited
 from api.problems import Problem
 from api.schemas.reads import ChallengeOut, TokenOut
 from api.service.consortium import ConsortiumView
@@ -98,7 +98,7 @@ def issue_token(
     chain: ConsortiumView,
     text: str,
     signature: str,
-    per_member: TokenBucket | None = None,
+    per_member: Bucket | None = None,
 ) -> TokenOut:
     """A bearer token for the signer of `text`. `per_member` limits tokens per address, taken
     only once the signature is verified: nobody but the key holder can empty its bucket."""

@@ -7,7 +7,8 @@ requests (docs: NodeSettings.limits).
   passes the limit. Nothing larger than the limit is ever held in memory.
 - Sign-in (`/v1/auth/*`, unauthenticated) is rate-limited per client IP in the middleware; every
   authenticated request per caller address (api/deps.py). Over the rate: 429 `RateLimited` with
-  Retry-After. Both are token buckets (rate per second, burst).
+  Retry-After. Both are token buckets (rate per second, burst), kept in the node's database so
+  they hold across all of its HTTP processes (api/buckets.py).
 
 Sign-in cannot be used to lock a member out (issue 14, item 9). The client IP is the TCP peer,
 unless the peer is one of `limits.trusted_proxies` (default: none): then it is the right-most
@@ -30,8 +31,9 @@ import ipaddress
 import math
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,8 +44,16 @@ AUTH_PREFIX = "/v1/auth/"
 _MAX_KEYS = 10_000  # idle buckets are dropped past this many keys
 
 
+class Bucket(Protocol):
+    rate: float
+
+    def take(self, key: str) -> float:
+        """Take a token for `key`: 0.0 if one was there, else the seconds until one will be."""
+
+
 class TokenBucket:
-    """One bucket per key, each holding up to `burst` tokens and refilled at `rate` a second.
+    """One bucket per key, each holding up to `burst` tokens and refilled at `rate` a second,
+    in this process's memory (a node's own limits are in its database: api/buckets.py).
     Thread-safe: sync routes run in a thread pool."""
 
     def __init__(self, rate: float, burst: int) -> None:
@@ -164,10 +174,10 @@ class LimitsMiddleware:
     """Pure ASGI: refuses over-large bodies (413) and too frequent sign-in requests (429)
     before the application runs."""
 
-    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+    def __init__(self, app: ASGIApp, limits: Limits, auth: Bucket | None = None) -> None:
         self.app = app
         self.max_body = limits.max_body_bytes
-        self.auth = TokenBucket(limits.auth_rate_per_s, limits.auth_burst)
+        self.auth = auth or TokenBucket(limits.auth_rate_per_s, limits.auth_burst)
         self.proxies = tuple(ipaddress.ip_network(p, strict=False) for p in limits.trusted_proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -175,7 +185,7 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith(AUTH_PREFIX):
-            wait = self.auth.take(client_ip(scope, self.proxies))
+            wait = await run_in_threadpool(self.auth.take, client_ip(scope, self.proxies))
             if wait > 0:
                 problem = rate_limited(wait, self.auth.rate, "client address")
                 await _answer(scope, receive, send, problem)

@@ -1,12 +1,14 @@
 """`python -m api` and `python -m keyservice`: one way to run a member's service process with
-uvicorn, bound to loopback, one worker, nothing of a request body logged."""
+uvicorn, bound to loopback, nothing of a request body logged."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +17,34 @@ class StartRefused(Exception):
     """Configuration the service will not start with: one line for the operator (exit 2)."""
 
 
+@dataclass
+class Started:
+    """What `start` built: the app and its settings; for a node with several workers
+    (api/workers.py) the listening socket it serves on and the extra workers to start."""
+
+    app: Any
+    settings: Any
+    sock: socket.socket | None = None
+    workers: Any = None  # api.workers.WorkerPool
+
+
 def serve(
     prog: str,
     description: str | None,
-    start: Callable[[Path], tuple[Any, Any]],
+    start: Callable[[argparse.Namespace], Started],
     argv: list[str] | None = None,
+    *,
+    node: bool = False,
 ) -> int:
-    """Parse `--config FILE [--log-level L]`, build `(app, settings)` with `start` and serve it.
-    One worker: nonces, idempotency locks, rate buckets and a signing account's transaction
-    nonces are per process. uvicorn's access log shows only the path."""
+    """Parse `--config FILE [--log-level L]`, build the service with `start` and serve it.
+    uvicorn's access log shows only the path. `node`: also the flags the node process gives
+    its extra workers (api/workers.py), hidden from --help."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", type=Path, required=True, help="settings (JSON)")
     parser.add_argument("--log-level", default="info")
+    if node:
+        for flag, kind in (("--worker-of", Path), ("--fd", int), ("--parent", int)):
+            parser.add_argument(flag, type=kind, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     import uvicorn
@@ -41,17 +59,24 @@ def serve(
     # through the one logging lock, a tenth of a busy platform node's time; failures still show
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        app, settings = start(args.config)
+        started = start(args)
     except StartRefused as exc:
         # configuration, not a crash: no traceback
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        proxy_headers=False,
-        server_header=False,
-    )
+    settings = started.settings
+    options: dict[str, Any] = {
+        "log_level": args.log_level, "proxy_headers": False, "server_header": False,
+    }  # fmt: skip
+    if started.sock is None:
+        uvicorn.run(started.app, host=settings.host, port=settings.port, **options)
+        return 0
+    if started.workers is not None:
+        started.workers.start()
+    try:
+        server = uvicorn.Server(uvicorn.Config(started.app, **options))
+        server.run(sockets=[started.sock])
+    finally:
+        if started.workers is not None:
+            started.workers.stop()
     return 0

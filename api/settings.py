@@ -205,6 +205,13 @@ class NodeSettings(ServiceSettings):
         description="a platform node's keeper moves an overdue loan to defaulted past this many "
         "days past due (api/service/dpd_keeper.py)",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="HTTP processes serving this node on its one port (api/workers.py); more "
+        "than 1 on lender and auditor nodes only",
+    )
     limits: Limits = Field(default_factory=Limits)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

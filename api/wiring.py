@@ -5,8 +5,10 @@ platform node the pool of lender nodes it asks to co-sign."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from api import store
+from api.buckets import Buckets
 from api.metrics import Metrics
 from api.service.batch import Gatherer
 from api.service.consortium import ConsortiumView
@@ -31,6 +33,7 @@ class NodeServices:
     context: MemberContext
     chain: ConsortiumView
     reads: ReadModel
+    buckets: Buckets
     peers: PeerPool | None = None
     keeper: LineKeeper | None = None
     submitter: Submitter | None = None
@@ -47,6 +50,7 @@ class NodeServices:
         if self.dpd_keeper is not None:
             self.dpd_keeper.stop()
         self.reads.stop()
+        self.buckets.close()
         if self.peers is not None:
             self.peers.close()
         self.chain.gate.close()
@@ -63,10 +67,20 @@ def _keyring(settings: NodeSettings, dev: bool) -> KeyRing:
     return KeyRing.from_directory(directory)
 
 
-def build(settings: NodeSettings) -> NodeServices:
+def build(
+    settings: NodeSettings, link_dir: Path | None = None, *, primary: bool = True
+) -> NodeServices:
+    """`primary`: the node process, which starts and supervises the node's follower and runs
+    its keepers; else an extra HTTP worker (api/workers.py), attaching to that follower through
+    `link_dir` (the node's signal directory, given whenever the node has several workers)."""
     deployment = Deployment.load(settings.deployment_file)
     account = settings.key.load(deployment.chain_id)
     client = LedgerClient(settings.rpc_url, deployment, account)
+    if link_dir is not None:
+        # several processes send from this account (api/workers.py): one at a time
+        from api.workers import AccountLock
+
+        client.send_lock = AccountLock(link_dir / "account.lock")
     context = MemberContext(
         settings=settings,
         deployment=deployment,
@@ -83,18 +97,23 @@ def build(settings: NodeSettings) -> NodeServices:
     chain = ConsortiumView(client, gate, deployment.deployment_block)
     reads: ReadModel = ChainReads(chain)
     if settings.read_model == "indexed":
+        from api.service.follower_process import FollowerProcess
         from api.service.indexed import IndexedReads
 
-        reads = IndexedReads(settings, deployment, ChainReads(chain))
+        follower = FollowerProcess(settings, account.address, link_dir, spawn=primary)
+        reads = IndexedReads(settings, ChainReads(chain), follower)
     peers = submitter = gatherer = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
         submitter = Submitter(client)
         gatherer = Gatherer()
     keeper = None
-    if settings.role in ("platform", "lender"):
+    if primary and settings.role in ("platform", "lender"):
         keeper = LineKeeper(context, chain, settings.line_keeper_s)
     dpd_keeper = None
-    if settings.role == "platform":
+    if primary and settings.role == "platform":
         dpd_keeper = DpdKeeper(context, chain, settings.default_after_dpd, settings.dpd_keeper_s)
-    return NodeServices(context, chain, reads, peers, keeper, submitter, gatherer, dpd_keeper)
+    buckets = Buckets(settings.database_url)
+    return NodeServices(
+        context, chain, reads, buckets, peers, keeper, submitter, gatherer, dpd_keeper
+    )

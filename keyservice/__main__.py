@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
-from api.serving import StartRefused, serve
+from api.serving import Started, StartRefused, serve
 
 
-def _start(config: Path) -> tuple[Any, Any]:
+def _start(args: argparse.Namespace) -> Started:
     from keyservice.app import create_app
     from keyservice.settings import KeyServiceSettings
     from ledger.identity import PepperError
 
-    settings = KeyServiceSettings.load(config)
+    settings = KeyServiceSettings.load(args.config)
     try:
-        return create_app(settings), settings
+        return Started(create_app(settings), settings)
     except PepperError as exc:  # one line, never the pepper
         raise StartRefused(str(exc)) from None
 

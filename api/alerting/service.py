@@ -2,9 +2,10 @@
 alerts (ledger.alerts) and keeps the new ones, and a sender that pushes them to the member's
 webhooks, retrying with exponential backoff and parking a delivery that keeps failing.
 
-Both run on threads of their own, like the indexer they follow. The watcher looks at the
-indexer's cursor every `poll_s` and does nothing until it has moved, so an idle node costs one
-small query per poll.
+Both run on threads of the node's follower process (api/follower.py), beside the indexer they
+follow. The watcher looks at the indexer's cursor every `poll_s` and does nothing until it has
+moved, so an idle node costs one small query per poll. The HTTP processes read the alerts the
+watcher kept through `AlertReader`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import select
@@ -31,8 +34,9 @@ from ledger.alerts import (
 from ledger.domain import Policy, Role
 
 if TYPE_CHECKING:
-    from api.service.context import MemberContext
-    from api.service.indexed import IndexedReads
+    from sqlalchemy import Engine
+
+    from api.service.follower_process import FollowerProcess
 
 log = logging.getLogger("api.alerts")
 
@@ -40,9 +44,33 @@ REORG_MARGIN = 256  # blocks looked at again on each pass: the indexer's own reo
 _ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
 
 
+@dataclass
+class FollowerContext:
+    """What the alert watcher needs of the member (api.alerting.service): its address and role,
+    the deployment, a read-only chain client and the node's own tables."""
+
+    settings: Any
+    address: str
+    deployment: Any
+    client: Any
+    engine: Any
+
+    @property
+    def role(self) -> str:
+        return str(self.settings.role)
+
+
+@dataclass
+class FollowedReads:
+    """The read model as the alert watcher reads it: its database and its indexer's RPC."""
+
+    engine: Any
+    indexer: Any
+
+
 class AlertService:
     def __init__(
-        self, ctx: MemberContext, reads: IndexedReads, settings: AlertSettings | None = None
+        self, ctx: FollowerContext, reads: FollowedReads, settings: AlertSettings | None = None
     ) -> None:
         self.ctx = ctx
         self.reads = reads
@@ -53,6 +81,8 @@ class AlertService:
         self.head: int | None = None  # the newest block the watcher has judged
         self._stop = threading.Event()
         self._wake_sender = threading.Event()
+        self.wake_event = self._wake_sender  # set from outside: look for due deliveries now
+        self.on_judged: Callable[[int], None] | None = None  # told each block judged
         self._threads: list[threading.Thread] = []
         self.error: str | None = None
 
@@ -109,6 +139,8 @@ class AlertService:
         alerts += council_alerts(self._queued(since, head), inp, policy)
         new = store.add_alerts(self.engine, alerts)
         self.head = head
+        if self.on_judged is not None:
+            self.on_judged(head)
         if new:
             self.latest_seq = max(r.seq or 0 for r in new)
             self._wake_sender.set()
@@ -220,3 +252,26 @@ class AlertService:
             assert d.id is not None
             store.record_attempt(self.engine, d.id, status, error, ms, outcome, next_at)
         return sent
+
+
+class AlertReader:
+    """An HTTP process's view of the alert service running in the node's follower process: the
+    node's tables, the block the watcher last judged, and a way to wake its webhook sender."""
+
+    def __init__(self, engine: Engine, follower: FollowerProcess) -> None:
+        self.engine = engine
+        self.follower = follower
+        store.create(engine)
+
+    @property
+    def head(self) -> int | None:
+        return self.follower.alerts_block
+
+    def wake(self) -> None:
+        self.follower.retry_webhooks()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

@@ -14,7 +14,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field, UrlConstraints
 from sse_starlette import EventSourceResponse
 
 from api.alerting import signing, store
-from api.alerting.service import AlertService
+from api.alerting.service import AlertReader
 from api.auth import Principal
 from api.deps import require
 from api.problems import Problem, responses
@@ -29,8 +29,8 @@ TYPES = ("borrower.overdue", "borrower.defaulted", "borrower.written_off", "borr
          "member.frozen", "line.expiring", "line.frozen", "line.unfrozen")  # fmt: skip
 
 
-def _service(request: Request) -> AlertService:
-    svc: AlertService | None = getattr(request.app.state, "alerts", None)
+def _service(request: Request) -> AlertReader:
+    svc: AlertReader | None = getattr(request.app.state, "alerts", None)
     if svc is None:
         raise Problem(
             503, "AlertsNeedIndex", "alerts are computed from the indexed read model "

@@ -22,8 +22,8 @@ def healthz() -> Health:
 
 @router.get("/readyz", response_model=Ready, responses={503: {"description": "not ready"}})
 def readyz(ctx: ContextDep, chain: ConsortiumDep, reads: ReadsDep) -> JSONResponse:
-    """Ready: the chain and the node's database answer, and the indexer's lag is within
-    `max_indexer_lag` blocks."""
+    """Ready: the chain and the node's database answer, the node's indexer process runs, and
+    its lag is within `max_indexer_lag` blocks."""
     max_lag = ctx.settings.max_indexer_lag
     try:
         block = chain.head()
@@ -36,7 +36,8 @@ def readyz(ctx: ContextDep, chain: ConsortiumDep, reads: ReadsDep) -> JSONRespon
         database = True
     except Exception:  # noqa: BLE001 - any failure to reach the database means not ready
         database = False
-    ready = block is not None and database and (lag is None or lag <= max_lag)
+    down = reads.down()
+    ready = block is not None and database and down is None and (lag is None or lag <= max_lag)
     body = Ready(
         status="ready" if ready else "not ready",
         chain_reachable=block is not None,
@@ -51,6 +52,8 @@ def readyz(ctx: ContextDep, chain: ConsortiumDep, reads: ReadsDep) -> JSONRespon
         reason = "the chain is not reachable"
     elif not database:
         reason = "the database is not reachable"
+    elif down is not None:
+        reason = down
     else:
         reason = f"indexer lag {lag} > {max_lag}"
     problem = Problem(503, "NotReady", reason, **body.model_dump(exclude={"status"}))

@@ -1,5 +1,6 @@
 """The node's read model: its own indexer (ledger.indexer) following the chain into its own
-database (ledger.store), and the scoped loan queries served from it.
+database (ledger.store), in a process of its own (api/follower.py, started and supervised
+here: api/service/follower_process.py), and the scoped loan queries served from it.
 
 Listing a borrower's loans and a member's own share of an exposure need per-lender amounts the
 contract does not keep; the read model maintains them as events arrive. A read first waits
@@ -13,8 +14,6 @@ contract's `borrowerExposure` view.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, create_engine, exists, false, func, select, true
@@ -23,9 +22,9 @@ from sqlalchemy.exc import DBAPIError
 
 from api.auth import Principal
 from api.schemas.reads import LoanView
+from api.service.follower_process import FollowerProcess
 from api.service.reads import ChainReads, Exposure
 from api.settings import NodeSettings
-from ledger.chain.deployment import Deployment
 from ledger.domain import LineStatus, to_hex
 from ledger.records import loan_from_row, loan_view
 
@@ -37,10 +36,12 @@ class IndexedReads:
     (`fallback`) answer an exposure before the indexer holds the registry's first policy."""
 
     def __init__(
-        self, settings: NodeSettings, deployment: Deployment, fallback: ChainReads
+        self,
+        settings: NodeSettings,
+        fallback: ChainReads,
+        follower: FollowerProcess,
     ) -> None:
         self.fallback = fallback
-        from ledger.indexer import Indexer
         from ledger.store import make_engine
         from ledger.store.db import database_url
         from ledger.store.models import TABLES
@@ -54,62 +55,36 @@ class IndexedReads:
             # ROLLBACK round trips) on a pool without pre-ping (a round trip per checkout); a
             # pooled connection found dead is replaced and the query run once more instead.
             self._quick = create_engine(url, isolation_level="AUTOCOMMIT")
-        self._writer: Engine = make_engine(settings.database_url, writer=True)
-        self.indexer = Indexer(self._writer, settings.rpc_url, deployment)
-        self.poll = settings.indexer_poll_s
-        self.idle_poll = settings.indexer_idle_poll_s
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: str | None = None
+        self.follower = follower
         self._exposure_sql = self._exposure_statements()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="indexer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.indexer.prepare()
-            self.indexer.follow(
-                poll_interval=self.poll,
-                stop=self._stop,
-                wake=self._wake,
-                idle_interval=self.idle_poll,
-            )
-        except Exception as exc:  # noqa: BLE001 - reported through readiness and the log
-            self.error = f"{type(exc).__name__}: {exc}"
-            log.error("indexer stopped: %s", self.error, exc_info=exc)
+        """Start the follower process (the indexer and the alert watcher) and listen to it."""
+        self.follower.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self.indexer.close()
+        self.follower.stop()
         self.engine.dispose()
         self._quick.dispose()
-        self._writer.dispose()
+
+    def down(self) -> str | None:
+        return self.follower.error
 
     def last_block(self) -> int:
         """-1 until the indexer has migrated the read model: a node is not ready (its lag counts
         from block 0) before the tables it answers from exist."""
-        return self.indexer.last_block if self.indexer.prepared else -1
+        return self.follower.block
 
     def lag(self, head: int) -> int | None:
         return max(head - self.last_block(), 0)
 
     def as_of(self, head: int, timeout: float = 3.0) -> int:
         """Wait until the read model holds block `head` (or `timeout` passes); the block it is
-        as of."""
-        deadline = time.monotonic() + timeout
-        if self.indexer.last_block < head:
-            self._wake.set()  # the indexer may be resting between polls of an idle chain
-        while self.indexer.last_block < head and time.monotonic() < deadline and not self.error:
-            time.sleep(0.01)
-        return min(head, self.indexer.last_block)
+        as of. The follower is woken at once (it may be resting between polls of an idle
+        chain) and signals each range it indexes: no polling here."""
+        return min(head, self.follower.wait_for(head, timeout))
 
     # ------------------------------------------------------------------ queries
 

@@ -54,6 +54,9 @@ class ReadModel(Protocol):
     def lag(self, head: int) -> int | None:
         """Blocks behind `head`; None when there is nothing to be behind (the chain itself)."""
 
+    def down(self) -> str | None:
+        """Why the read model is not being kept now (its indexer process is not running)."""
+
     def as_of(self, head: int) -> int:
         """The block a read is answered as of: `head`, once the read model holds it."""
 
@@ -89,6 +92,9 @@ class ChainReads:
         pass
 
     def lag(self, head: int) -> int | None:
+        return None
+
+    def down(self) -> str | None:
         return None
 
     def as_of(self, head: int) -> int:

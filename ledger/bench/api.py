@@ -2,9 +2,10 @@
 co-sign flow's throughput is ledger/bench/throughput.py).
 
 Beside each latency figure, the node's own CPU time per query (user + system, read from /proc,
-so Linux only): on a machine shared with other work, latency says as much about the neighbours
-as about the node, and that figure does not. It includes the node's indexer polling the chain
-in the background (a few milliseconds a second)."""
+so Linux only, over the node's whole process group: its HTTP worker(s) and its follower): on a
+machine shared with other work, latency says as much about the neighbours as about the node,
+and that figure does not. It includes the node's indexer polling the chain in the background
+(a few milliseconds a second)."""
 
 from __future__ import annotations
 
@@ -72,13 +73,39 @@ def _queries(url: str, account: Any, keys: list[str], n: int, clients: int) -> l
     return latencies
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds process `pid` has used so far; None where /proc is not."""
+def _stat(pid: int) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
+
+
+def group_pids(pid: int) -> list[int]:
+    """`pid` and every process in its process group: a node started by the tooling leads its own
+    group, which holds its follower (the indexer) and any extra HTTP workers."""
+    out = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != pid:
+            fields = _stat(int(entry.name))
+            if fields is not None and fields[2] == str(pid):
+                out.append(int(entry.name))
+    return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds process `pid` and the rest of its process group (a node's
+    follower and workers) have used so far; None where /proc is not."""
+    total, found = 0.0, False
+    for p in group_pids(pid) if Path("/proc").is_dir() else [pid]:
+        fields = _stat(p)
+        if fields is None:
+            continue
+        try:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found = True
+        except (ValueError, IndexError):
+            continue
+    return total if found else None
 
 
 def measure(url: str, pid: int, account: Any, keys: list[str], n: int, clients: int) -> dict:

@@ -121,9 +121,10 @@ def run(
     steps: Sequence[int] = (10_000, 100_000, 1_000_000),
     queries: int = 1_000,
     progress: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """p50/p99 of GET /v1/borrowers/{key}/exposure on bank-a's node, one client at each step,
-    and eight clients at the step nearest 100,000 loans."""
+    and 8 and 32 clients at the step nearest 100,000 loans."""
     if pg_url is None:
         return {"not_measured": "no PostgreSQL (set TEST_DATABASE_URL or DATABASE_URL)"}
     from ledger.bench.api import _queries, measure, per_client
@@ -139,13 +140,18 @@ def run(
         configs = nodes.write_configs(
             state, chain.url, database_url=pg_url, schema_prefix="bench_exposure_"
         )
-        bank_db = json.loads(configs["bank-a"].read_text())["database_url"]
+        bank_cfg = json.loads(configs["bank-a"].read_text())
+        bank_db = bank_cfg["database_url"]
+        if workers != 1:  # bank-a's HTTP processes (its `workers` setting)
+            configs["bank-a"].write_text(json.dumps({**bank_cfg, "workers": workers}))
         infos = nodes.start(state, configs)
         bank = next(i for i in infos if i.name == "bank-a")
         url = bank.url
         parties = [cx.platform.address, cx.lenders[0].address, cx.lenders[1].address]
         block = cx.plat.w3.eth.block_number
-        out: dict[str, Any] = {"database": "postgresql", "loans_per_borrower": 5, "steps": []}
+        out: dict[str, Any] = {
+            "database": "postgresql", "loans_per_borrower": 5, "workers": workers, "steps": [],
+        }  # fmt: skip
         try:
             _wait_caught_up(url, cx, block)  # its tables exist and hold the real history
             have = 0
@@ -160,7 +166,7 @@ def run(
                 step = max(1, borrowers // 1_000)
                 keys = ["0x" + _b32(b"borrower", b).hex() for b in range(0, borrowers, step)]
                 row: dict[str, Any] = {"loans": target, "insert_s": round(grow_s, 1)}
-                for clients in (1, 8) if target == eight_at else (1,):
+                for clients in (1, 8, 32) if target == eight_at else (1,):
                     say(f"exposure queries at {target:,} loans, {clients} client(s)")
                     _queries(url, cx.lenders[0], keys, min(200, queries), clients)  # warm
                     n = per_client(queries, clients)
@@ -214,11 +220,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", default="10000,100000,1000000")
     ap.add_argument("--queries", type=int, default=1_000)
+    ap.add_argument("--workers", type=int, default=1, help="bank-a's HTTP processes")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     pg = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     steps = [int(s) for s in a.steps.split(",")]
-    out = run(pg, steps, a.queries, progress=lambda m: print(m, file=sys.stderr))
+    out = run(pg, steps, a.queries, progress=lambda m: print(m, file=sys.stderr), workers=a.workers)
     print(json.dumps(out, indent=None if a.json else 2))
 
 

@@ -11,7 +11,8 @@ path runs on the other's history):
   verifies every signature and submits pipelined; every loan must come back 201;
   meanwhile each node process's resident memory is sampled (/proc, peak reported);
 - single-loan requests: `POST /v1/loans` from 32 clients at once, p50/p99 latency;
-- the idle cost: each node's CPU over `idle_s` seconds with nothing to do (/proc).
+- the idle cost: each node's CPU over `idle_s` seconds with nothing to do (/proc; a node's
+  HTTP worker(s) and its follower process together).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ledger.bench.api import consortium_with_nodes, cpu_seconds
+from ledger.bench.api import consortium_with_nodes, cpu_seconds, group_pids
 from ledger.bench.recording import BATCH, _pct, pipelined
 from ledger.localnet.consortium import LocalConsortium, new_id
 from ledger.nodeclient import NodeSession
@@ -63,7 +64,8 @@ def rss_mb(pid: int) -> float | None:
 
 
 class PeakRss:
-    """The peak resident memory of each process, sampled every 0.2 s while in the block."""
+    """The peak resident memory of each node, sampled every 0.2 s while in the block: that of
+    its largest process (its HTTP worker, its follower), each held to the same target."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -74,7 +76,8 @@ class PeakRss:
     def _run(self) -> None:
         while True:
             for name, pid in self.pids.items():
-                mb = rss_mb(pid)
+                sizes = [m for p in group_pids(pid) if (m := rss_mb(p)) is not None]
+                mb = max(sizes, default=None)
                 if mb is not None:
                     self.peak[name] = max(self.peak.get(name, 0.0), mb)
             if self._stop.wait(0.2):

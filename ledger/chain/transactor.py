@@ -3,14 +3,16 @@
 Transactions are built, signed and sent here (no node-side accounts), so the same code runs on
 anvil, Hardhat node and a free-gas consortium network. A per-account `NonceManager` hands out
 nonces under a lock (safe from threads; asyncio code calls it from one loop), and resynchronises
-from the chain after a restart or a dropped transaction.
+from the chain after a restart or a dropped transaction. Where several processes send from one
+account, `send_lock` serialises `transact` across them, each nonce read afresh under it.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -149,6 +151,9 @@ class Transactor(ChainReads):
         self._fees: dict[str, int] | None = None
         self._rpc = Rpc(rpc_url, timeout=60)  # raw reads and batches beside web3
         self.nonces = NonceManager(self._pending_nonce) if account else None
+        # Set when other processes send from the same account: `transact` then builds, signs and
+        # sends under it, with the nonce read afresh from the chain (a context-manager factory).
+        self.send_lock: Callable[[], AbstractContextManager[Any]] | None = None
         self.max_attempts = 12
         self.retry_backoff = 0.25
         self._retry_lock = threading.Lock()
@@ -296,6 +301,15 @@ class Transactor(ChainReads):
             pass
         return TransactionFailed(f"transaction {tx_hash} failed in block {receipt.block_number}")
 
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        if self.send_lock is None:
+            yield
+            return
+        with self.send_lock():
+            self.nonces.resync()  # type: ignore[union-attr]
+            yield
+
     def transact(
         self,
         contract: Any,
@@ -319,10 +333,12 @@ class Transactor(ChainReads):
             try:
                 if landed is not None and landed():
                     return None
-                tx = self.build(contract, fn, args, gas=gas)
-                raw = self.sign(tx)
-                sent = True
-                return self.wait(self.send_raw(raw))
+                with self._sending():
+                    tx = self.build(contract, fn, args, gas=gas)
+                    raw = self.sign(tx)
+                    sent = True
+                    tx_hash = self.send_raw(raw)
+                return self.wait(tx_hash)
             except ContractRevert:
                 raise
             except (OSError, httpx.TransportError, ReceiptTimeout, Web3RPCError) as exc:

@@ -133,7 +133,7 @@ def bench_cmd(
         _exposure_row(t, c, a["loans_indexed"], a[f"exposure_{c}_client"], "")
     g = result.get("exposure_growth", {})
     for step in g.get("steps", []):
-        for c in (1, 8):
+        for c in (1, 8, 32):
             q = step.get(f"{c}_client")
             if q:
                 _exposure_row(t, c, step["loans"], q, " (PostgreSQL)")
