@@ -13,6 +13,7 @@ process of a node runs on one machine); a bucket never counts time backwards.
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 
 from sqlalchemy import Engine, create_engine, text
@@ -21,10 +22,11 @@ from sqlalchemy.exc import DBAPIError
 
 TABLE = "api_rate_bucket"
 PRUNE_EVERY = 1_000  # takes per process between removals of full (idle) buckets
+_MAX_KEYS = 10_000  # keys with tokens leased to this process
 
 _COLUMNS = (
     "scope VARCHAR(16) NOT NULL, key VARCHAR(80) NOT NULL, tokens DOUBLE PRECISION NOT NULL, "
-    "at DOUBLE PRECISION NOT NULL, granted BOOLEAN NOT NULL, PRIMARY KEY (scope, key)"
+    "at DOUBLE PRECISION NOT NULL, granted DOUBLE PRECISION NOT NULL, PRIMARY KEY (scope, key)"
 )
 
 
@@ -35,13 +37,14 @@ def _refill(lo: str, hi: str) -> str:
 
 def _take_sql(lo: str, hi: str) -> str:
     t, r = TABLE, _refill(lo, hi)
-    # In ON CONFLICT DO UPDATE every expression sees the row as it was (both databases).
+    # up to :lease whole tokens, as many as the bucket holds; in ON CONFLICT DO UPDATE every
+    # expression sees the row as it was (both databases)
+    n = f"{lo}(:lease, floor({r}))"
     return (
         f"INSERT INTO {t} (scope, key, tokens, at, granted) "
-        "VALUES (:scope, :key, :full_less_one, :now, true) "
+        "VALUES (:scope, :key, :burst - :lease, :now, :lease) "
         "ON CONFLICT (scope, key) DO UPDATE SET "
-        f"tokens = CASE WHEN {r} >= 1 THEN {r} - 1 ELSE {r} END, "
-        f"at = {hi}(:now, {t}.at), granted = ({r} >= 1) "
+        f"tokens = {r} - {n}, at = {hi}(:now, {t}.at), granted = {n} "
         "RETURNING tokens, granted"
     )
 
@@ -73,10 +76,14 @@ class Buckets:
     def bucket(self, scope: str, rate: float, burst: int) -> DbBucket:
         return DbBucket(self, scope, rate, burst)
 
-    def take(self, scope: str, key: str, rate: float, burst: int) -> float:
+    def take(
+        self, scope: str, key: str, rate: float, burst: int, lease: int = 1
+    ) -> tuple[float, int]:
+        """Take `lease` tokens for `key` (fewer if fewer are there): 0.0 and how many were
+        taken, or the seconds until one will be and 0."""
         now = time.time()
         params = {"scope": scope, "key": key[:80], "rate": float(rate), "burst": float(burst),
-                  "full_less_one": float(burst) - 1.0, "now": now}  # fmt: skip
+                  "lease": float(lease), "now": now}  # fmt: skip
         try:
             row = self._run(params)
         except DBAPIError as exc:
@@ -85,10 +92,10 @@ class Buckets:
             row = self._run(params)
         if next(self._count) % PRUNE_EVERY == PRUNE_EVERY - 1:
             self._prune(scope, rate, burst, now)
-        tokens, granted = float(row[0]), bool(row[1])
-        return 0.0 if granted else (1.0 - tokens) / rate
+        tokens, granted = float(row[0]), int(row[1])
+        return (0.0, granted) if granted else ((1.0 - tokens) / rate, 0)
 
-    def _run(self, params: dict[str, object]) -> tuple[float, bool]:
+    def _run(self, params: dict[str, object]) -> tuple[float, float]:
         with self.engine.begin() as conn:
             row = conn.execute(self._take, params).one()
         return row[0], row[1]
@@ -110,12 +117,38 @@ class Buckets:
 
 class DbBucket:
     """One scope's buckets, one per key, each holding up to `burst` tokens refilled at `rate` a
-    second (the interface of api.limits.TokenBucket, shared by every process of the node)."""
+    second, shared by every process of the node.
+
+    A process takes tokens from the database a few at a time (`lease`: 1 for a bucket of up to
+    127 tokens, so small limits are exact; at most 16) and spends them before it asks again, so
+    a busy caller costs the database one statement per `lease` requests. Leased tokens are
+    taken from the shared bucket: no process ever serves more than the limit allows; a caller
+    can at most be refused while up to `lease - 1` tokens wait unspent in another process."""
 
     def __init__(self, buckets: Buckets, scope: str, rate: float, burst: int) -> None:
         self.buckets, self.scope = buckets, scope
         self.rate, self.burst = float(rate), int(burst)
+        self.lease = max(1, min(16, self.burst // 64))
+        self._leased: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take_leased(self, key: str) -> bool:
+        """Spend a token this process already holds for `key` (no database): True if it did."""
+        with self._lock:
+            left = self._leased.get(key, 0)
+            if left <= 0:
+                return False
+            self._leased[key] = left - 1
+            return True
 
     def take(self, key: str) -> float:
         """Take a token for `key`: 0.0 if one was there, else the seconds until one will be."""
-        return self.buckets.take(self.scope, key, self.rate, self.burst)
+        if self.take_leased(key):
+            return 0.0
+        wait, got = self.buckets.take(self.scope, key, self.rate, self.burst, self.lease)
+        if got > 1:
+            with self._lock:
+                if len(self._leased) >= _MAX_KEYS:
+                    self._leased.clear()  # forgetting leased tokens only ever refuses sooner
+                self._leased[key] = self._leased.get(key, 0) + got - 1
+        return wait

@@ -16,10 +16,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal, member_principal, token_owner
-from api.limits import rate_limited
+from api.limits import rate_limited, take
 from api.problems import Problem
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
@@ -75,7 +74,7 @@ async def current_principal(
     address = await token_owner(services.context, creds.credentials)
     # Before the chain is asked anything: a caller over its rate costs the node no RPC call.
     bucket = request.app.state.caller_rate
-    wait = await run_in_threadpool(bucket.take, address)  # a statement in the database
+    wait = await take(bucket, address)  # in the database, a few tokens at a time
     if wait > 0:
         raise rate_limited(wait, bucket.rate, "caller")
     return await member_principal(services.chain, address)

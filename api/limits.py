@@ -50,6 +50,17 @@ class Bucket(Protocol):
     def take(self, key: str) -> float:
         """Take a token for `key`: 0.0 if one was there, else the seconds until one will be."""
 
+    def take_leased(self, key: str) -> bool:
+        """Take a token without waiting on anything (no database): True if one was at hand."""
+
+
+async def take(bucket: Bucket, key: str) -> float:
+    """`bucket.take(key)` from the event loop: at once when a token is at hand, else on a
+    worker thread (it may ask the database)."""
+    if bucket.take_leased(key):
+        return 0.0
+    return await run_in_threadpool(bucket.take, key)
+
 
 class TokenBucket:
     """One bucket per key, each holding up to `burst` tokens and refilled at `rate` a second,
@@ -61,6 +72,9 @@ class TokenBucket:
         self.burst = float(burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, at)
         self._lock = threading.Lock()
+
+    def take_leased(self, key: str) -> bool:
+        return False  # `take` itself is quick
 
     def take(self, key: str) -> float:
         """Take a token for `key`: 0.0 if one was there, else the seconds until one will be."""
@@ -185,7 +199,7 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith(AUTH_PREFIX):
-            wait = await run_in_threadpool(self.auth.take, client_ip(scope, self.proxies))
+            wait = await take(self.auth, client_ip(scope, self.proxies))
             if wait > 0:
                 problem = rate_limited(wait, self.auth.rate, "client address")
                 await _answer(scope, receive, send, problem)

@@ -136,14 +136,19 @@ def test_an_idempotency_key_raced_across_two_processes_yields_one_record(
         for t in threads:
             t.join()
         created = [r for r in answers if r.status_code == 201]
-        others = [problem(r)["code"] for r in answers if r.status_code != 201]
-        assert created and set(others) <= {"RequestInProgress"}, [r.text for r in answers]
+        codes = [problem(r)["code"] for r in answers if r.status_code != 201]
+        # the others were told it is being written; under heavy load the winner may instead
+        # have been answered 503 by a lender's node, which records nothing: the retry below
+        assert set(codes) <= {"RequestInProgress", "LenderNodeUnavailable"}, [
+            (r.status_code, r.text) for r in answers
+        ]
+        assert len({r.json()["tx_hash"] for r in created}) <= 1
+        # a retry on either process gets the one record (replayed, or written now)
+        done = [s.post("/v1/loans", body) for s in (sessions[0], sessions[-1])]
+        assert [r.status_code for r in done] == [201, 201], [r.text for r in done]
+        assert done[-1].headers["idempotent-replayed"] == "true"
+        created += done
         assert len({r.json()["tx_hash"] for r in created}) == 1
-        # a retry on either process replays the one record
-        for s in (sessions[0], sessions[-1]):
-            again = s.post("/v1/loans", body)
-            assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
-            assert again.json()["tx_hash"] == created[0].json()["tx_hash"]
         for s in sessions:
             s.close()
     loan_id = bytes.fromhex(created[0].json()["loan_id"][2:])

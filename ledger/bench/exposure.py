@@ -137,9 +137,10 @@ def run(
         state = Path(tmp)
         cx = bootstrap(chain.url)
         cx.deployment.save(state / "deployment.json")
-        configs = nodes.write_configs(
-            state, chain.url, database_url=pg_url, schema_prefix="bench_exposure_"
-        )
+        # this run's schemas only: another run on the same server keeps its own (and an older
+        # bench's cleanup, which dropped every `bench_exposure_` schema, leaves these alone)
+        prefix = f"bench{os.getpid()}_exposure_"
+        configs = nodes.write_configs(state, chain.url, database_url=pg_url, schema_prefix=prefix)
         bank_cfg = json.loads(configs["bank-a"].read_text())
         bank_db = bank_cfg["database_url"]
         if workers != 1:  # bank-a's HTTP processes (its `workers` setting)
@@ -179,7 +180,7 @@ def run(
         finally:
             nodes.down(state)
             cx.reset_clients()
-            _drop_schemas(pg_url, "bench_exposure_")
+            _drop_schemas(pg_url, prefix)
 
 
 def _wait_caught_up(url: str, cx: Any, head: int, timeout: float = 60.0) -> None:
