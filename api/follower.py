@@ -63,15 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     alerts = AlertService(ctx, FollowedReads(reader, indexer), settings.alerts)
     link = FollowerLink(args.link, wake, alerts.wake_event)
     alerts.on_judged = lambda block: link.announce(alerts_block=block)
+    alerts.driven = True
+
+    def committed(_p: Any = None) -> None:
+        link.announce(indexer.last_block)
+        alerts.new_block.set()
+
     code = 0
     try:
         indexer.prepare()
-        link.announce(indexer.last_block)
         alerts.start()
+        committed()
         indexer.follow(
             poll_interval=settings.indexer_poll_s,
             stop=stop,
-            progress=lambda _p: link.announce(indexer.last_block),
+            progress=committed,
             wake=wake,
             idle_interval=settings.indexer_idle_poll_s,
         )

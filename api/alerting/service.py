@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("api.alerts")
 
+DRIVEN_POLL_S = 30.0  # a watcher told of every commit looks on its own this often
 REORG_MARGIN = 256  # blocks looked at again on each pass: the indexer's own reorg window
 _ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
 
@@ -83,6 +84,8 @@ class AlertService:
         self._wake_sender = threading.Event()
         self.wake_event = self._wake_sender  # set from outside: look for due deliveries now
         self.on_judged: Callable[[int], None] | None = None  # told each block judged
+        self.new_block = threading.Event()  # set when the indexer has committed new blocks
+        self.driven = False  # True: `new_block` is set for every commit (api/follower.py)
         self._threads: list[threading.Thread] = []
         self.error: str | None = None
 
@@ -96,6 +99,7 @@ class AlertService:
 
     def stop(self) -> None:
         self._stop.set()
+        self.new_block.set()
         self._wake_sender.set()
 
     def wake(self) -> None:
@@ -103,7 +107,14 @@ class AlertService:
         self._wake_sender.set()
 
     def _watch(self) -> None:
-        while not self._stop.wait(self.settings.poll_s):
+        while not self._stop.is_set():
+            # woken by each block the indexer beside it commits (`new_block`, set by the
+            # follower); otherwise it looks every `poll_s`, or every DRIVEN_POLL_S when woken
+            interval = DRIVEN_POLL_S if self.driven else self.settings.poll_s
+            self.new_block.wait(interval)
+            self.new_block.clear()
+            if self._stop.is_set():
+                return
             try:
                 self.run_once()
                 self.error = None
