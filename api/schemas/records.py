@@ -194,6 +194,13 @@ class RepaymentIn(Model):
     repayment_id: ApiId
     principal: FenOrZero
     interest: FenOrZero = 0
+    prepayment: bool = Field(
+        False,
+        description="principal repaid early: once recorded, the loan's remaining instalments are "
+        "rescaled on chain (same count and due dates, smaller; the README's prepayment rule). "
+        "Refused (409, nothing sent) if an instalment is past due (PrepaymentWhileOverdue) or "
+        "the principal ends exactly on an instalment (NothingPrepaid).",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> RepaymentIn:
@@ -206,6 +213,16 @@ class Allocation(Model):
     lender: str
     principal: int
     interest: int
+
+
+class PrepaymentOut(Model):
+    principal: int = Field(..., description="principal prepaid beyond whole instalments, fen")
+    covered_instalments: int = Field(..., description="instalments of the schedule then in "
+                                     "force repaid in full before the prepayment")  # fmt: skip
+    remaining_instalments: int
+    schedule_digest: str = Field(..., description="keccak256 of the new remaining instalments")
+    next_instalment: dict[str, int] | None
+    tx_hash: str | None
 
 
 class RepaymentOut(Model):
@@ -231,6 +248,7 @@ class RepaymentOut(Model):
     allocation: list[Allocation]
     tx_hash: str | None
     block_number: int
+    prepayment: PrepaymentOut | None = None
 
 
 StatusName = Literal["active", "overdue", "defaulted", "written_off"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from api.auth import Principal
 from api.problems import Problem
-from api.service import schedules
+from api.service import prepayments, schedules
 from api.service.context import MemberContext
 from ledger import economics
 from ledger.chain.events import ChainEvent
@@ -99,7 +99,9 @@ def get_portfolio(ctx: MemberContext, principal: Principal, address: str) -> dic
             dpd = (
                 0
                 if held is None
-                else economics.days_past_due(held[1], loan.principal - outstanding, now)
+                else prepayments.in_force(ctx, lid, held[1]).days_past_due(
+                    loan.principal - outstanding, now
+                )
             )
             categories[lid] = int(floor.category(dpd))
     return {**portfolio(address, states, payouts, categories), "as_of_block": block}
