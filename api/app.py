@@ -28,6 +28,7 @@ from api.routes import (
     cosign,
     economics,
     governance,
+    guarantees,
     health,
     lenders,
     lines,
@@ -165,10 +166,14 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
         app.include_router(lines.router)
         app.include_router(loans.writes)
         app.include_router(economics.platform)
+        app.include_router(guarantees.platform)
     app.include_router(loans.views)
     if settings.role == "lender":
         app.include_router(cosign.router)
         app.include_router(economics.lender)
     if settings.role == "auditor":
         app.include_router(audit.router)
+    if settings.role == "guarantor":
+        app.include_router(guarantees.guarantor)
+    app.include_router(guarantees.views)
     return app
