@@ -6,7 +6,7 @@ from typing import Any
 
 from api.problems import from_revert
 from api.schemas.common import chain_id_of
-from api.schemas.records import (
+from api.schemas.payments import (
     Allocation,
     PrepaymentOut,
     RepaymentIn,
