@@ -12,8 +12,14 @@ Aggregates (borrower exposure, borrower-and-lender amounts, lender usage for R5/
 to date as events arrive, never summed at query time. An aggregate row whose amounts are all zero
 is deleted, so "no row" means zero and a rolled-back database equals a freshly indexed one.
 
-Tables created by migration 0001 come first, then those of 0002; `ledger.migrations` creates
-them, and tests prove a migrated database equals `metadata.create_all`.
+Tables created by migration 0001 come first, then those of 0002, then LoanServicing's (0005);
+`ledger.migrations` creates them, and tests prove a migrated database equals
+`metadata.create_all`.
+
+LoanServicing's tables (guarantees, their releases, compensations, classifications, recoveries)
+only ever gain rows, each keyed by or carrying the block of the event that wrote it: a reorg
+removes what lies above the common ancestor and nothing else needs recomputing. They carry no
+foreign key to `loans`, whose rows a rollback deletes and writes again.
 """
 
 from __future__ import annotations
@@ -112,6 +118,9 @@ class IndexerCursorRow(StoreModel, table=True):
     last_block: int = _col(BigInteger)
     last_hash: bytes | None = _col(Bytes32, null=True)
     updated_at: datetime = _col(DateTime(timezone=True))
+    # LoanServicing's address ("" if the deployment has none); NULL in a database indexed
+    # before the indexer followed it (migration 0005), which is then indexed again
+    servicing_address: str | None = _col(ADDRESS, null=True)
 
 
 class BlockRow(StoreModel, table=True):
@@ -363,7 +372,82 @@ class LenderPartnerUsageRow(StoreModel, table=True):
     outstanding: int = _col(BigInteger)
 
 
-# Secondary indexes, added by migration 0002.
+# ------------------------------------------------------------------ LoanServicing (0005)
+
+
+class GuaranteeRow(_Logged, StoreModel, table=True):
+    """A guarantee the loan's platform accepted (GuaranteeRecorded): it counts against the
+    guarantor's R10 capacity until released or compensated."""
+
+    __tablename__ = "guarantees"
+
+    loan_id: bytes = _col(Bytes32)
+    guarantor: str = _col(ADDRESS)
+    cover_bps: int = _col(Integer)
+    amount: int = _col(BigInteger)
+    tx_hash: bytes = _col(Bytes32)
+
+
+class GuaranteeReleaseRow(_Logged, StoreModel, table=True):
+    """A guarantee ended without a payout, the loan being repaid (GuaranteeReleased)."""
+
+    __tablename__ = "guarantee_releases"
+
+    loan_id: bytes = _col(Bytes32)
+    guarantor: str = _col(ADDRESS)
+    amount: int = _col(BigInteger)
+    tx_hash: bytes = _col(Bytes32)
+
+
+class CompensationRow(StoreModel, table=True):
+    """The guarantor's compensatory payment (代偿, Compensated) to one tranche, in tranche order;
+    once per loan."""
+
+    __tablename__ = "compensations"
+
+    loan_id: bytes = _col(Bytes32, pk=True)
+    idx: int = _col(SmallInteger, pk=True)
+    guarantor: str = _col(ADDRESS)
+    payout: int = _col(BigInteger)
+    block_number: int = _col(BigInteger)
+    log_index: int = _col(Integer)
+    tx_hash: bytes = _col(Bytes32)
+
+
+class ClassificationRow(_Logged, StoreModel, table=True):
+    """A bank's five-category classification of its own tranche (Classified), with its previous
+    category for the same loan (None for its first)."""
+
+    __tablename__ = "classifications"
+
+    loan_id: bytes = _col(Bytes32)
+    lender: str = _col(ADDRESS)
+    category: int = _col(SmallInteger)
+    previous: int | None = _col(SmallInteger, null=True)
+    dpd: int = _col(BigInteger)
+    tx_hash: bytes = _col(Bytes32)
+
+
+class RecoveryRow(StoreModel, table=True):
+    """One tranche's share of a recovery on a written-off loan (Recovered), as the event split
+    it."""
+
+    __tablename__ = "recoveries"
+
+    recovery_id: bytes = _col(Bytes32, pk=True)
+    idx: int = _col(SmallInteger, pk=True)
+    loan_id: bytes = _col(Bytes32)
+    amount: int = _col(BigInteger)  # the whole recovery
+    share: int = _col(BigInteger)  # this tranche's part of it
+    block_number: int = _col(BigInteger)
+    log_index: int = _col(Integer)
+    tx_hash: bytes = _col(Bytes32)
+
+
+SERVICING_TABLES = ("guarantees", "guarantee_releases", "compensations", "classifications",
+                    "recoveries")  # fmt: skip
+
+# Secondary indexes, added by migration 0002 (and LoanServicing's by 0005).
 INDEXES = [
     Index(None, LoanRow.__table__.c.borrower_key),  # type: ignore[attr-defined]
     Index(None, LoanRow.__table__.c.line_id),  # type: ignore[attr-defined]
@@ -372,6 +456,12 @@ INDEXES = [
     Index(None, RepaymentRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, LoanStatusChangeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, RawEventRow.__table__.c.contract, RawEventRow.__table__.c.block_number),  # type: ignore[attr-defined]
+]
+SERVICING_INDEXES = [
+    Index(None, GuaranteeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
+    Index(None, ClassificationRow.__table__.c.loan_id),  # type: ignore[attr-defined]
+    Index(None, ClassificationRow.__table__.c.lender),  # type: ignore[attr-defined]
+    Index(None, RecoveryRow.__table__.c.loan_id),  # type: ignore[attr-defined]
 ]
 
 TABLES = {t.name: t for t in metadata.sorted_tables}
