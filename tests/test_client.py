@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from ledger.chain.client import LedgerClient
+from ledger.chain.errors import ContractRevert
 from ledger.domain import LoanStatus
 from ledger.localnet.chains import LocalChain
-from ledger.localnet.consortium import bootstrap
+from ledger.localnet.consortium import LocalConsortium, bootstrap
 
 
 def _originated_ids(client: LedgerClient, from_block: int) -> Counter[bytes]:
@@ -166,3 +167,37 @@ def test_batched_pipelining_rejects_one_loan_and_records_the_rest() -> None:
         assert set(ids) == {ln.loan_id for ln, _ in items} - {over.loan_id}
         assert max(ids.values()) == 1
         assert plat.retried == []
+
+
+def test_the_node_submitter_learns_gas_and_still_gives_each_loan_its_outcome(
+    cx: LocalConsortium,
+) -> None:
+    """The platform node's submitter (api/service/submitter.py) estimates its first round only,
+    then declares gas from what loans used. A lone loan the contract refuses, sent without an
+    estimate, still comes back with its own typed refusal and the numbers; a loan with more
+    tranches than any seen is estimated again and recorded; nothing is recorded twice."""
+    from api.service.submitter import Submitter
+
+    sub = Submitter(cx.plat)
+    try:
+        start = cx.plat.w3.eth.block_number + 1
+        two = [(cx.platform, 120_000), (cx.lenders[0], 180_000)]
+        first = [cx.loan(300_000, two) for _ in range(3)]
+        assert all(
+            hasattr(o, "loan_id") for o in sub.originate_many([(ln, cx.sign(ln)) for ln in first])
+        )
+        assert sub._gas([(first[0], [])]) is not None  # learned: no estimate from now on
+        over = cx.loan(20_000_001)
+        with pytest.raises(ContractRevert) as refused:
+            sub.originate(over, cx.sign(over))
+        assert refused.value.code == "BorrowerCapExceeded"
+        assert refused.value.values["requested"] == 20_000_001
+        wide = cx.loan(300_000)  # three tranches
+        assert sub._gas([(wide, [])]) is None  # more tranches than seen: estimated
+        recorded = sub.originate(wide, cx.sign(wide))
+        assert recorded.loan_id == wide.loan_id and recorded.gas_used > 0
+        ids = _originated_ids(cx.plat, start - 1)
+        assert set(ids) == {ln.loan_id for ln in [*first, wide]} and max(ids.values()) == 1
+        assert cx.plat.retried == []
+    finally:
+        sub.close()

@@ -308,3 +308,54 @@ def test_ledger_up_with_the_production_like_profile(tmp_path: Path) -> None:
     finally:
         down = ledger("down", "--json")
     assert down.returncode == 0 and json.loads(down.stdout)["chain_stopped"] is True
+
+
+def test_ledger_up_on_an_outside_chain_with_its_keystores(pl: Consortium, tmp_path: Path) -> None:
+    """`ledger up --profile production-like --rpc-url URL --keystores DIR` against a chain it
+    did not start (the module's, behind its filter, with the deployment already on it): the
+    members' nodes come up from the keystores on the chain's own id, demo sign-in works, and
+    `ledger down` stops the nodes but leaves the outside chain running."""
+    state = tmp_path / "outside"
+    state.mkdir()
+    (state / "deployment.json").write_text((pl.state_dir / "deployment.json").read_text())
+    refused_before = len(pl.chain.refused)
+
+    def ledger(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.cli", *args, "--state-dir", str(state)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={k: v for k, v in os.environ.items() if k != KEY_PASSWORD_ENV},
+        )  # fmt: skip
+
+    # both or neither: an outside chain needs the members' keys
+    half = ledger("up", "--profile", "production-like", "--rpc-url", pl.chain.url)
+    assert half.returncode != 0 and "--keystores" in half.stderr
+    up = ledger(
+        "up", "--profile", "production-like", "--rpc-url", pl.chain.url,
+        "--keystores", str(pl.chain.keys.directory), "--json",
+    )  # fmt: skip
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        summary = json.loads(up.stdout)
+        assert summary["chain"] is None  # it started none
+        assert summary["rpc_url"] == pl.chain.url and summary["profile"] == "production-like"
+        # the deployment already on the chain is served, not a second one
+        assert summary["deployment"] == Deployment.load(pl.state_dir / "deployment.json").to_json()
+        by_name = {n["name"]: n for n in summary["nodes"]}
+        assert by_name["platform"]["address"].lower() == pl.accounts["platform"].address.lower()
+        ready = NodeSession(by_name["bank-a"]["url"])
+        try:
+            assert ready.http.get(f"{ready.base}/readyz").json()["status"] == "ready"
+        finally:
+            ready.close()
+        signed = NodeSession.signed_in(by_name["bank-a"]["url"], pl.accounts["bank-a"])
+        signed.close()
+        status = ledger("status", "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["ready"] is True
+    finally:
+        down = ledger("down", "--json")
+    assert down.returncode == 0, down.stderr[-2000:]
+    result = json.loads(down.stdout)
+    assert result["chain_stopped"] is False and result["nodes_stopped"] >= 5
+    assert rpc_call(pl.chain.url, "eth_chainId") == hex(PRODUCTION_LIKE_CHAIN_ID)
+    assert pl.chain.refused[refused_before:] == []

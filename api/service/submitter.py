@@ -48,6 +48,8 @@ class Submitter:
         )
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._per_loan: int | None = None  # most gas a recorded loan's share has used
+        self._tranches = 0  # most tranches a loan in those transactions had
 
     def originate_many(self, items: list[Item]) -> list[Outcome]:
         """Each item's outcome, in order, once it has been sent with whatever else was queued."""
@@ -106,12 +108,33 @@ class Submitter:
                 fut.set_result(outcomes[k : k + len(its)])
                 k += len(its)
 
+    def _gas(self, items: list[Item]) -> int | None:
+        """Each transaction's gas from what earlier rounds used, or None to estimate: an
+        estimate runs the round's first transaction in the chain node once more, half of a
+        small round's time. The bound is the largest share a loan has used so far, a quarter
+        over it, plus the new-borrower margin the estimate adds; a round with a loan of more
+        tranches than any seen yet is estimated. A transaction that runs out anyway fails as
+        a whole and each of its loans is retried on its own (`originate_pipelined`), so a
+        bound too low costs time, never a loan."""
+        most = max(len(loan.tranches) for loan, _s in items)
+        if self._per_loan is None or most > self._tranches:
+            return None
+        return min(len(items), self.per_tx) * (self._per_loan * 5 // 4 + 30_000)
+
+    def _learn(self, items: list[Item], outcomes: list[Outcome]) -> None:
+        shares = [o.gas_used for o in outcomes if isinstance(o, OriginateResult) and o.gas_used]
+        if shares:
+            self._per_loan = max(self._per_loan or 0, *shares)
+            self._tranches = max(self._tranches, *(len(loan.tranches) for loan, _s in items))
+
     def _sent(self, loan_ids: list[bytes], tx_hash: str) -> None:
         self.inflight.mark([to_hex(i) for i in loan_ids], SUBMITTED, tx_hash)
 
     def _send(self, items: list[Item]) -> list[Outcome]:
         try:
-            return self.client.originate_pipelined(items, per_tx=self.per_tx, on_sent=self._sent)
+            outcomes = self.client.originate_pipelined(
+                items, per_tx=self.per_tx, gas=self._gas(items), on_sent=self._sent
+            )
         except ContractRevert:
             # the gas estimate of the round's first transaction reverted (a lone loan the
             # contract refuses): each one on its own instead, each with its own outcome
@@ -123,3 +146,5 @@ class Submitter:
                 except LedgerError as exc:
                     out.append(exc)
             return out
+        self._learn(items, outcomes)
+        return outcomes
