@@ -110,8 +110,14 @@ def test_consistency_check_names_a_tampered_aggregate(
         )
         conn.execute(usage.update().values(total=usage.c.total - 1))
         conn.execute(pairs.delete().where(pairs.c.borrower_key == key))
+        # LoanServicing's rows: a milder classification, a payout and a guarantee gone
+        classes, paid = TABLES["classifications"], TABLES["compensations"]
+        conn.execute(classes.update().where(classes.c.category == 2).values(category=1))
+        conn.execute(paid.delete().where(paid.c.idx == 1))
+        conn.execute(TABLES["guarantee_releases"].delete())
     kinds = {m.kind for m in ix.check_consistency(cx.plat)}
     assert {"borrower_exposure", "lender_usage", "borrower_lender"} <= kinds
+    assert {"classification", "compensation", "guarantee", "guarantor"} <= kinds
 
 
 def test_rollback_to_any_block_equals_a_fresh_index_up_to_it(
