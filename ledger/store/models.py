@@ -12,20 +12,14 @@ Aggregates (borrower exposure, borrower-and-lender amounts, lender usage for R5/
 to date as events arrive, never summed at query time. An aggregate row whose amounts are all zero
 is deleted, so "no row" means zero and a rolled-back database equals a freshly indexed one.
 
-Tables created by migration 0001 come first, then those of 0002, then LoanServicing's (0005);
-`ledger.migrations` creates them, and tests prove a migrated database equals
-`metadata.create_all`.
-
-LoanServicing's tables (guarantees, their releases, compensations, classifications, recoveries)
-only ever gain rows, each keyed by or carrying the block of the event that wrote it: a reorg
-removes what lies above the common ancestor and nothing else needs recomputing. They carry no
-foreign key to `loans`, whose rows a rollback deletes and writes again.
+Tables created by migration 0001 come first, then those of 0002; LoanServicing's (0005) are in
+ledger.store.servicing, and `TABLES` holds them all. `ledger.migrations` creates them, and tests
+prove a migrated database equals `metadata.create_all`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -34,54 +28,19 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     SmallInteger,
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
+from ledger.store.base import ADDRESS, NAMING, Logged, StoreModel, col, metadata
+from ledger.store.servicing import SERVICING_INDEXES, SERVICING_TABLES
 from ledger.store.types import Bytes32, EventArgs, Uint64
 
-# Explicit constraint and index names, so migrations and create_all name everything alike.
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-_registry = registry(metadata=metadata)
+__all__ = ["NAMING", "SERVICING_INDEXES", "SERVICING_TABLES", "TABLES", "StoreModel", "metadata"]
 
-ADDRESS = String(42)
-
-
-def _col(type_: Any, *, pk: bool = False, null: bool = False, fk: str | None = None) -> Any:
-    # a type rather than a Column: a mixin's fields become a column of each table that has it
-    kw: dict[str, Any] = {"foreign_key": fk} if fk else {}
-    return Field(
-        sa_type=type_,
-        primary_key=pk,
-        nullable=null,
-        sa_column_kwargs={"autoincrement": False},
-        **kw,
-    )
-
-
-class StoreModel(SQLModel, registry=_registry):
-    """Base of every read-model table; its own metadata, apart from any other SQLModel tables."""
-
-
-# Column groups that several tables share. A table's columns are its bases', the last base's
-# first, then its own: the order the migrations created them in.
-
-
-class _Logged(SQLModel):
-    """Rows keyed by the log that created them."""
-
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
+_col, _Logged = col, Logged
 
 
 class _Part(SQLModel):
@@ -372,81 +331,6 @@ class LenderPartnerUsageRow(StoreModel, table=True):
     outstanding: int = _col(BigInteger)
 
 
-# ------------------------------------------------------------------ LoanServicing (0005)
-
-
-class GuaranteeRow(_Logged, StoreModel, table=True):
-    """A guarantee the loan's platform accepted (GuaranteeRecorded): it counts against the
-    guarantor's R10 capacity until released or compensated."""
-
-    __tablename__ = "guarantees"
-
-    loan_id: bytes = _col(Bytes32)
-    guarantor: str = _col(ADDRESS)
-    cover_bps: int = _col(Integer)
-    amount: int = _col(BigInteger)
-    tx_hash: bytes = _col(Bytes32)
-
-
-class GuaranteeReleaseRow(_Logged, StoreModel, table=True):
-    """A guarantee ended without a payout, the loan being repaid (GuaranteeReleased)."""
-
-    __tablename__ = "guarantee_releases"
-
-    loan_id: bytes = _col(Bytes32)
-    guarantor: str = _col(ADDRESS)
-    amount: int = _col(BigInteger)
-    tx_hash: bytes = _col(Bytes32)
-
-
-class CompensationRow(StoreModel, table=True):
-    """The guarantor's compensatory payment (代偿, Compensated) to one tranche, in tranche order;
-    once per loan."""
-
-    __tablename__ = "compensations"
-
-    loan_id: bytes = _col(Bytes32, pk=True)
-    idx: int = _col(SmallInteger, pk=True)
-    guarantor: str = _col(ADDRESS)
-    payout: int = _col(BigInteger)
-    block_number: int = _col(BigInteger)
-    log_index: int = _col(Integer)
-    tx_hash: bytes = _col(Bytes32)
-
-
-class ClassificationRow(_Logged, StoreModel, table=True):
-    """A bank's five-category classification of its own tranche (Classified), with its previous
-    category for the same loan (None for its first)."""
-
-    __tablename__ = "classifications"
-
-    loan_id: bytes = _col(Bytes32)
-    lender: str = _col(ADDRESS)
-    category: int = _col(SmallInteger)
-    previous: int | None = _col(SmallInteger, null=True)
-    dpd: int = _col(BigInteger)
-    tx_hash: bytes = _col(Bytes32)
-
-
-class RecoveryRow(StoreModel, table=True):
-    """One tranche's share of a recovery on a written-off loan (Recovered), as the event split
-    it."""
-
-    __tablename__ = "recoveries"
-
-    recovery_id: bytes = _col(Bytes32, pk=True)
-    idx: int = _col(SmallInteger, pk=True)
-    loan_id: bytes = _col(Bytes32)
-    amount: int = _col(BigInteger)  # the whole recovery
-    share: int = _col(BigInteger)  # this tranche's part of it
-    block_number: int = _col(BigInteger)
-    log_index: int = _col(Integer)
-    tx_hash: bytes = _col(Bytes32)
-
-
-SERVICING_TABLES = ("guarantees", "guarantee_releases", "compensations", "classifications",
-                    "recoveries")  # fmt: skip
-
 # Secondary indexes, added by migration 0002 (and LoanServicing's by 0005).
 INDEXES = [
     Index(None, LoanRow.__table__.c.borrower_key),  # type: ignore[attr-defined]
@@ -457,11 +341,4 @@ INDEXES = [
     Index(None, LoanStatusChangeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, RawEventRow.__table__.c.contract, RawEventRow.__table__.c.block_number),  # type: ignore[attr-defined]
 ]
-SERVICING_INDEXES = [
-    Index(None, GuaranteeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
-    Index(None, ClassificationRow.__table__.c.loan_id),  # type: ignore[attr-defined]
-    Index(None, ClassificationRow.__table__.c.lender),  # type: ignore[attr-defined]
-    Index(None, RecoveryRow.__table__.c.loan_id),  # type: ignore[attr-defined]
-]
-
 TABLES = {t.name: t for t in metadata.sorted_tables}
