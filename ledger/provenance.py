@@ -260,13 +260,18 @@ def verify_with(
     record: CoLoan | CreditLine,
     signatures: list[bytes],
     contract_signers: frozenset[str],
+    *,
+    message_digest: bytes | None = None,
 ) -> None:
+    """Every EOA signer's signature recovers to it; `contract_signers` (ERC-1271 wallets) are
+    checked by their contracts instead. `message_digest`: `digest(domain, record)` when the
+    caller has it already (a busy node signs and verifies the same record)."""
     signers = record.signers
     if len(signatures) != len(signers):
         raise SignatureError(
             record.platform, f"{len(signatures)} signatures for {len(signers)} signers"
         )
-    d = digest(domain, record)
+    d = message_digest or digest(domain, record)
     for signer, sig in zip(signers, signatures, strict=True):
         if signer in contract_signers:
             continue

@@ -134,11 +134,9 @@ def _sign(
         checked = schedules.verify_for_cosign(record, schedule, me)
         if checked is not None:
             schedules.save(ctx.engine, record, *checked)
-    signature = provenance.sign(ctx.account.key, ctx.client.domain, record)
+    d = provenance.digest(ctx.client.domain, record)
     return CosignOut(
-        signature=to_hex(signature),
-        signer=me,
-        digest=to_hex(provenance.digest(ctx.client.domain, record)),
+        signature=to_hex(provenance.sign_digest(ctx.account.key, d)), signer=me, digest=to_hex(d)
     )
 
 

@@ -94,10 +94,14 @@ def signed_by_all(
 ) -> list[bytes]:
     """The platform's own signature plus every lender's (`cosigned`), in tranche order, all
     verified (502 InvalidCosignature naming the lender otherwise)."""
-    own = provenance.sign(ctx.account.key, ctx.client.domain, record)
+    d = provenance.digest(ctx.client.domain, record)
+    own = provenance.sign_digest(ctx.account.key, d)
     sigs = [own if s == ctx.address else cosigned[s] for s in record.signers]
     try:
-        provenance.verify_with(ctx.client.domain, record, sigs, frozenset())
+        # its own signature was made here over this very digest: only the lenders' are recovered
+        provenance.verify_with(
+            ctx.client.domain, record, sigs, frozenset({ctx.address}), message_digest=d
+        )
     except provenance.SignatureError as exc:
         raise Problem(
             502,
