@@ -38,6 +38,7 @@ from api.routes.alerts import router as alerts_router
 from api.routes.console import pages as console_pages
 from api.routes.console import router as console_router
 from api.routes.freeze import router as freeze_router
+from api.routes.originations import router as originations_router
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
 
@@ -165,6 +166,7 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)
+        app.include_router(originations_router)
         app.include_router(economics.platform)
         app.include_router(guarantees.platform)
     app.include_router(loans.views)

@@ -275,6 +275,13 @@ def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     r = bank.post(f"/v1/loans/{out['loan_id']}/classification", {"category": "substandard"})
     assert r.status_code == 200 and r.json()["floor"] == "special_mention", r.text
     assert net.cx.plat.classification_of(bytes.fromhex(out["loan_id"][2:]), address(A)) == 2
+    # its portfolio, from the read model (LoanServicing's Classified indexed), at once on its own
+    # node, and the same on the auditor's
+    for who, node in ((A, "bank-a"), ("auditor", "auditor")):
+        folio = net.session(who, node).get(f"/v1/lenders/{address(A)}/portfolio").json()
+        mine = next(x for x in folio["loans"] if x["loan_id"] == out["loan_id"])
+        assert mine["category"] == "substandard", (node, mine)
+        assert folio["by_category"]["substandard"] >= mine["outstanding"] > 0
     net.cx.advance(91 * 86_400)
     view = _wait_status(net, out["loan_id"], "defaulted")
     assert view["schedule"]["days_past_due"] > 90
