@@ -28,6 +28,7 @@ from api.routes import (
     cosign,
     economics,
     governance,
+    guarantees,
     health,
     lenders,
     lines,
@@ -37,6 +38,7 @@ from api.routes.alerts import router as alerts_router
 from api.routes.console import pages as console_pages
 from api.routes.console import router as console_router
 from api.routes.freeze import router as freeze_router
+from api.routes.originations import router as originations_router
 from api.settings import NodeSettings
 from api.wiring import NodeServices, build
 
@@ -170,11 +172,16 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
     if settings.role == "platform":
         app.include_router(lines.router)
         app.include_router(loans.writes)
+        app.include_router(originations_router)
         app.include_router(economics.platform)
+        app.include_router(guarantees.platform)
     app.include_router(loans.views)
     if settings.role == "lender":
         app.include_router(cosign.router)
         app.include_router(economics.lender)
     if settings.role == "auditor":
         app.include_router(audit.router)
+    if settings.role == "guarantor":
+        app.include_router(guarantees.guarantor)
+    app.include_router(guarantees.views)
     return app

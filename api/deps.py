@@ -111,6 +111,8 @@ def require(*roles: str, own_node: bool = False) -> Callable[..., Principal]:
 ReaderDep = Annotated[Principal, Depends(require("platform", "lender", "auditor"))]
 PlatformSelf = Annotated[Principal, Depends(require("platform", own_node=True))]
 LenderSelf = Annotated[Principal, Depends(require("lender", own_node=True))]
+GuarantorSelf = Annotated[Principal, Depends(require("guarantor", own_node=True))]
+MemberReader = Annotated[Principal, Depends(require("platform", "lender", "auditor", "guarantor"))]
 PlatformCaller = Annotated[Principal, Depends(require("platform"))]
 
 

@@ -56,6 +56,9 @@ _STATUS_BY_CODE: dict[str, int] = {
             "NoGuarantee",
             "WrongLoanStatus",
             "ClassificationBelowFloor",
+            "NothingPrepaid",
+            "PrepaymentWhileOverdue",
+            "RecoveryExceedsPrincipal",
             # servicing transfers (issue 14 item 5)
             "ServicingNotTransferable",
             "InvalidServicer",
@@ -81,6 +84,8 @@ _STATUS_BY_CODE: dict[str, int] = {
             "NotLinePlatform",
             "NotServicer",
             "NotLineShareHolder",
+            "NotLoanPlatform",
+            "NotActiveInRole",
             "InvalidSignature",
             "NotCouncilMember",
             "NotProposer",

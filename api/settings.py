@@ -23,7 +23,7 @@ from ledger.records.names import ProductName
 
 DEV_CHAIN_ID = 31337
 
-NodeRole = Literal["platform", "lender", "auditor"]
+NodeRole = Literal["platform", "lender", "auditor", "guarantor"]
 
 
 class DevOnlyRefused(RuntimeError):

@@ -9,7 +9,8 @@ import {Allocation} from "./libraries/Allocation.sol";
 
 /// @title LoanServicing
 /// @notice Guarantees and compensatory payments (R10), each bank's classification of its own
-/// tranche against the DPD floor, and recoveries on written-off loans. Reads parties and policy
+/// tranche against the DPD floor, prepayments (the schedule rescaled by one rule), and recoveries
+/// on written-off loans. Reads parties and policy
 /// from the registry and loans from the ledger; the loan's terms come in calldata and must match
 /// the ledger's commitment.
 contract LoanServicing is ILoanServicing {
@@ -23,6 +24,7 @@ contract LoanServicing is ILoanServicing {
     // instalment word (ledger.schedule): due 40 | principal 72 | interest 72 | charges 72
     uint256 private constant DUE_SHIFT = 216;
     uint256 private constant PRINCIPAL_SHIFT = 144;
+    uint256 private constant INTEREST_SHIFT = 72;
     uint256 private constant AMOUNT_MASK = (1 << 72) - 1;
 
     mapping(bytes32 loanId => Guarantee) private _guarantees;
@@ -35,6 +37,14 @@ contract LoanServicing is ILoanServicing {
     /// @inheritdoc ILoanServicing
     mapping(bytes32 loanId => uint256) public recovered;
     mapping(bytes32 recoveryId => bool) private _recoveryIds;
+    /// @dev The schedule in force after a prepayment, one slot: digest's first 24 bytes | principal
+    /// repaid before it starts. Zero digest: the committed schedule (loan.scheduleDigest).
+    mapping(bytes32 loanId => Rescheduled) private _current;
+
+    struct Rescheduled {
+        bytes24 digest;
+        uint64 principalBase;
+    }
 
     /// @param registry_ the consortium registry
     /// @param ledger_ the ledger whose loans are serviced
@@ -122,17 +132,33 @@ contract LoanServicing is ILoanServicing {
         }
         if (!funds) revert NotTrancheLender(loan.loanId, msg.sender);
         if (category > 4) revert InvalidCategory(category);
-        (bytes24 commitment, uint256 outstanding,) = ledger.loanState(loan.loanId);
-        if (commitment == bytes24(0) || commitment != bytes24(LedgerTypes.hashCoLoan(loan))) {
-            revert TermsMismatch(loan.loanId);
-        }
-        if (keccak256(abi.encodePacked(schedule)) != loan.scheduleDigest) revert ScheduleMismatch(loan.loanId);
-        uint256 dpd = _daysPastDue(schedule, loan.principal - outstanding, block.timestamp);
+        (uint256 outstanding,) = _state(loan);
+        uint256 base = _inForce(loan, schedule);
+        uint256 repaid = loan.principal - outstanding;
+        uint256 dpd = _daysPastDue(schedule, repaid > base ? repaid - base : 0, block.timestamp);
         (IConsortiumRegistry.Policy memory p,) = registry.currentPolicy();
         uint256 floor = _floor(dpd, p);
         if (category < floor) revert ClassificationBelowFloor(loan.loanId, msg.sender, category, floor, dpd);
         _classes[loan.loanId][msg.sender] = category + 1;
         emit Classified(loan.loanId, msg.sender, category, dpd);
+    }
+
+    // ------------------------------------------------------------------ prepayment
+
+    /// @inheritdoc ILoanServicing
+    function prepay(LedgerTypes.CoLoan calldata loan, uint256[] calldata schedule) external {
+        _requirePlatform(loan);
+        (uint256 outstanding, LedgerTypes.LoanStatus status) = _state(loan);
+        if (status != LedgerTypes.LoanStatus.Active && status != LedgerTypes.LoanStatus.Overdue) {
+            revert WrongLoanStatus(loan.loanId, status);
+        }
+        uint256 base = _inForce(loan, schedule);
+        uint256 repaid = loan.principal - outstanding;
+        (uint256 covered, uint256 extra, uint256[] memory next) =
+            _rescale(loan.loanId, schedule, repaid - base, block.timestamp);
+        bytes32 digest = keccak256(abi.encodePacked(next));
+        _current[loan.loanId] = Rescheduled({digest: bytes24(digest), principalBase: uint64(repaid)});
+        emit Prepaid(loan.loanId, extra, covered, repaid, digest, next);
     }
 
     // ------------------------------------------------------------------ recoveries
@@ -163,8 +189,19 @@ contract LoanServicing is ILoanServicing {
     }
 
     /// @inheritdoc ILoanServicing
+    function offerOf(bytes32 loanId, address guarantor) external view returns (uint16) {
+        return _offers[loanId][guarantor];
+    }
+
+    /// @inheritdoc ILoanServicing
     function compensationOf(bytes32 loanId) external view returns (uint256[] memory) {
         return _compensation[loanId];
+    }
+
+    /// @inheritdoc ILoanServicing
+    function currentSchedule(bytes32 loanId) external view returns (bytes24, uint256) {
+        Rescheduled memory c = _current[loanId];
+        return (c.digest, c.principalBase);
     }
 
     /// @inheritdoc ILoanServicing
@@ -180,6 +217,15 @@ contract LoanServicing is ILoanServicing {
         returns (uint256)
     {
         return _daysPastDue(schedule, principalRepaid, at);
+    }
+
+    /// @inheritdoc ILoanServicing
+    function rescale(uint256[] calldata schedule, uint256 principalRepaid, uint256 at)
+        external
+        pure
+        returns (uint256 covered, uint256 principal, uint256[] memory remaining)
+    {
+        return _rescale(bytes32(0), schedule, principalRepaid, at);
     }
 
     /// @inheritdoc ILoanServicing
@@ -203,6 +249,60 @@ contract LoanServicing is ILoanServicing {
             }
         }
         return 0;
+    }
+
+    /// @dev The prepayment rule (ILoanServicing.prepay, ledger.prepayment.prepay): the leading
+    /// instalments of `s` that `repaid` covers in full, the principal repaid beyond them, and the
+    /// remaining instalments rescaled to carry that much less.
+    function _rescale(bytes32 loanId, uint256[] calldata s, uint256 repaid, uint256 at)
+        private
+        pure
+        returns (uint256 k, uint256 extra, uint256[] memory next)
+    {
+        uint256 n = s.length;
+        uint256 cum;
+        for (; k < n; ++k) {
+            uint256 p = (s[k] >> PRINCIPAL_SHIFT) & AMOUNT_MASK;
+            if (cum + p > repaid) break;
+            cum += p;
+        }
+        if (k == n || repaid == cum) revert NothingPrepaid(loanId, repaid, k);
+        uint256 due = s[k] >> DUE_SHIFT;
+        if (at > due) revert PrepaymentWhileOverdue(loanId, (at - due + DAY - 1) / DAY);
+        extra = repaid - cum;
+        uint256 total;
+        for (uint256 i = k; i < n; ++i) {
+            total += (s[i] >> PRINCIPAL_SHIFT) & AMOUNT_MASK;
+        }
+        uint256 left = total - extra;
+        next = new uint256[](n - k);
+        uint256 run;
+        uint256 prev;
+        for (uint256 i = k; i < n; ++i) {
+            uint256 w = s[i];
+            run += (w >> PRINCIPAL_SHIFT) & AMOUNT_MASK;
+            uint256 upTo = (run * left + total - 1) / total;
+            next[i - k] = ((w >> DUE_SHIFT) << DUE_SHIFT) | ((upTo - prev) << PRINCIPAL_SHIFT)
+                | (_half(((w >> INTEREST_SHIFT) & AMOUNT_MASK) * left, total) << INTEREST_SHIFT)
+                | _half((w & AMOUNT_MASK) * left, total);
+            prev = upTo;
+        }
+    }
+
+    /// @dev x / d rounded half up.
+    function _half(uint256 x, uint256 d) private pure returns (uint256) {
+        return (2 * x + d) / (2 * d);
+    }
+
+    /// @dev The principal repaid before `schedule` starts, after checking it is the loan's
+    /// schedule in force (the committed one, or the last prepayment's).
+    function _inForce(LedgerTypes.CoLoan calldata loan, uint256[] calldata schedule) private view returns (uint256) {
+        Rescheduled memory c = _current[loan.loanId];
+        bytes32 h = keccak256(abi.encodePacked(schedule));
+        if (c.digest == bytes24(0) ? h != loan.scheduleDigest : bytes24(h) != c.digest) {
+            revert ScheduleMismatch(loan.loanId);
+        }
+        return c.principalBase;
     }
 
     /// @dev The floor's category for `dpd`: 0 normal, 1 special mention, 2 substandard,
@@ -230,8 +330,18 @@ contract LoanServicing is ILoanServicing {
 
     /// @dev The loan's status, after checking `loan` is what the ledger committed to.
     function _status(LedgerTypes.CoLoan calldata loan) private view returns (LedgerTypes.LoanStatus status) {
+        (, status) = _state(loan);
+    }
+
+    /// @dev The loan's outstanding principal and status, after checking `loan` is what the ledger
+    /// committed to.
+    function _state(LedgerTypes.CoLoan calldata loan)
+        private
+        view
+        returns (uint256 outstanding, LedgerTypes.LoanStatus status)
+    {
         bytes24 commitment;
-        (commitment,, status) = ledger.loanState(loan.loanId);
+        (commitment, outstanding, status) = ledger.loanState(loan.loanId);
         if (commitment == bytes24(0) || commitment != bytes24(LedgerTypes.hashCoLoan(loan))) {
             revert TermsMismatch(loan.loanId);
         }

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
 
 from ledger.domain import LineStatus, LoanStatus, MemberStatus, Policy, Role, to_hex
 from ledger.economics import CATEGORY_NAMES, Category
@@ -38,7 +38,6 @@ __all__ = [
     "WARN_WITHIN",
     "Alert",
     "AlertInputs",
-    "Classification",
     "QueuedProposal",
     "alert_id",
     "classification_alerts",
@@ -127,12 +126,12 @@ def alert_id(kind: str, *parts: bytes | str | int) -> str:
 
 def compute(conn: Connection, inp: AlertInputs, policy: Policy) -> list[Alert]:
     """Every alert of `inp.member` the read model supports at `inp.head` (duplicates of alerts
-    already known are expected: the caller keeps them by id). Council proposals and
-    classifications are read from the chain by the caller (council_alerts,
-    classification_alerts): the read model indexes the registry and the ledger only."""
+    already known are expected: the caller keeps them by id). Council proposals are read from
+    the chain by the caller (council_alerts): the read model does not index the council."""
     out: list[Alert] = []
     if inp.role in (Role.LENDER, Role.PLATFORM):
         out += _borrower_slips(conn, inp)
+        out += classification_alerts(conn, inp)
         out += _lines_expiring(conn, inp)
         out += _line_freezes(conn, inp)
     if inp.role == Role.LENDER:
@@ -142,42 +141,42 @@ def compute(conn: Connection, inp: AlertInputs, policy: Policy) -> list[Alert]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class Classification:
-    """A LoanServicing `Classified` event, with the same lender's classification of the same loan
-    before it (None for its first), read from the chain by the caller."""
-
-    loan_id: bytes
-    lender: str
-    category: int
-    previous: int | None
-    dpd: int
-    block: int
-    tx_hash: bytes
-
-
-def classification_alerts(
-    conn: Connection, inp: AlertInputs, classified: Iterable[Classification]
-) -> list[Alert]:
+def classification_alerts(conn: Connection, inp: AlertInputs) -> list[Alert]:
     """A borrower the member is exposed to classified worse (五级分类) at any lender: a lender's
-    category for its tranche made stricter than its previous one (than normal, for its first).
-    Named by the classifying transaction like the slips below; the loan, its amounts and the
-    classifying lender are shown only to a member that funds that loan itself."""
-    worse = [
-        c for c in classified
-        if c.lender != inp.member and c.category > (c.previous or 0)
-    ]  # fmt: skip
+    category for its tranche made stricter than its previous one (than normal, for its first),
+    from the read model's LoanServicing classifications. Named by the classifying transaction
+    like the slips below; the loan, its amounts and the classifying lender are shown only to a
+    member that funds that loan itself."""
+    cl, loans, tranches, bl = (
+        TABLES["classifications"],
+        TABLES["loans"],
+        TABLES["tranches"],
+        TABLES["borrower_lenders"],
+    )
+    worse = conn.execute(
+        select(
+            cl.c.block_number,
+            cl.c.tx_hash,
+            cl.c.loan_id,
+            cl.c.lender,
+            cl.c.category,
+            cl.c.previous,
+            cl.c.dpd,
+            loans.c.borrower_key,
+            loans.c.principal,
+            loans.c.outstanding,
+        )
+        .join(loans, loans.c.loan_id == cl.c.loan_id)
+        .where(
+            cl.c.block_number >= inp.since,
+            cl.c.lender != inp.member,
+            cl.c.category > func.coalesce(cl.c.previous, 0),
+        )
+        .order_by(cl.c.block_number, cl.c.log_index)
+    ).all()
     if not worse:
         return []
-    loans, tranches, bl = TABLES["loans"], TABLES["tranches"], TABLES["borrower_lenders"]
-    ids = {c.loan_id for c in worse}
-    terms = {
-        bytes(r.loan_id): r
-        for r in conn.execute(
-            select(loans.c.loan_id, loans.c.borrower_key, loans.c.principal, loans.c.outstanding)
-            .where(loans.c.loan_id.in_(ids))
-        )
-    }  # fmt: skip
+    ids = {bytes(c.loan_id) for c in worse}
     own = {
         bytes(r.loan_id): r.amount
         for r in conn.execute(
@@ -186,7 +185,7 @@ def classification_alerts(
             )
         )
     }
-    keys = {r.borrower_key for r in terms.values()}
+    keys = {c.borrower_key for c in worse}
     exposed = {
         r.borrower_key
         for r in conn.execute(
@@ -197,15 +196,13 @@ def classification_alerts(
     }
     out = []
     for c in worse:
-        loan = terms.get(c.loan_id)
-        if loan is None:
-            continue  # not indexed yet: judged again on the next pass (same id)
-        funds = c.loan_id in own
-        if not funds and loan.borrower_key not in exposed:
+        loan_id = bytes(c.loan_id)
+        funds = loan_id in own
+        if not funds and c.borrower_key not in exposed:
             continue
         category = Category(c.category)
         figures: dict[str, Any] = {
-            "borrower_key": to_hex(loan.borrower_key),
+            "borrower_key": to_hex(c.borrower_key),
             "category": CATEGORY_NAMES[category],
             "previous": CATEGORY_NAMES[Category(c.previous or 0)],
             "days_past_due": c.dpd,
@@ -213,19 +210,19 @@ def classification_alerts(
         }
         if funds:
             figures |= {
-                "loan_id": to_hex(c.loan_id),
+                "loan_id": to_hex(loan_id),
                 "lender": c.lender,
-                "principal": loan.principal,
-                "outstanding": loan.outstanding,
-                "own_share": own[c.loan_id],
+                "principal": c.principal,
+                "outstanding": c.outstanding,
+                "own_share": own[loan_id],
             }
         out.append(
             Alert(
-                alert_id("borrower.classified", c.tx_hash, c.loan_id, c.lender),
+                alert_id("borrower.classified", bytes(c.tx_hash), loan_id, c.lender),
                 "borrower.classified",
                 "critical" if category >= Category.SUBSTANDARD else "warning",  # NPL or not
-                c.block,
-                to_hex(loan.borrower_key),
+                c.block_number,
+                to_hex(c.borrower_key),
                 figures,
             )
         )

@@ -1,7 +1,8 @@
-"""The indexer: the two contracts' events into the SQL read model, reorg-safe and resumable.
+"""The indexer: the contracts' events (registry, ledger and LoanServicing) into the SQL read
+model, reorg-safe and resumable.
 
-* **Ranges that adapt** (`ledger.ingest.spans`). One eth_getLogs per block range, for both
-  contract addresses, aimed at about 2,000 events. A range the node refuses is halved; an answer
+* **Ranges that adapt** (`ledger.ingest.spans`). One eth_getLogs per block range, for all the
+  contracts' addresses, aimed at about 2,000 events. A range the node refuses is halved; an answer
   that outgrows 16 MB is abandoned as it arrives and the range cut to the blocks it had got
   through, so no range holds more than that however dense the chain turns.
 * **Read ahead.** While range k is written, range k+1 is read and decoded on a worker thread
@@ -116,7 +117,9 @@ class Indexer:
         self.spans = Spans(span, max_span, target_events)
         self.keep_blocks = keep_blocks
         self.retries = retries
-        self.decoder = EventDecoder(deployment.registry, deployment.ledger)
+        self.decoder = EventDecoder(
+            deployment.registry, deployment.ledger, servicing=deployment.servicing
+        )
         self.max_range_bytes = max_range_bytes
         self._prefetch = Prefetch(self.rpc, self.decoder, max_range_bytes)
         self._migrate = migrate
@@ -166,7 +169,26 @@ class Indexer:
                 "use another database"
             )
         self._load_cursor()
+        self._follow_servicing(row["servicing_address"])
         self._prepared = True
+
+    def _follow_servicing(self, indexed: str | None) -> None:
+        """A database indexed before the indexer followed LoanServicing (its cursor names no
+        servicing contract) holds none of its events: it is indexed again from the deployment's
+        first block, as a read model can always be (DESIGN §6)."""
+        dep = self.deployment
+        if indexed is not None and indexed != dep.servicing:
+            raise IndexerError(
+                f"this database indexes servicing contract {indexed or 'none'}, the deployment "
+                f"{dep.servicing or 'none'}; use another database"
+            )
+        if indexed is None:
+            if self._last_block >= dep.deployment_block and dep.servicing:
+                log.warning("indexing again from block %d to add LoanServicing's events",
+                            dep.deployment_block)  # fmt: skip
+                self._rollback(dep.deployment_block - 1, None)
+            with self.engine.begin() as conn:
+                cursor.follow_servicing(conn, dep.servicing)
 
     def _load_cursor(self) -> None:
         with self.engine.connect() as conn:

@@ -191,38 +191,6 @@ def check(schedule: Sequence[Instalment], principal: int) -> None:
         i.word()
 
 
-def reschedule(
-    kind: Kind | str,
-    schedule: Sequence[Instalment],
-    paid_instalments: int,
-    outstanding: int,
-    rate_bps: int,
-    since: int,
-    charge_bps: int = 0,
-    flat_charge_principal: int = 0,
-) -> tuple[Instalment, ...]:
-    """The schedule after a prepayment (documented rule): the first `paid_instalments` stay as
-    they were; the rest keep their count and due dates and are rebuilt by the same kind on the new
-    `outstanding` principal, interest running from `since` (the last paid due date, or the start),
-    so each remaining instalment is smaller. A flat charge stays on the principal it was quoted on
-    (`flat_charge_principal`; 0 when charges run on the outstanding)."""
-    kept = tuple(schedule[:paid_instalments])
-    rest = schedule[paid_instalments:]
-    if not rest or outstanding <= 0:
-        return kept
-    months = months_between(since, rest[-1].due) if Kind(kind) is Kind.BULLET else len(rest)
-    rebuilt = build(kind, outstanding, months, rate_bps, since, charge_bps)
-    if flat_charge_principal:
-        flat = half_up(flat_charge_principal * monthly(charge_bps)) * (
-            months if Kind(kind) is Kind.BULLET else 1
-        )
-        rebuilt = tuple(Instalment(i.due, i.principal, i.interest, flat) for i in rebuilt)
-    return kept + tuple(
-        Instalment(old.due, i.principal, i.interest, i.charges)
-        for old, i in zip(rest, rebuilt, strict=True)
-    )
-
-
 def months_between(start: int, end: int) -> int:
     """Whole calendar months from `start` to `end` (end reached by add_months)."""
     k = 0

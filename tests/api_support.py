@@ -24,7 +24,12 @@ from ledger.nodeclient import NodeSession
 ROLES = ("platform", "bank-a", "bank-b", "bank-c", "auditor", "governor")
 
 
+EXTRA = {"guarantor": ("guarantor", 0)}  # members started by start_node (dev key role, index)
+
+
 def account(member: str) -> LocalAccount:
+    if member in EXTRA:
+        return dev_account(*EXTRA[member])
     m = nodes.member(member)
     return dev_account(m.key_role, m.key_index)
 
@@ -83,6 +88,38 @@ def running_consortium(
         finally:
             c.close()
             nodes.down(state)
+
+
+def start_node(c: Consortium, name: str, role: str) -> str:
+    """One more node beside the consortium's, for a member the council admitted after start-up
+    (a guarantor): the platform's config with its own name, role, DEV-ONLY key (EXTRA), port
+    and database; recorded so that stopping the consortium stops it. Its URL."""
+    import time
+
+    state = c.state.resolve()
+    base = json.loads((state / "nodes" / "platform" / "config.json").read_text())
+    home = state / "nodes" / name
+    home.mkdir(parents=True, exist_ok=True)
+    key_role, index = EXTRA[name]
+    port = nodes.free_port()
+    cfg = {**base, "name": name, "role": role, "port": port, "peers": {},
+           "key": {"kind": "dev", "role": key_role, "index": index},
+           "database_url": nodes._database_url(None, state, name, True),
+           "document_key_dir": str(home / "document-keys"),
+           "document_dir": str(home / "documents")}  # fmt: skip
+    path = home / "config.json"
+    path.write_text(json.dumps(cfg, indent=2))
+    proc = nodes._spawn(path)
+    url = f"http://{nodes.HOST}:{port}"
+    ticks, log = nodes.start_ticks(proc.pid), str(home / "node.log")
+    info = nodes.NodeInfo(
+        name, role, account(name).address, url, port, proc.pid, proc.pid, ticks, str(path), log
+    )
+    nodes._record(state, [*nodes.recorded(state), info])
+    nodes._STARTED[proc.pid] = proc
+    nodes._wait_ready(info, proc, time.monotonic() + 60)
+    c.urls[name] = url
+    return url
 
 
 def loan_body(

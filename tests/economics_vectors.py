@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ledger import apr, economics, schedule
+from ledger import apr, economics, prepayment, schedule
 
 PATH = Path(__file__).parent / "vectors" / "economics.json"
 START = 1_769_832_000  # 2026-01-31T04:00:00Z: month ends exercise the day clamp
@@ -123,6 +123,51 @@ DPD = [  # schedule: index into SCHEDULES; paid: principal repaid; at: instalmen
     {"schedule": 0, "paid": 1_000_000, "at_due": 11, "plus": 999 * 86_400},
 ]
 
+PREPAYMENTS = [  # schedule: index into SCHEDULES, or after: the remaining schedule of case i;
+    # repaid: principal repaid against it; at: instalment at_due's due time + plus
+    {"schedule": 0, "repaid": 128_849, "at_due": 1, "plus": -86_400},
+    {"schedule": 0, "repaid": 500_000, "at_due": 0, "plus": -1},
+    {"after": 0, "repaid": 100_000, "at_due": 0, "plus": 0},
+    {"after": 2, "repaid": 123_457, "at_due": 0, "plus": -3_600},
+    {"schedule": 2, "repaid": 300_001, "at_due": 2, "plus": -5},
+    {"schedule": 3, "repaid": 1, "at_due": 0, "plus": 0},
+    {"schedule": 4, "repaid": 600_000, "at_due": 0, "plus": -30 * 86_400},
+    {"schedule": 6, "repaid": 5_000_000, "at_due": 10, "plus": -1},
+    {"schedule": 7, "repaid": 99, "at_due": 2, "plus": 0},
+    {"schedule": 0, "repaid": 78_849, "at_due": 1, "plus": -86_400},  # NothingPrepaid
+    {"schedule": 0, "repaid": 1_000_000, "at_due": 11, "plus": 0},  # NothingPrepaid: all repaid
+    {"schedule": 0, "repaid": 100, "at_due": 0, "plus": 1},  # PrepaymentWhileOverdue
+    {"schedule": 0, "repaid": 78_850, "at_due": 1, "plus": 86_401},  # PrepaymentWhileOverdue
+]
+
+
+def prepayments() -> list[dict]:
+    """PREPAYMENTS with their outputs (the remaining schedule or the rule's refusal)."""
+    out: list[dict] = []
+    for c in PREPAYMENTS:
+        if "after" in c:
+            s = schedule.from_json(out[c["after"]]["remaining"])
+        else:
+            s = schedule_of(SCHEDULES[c["schedule"]])
+        at = s[c["at_due"]].due + c["plus"]
+        row = {**c, "at": at, "words_in": [hex(i.word()) for i in s]}
+        try:
+            k, extra, rest = prepayment.rescale(s, c["repaid"], at)
+        except prepayment.PrepaymentError as exc:
+            out.append({**row, "error": exc.code})
+            continue
+        out.append(
+            {
+                **row,
+                "covered": k,
+                "principal": extra,
+                "remaining": schedule.to_json(rest),
+                "words": [hex(i.word()) for i in rest],
+                "digest": "0x" + schedule.digest(rest).hex(),
+            }
+        )
+    return out
+
 
 def schedule_of(case: dict) -> tuple[schedule.Instalment, ...]:
     return schedule.build(
@@ -187,6 +232,7 @@ def build() -> dict:
         "compensations": out_c,
         "recoveries": out_r,
         "dpd": out_d,
+        "prepayments": prepayments(),
     }
 
 

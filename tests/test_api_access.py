@@ -99,6 +99,10 @@ ENDPOINTS: dict[str, tuple[str, str, Callable[[Consortium], str], Body | None, d
         lambda n: {"status": "overdue", "reason": "DPD30"},
         {**WRITE, P: 200},
     ),
+    "GET /v1/originations/pending": (
+        "platform", "GET", lambda n: "/v1/originations/pending", None,
+        {P: 200, A: 403, C: 403, AU: 403, G: 403, None: 401},
+    ),
     "GET /v1/loans/{id}": (
         "platform", "GET", lambda n: f"/v1/loans/{lid(n)}", None,
         {**READ, C: 404},
@@ -217,6 +221,8 @@ def test_endpoints_a_node_does_not_serve_are_absent(net: Consortium) -> None:
     assert r.status_code == 404 and problem(r)["code"] == "NotFound"
     r = net.session(A, "bank-a").post("/v1/loans/batch", {"loans": []})
     assert r.status_code in (404, 405)
+    r = net.session(A, "bank-a").get("/v1/originations/pending")
+    assert r.status_code == 404
     r = net.session(P, "platform").post("/v1/cosign", _cosign_terms(net))
     assert r.status_code == 404
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_cli import ledger
 
-EXPECTED_STEPS = 51  # 17, R0, economics (10), a policy change (6), a servicing transfer (17)
+EXPECTED_STEPS = 52  # 17, R0, economics (11), a policy change (6), a servicing transfer (17)
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import pytest
 
+from api.service.inflight import SUBMITTED, Entry, InFlight
+from api.service.submitter import Submitter
 from ledger import provenance
 from ledger.domain import CoLoan
+from ledger.localnet.chains import LocalChain
+from ledger.localnet.consortium import bootstrap
 from ledger.localnet.nodes import recorded
 from tests.api_support import Consortium, address, loan_body, problem, running_consortium
 
@@ -31,7 +40,9 @@ def plain(value):
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
-    with running_consortium(tmp_path_factory.mktemp("cosign")) as c:
+    # a co-signature is awaited a minute: long enough to look at the queue while a node stops
+    overrides = {P: {"peer_timeout_s": 60}}
+    with running_consortium(tmp_path_factory.mktemp("cosign"), overrides) as c:
         yield c
 
 
@@ -389,6 +400,85 @@ def _id(text: str) -> str:
     from ledger.domain import record_id
 
     return "0x" + record_id(address("platform"), text).hex()
+
+
+def test_originations_in_flight_are_listed_until_recorded(net: Consortium) -> None:
+    """While bank A's node is stopped (SIGSTOP) a batch to it waits for its co-signatures:
+    `GET /v1/originations/pending` lists each loan, gathering co-signatures, with its age, paged;
+    other members cannot read the queue, and a bad page size is a 422 naming it. Once the node
+    goes on, the batch is recorded and the queue is empty."""
+    plat = net.session(P, "platform")
+    outsider = net.session(A, "platform")  # bank A signed in on the platform's node
+    ids = [f"inflight-{i}" for i in range(3)]
+    body = {"loans": [loan_body(i, {P: 400_000, A: 600_000}) for i in ids]}
+    answer: dict[str, Any] = {}
+    info = next(i for i in recorded(net.state) if i.name == A)
+    os.killpg(info.pgid, signal.SIGSTOP)
+    worker = threading.Thread(target=lambda: answer.update(r=plat.post("/v1/loans/batch", body)))
+    try:
+        worker.start()
+        deadline = time.monotonic() + 30
+        while (page := plat.get("/v1/originations/pending", params={"limit": 2}).json())[
+            "total"
+        ] < 3:
+            assert time.monotonic() < deadline, page
+            time.sleep(0.1)
+        assert len(page["items"]) == 2 and page["next_offset"] == 2
+        time.sleep(0.5)
+        rest = plat.get("/v1/originations/pending", params={"offset": 2, "limit": 2}).json()
+        assert len(rest["items"]) == 1 and rest["next_offset"] is None
+        items = page["items"] + rest["items"]
+        assert {x["loan_id"] for x in items} == {_id(i) for i in ids}
+        assert {(x["state"], x["tx_hash"]) for x in items} == {("gathering_cosignatures", None)}
+        assert rest["items"][0]["age_s"] >= 0.5
+        # the queue is the platform's own; a page of 0 is refused, naming the field
+        r = outsider.get("/v1/originations/pending")
+        assert r.status_code == 403 and problem(r)["code"] == "RoleForbidden"
+        r = plat.get("/v1/originations/pending", params={"limit": 0})
+        assert r.status_code == 422 and problem(r)["errors"][0]["field"] == "query.limit"
+    finally:
+        os.killpg(info.pgid, signal.SIGCONT)
+        worker.join(timeout=120)
+    r = answer["r"]
+    assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+    after = plat.get("/v1/originations/pending").json()
+    assert (after["total"], after["items"]) == (0, [])
+
+
+def test_the_submitter_shows_a_transaction_submitted_before_its_receipt() -> None:
+    """In process, on an anvil of its own that mines only when asked: the moment the node's one
+    submission queue has sent a loan's transaction, the in-flight list shows the loan submitted
+    with that transaction's hash, which the chain holds unmined; the request's own tracking
+    keeps it listed until its answer is settled, and nothing remains after."""
+    with LocalChain("anvil") as chain:
+        cx = bootstrap(chain.url)
+        loan = cx.loan(1_000_000)
+        key = "0x" + loan.loan_id.hex()
+        seen: list[tuple[Entry, Any]] = []
+
+        def receipt(tx: str) -> Any:
+            return cx.gov.w3.provider.make_request("eth_getTransactionReceipt", [tx])["result"]
+
+        class Probe(InFlight):
+            def mark(self, ids: Any, state: str, tx_hash: str | None = None) -> None:
+                super().mark(ids, state, tx_hash)
+                if state == SUBMITTED:  # what a reader of the list sees at this moment
+                    seen.append((self.entries()[key], receipt(tx_hash or "")))
+
+        inflight = Probe()
+        sub = Submitter(cx.plat, inflight=inflight)
+        cx.gov.w3.provider.make_request("evm_setAutomine", [False])
+        try:
+            with inflight.tracking([key]):
+                (outcome,) = sub.originate_many([(loan, cx.sign(loan))])
+                assert inflight.entries()[key].state == SUBMITTED
+        finally:
+            sub.close()
+        ((entry, pending_receipt),) = seen
+        assert not isinstance(outcome, Exception)
+        assert (entry.state, entry.tx_hash) == (SUBMITTED, outcome.tx_hash)
+        assert pending_receipt is None and receipt(outcome.tx_hash) is not None
+        assert inflight.entries() == {}
 
 
 def test_openapi_documents_every_body_with_examples_and_problems(net: Consortium) -> None:

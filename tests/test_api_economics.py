@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ledger import apr, economics
+from ledger import apr, economics, prepayment
 from ledger import schedule as sched
 from ledger.chain.servicing import Partnership
 from ledger.records import loan_terms
@@ -212,6 +212,50 @@ def test_a_payment_on_a_repaid_loan_is_refused_by_the_node(net: Consortium) -> N
     assert status == 409 and p["code"] == "LoanNotOpen", p
 
 
+def test_a_prepayment_through_the_node_rescales_the_schedule_every_node_shows(
+    net: Consortium,
+) -> None:
+    status, out = post(net, "/v1/loans", _body("pre-1", TWELVE))
+    assert status == 201, out
+    lid, path = out["loan_id"], f"/v1/loans/{out['loan_id']}/repayments"
+    rows = sched.from_json(
+        net.session(P, "platform").get(f"/v1/loans/{lid}").json()["schedule"]["instalments"]
+    )
+    # exactly the first instalment, flagged as a prepayment: nothing prepaid, nothing sent
+    status, p = post(net, path, {"repayment_id": "pre-1-r0", "principal": rows[0].principal,
+                                 "prepayment": True})  # fmt: skip
+    assert status == 409 and p["code"] == "NothingPrepaid", p
+    assert p["errors"][0]["field"] == "prepayment" and p["covered"] == 1
+    assert net.cx.plat.loan_state(bytes.fromhex(lid[2:]))[1] == 1_000_000
+    # the first instalment and 500 CNY early
+    paid = rows[0].principal + 50_000
+    body = {"repayment_id": "pre-1-r1", "principal": paid, "interest": rows[0].interest,
+            "prepayment": True}  # fmt: skip
+    status, rep = post(net, path, body)
+    assert status == 201, rep
+    want = prepayment.InForce(rows).prepay(paid)
+    assert rep["prepayment"]["principal"] == 50_000
+    assert rep["prepayment"]["schedule_digest"] == "0x" + want.digest.hex()
+    assert (rep["prepayment"]["covered_instalments"], rep["prepayment"]["remaining_instalments"]) \
+        == (1, 11)  # fmt: skip
+    # retried: the same answer, no second prepayment
+    again = net.session(P, "platform").post(path, body)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert len(net.cx.plat.events("Prepaid", from_block=0, loanId=bytes.fromhex(lid[2:]))) == 1
+    for who, node in ((P, "platform"), (A, "bank-a"), (B, "bank-b")):
+        s = net.session(who, node).get(f"/v1/loans/{lid}").json()["schedule"]
+        shown = sched.from_json(s["instalments"])
+        assert shown == rows[:1] + want.rows, node
+        assert [i["state"] for i in s["instalments"][:2]] == ["paid", "due"]
+        assert s["prepayments"] == [{"principal": 50_000, "covered_instalments": 1,
+                                     "principal_base": paid,
+                                     "schedule_digest": "0x" + want.digest.hex()}]  # fmt: skip
+        assert all(a.total < b.total for a, b in zip(shown[1:], rows[1:], strict=True))
+    # the bank classifies against the schedule in force
+    r = net.session(A, "bank-a").post(f"/v1/loans/{lid}/classification", {"category": "normal"})
+    assert r.status_code == 200, r.text
+
+
 # last: it moves the chain's clock on by months (bank attestations go stale after it)
 def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     status, out = post(net, "/v1/loans", _body("dpd-1", TWELVE))
@@ -231,6 +275,13 @@ def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     r = bank.post(f"/v1/loans/{out['loan_id']}/classification", {"category": "substandard"})
     assert r.status_code == 200 and r.json()["floor"] == "special_mention", r.text
     assert net.cx.plat.classification_of(bytes.fromhex(out["loan_id"][2:]), address(A)) == 2
+    # its portfolio, from the read model (LoanServicing's Classified indexed), at once on its own
+    # node, and the same on the auditor's
+    for who, node in ((A, "bank-a"), ("auditor", "auditor")):
+        folio = net.session(who, node).get(f"/v1/lenders/{address(A)}/portfolio").json()
+        mine = next(x for x in folio["loans"] if x["loan_id"] == out["loan_id"])
+        assert mine["category"] == "substandard", (node, mine)
+        assert folio["by_category"]["substandard"] >= mine["outstanding"] > 0
     net.cx.advance(91 * 86_400)
     view = _wait_status(net, out["loan_id"], "defaulted")
     assert view["schedule"]["days_past_due"] > 90

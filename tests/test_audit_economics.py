@@ -1,5 +1,6 @@
 """The audit replays the economics: a clean history with schedules, partnership fees, a guarantee
-payout and recoveries passes; a loan signed with an all-in APR more than 1 bp below its
+payout, recoveries and a prepayment (its new schedule replayed by the rule) passes; a loan
+signed with an all-in APR more than 1 bp below its
 schedule's IRR, and a held schedule that does not match its signed digest, are named."""
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def history(
             ("understated", 1_800, -50),
             ("defaulted", 1_500, 0),
             ("written_off", 1_500, 0),
+            ("prepaid", 1_200, 0),
         ):
             start = cx.now()
             rows = sched.build("equal_instalment", 1_000_000, 12, rate, start)
@@ -82,6 +84,10 @@ def history(
         cx.plat.set_status(w, LoanStatus.WRITTEN_OFF)
         cx.plat.recover(w, new_id("rc", cx.platform.address), 12_345)
         cx.plat.recover(w, new_id("rc", cx.platform.address), 7_655)
+        pp, prow = loans["prepaid"]
+        paid = prow[0].principal + 100_000
+        cx.plat.repay(pp, new_id("rp", cx.platform.address), paid, 0)
+        cx.plat.prepay(pp, prow)
         yield cx, db, loans
     engine.dispose()
 
@@ -96,7 +102,8 @@ def test_the_audit_replays_fees_payouts_recoveries_and_flags_an_understated_apr(
     assert v.check == "economics" and v.details["computed"] - v.details["declared"] == 50
     assert report.records["fee_splits"] == 1
     assert report.records["compensations"] == 1 and report.records["recoveries"] == 2
-    assert report.records["schedules_checked"] == 4
+    assert report.records["schedules_checked"] == 5
+    assert report.records["prepayments"] == 1
     assert report.checks["bytecode"].items == 5  # LoanServicing's code is checked too
 
 

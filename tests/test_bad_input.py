@@ -1,7 +1,8 @@
 """Bad input over real HTTP, against real node processes.
 
-1. Schemathesis against each node role's OpenAPI document (platform, bank-a as a lender, auditor),
-   signed in as that node's own member: no 5xx, and every response conforms to the document
+1. Schemathesis against each node role's OpenAPI document (platform, bank-a as a lender, auditor,
+   a guarantor), signed in as that node's own member: no 5xx, and every response conforms to the
+   document
    (status code, content type, body schema, headers).
 2. Hypothesis over bodies of POST /v1/loans on the platform node: every bad body is a 4xx
    problem+json naming the field, and nothing reaches the chain.
@@ -28,8 +29,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from ledger.domain import MAX_AMOUNT
-from tests.api_support import Consortium, address, loan_body, problem, running_consortium
+from ledger.chain.deployment import fund
+from ledger.domain import MAX_AMOUNT, Role
+from tests.api_support import (
+    Consortium,
+    account,
+    address,
+    loan_body,
+    problem,
+    running_consortium,
+    start_node,
+)
 
 CHECKS = [
     not_a_server_error,
@@ -52,6 +62,10 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
     with running_consortium(tmp_path_factory.mktemp("bad-input")) as c:
+        g = account("guarantor")  # a guarantor the council admitted, on a node of its own
+        fund(c.chain.url, [g.address])
+        c.cx.gov.admit_member(g.address, Role.GUARANTOR, "Guarantor (dev)")
+        start_node(c, "guarantor", "guarantor")
         yield c
 
 
@@ -95,7 +109,7 @@ def _fuzz(net: Consortium, node: str) -> list[str]:
     return failures
 
 
-@pytest.mark.parametrize("node", ["platform", "bank-a", "auditor"])
+@pytest.mark.parametrize("node", ["platform", "bank-a", "auditor", "guarantor"])
 def test_node_conforms_to_its_openapi(net: Consortium, node: str) -> None:
     failures = _fuzz(net, node)
     assert not failures, "\n\n".join(failures)

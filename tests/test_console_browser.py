@@ -2,10 +2,13 @@
 `chromium-driver`, installed by scripts/setup.sh) driven with Selenium, against one running
 consortium (real anvil, the node processes):
 
-a bank signs in with a token from its node, looks up a borrower by national ID (gone from the
-page at once), sees the alert arrive live when the platform marks that borrower's loan at another
-bank overdue, freezes its share of a line from the console and the platform's next draw on it is
-refused (`LineFrozen`); the auditor's page shows the audit verdict and the exposure chart.
+a bank signs in with its browser wallet (EIP-4361 through an EIP-1193 provider the test injects,
+which hands the message to the test to sign with the member's key; a signature by another key is
+refused), looks up a borrower by national ID (gone from the page at once), sees the alert arrive
+live when the platform marks that borrower's loan at another bank overdue, freezes its share of a
+line from the console and the platform's next draw on it is refused (`LineFrozen`); the
+auditor's page shows the audit verdict and the exposure chart; the platform's page shows a loan
+in its origination queue while the chain does not mine, and no longer once it is recorded.
 
 Screenshots go to docs/screenshots/ (the README shows them). Each page's HTML is also saved under
 the test's temporary directory, so the suite's closing canary scan (tests/test_personal_data.py)
@@ -14,14 +17,27 @@ covers the console, and each is checked here for the national ID at once.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 
-from tests.api_support import Consortium, address, loan_body, problem, running_consortium
+from ledger.localnet.nodes import recorded
+from tests.api_support import (
+    Consortium,
+    account,
+    address,
+    loan_body,
+    problem,
+    running_consortium,
+)
 from tests.personal_data import find_ids
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -44,6 +60,7 @@ FAST = {"alerts": {"poll_s": 0.2}}
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
     overrides = {m: FAST for m in (P, A, B, "bank-c", "auditor")}
+    overrides[P] = {**FAST, "peer_timeout_s": 60}  # the co-signature awaited while a node stops
     with running_consortium(tmp_path_factory.mktemp("console"), overrides) as c:
         c.data["pages"] = tmp_path_factory.mktemp("console-pages")
         plat = c.session(P, P)
@@ -93,6 +110,46 @@ def _sign_in(net: Consortium, driver: Any, member: str) -> None:
     _wait(driver, ec.invisibility_of_element_located((By.ID, "signin")))
 
 
+# A minimal EIP-1193 provider (what a browser wallet puts at window.ethereum): it shares one
+# account, and hands a personal_sign request to the test, which answers it with the signature.
+PROVIDER = """
+const account = arguments[0];
+window.__wallet = { asked: null, resolve: null };
+window.ethereum = {
+  request({ method, params }) {
+    if (method === "eth_requestAccounts") return Promise.resolve([account]);
+    if (method === "personal_sign") {
+      return new Promise((resolve) => {
+        window.__wallet.asked = params;
+        window.__wallet.resolve = resolve;
+      });
+    }
+    return Promise.reject(new Error(`unsupported ${method}`));
+  },
+};
+"""
+
+
+def _wallet_sign_in(net: Consortium, driver: Any, member: str, signer: str) -> None:
+    """Sign in with the wallet button; the wallet holds `member`'s account and the test signs
+    the node's EIP-4361 message with `signer`'s key."""
+    driver.get(f"{net.urls[member]}/console")
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(f"{net.urls[member]}/console/")
+    me = account(member)
+    driver.execute_script(PROVIDER, me.address.lower())  # wallets share lower-case addresses
+    driver.find_element(By.ID, "wallet-btn").click()
+    data, who = _wait(driver, lambda d: d.execute_script("return window.__wallet.asked"))
+    assert who == me.address.lower()
+    text = bytes.fromhex(data.removeprefix("0x")).decode()
+    # the node's one-time sign-in message for that account, on this node's domain and chain
+    lines = text.splitlines()
+    assert lines[0].endswith("wants you to sign in with your Ethereum account:")
+    assert lines[1] == me.address and f"URI: {net.urls[member]}" in lines
+    signed = Account.sign_message(encode_defunct(text=text), account(signer).key)
+    driver.execute_script("window.__wallet.resolve(arguments[0])", signed.signature.to_0x_hex())
+
+
 def _keep(net: Consortium, driver: Any, name: str) -> None:
     """Save the page for the canary scan and a screenshot for the README; the page must hold no
     national ID now."""
@@ -107,7 +164,14 @@ def test_bank_looks_up_a_borrower_sees_an_alert_live_and_freezes_a_line(
     net: Consortium, browser: Any
 ) -> None:
     d = browser
-    _sign_in(net, d, A)
+    # a wallet that signs bank A's sign-in message with another member's key is refused
+    _wallet_sign_in(net, d, A, signer=B)
+    refused = _wait(d, lambda drv: drv.find_element(By.ID, "signin-problem").text)
+    assert refused.startswith("InvalidSignature"), refused
+    assert d.find_element(By.ID, "signin").is_displayed()
+    # bank A's own key: signed in, no token pasted anywhere
+    _wallet_sign_in(net, d, A, signer=A)
+    _wait(d, ec.invisibility_of_element_located((By.ID, "signin")))
     assert "Bank A (dev)" in d.find_element(By.ID, "who").text
     # the borrower: the ID is typed once and cleared before anything is shown
     field = d.find_element(By.ID, "national-id")
@@ -195,6 +259,28 @@ def test_platform_page_and_the_pages_call_only_their_own_node(
     r = net.session(P, P).post(f"/v1/loans/{loan}/repayments", paid)
     assert r.status_code == 201, r.text
     _sign_in(net, d, P)
+    _wait(d, ec.presence_of_element_located((By.ID, "pending-none")))
+    # a loan in flight: bank B's node is stopped (SIGSTOP), so its co-signature is awaited
+    answer: dict[str, Any] = {}
+    body = loan_body("cb-inflight-1", {P: 400_000, B: 600_000})
+    info = next(i for i in recorded(net.state) if i.name == B)
+    os.killpg(info.pgid, signal.SIGSTOP)
+    worker = threading.Thread(
+        target=lambda: answer.update(r=net.session(P, P).post("/v1/loans", body))
+    )
+    try:
+        worker.start()
+        _wait(d, ec.text_to_be_present_in_element((By.ID, "pending"), "gathering co-signatures"))
+        _wait(d, ec.text_to_be_present_in_element((By.ID, "pending"), "1 in flight"))
+        queued = d.find_element(By.ID, "pending").text
+        _keep(net, d, "platform-queue")
+    finally:
+        os.killpg(info.pgid, signal.SIGCONT)
+        worker.join(timeout=120)
+    r = answer["r"]
+    assert r.status_code == 201, r.text
+    assert r.json()["loan_id"] in queued, queued  # what the queue showed: this loan
+    _wait(d, ec.presence_of_element_located((By.ID, "pending-none")))  # gone once recorded
     _wait(d, ec.text_to_be_present_in_element((By.ID, "recent"), "as of block"))
     assert "¥" in d.find_element(By.ID, "recent").text
     fees = _wait(d, ec.visibility_of_element_located((By.ID, "fee-total")))

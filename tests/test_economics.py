@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import apr, economics, schedule
+from ledger import apr, economics, prepayment, schedule
 from tests.economics_vectors import PATH, START, build, schedule_of
 
 VECTORS = json.loads(PATH.read_text())
@@ -199,16 +199,68 @@ def test_dpd_falls_as_payments_rise(paid, after) -> None:  # noqa: ANN001
     assert economics.days_past_due(s, paid, at) <= economics.days_past_due(s, paid, at + 86_400)
 
 
-def test_prepayment_keeps_the_count_and_shrinks_instalments() -> None:
+def test_prepayment_vectors_keep_the_count_and_shrink_instalments() -> None:
+    cases = VECTORS["prepayments"]
+    assert {c.get("error") for c in cases} == {None, "NothingPrepaid", "PrepaymentWhileOverdue"}
+    for c in cases:
+        if "error" in c:
+            continue
+        before = schedule.from_json(
+            cases[c["after"]]["remaining"] if "after" in c else VECTORS["schedules"][c["schedule"]]
+            ["instalments"]
+        )  # fmt: skip
+        rest, after = before[c["covered"] :], schedule.from_json(c["remaining"])
+        assert len(after) == len(rest) and [i.due for i in after] == [i.due for i in rest]
+        owed = sum(i.principal for i in before) - c["repaid"]
+        assert sum(i.principal for i in after) == owed, c
+        assert all(a.total <= b.total for a, b in zip(after, rest, strict=True))
+        assert c["principal"] == c["repaid"] - sum(i.principal for i in before[: c["covered"]])
+
+
+def test_a_textbook_prepayment() -> None:
+    """12m 等额本息 at 1%/month, instalment 1 paid and 50,000 fen prepaid: the 11 remaining
+    instalments carry 871,151 instead of 921,151 fen of principal, each level payment falls by
+    that ratio (within a fen), due dates unchanged."""
+    c = VECTORS["prepayments"][0]
+    assert (c["covered"], c["principal"]) == (1, 50_000)
     s = schedule_of(VECTORS["schedules"][0])
-    paid = 3
-    left = 1_000_000 - sum(i.principal for i in s[:paid]) - 200_000  # 2,000 CNY prepaid
-    after = schedule.reschedule("equal_instalment", s, paid, left, 1200, s[paid - 1].due)
-    assert len(after) == len(s) and after[:paid] == s[:paid]
-    assert [i.due for i in after] == [i.due for i in s]
-    assert sum(i.principal for i in after[paid:]) == left
-    assert all(a.total < b.total for a, b in zip(after[paid:], s[paid:], strict=True))
-    bullet = schedule_of(VECTORS["schedules"][4])
-    start = bullet[0].due - 365 * 86_400
-    after = schedule.reschedule("bullet", bullet, 0, 600_000, 1800, start)
-    assert after[0].principal == 600_000 and after[0].interest == 108_000
+    after = schedule.from_json(c["remaining"])
+    assert sum(i.principal for i in s[1:]) == 921_151
+    assert sum(i.principal for i in after) == 871_151
+    assert [i.due for i in after] == [i.due for i in s[1:]]
+    for a, b in zip(after, s[1:], strict=True):
+        assert abs(a.total * 921_151 - b.total * 871_151) <= 2 * 921_151
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kinds,
+    st.integers(1, 10**9),
+    st.integers(1, 36),
+    st.integers(0, 3600),
+    st.integers(0, 500),
+    st.data(),
+)
+def test_a_prepayment_is_never_milder(kind, principal, months, rate, charge, data) -> None:  # noqa: ANN001
+    """By every due date, at least as much principal is due after a prepayment as before it: a
+    platform gains no days past due by rescheduling; the parts sum to what is owed."""
+    s = schedule.build(kind, principal, months, rate, START, charge)
+    repaid = data.draw(st.integers(0, principal))
+    cur = prepayment.InForce(s)
+    try:
+        after = cur.prepay(repaid, START)
+    except prepayment.PrepaymentError as exc:
+        assert exc.code == "NothingPrepaid"
+        return
+    assert sum(i.principal for i in after.rows) == principal - repaid
+    assert len(after.paid_before) + len(after.rows) == len(s)
+    for n in range(len(s)):
+        due = s[n].due
+        old = sum(i.principal for i in s[: n + 1])
+        new = repaid + sum(i.principal for i in after.rows if i.due <= due)
+        assert new >= min(old, principal), (n, old, new)
+        for paid in (repaid, max(repaid, old), max(repaid, old - 1)):
+            assert after.days_past_due(paid, due + 1) >= cur.days_past_due(paid, due + 1)
+    with pytest.raises(prepayment.PrepaymentError) as again:
+        after.prepay(repaid, START)
+    assert again.value.code == "NothingPrepaid"

@@ -25,9 +25,9 @@ from ledger.indexer import Indexer, IndexerError
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap
 from ledger.store import db
-from ledger.store.models import TABLES
+from ledger.store.models import SERVICING_TABLES, TABLES
 from tests.dbs import PG_URL, Databases, assert_same, dbs_fixture, dump  # noqa: F401
-from tests.workload import Workload
+from tests.workload import Workload, admit_guarantor, servicing_story
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,9 @@ def _log_count(url: str, cx: LocalConsortium) -> int:
     dep = cx.deployment
     with Rpc(url) as rpc:
         return len(
-            rpc.get_logs(dep.deployment_block, rpc.block_number(), [dep.registry, dep.ledger])
+            rpc.get_logs(
+                dep.deployment_block, rpc.block_number(), [dep.registry, dep.ledger, dep.servicing]
+            )
         )
 
 
@@ -55,11 +57,13 @@ def _index(dbs: Databases, url: str, cx: LocalConsortium, **kw: Any) -> tuple[In
 
 @pytest.fixture(scope="module")
 def workload() -> Iterator[tuple[LocalChain, LocalConsortium]]:
-    """Lines, loans, repayments, status changes and registry events across three lenders."""
+    """Lines, loans, repayments, status changes and registry events across three lenders, and
+    LoanServicing's guarantees, compensation, classifications and recovery."""
     with LocalChain("anvil") as chain:
         cx = bootstrap(chain.url)
         done = Workload(cx, seed=5).run(160)
         assert done["loan"] > 10 and done["repay"] > 10 and done["line"] > 2
+        servicing_story(cx, admit_guarantor(cx))
         yield chain, cx
 
 
@@ -106,8 +110,14 @@ def test_consistency_check_names_a_tampered_aggregate(
         )
         conn.execute(usage.update().values(total=usage.c.total - 1))
         conn.execute(pairs.delete().where(pairs.c.borrower_key == key))
+        # LoanServicing's rows: a milder classification, a payout and a guarantee gone
+        classes, paid = TABLES["classifications"], TABLES["compensations"]
+        conn.execute(classes.update().where(classes.c.category == 2).values(category=1))
+        conn.execute(paid.delete().where(paid.c.idx == 1))
+        conn.execute(TABLES["guarantee_releases"].delete())
     kinds = {m.kind for m in ix.check_consistency(cx.plat)}
     assert {"borrower_exposure", "lender_usage", "borrower_lender"} <= kinds
+    assert {"classification", "compensation", "guarantee", "guarantor"} <= kinds
 
 
 def test_rollback_to_any_block_equals_a_fresh_index_up_to_it(
@@ -137,7 +147,56 @@ def test_upgrading_from_the_first_migration_fills_the_aggregates(
     maintained = dump(engine)
     db.downgrade(engine, "0001")
     db.upgrade(engine)
-    assert_same(maintained, dump(engine))
+    # what 0002 fills (columns and tables of later revisions come back empty: 0004's schedule
+    # digests, 0005's LoanServicing rows, which the indexer writes again)
+    aggregates = ("borrower_exposure", "borrower_lenders", "lender_usage", "lender_partner_usage")
+    upgraded = dump(engine)
+    assert_same({t: maintained[t] for t in aggregates}, {t: upgraded[t] for t in aggregates})
+    assert all(upgraded[t] == [] for t in SERVICING_TABLES)
+
+
+def test_a_database_indexed_before_loan_servicing_is_indexed_again(
+    dbs: Databases, workload: tuple[LocalChain, LocalConsortium]
+) -> None:
+    """A database from before migration 0005 holds none of LoanServicing's events; once
+    upgraded, the indexer indexes the deployment again and it equals a fresh index. Its rows are
+    what the chain says: each bank's classification with its previous one, the guarantees, the
+    compensation and the recovery per tranche."""
+    chain, cx = workload
+    ix, engine = _index(dbs, chain.url, cx)
+    ix.catch_up()
+    indexed = dump(engine)
+    db.downgrade(engine, "0004")
+    db.upgrade(engine)
+    again = Indexer(engine, chain.url, cx.deployment)
+    again.prepare()
+    assert again.last_block == cx.deployment.deployment_block - 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(TABLES["loans"])).scalar() == 0
+    again.catch_up()
+    assert_same(indexed, dump(engine))
+    t = TABLES
+    with engine.connect() as conn:
+        classes = conn.execute(
+            sa.select(t["classifications"].c.previous, t["classifications"].c.category)
+            .order_by(t["classifications"].c.block_number)
+        ).all()  # fmt: skip
+        assert [tuple(r) for r in classes] == [(None, 0), (0, 2)]
+        guarantees = conn.execute(sa.select(t["guarantees"])).mappings().all()
+        released = conn.execute(sa.select(t["guarantee_releases"])).mappings().all()
+        paid = conn.execute(sa.select(t["compensations"])).mappings().all()
+        recovered = conn.execute(sa.select(t["recoveries"])).mappings().all()
+    assert len(guarantees) == 2 and len(released) == 1
+    (bad,) = {r["loan_id"] for r in paid}
+    assert [r["payout"] for r in sorted(paid, key=lambda r: r["idx"])] == cx.plat.compensation_of(
+        bad
+    )
+    assert {r["loan_id"] for r in recovered} == {bad}
+    assert sum(r["share"] for r in recovered) == 12_345 == cx.plat.recovered(bad)
+    # another servicing contract than the one indexed is refused
+    other = dataclasses.replace(cx.deployment, servicing=cx.deployment.registry)
+    with pytest.raises(IndexerError, match="servicing contract"):
+        Indexer(engine, chain.url, other).prepare()
 
 
 class RefusingRpc(Rpc):

@@ -1,6 +1,7 @@
-"""A reorg that orphans every kind of event the indexer projects, on records from before the
-common ancestor as well as new ones, leaves the read model equal to one indexed fresh from the
-surviving chain (on real anvil, into SQLite and, with TEST_DATABASE_URL, PostgreSQL)."""
+"""A reorg that orphans every kind of event the indexer projects (the registry's, the ledger's and
+LoanServicing's), on records from before the common ancestor as well as new ones, leaves the read
+model equal to one indexed fresh from the surviving chain (on real anvil, into SQLite and, with
+TEST_DATABASE_URL, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import Any
 
 import sqlalchemy as sa
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from ledger.domain import Role
 from ledger.indexer import Indexer
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap
-from ledger.store.models import TABLES
+from ledger.store.models import SERVICING_TABLES, TABLES
 from tests.dbs import Databases, assert_same, dbs_fixture, dump  # noqa: F401
-from tests.workload import Workload
+from tests.workload import Workload, admit_guarantor, servicing_story
 
 LEDGER_EVENTS = {
     "LoanOriginated",
@@ -36,6 +38,8 @@ REGISTRY_EVENTS = {
     "Paused",
     "Unpaused",
 }
+SERVICING_EVENTS = {"GuaranteeRecorded", "GuaranteeReleased", "Compensated", "Classified",
+                    "Recovered"}  # fmt: skip
 
 
 def _rpc(cx: LocalConsortium, method: str, params: list | None = None) -> Any:
@@ -46,7 +50,7 @@ def _head(cx: LocalConsortium) -> int:
     return int(_rpc(cx, "eth_blockNumber"), 16)
 
 
-def _orphaned_branch(w: Workload) -> None:
+def _orphaned_branch(w: Workload, g: LocalAccount) -> None:
     """Every kind of event, many on loans and lines recorded before the branch point."""
     for _ in range(3):
         w.line()
@@ -59,6 +63,7 @@ def _orphaned_branch(w: Workload) -> None:
         w.end_line()
     for _ in range(4):
         w.registry()
+    servicing_story(w.cx, g)
     cx, newcomer = w.cx, Account.create().address
     cx.gov.admit_member(newcomer, Role.LENDER, "Newcomer Bank")
     cx.gov.suspend_member(newcomer)
@@ -72,10 +77,12 @@ def test_a_reorg_across_every_event_kind_equals_a_fresh_index(dbs: Databases) ->
         cx = bootstrap(chain.url)
         w = Workload(cx, seed=41)
         w.run(60)  # common history
+        g = admit_guarantor(cx)
+        servicing_story(cx, g)
         snap = _rpc(cx, "evm_snapshot")
         ancestor = _head(cx)
         kept = copy.deepcopy((w.loans, w.lines))
-        _orphaned_branch(w)
+        _orphaned_branch(w, g)
         old_head = _head(cx)
         engine = dbs.engine()
         ix = Indexer(engine, chain.url, cx.deployment)
@@ -85,14 +92,19 @@ def test_a_reorg_across_every_event_kind_equals_a_fresh_index(dbs: Databases) ->
             orphaned = set(
                 conn.execute(sa.select(raw.c.event).where(raw.c.block_number > ancestor)).scalars()
             )
-        assert orphaned >= LEDGER_EVENTS | REGISTRY_EVENTS, (LEDGER_EVENTS | REGISTRY_EVENTS) - (
-            orphaned
-        )
+        every = LEDGER_EVENTS | REGISTRY_EVENTS | SERVICING_EVENTS
+        assert orphaned >= every, every - orphaned
+        with engine.connect() as conn:  # each servicing table has rows on both sides
+            for name in SERVICING_TABLES:
+                t = TABLES[name]
+                blocks = set(conn.execute(sa.select(t.c.block_number)).scalars())
+                assert min(blocks) <= ancestor < max(blocks), name
 
         _rpc(cx, "evm_revert", [snap])
         cx.reset_clients()
         w.loans, w.lines = kept
         w.run(30)  # the surviving branch, on the same borrowers
+        servicing_story(cx, g)
         while _head(cx) <= old_head:
             _rpc(cx, "evm_mine")
         res = ix.catch_up()

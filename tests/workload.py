@@ -2,7 +2,9 @@
 (standalone and drawn under lines) across three lenders, repayments, status changes and
 write-offs, line closes and expiries, rejected loans in non-atomic batches, and registry
 activity (capital attestations, a policy version, freezes, a pause). Transactions the contract
-refuses (a rule, a race in the model) are skipped: only what lands produces events."""
+refuses (a rule, a race in the model) are skipped: only what lands produces events.
+
+`servicing_story` adds every LoanServicing event the indexer keeps, on loans of its own."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+from eth_account.signers.local import LocalAccount
+
+from ledger import schedule as sched
+from ledger.chain.deployment import fund
 from ledger.chain.errors import LedgerError
 from ledger.domain import (
     DEFAULT_POLICY,
@@ -18,8 +24,48 @@ from ledger.domain import (
     LoanStatus,
     Product,
     RepaymentType,
+    Role,
 )
+from ledger.keys import dev_account
 from ledger.localnet.consortium import LocalConsortium, new_id
+
+
+def admit_guarantor(cx: LocalConsortium) -> LocalAccount:
+    """A guarantor admitted by the governor, its net assets attested for 30 days."""
+    g = dev_account("guarantor", 0)
+    fund(cx.rpc_url, [g.address])
+    cx.gov.admit_member(g.address, Role.GUARANTOR, "Guarantor (dev)")
+    cx.client(g).attest_capital(10**9, 0, cx.now() + 30 * 86_400)
+    return g
+
+
+def servicing_story(cx: LocalConsortium, g: LocalAccount) -> None:
+    """Every LoanServicing event the indexer keeps: a guarantee recorded, then released when its
+    loan is repaid; another compensated on default; a bank's classifications, the second
+    stricter; a recovery on the written-off loan."""
+
+    def scheduled() -> tuple[CoLoan, tuple[sched.Instalment, ...]]:
+        s = sched.build("equal_instalment", 1_000_000, 12, 1200, cx.now() + 60)
+        loan = cx.loan(1_000_000, schedule_digest=sched.digest(s))
+        cx.plat.originate(loan, cx.sign(loan))
+        return loan, s
+
+    gc, bank = cx.client(g), cx.client(cx.lenders[0])
+    repaid, s = scheduled()
+    gc.offer_guarantee(repaid.loan_id, 5_000)
+    cx.plat.accept_guarantee(repaid, g.address, 5_000)
+    bank.classify(repaid, s, 0)
+    bank.classify(repaid, s, 2)
+    cx.plat.repay(repaid, new_id("rp", cx.platform.address), repaid.principal, 0)
+    gc.release_guarantee(repaid)
+    bad, _s = scheduled()
+    gc.offer_guarantee(bad.loan_id, 8_000)
+    cx.plat.accept_guarantee(bad, g.address, 8_000)
+    cx.plat.set_status(bad, LoanStatus.OVERDUE)
+    cx.plat.set_status(bad, LoanStatus.DEFAULTED)
+    gc.compensate(bad)
+    cx.plat.set_status(bad, LoanStatus.WRITTEN_OFF)
+    cx.plat.recover(bad, new_id("rc", cx.platform.address), 12_345)
 
 
 @dataclass

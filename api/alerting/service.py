@@ -23,14 +23,7 @@ from sqlalchemy import select
 
 from api.alerting import signing, store
 from api.alerting.config import AlertSettings
-from ledger.alerts import (
-    AlertInputs,
-    Classification,
-    QueuedProposal,
-    classification_alerts,
-    compute,
-    council_alerts,
-)
+from ledger.alerts import AlertInputs, QueuedProposal, compute, council_alerts
 from ledger.domain import Policy, Role
 
 if TYPE_CHECKING:
@@ -146,7 +139,6 @@ class AlertService:
             since = 0 if self.head is None else max(0, min(self.head, head) - REORG_MARGIN)
             inp = AlertInputs(self.ctx.address, _ROLES[self.ctx.role], head, int(now), since)
             alerts = compute(conn, inp, policy)
-            alerts += classification_alerts(conn, inp, self._classified(since, head))
         alerts += council_alerts(self._queued(since, head), inp, policy)
         new = store.add_alerts(self.engine, alerts)
         self.head = head
@@ -157,33 +149,6 @@ class AlertService:
             self._wake_sender.set()
             log.info("%d new alert(s) at block %d", len(new), head)
         return len(new)
-
-    def _classified(self, since: int, head: int) -> list[Classification]:
-        """LoanServicing's `Classified` events in [since, head], each with the same lender's
-        classification of the same loan before it (one more indexed query per event, and
-        classifications are rare: a bank's monthly act per loan at most)."""
-        dep, client = self.ctx.deployment, self.ctx.client
-        if not dep.servicing:
-            return []
-        start = max(since, dep.deployment_block)
-        out = []
-        for ev in client.events("Classified", from_block=start, to_block=head):
-            lid, lender = bytes(ev.args["loanId"]), ev.args["lender"]
-            earlier = [
-                e for e in client.events(
-                    "Classified", from_block=dep.deployment_block, to_block=ev.block_number,
-                    loanId=lid, lender=lender,
-                )
-                if (e.block_number, e.log_index) < (ev.block_number, ev.log_index)
-            ]  # fmt: skip
-            previous = int(earlier[-1].args["category"]) if earlier else None
-            category, dpd = int(ev.args["category"]), int(ev.args["dpd"])
-            out.append(
-                Classification(
-                    lid, lender, category, previous, dpd, ev.block_number, bytes(ev.tx_hash)
-                )
-            )
-        return out
 
     def _queued(self, since: int, head: int) -> list[QueuedProposal]:
         dep = self.ctx.deployment

@@ -27,9 +27,11 @@ function asof(block) {
 }
 
 async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (state.token) headers.authorization = `Bearer ${state.token}`;
   const r = await fetch(path, {
     method,
-    headers: { authorization: `Bearer ${state.token}`, "content-type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
@@ -78,9 +80,43 @@ async function signIn() {
   show("platform", me.role === "platform");
   show("auditor", me.role === "auditor");
   if (me.role === "lender") await Promise.all([loadLimits(), loadPortfolio(), loadLines()]);
-  if (me.role === "platform") await loadActivity();
+  if (me.role === "platform") {
+    await Promise.all([loadPending(), loadActivity()]);
+    // the queue moves by the second: refreshed while the page is open
+    setInterval(() => loadPending().catch(() => {}), 2000);
+  }
   if (me.role === "auditor") await Promise.all([loadSeries(), loadPolicies(), loadCouncil()]);
   streamAlerts();
+}
+
+function utf8Hex(text) {
+  return `0x${Array.from(new TextEncoder().encode(text), (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// EIP-4361 through the page's EIP-1193 provider (a browser wallet's window.ethereum): the wallet
+// shares its account, the node issues its one-time sign-in message for it, the wallet signs it
+// (personal_sign, EIP-191) and the node exchanges the signature for a short-lived token.
+async function walletSignIn() {
+  const problem = document.getElementById("signin-problem");
+  problem.textContent = "";
+  const wallet = window.ethereum;
+  if (!wallet || typeof wallet.request !== "function") {
+    problem.textContent = "no browser wallet found (an EIP-1193 provider, window.ethereum)";
+    return;
+  }
+  try {
+    const [account] = await wallet.request({ method: "eth_requestAccounts" });
+    if (!account) throw new Error("the wallet shared no account");
+    state.token = "";
+    const c = await api("POST", "/v1/auth/challenge", { address: account });
+    const signature = await wallet.request({ method: "personal_sign", params: [utf8Hex(c.message), account] });
+    const t = await api("POST", "/v1/auth/token", { message: c.message, signature });
+    state.token = t.access_token;
+  } catch (e) {
+    problem.textContent = e.message || String(e);
+    return;
+  }
+  await signIn();
 }
 
 async function loadMembers() {
@@ -186,6 +222,31 @@ async function freeze(ev) {
 }
 
 // ------------------------------------------------------------------ platform
+
+function age(seconds) {
+  const s = Math.floor(seconds);
+  return s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min ${s % 60} s` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+const STATES = {
+  gathering_cosignatures: "gathering co-signatures",
+  queued: "signed, queued for submission",
+  submitted: "submitted, waiting for confirmation",
+  unsettled: "sent, outcome unknown: retry the request",
+  claimed: "claimed, nothing sent",
+};
+
+async function loadPending() {
+  const q = await api("GET", "/v1/originations/pending?limit=50");
+  document.getElementById("pending").innerHTML =
+    (q.items.length
+      ? table(["loan", "state", "age", "transaction"],
+        // the whole id: a platform's ids all begin with its own address (their namespace)
+        q.items.map((x) => [`<span class="addr">${esc(x.loan_id)}</span>`, esc(STATES[x.state] || x.state),
+          esc(age(x.age_s)), x.tx_hash ? `<span class="addr">${esc(x.tx_hash)}</span>` : ""]))
+      : '<p id="pending-none">none in flight</p>') +
+    `<p class="asof">${esc(q.total)} in flight as of ${esc(new Date(q.as_of * 1000).toISOString())}</p>`;
+}
 
 async function loadActivity() {
   const a = await api("GET", "/v1/console/activity");
@@ -308,6 +369,7 @@ async function streamAlerts() {
 
 document.addEventListener("DOMContentLoaded", () => {
   document.getElementById("signin-btn").addEventListener("click", signIn);
+  document.getElementById("wallet-btn").addEventListener("click", walletSignIn);
   document.getElementById("lookup-btn").addEventListener("click", lookup);
   document.getElementById("audit-btn").addEventListener("click", runAudit);
   if (state.token) signIn();

@@ -8,7 +8,7 @@ from typing import Annotated
 from eth_utils import to_checksum_address
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ConsortiumDep, ContextDep, ReaderDep
+from api.deps import ConsortiumDep, ContextDep, ReaderDep, ReadsDep
 from api.problems import Problem, responses
 from api.schemas.reads import LimitsOut
 from api.service import reads, statements
@@ -49,9 +49,17 @@ def statement(
     return statements.get_statement(ctx, principal, to_checksum_address(address), from_, to)
 
 
-@router.get("/{address}/portfolio", responses=responses(401, 403, 422))
-def portfolio(address: AddressPath, ctx: ContextDep, principal: ReaderDep) -> dict:
+@router.get("/{address}/portfolio", responses=responses(401, 403, 422, 503))
+def portfolio(
+    address: AddressPath,
+    ctx: ContextDep,
+    reads: ReadsDep,
+    chain: ConsortiumDep,
+    principal: ReaderDep,
+) -> dict:
     """A bank's outstanding principal by five-category classification (its own recorded one,
-    else the DPD floor's; written off: loss), net of guarantee payouts. For itself and the
-    auditor."""
-    return statements.get_portfolio(ctx, principal, to_checksum_address(address))
+    else the DPD floor's; written off: loss), net of guarantee payouts, from the node's read
+    model. For itself and the auditor."""
+    return statements.get_portfolio(
+        ctx, reads, chain.head(), principal, to_checksum_address(address)
+    )

@@ -11,17 +11,9 @@ from api.deps import ConsortiumDep, ContextDep, PlatformDep, PlatformSelf, Reade
 from api.problems import responses
 from api.routes import LoanIdPath
 from api.schemas.common import Hex32
+from api.schemas.payments import RepaymentIn, RepaymentOut, StatusIn, StatusOut
 from api.schemas.reads import LoanList, LoanView
-from api.schemas.records import (
-    BatchIn,
-    BatchOut,
-    LoanIn,
-    RecordOut,
-    RepaymentIn,
-    RepaymentOut,
-    StatusIn,
-    StatusOut,
-)
+from api.schemas.records import BatchIn, BatchOut, LoanIn, RecordOut
 from api.service import batch, originate, payments, reads, schedules
 
 writes = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])

@@ -153,7 +153,10 @@ class LoanView(Model):
     tx_hash: str
     schedule_digest: str | None = None
     schedule: dict[str, Any] | None = Field(
-        None, description="the instalments with their state, if this node holds them"
+        None,
+        description="the schedule in force with each instalment's state, if this node holds "
+        "it: after a prepayment the instalments repaid before it, then the remaining ones "
+        "rescaled on chain (`prepayments` lists each)",
     )
 
 

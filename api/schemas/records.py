@@ -1,5 +1,5 @@
-"""Request and response models of the writing endpoints: credit lines, loans, repayments, status
-changes, batches, co-signatures and capital attestations."""
+"""Request and response models of the writing endpoints: credit lines, loans, batches,
+co-signatures and capital attestations (repayments and status changes: api.schemas.payments)."""
 
 from __future__ import annotations
 
@@ -185,86 +185,6 @@ class BatchOut(Model):
     accepted: int
     rejected: int
     results: list[BatchItem]
-
-
-class RepaymentIn(Model):
-    model_config = examples(
-        {"repayment_id": "rp-2024-0001", "principal": 1_000_000, "interest": 30_000}
-    )
-    repayment_id: ApiId
-    principal: FenOrZero
-    interest: FenOrZero = 0
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> RepaymentIn:
-        if self.principal == 0 and self.interest == 0:
-            raise ValueError("principal and interest cannot both be zero")
-        return self
-
-
-class Allocation(Model):
-    lender: str
-    principal: int
-    interest: int
-
-
-class RepaymentOut(Model):
-    model_config = examples(
-        {
-            "loan_id": LOAN_ID,
-            "repayment_id": "0x" + "56" * 32,
-            "principal": 1_000_000,
-            "interest": 30_000,
-            "outstanding": 2_000_000,
-            "status": "active",
-            "allocation": [{"lender": PLATFORM, "principal": 400_000, "interest": 12_000}],
-            "tx_hash": TX_HASH,
-            "block_number": 43,
-        }
-    )
-    loan_id: str
-    repayment_id: str
-    principal: int
-    interest: int
-    outstanding: int
-    status: str
-    allocation: list[Allocation]
-    tx_hash: str | None
-    block_number: int
-
-
-StatusName = Literal["active", "overdue", "defaulted", "written_off"]
-
-
-class StatusIn(Model):
-    model_config = examples({"status": "overdue", "reason": "DPD30", "change_id": "st-1"})
-    status: StatusName
-    reason: str = Field(
-        "",
-        max_length=32,
-        pattern=r"^[A-Za-z0-9_.\-]*$",
-        description="a short code (at most 32 ASCII characters), never personal data",
-    )
-    change_id: ApiId | None = Field(None, description="makes a retry idempotent")
-
-
-class StatusOut(Model):
-    model_config = examples(
-        {
-            "loan_id": LOAN_ID,
-            "status": "overdue",
-            "previous_status": "active",
-            "released_principal": 0,
-            "tx_hash": TX_HASH,
-            "block_number": 44,
-        }
-    )
-    loan_id: str
-    status: str
-    previous_status: str
-    released_principal: int
-    tx_hash: str | None
-    block_number: int
 
 
 class LoanTerms(Model):

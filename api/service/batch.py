@@ -67,6 +67,12 @@ class _Item:
 
 
 def batch(p: Platform, req: BatchIn) -> BatchOut:
+    ids = [to_hex(chain_id_of(body.loan_id, p.ctx.address)) for body in req.loans]
+    with p.submitter.inflight.tracking(ids):  # GET /v1/originations/pending
+        return _batch(p, req)
+
+
+def _batch(p: Platform, req: BatchIn) -> BatchOut:
     ctx = p.ctx
     results: list[BatchItem | None] = [None] * len(req.loans)
 

@@ -1,8 +1,9 @@
 """The platform node's keeper that moves its loans' status with days past due (issue 16 item 5).
 
 Each tick, for every open loan of this platform whose schedule the node holds, days past due
-are computed from the schedule and the principal repaid on chain (ledger.economics, the same
-count LoanServicing judges classifications by) as of the chain's clock:
+are computed from the schedule in force (after any prepayment) and the principal repaid on
+chain (ledger.economics, the same count LoanServicing judges classifications by) as of the
+chain's clock:
 - DPD 0 and overdue: back to active;
 - DPD >= 1 and active: overdue;
 - DPD > `default_after_dpd` (default 90, where the floor turns substandard) and overdue:
@@ -17,12 +18,11 @@ import logging
 
 from sqlmodel import Session, select
 
-from api.service import schedules
+from api.service import prepayments, schedules
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from api.service.periodic import Periodic
 from api.store import LoanSchedule
-from ledger import economics
 from ledger.chain.errors import ContractRevert
 from ledger.domain import LoanStatus
 
@@ -60,7 +60,8 @@ class DpdKeeper(Periodic):
             if status not in (LoanStatus.ACTIVE, LoanStatus.OVERDUE):
                 self._closed.add(lid)
                 continue
-            dpd = economics.days_past_due(held[1], rec.loan.principal - outstanding, now)
+            cur = prepayments.in_force(self.ctx, lid, held[1])
+            dpd = cur.days_past_due(rec.loan.principal - outstanding, now)
             for to in self._path(status, dpd):
                 try:
                     self.ctx.client.set_status(rec.loan, to, REASON)

@@ -8,7 +8,7 @@ from typing import Any
 
 from api.problems import Problem
 from api.schemas.common import chain_id_of
-from api.service import schedules
+from api.service import prepayments, schedules
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
 from ledger import economics
@@ -90,7 +90,8 @@ def classify(
     p = chain.policy()
     floor = economics.Floor(p.special_mention_max_dpd, p.substandard_max_dpd, p.doubtful_max_dpd)
     repaid = rec.loan.principal - outstanding if status != LoanStatus.WRITTEN_OFF else 0
-    dpd = economics.days_past_due(held[1], repaid, now)
+    cur = prepayments.in_force(ctx, lid, held[1])
+    dpd = cur.days_past_due(repaid, now)
     least = floor.category(dpd)
     if wanted < least:
         raise _field(
@@ -104,7 +105,7 @@ def classify(
             floor=int(least),
             dpd=dpd,
         )
-    receipt = ctx.client.classify(rec.loan, held[1], int(wanted))
+    receipt = ctx.client.classify(rec.loan, cur.rows, int(wanted))
     return {
         "loan_id": loan_id,
         "lender": ctx.address,

@@ -275,7 +275,8 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
             tx, block = p.chain.event_location("LoanOriginated", loanId=loan.loan_id)
         return 201, record_out(loan, tx, block).model_dump(exclude_none=True)
 
-    return idem.run(ctx, "loan", loan_id, canonical, work)
+    with p.submitter.inflight.tracking([loan_id]):  # GET /v1/originations/pending
+        return idem.run(ctx, "loan", loan_id, canonical, work)
 
 
 def record_out(record: CoLoan | CreditLine, tx: str | None, block: int) -> RecordOut:

@@ -6,14 +6,15 @@ from typing import Any
 
 from api.problems import from_revert
 from api.schemas.common import chain_id_of
-from api.schemas.records import (
+from api.schemas.payments import (
     Allocation,
+    PrepaymentOut,
     RepaymentIn,
     RepaymentOut,
     StatusIn,
     StatusOut,
 )
-from api.service import idem, reads
+from api.service import idem, prepayments, reads, schedules
 from api.service.consortium import ConsortiumView
 from api.service.platform import Platform
 from ledger.chain.errors import ContractRevert
@@ -40,6 +41,7 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
 
     def work(_pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         loan = _own_loan(p, loan_id)
+        cur = _precheck_prepayment(p, loan, rid, req)
         save({"submitted": True})
         try:
             receipt = ctx.client.repay(loan, rid, req.principal, req.interest)
@@ -69,9 +71,30 @@ def repay(p: Platform, loan_id: str, req: RepaymentIn) -> tuple[int, dict[str, A
             tx_hash=tx_hash,
             block_number=block,
         )
+        if req.prepayment and out.outstanding:
+            if cur is None:  # a retry: the repayment was recorded before
+                held = schedules.load(ctx.engine, loan.loan_id)
+                cur = prepayments.in_force(ctx, loan.loan_id, held[1] if held else ())
+            repaid = loan.principal - out.outstanding
+            out.prepayment = PrepaymentOut(**prepayments.record(ctx, loan, cur, repaid))
         return 201, out.model_dump()
 
     return idem.run(ctx, "repayment", to_hex(rid), canonical, work)
+
+
+def _precheck_prepayment(
+    p: Platform, loan: CoLoan, rid: bytes, req: RepaymentIn
+) -> prepayments.InForce | None:
+    """For a repayment flagged as a prepayment and not yet recorded: the schedule in force, after
+    checking the prepayment rule accepts it (a 4xx problem otherwise, nothing sent)."""
+    if not req.prepayment or p.chain.repaid(rid) is not None:
+        return None
+    outstanding, _status = p.chain.loan_state(loan.loan_id)
+    if req.principal >= outstanding:
+        return None  # repaid in full: nothing left to reschedule
+    _block, now = p.chain.now()
+    held = schedules.load(p.ctx.engine, loan.loan_id)
+    return prepayments.precheck(p.ctx, loan, held, outstanding, req.principal, now)
 
 
 def _status_now(chain: ConsortiumView, loan: CoLoan) -> str:

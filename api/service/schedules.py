@@ -15,10 +15,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from api.problems import Problem
+from api.service import prepayments
 from api.store import LoanSchedule
 from ledger import apr, economics
 from ledger import schedule as sched
 from ledger.domain import ZERO32, CoLoan, to_hex
+from ledger.prepayment import InForce
 
 
 def _field_problem(
@@ -114,18 +116,21 @@ def load(engine: Engine, loan_id: bytes) -> tuple[int, tuple[sched.Instalment, .
 
 def schedule_view(
     start: int,
-    rows: tuple[sched.Instalment, ...],
+    committed: tuple[sched.Instalment, ...],
+    cur: InForce,
     principal: int,
     outstanding: int,
     at: int,
     floor: economics.Floor,
 ) -> dict[str, Any]:
-    """The schedule with each instalment's state at `at`: paid (its principal repaid,
-    cumulatively), overdue (due and not paid), due (the next one) or upcoming; and the loan's
-    days past due and its floor category."""
-    repaid = principal - outstanding
-    out, cum, next_marked = [], 0, False
-    for i in rows:
+    """The schedule in force (after any prepayment: the instalments repaid before it, then the
+    rescaled remaining ones) with each instalment's state at `at`: paid (its principal repaid,
+    cumulatively), overdue (due and not paid), due (the next one) or upcoming; the prepayments;
+    the loan's days past due and its floor category. The all-in APR is the signed schedule's."""
+    repaid = cur.repaid(principal - outstanding)
+    out = [{**i.as_json(), "total": i.total, "state": "paid"} for i in cur.paid_before]
+    cum, next_marked = 0, False
+    for i in cur.rows:
         cum += i.principal
         if cum <= repaid:
             state = "paid"
@@ -136,14 +141,23 @@ def schedule_view(
         else:
             state = "upcoming"
         out.append({**i.as_json(), "total": i.total, "state": state})
-    dpd = economics.days_past_due(rows, repaid, at)
+    dpd = economics.days_past_due(cur.rows, repaid, at)
     return {
         "start": start,
         "instalments": out,
-        "all_in_apr_bps": apr.all_in_apr_bps(rows, principal, start),
+        "all_in_apr_bps": apr.all_in_apr_bps(committed, principal, start),
         "days_past_due": dpd,
-        "overdue_principal": economics.overdue_principal(rows, repaid, at),
+        "overdue_principal": economics.overdue_principal(cur.rows, repaid, at),
         "floor_category": economics.CATEGORY_NAMES[floor.category(dpd)],
+        "prepayments": [
+            {
+                "principal": p.principal,
+                "covered_instalments": p.covered,
+                "principal_base": p.base,
+                "schedule_digest": to_hex(p.digest),
+            }
+            for p in cur.prepayments
+        ],
     }
 
 
@@ -157,8 +171,11 @@ def attach(view: Any, ctx: Any, chain: Any) -> Any:
     p = chain.policy()
     floor = economics.Floor(p.special_mention_max_dpd, p.substandard_max_dpd, p.doubtful_max_dpd)
     start, rows = held
+    cur = prepayments.in_force(ctx, loan_id, rows)
     return view.model_copy(
         update={
-            "schedule": schedule_view(start, rows, view.principal, view.outstanding, now, floor)
+            "schedule": schedule_view(
+                start, rows, cur, view.principal, view.outstanding, now, floor
+            )
         }
     )

@@ -1,18 +1,25 @@
-"""A member's statement and portfolio, read from the chain's events through this node's client
-(ledger.statements does the arithmetic), so every figure reconciles with the chain to the fen."""
+"""A member's statement and portfolio (ledger.statements does the arithmetic), so every figure
+reconciles with the chain to the fen. The statement reads the chain's events through this node's
+client; the portfolio reads the node's read model (its loans, LoanServicing's classifications and
+compensations, as the indexer decoded them), or the chain on a node that keeps none."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection, Engine, select
+
 from api.auth import Principal
 from api.problems import Problem
-from api.service import schedules
+from api.service import prepayments, schedules
 from api.service.context import MemberContext
 from ledger import economics
 from ledger.chain.events import ChainEvent
 from ledger.domain import CoLoan, LoanStatus
+from ledger.records import loan_from_row
 from ledger.statements import portfolio, statement
+from ledger.store.bulk import select_in
+from ledger.store.models import TABLES
 
 _FLOWS = ("Repaid", "ServiceFees", "Compensated", "Recovered")
 
@@ -70,36 +77,94 @@ def get_statement(
     return {**out, "as_of_block": head}
 
 
-def get_portfolio(ctx: MemberContext, principal: Principal, address: str) -> dict[str, Any]:
+def get_portfolio(
+    ctx: MemberContext, reads: Any, head: int, principal: Principal, address: str
+) -> dict[str, Any]:
+    """`address`'s outstanding by category: from the read model once it holds the chain's
+    `head` (briefly waited for, so a bank sees the classification it has just recorded), else
+    (a node reading the chain directly) from the chain."""
     _scope(principal, address)
+    engine: Engine | None = getattr(reads, "engine", None)
+    if engine is None:
+        return _chain_portfolio(ctx, address)
+    reads.as_of(head)
+    with engine.connect() as conn:
+        return _indexed_portfolio(ctx, conn, address)
+
+
+def _floor(p: Any) -> economics.Floor:
+    return economics.Floor(p.special_mention_max_dpd, p.substandard_max_dpd, p.doubtful_max_dpd)
+
+
+def _category(
+    ctx: MemberContext, loan: CoLoan, outstanding: int, status: LoanStatus, recorded: int | None,
+    floor: economics.Floor, now: int,
+) -> int:  # fmt: skip
+    """The bank's own recorded category, else loss once written off, else the DPD floor's (from
+    the loan's schedule in force, whose signed original this node holds if it signed the loan)."""
+    if recorded is not None:
+        return recorded
+    if status == LoanStatus.WRITTEN_OFF:
+        return int(economics.Category.LOSS)
+    held = schedules.load(ctx.engine, loan.loan_id)
+    if held is None:
+        return int(floor.category(0))
+    # the schedule in force: the signed one, or what prepayments rescaled it to
+    force = prepayments.in_force(ctx, loan.loan_id, held[1])
+    return int(floor.category(force.days_past_due(loan.principal - outstanding, now)))
+
+
+def _indexed_portfolio(ctx: MemberContext, conn: Connection, address: str) -> dict[str, Any]:
+    t = TABLES
+    block = conn.execute(select(t["indexer_cursor"].c.last_block)).scalar_one()
+    now = conn.execute(select(t["blocks"].c.timestamp).where(t["blocks"].c.number == block))
+    pv = t["policy_versions"]
+    policy = conn.execute(select(pv).order_by(pv.c.version.desc()).limit(1)).first()
+    if policy is None:
+        raise Problem(503, "ReadModelNotReady", "the read model holds no policy yet; retry")
+    floor, at = _floor(policy), now.scalar() or 0
+    tr = t["tranches"]
+    ids = set(conn.execute(select(tr.c.loan_id).where(tr.c.lender == address)).scalars())
+    parts: dict[bytes, list[Any]] = {i: [] for i in ids}
+    for row in select_in(conn, tr, "loan_id", ids):
+        parts[row["loan_id"]].append(row)
+    payouts: dict[bytes, list[int]] = {}
+    for row in sorted(select_in(conn, t["compensations"], "loan_id", ids), key=lambda r: r["idx"]):
+        payouts.setdefault(row["loan_id"], []).append(row["payout"])
+    cl = t["classifications"]
+    recorded: dict[bytes, int] = {}
+    for row in conn.execute(
+        select(cl.c.loan_id, cl.c.category)
+        .where(cl.c.lender == address)
+        .order_by(cl.c.block_number, cl.c.log_index)
+    ):
+        recorded[row.loan_id] = row.category  # the latest wins
+    states, categories = {}, {}
+    for r in select_in(conn, t["loans"], "loan_id", ids):
+        loan = loan_from_row(r, sorted(parts[r["loan_id"]], key=lambda x: x["idx"]))
+        status = LoanStatus(r["status"])
+        states[loan.loan_id] = (loan, r["outstanding"], status)
+        categories[loan.loan_id] = _category(
+            ctx, loan, r["outstanding"], status, recorded.get(loan.loan_id), floor, at
+        )
+    return {**portfolio(address, states, payouts, categories), "as_of_block": block}
+
+
+def _chain_portfolio(ctx: MemberContext, address: str) -> dict[str, Any]:
     c = ctx.client
     latest = c.w3.eth.get_block("latest")
     block, now = int(latest["number"]), int(latest["timestamp"])
     policy, _v = c.current_policy()
-    floor = economics.Floor(
-        policy.special_mention_max_dpd, policy.substandard_max_dpd, policy.doubtful_max_dpd
-    )
+    floor = _floor(policy)
     states, payouts, categories = {}, {}, {}
     for lid, loan in _loans_of(ctx, address).items():
         _c, outstanding, status = c.loan_state(lid)
         states[lid] = (loan, outstanding, status)
+        recorded = None
         if c.deployment.servicing:
             paid = c.compensation_of(lid)
             if paid:
                 payouts[lid] = paid
             recorded = c.classification_of(lid, address)
-        else:
-            recorded = None
-        if recorded is not None:
-            categories[lid] = recorded
-        elif status == LoanStatus.WRITTEN_OFF:
-            categories[lid] = int(economics.Category.LOSS)
-        else:
-            held = schedules.load(ctx.engine, lid)
-            dpd = (
-                0
-                if held is None
-                else economics.days_past_due(held[1], loan.principal - outstanding, now)
-            )
-            categories[lid] = int(floor.category(dpd))
+        categories[lid] = _category(ctx, loan, outstanding, status, recorded, floor, now)
     return {**portfolio(address, states, payouts, categories), "as_of_block": block}

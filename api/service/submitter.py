@@ -18,10 +18,11 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 
+from api.service.inflight import QUEUED, SUBMITTED, InFlight
 from ledger.chain.client import LedgerClient
 from ledger.chain.errors import ContractRevert, LedgerError
 from ledger.chain.transactor import OriginateResult
-from ledger.domain import CoLoan
+from ledger.domain import CoLoan, to_hex
 
 log = logging.getLogger("api.submitter")
 
@@ -35,9 +36,13 @@ ROUND = 400
 
 
 class Submitter:
-    def __init__(self, client: LedgerClient, per_tx: int = PER_TX) -> None:
+    def __init__(
+        self, client: LedgerClient, per_tx: int = PER_TX, inflight: InFlight | None = None
+    ) -> None:
         self.client = client
         self.per_tx = per_tx
+        # what the node's requests are working on: here, queued and then submitted with a hash
+        self.inflight = inflight or InFlight()
         self._queue: queue.SimpleQueue[tuple[list[Item], Future[list[Outcome]]] | None] = (
             queue.SimpleQueue()
         )
@@ -52,6 +57,7 @@ class Submitter:
             return []
         fut: Future[list[Outcome]] = Future()
         self._start()
+        self.inflight.mark([to_hex(loan.loan_id) for loan, _s in items], QUEUED)
         self._queue.put((items, fut))
         return fut.result()
 
@@ -121,16 +127,20 @@ class Submitter:
             self._per_loan = max(self._per_loan or 0, *shares)
             self._tranches = max(self._tranches, *(len(loan.tranches) for loan, _s in items))
 
+    def _sent(self, loan_ids: list[bytes], tx_hash: str) -> None:
+        self.inflight.mark([to_hex(i) for i in loan_ids], SUBMITTED, tx_hash)
+
     def _send(self, items: list[Item]) -> list[Outcome]:
         try:
             outcomes = self.client.originate_pipelined(
-                items, per_tx=self.per_tx, gas=self._gas(items)
+                items, per_tx=self.per_tx, gas=self._gas(items), on_sent=self._sent
             )
         except ContractRevert:
             # the gas estimate of the round's first transaction reverted (a lone loan the
             # contract refuses): each one on its own instead, each with its own outcome
             out: list[Outcome] = []
             for loan, sigs in items:
+                self.inflight.mark([to_hex(loan.loan_id)], SUBMITTED)
                 try:
                     out.append(self.client.originate(loan, sigs))
                 except LedgerError as exc:

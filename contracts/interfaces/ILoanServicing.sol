@@ -35,6 +35,19 @@ interface ILoanServicing {
     event Classified(bytes32 indexed loanId, address indexed lender, uint8 category, uint256 dpd);
     /// @notice A recovery on a written-off loan, split per tranche (`split`, tranche order).
     event Recovered(bytes32 indexed loanId, bytes32 indexed recoveryId, uint256 amount, uint256[] split);
+    /// @notice A prepayment (提前还款): `principal` fen were repaid beyond the first `covered`
+    /// instalments of the schedule in force, so its remaining instalments were rescaled to
+    /// `schedule` (same count and due dates, smaller; ledger.prepayment's rule), whose digest is
+    /// `scheduleDigest`. The schedule in force starts after `principalBase` fen of the loan's
+    /// principal repaid.
+    event Prepaid(
+        bytes32 indexed loanId,
+        uint256 principal,
+        uint256 covered,
+        uint256 principalBase,
+        bytes32 scheduleDigest,
+        uint256[] schedule
+    );
 
     /// @notice The consortium is paused (the registry's emergency brake).
     error LedgerPaused();
@@ -58,8 +71,14 @@ interface ILoanServicing {
     error GuaranteeCapExceeded(address guarantor, uint256 outstanding, uint256 requested, uint256 cap);
     /// @notice R10 uses attested net assets; the guarantor's attestation is stale since `until`.
     error StaleNetAssets(address guarantor, uint256 attestedUntil, uint256 nowTs);
-    /// @notice The schedule given does not hash to the loan's committed scheduleDigest.
+    /// @notice The schedule given does not hash to the loan's schedule in force: its committed
+    /// scheduleDigest, or the digest of its last prepayment's schedule.
     error ScheduleMismatch(bytes32 loanId);
+    /// @notice Nothing to reschedule: the principal repaid against the schedule in force
+    /// (`principalRepaid` fen) ends exactly after `covered` whole instalments (or covers them all).
+    error NothingPrepaid(bytes32 loanId, uint256 principalRepaid, uint256 covered);
+    /// @notice A prepayment while an instalment is past due (`dpd` days): arrears come first.
+    error PrepaymentWhileOverdue(bytes32 loanId, uint256 dpd);
     /// @notice Only a bank that funds a tranche of the loan classifies it.
     error NotTrancheLender(bytes32 loanId, address account);
     /// @notice Categories are 0 (normal) to 4 (loss).
@@ -93,15 +112,27 @@ interface ILoanServicing {
     /// @notice Anyone ends the guarantee of a repaid loan, freeing the guarantor's R10 capacity.
     function releaseGuarantee(LedgerTypes.CoLoan calldata loan) external;
 
-    /// @notice A bank classifies its own tranche. `schedule` is the loan's instalment words (they
-    /// must hash to its scheduleDigest); the DPD floor of the policy in force applies to the days
-    /// past due at this block, and a milder category reverts ClassificationBelowFloor.
+    /// @notice A bank classifies its own tranche. `schedule` is the loan's schedule in force
+    /// (instalment words hashing to its scheduleDigest, or to its last prepayment's digest, whose
+    /// principal counts from that prepayment's principalBase); the DPD floor of the policy in
+    /// force applies to the days past due at this block, and a milder category reverts
+    /// ClassificationBelowFloor.
     function classify(LedgerTypes.CoLoan calldata loan, uint256[] calldata schedule, uint8 category) external;
 
     /// @notice The loan's platform records a recovery on a written-off loan, split across the
     /// tranches by principal share (cumulatively, ledger.allocation's rule); exposure is not
     /// added back.
     function recover(LedgerTypes.CoLoan calldata loan, bytes32 recoveryId, uint256 amount) external;
+
+    /// @notice The loan's platform records that the principal repaid so far includes a prepayment.
+    /// `schedule` is the schedule in force. Its leading instalments whose principal is repaid in
+    /// full stay paid; the principal repaid beyond them, E, must be positive and no instalment may
+    /// be past due. The F fen of principal the remaining instalments carry become F - E (the
+    /// loan's outstanding): instalment i's principal is ceil(C_i (F - E) / F) - ceil(C_(i-1) (F - E)
+    /// / F), C_i the remaining principal cumulated through i, and its interest and charges are
+    /// scaled by (F - E) / F, rounded half up; due dates and count stay. The new schedule is never
+    /// milder: by every due date at least as much principal is due as before. Emits Prepaid.
+    function prepay(LedgerTypes.CoLoan calldata loan, uint256[] calldata schedule) external;
 
     /// @notice The registry parties and policy are read from.
     function registry() external view returns (IConsortiumRegistry);
@@ -112,6 +143,10 @@ interface ILoanServicing {
     /// @notice A loan's guarantee (zero if none).
     function guaranteeOf(bytes32 loanId) external view returns (Guarantee memory);
 
+    /// @notice The cover `guarantor` offers on `loanId` and the platform has not yet accepted
+    /// (0 if none).
+    function offerOf(bytes32 loanId, address guarantor) external view returns (uint16 coverBps);
+
     /// @notice A guarantor's unsettled guarantees, fen (R10).
     function guaranteedOutstanding(address guarantor) external view returns (uint256);
 
@@ -120,6 +155,10 @@ interface ILoanServicing {
 
     /// @notice `lender`'s classification of its tranche of `loanId`: recorded, and the category.
     function classificationOf(bytes32 loanId, address lender) external view returns (bool recorded, uint8 category);
+
+    /// @notice A loan's schedule in force after its last prepayment: the digest's first 24 bytes
+    /// and the principal repaid before it starts, fen. Zero digest: the committed schedule.
+    function currentSchedule(bytes32 loanId) external view returns (bytes24 digest, uint256 principalBase);
 
     /// @notice Total recovered on a loan, fen.
     function recovered(bytes32 loanId) external view returns (uint256);
@@ -132,6 +171,15 @@ interface ILoanServicing {
         external
         pure
         returns (uint256);
+
+    /// @notice The prepayment rule (see prepay) on instalment words `schedule` with
+    /// `principalRepaid` fen repaid against them at `at`: the instalments covered in full, the
+    /// principal prepaid beyond them and the remaining instalments rescaled. Reverts as prepay
+    /// would (loan id 0). Mirrors ledger.prepayment.rescale.
+    function rescale(uint256[] calldata schedule, uint256 principalRepaid, uint256 at)
+        external
+        pure
+        returns (uint256 covered, uint256 principal, uint256[] memory remaining);
 
     /// @notice keccak256 of the instalment words: what a loan's scheduleDigest commits to.
     function scheduleDigest(uint256[] calldata schedule) external pure returns (bytes32);

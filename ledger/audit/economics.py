@@ -1,7 +1,9 @@
 """The audit's replay of the loan economics: each repayment's service fees against the
 partnership terms in force at its block, every guarantee payout and recovery split to the fen,
-and, for loans whose schedule the auditor holds (a node's database), the schedule against its
-signed digest and the declared all-in APR against the IRR recomputed from it.
+every prepayment's new schedule (its principal sums to the outstanding, it starts after the
+principal repaid, and, for a held schedule, it is what ledger.prepayment's rule gives), and, for
+loans whose schedule the auditor holds (a node's database), the schedule against its signed
+digest and the declared all-in APR against the IRR recomputed from it.
 
 Mixed into ledger.audit.replay.Replay, which dispatches events by name (`_on_<Event>`)."""
 
@@ -10,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from eth_hash.auto import keccak
+
 from ledger import allocation, apr, economics
 from ledger import schedule as sched
 from ledger.audit.events import ChainEvent
 from ledger.domain import ZERO32, CoLoan, to_hex
+from ledger.prepayment import InForce
 
 # a declared APR may be this many bps below the recomputed one (rounding) before it is flagged
 APR_TOLERANCE_BPS = 1
@@ -35,9 +40,11 @@ class EconomicsChecks:
         self.partnerships: dict[tuple[str, str], tuple[int, int, int]] = {}
         self.interest_splits: dict[bytes, tuple[bytes, list[int]]] = {}
         self.recovered: dict[bytes, int] = {}
+        self.in_force: dict[bytes, InForce] = {}
         self.records.update(
-            {"fee_splits": 0, "compensations": 0, "recoveries": 0, "schedules_checked": 0}
-        )
+            {"fee_splits": 0, "compensations": 0, "recoveries": 0, "schedules_checked": 0,
+             "prepayments": 0}
+        )  # fmt: skip
 
     def _eflag(
         self, ev: ChainEvent, record: bytes, code: str, message: str, **details: Any
@@ -155,6 +162,54 @@ class EconomicsChecks:
                 "RecoverySplitMismatch",
                 f"split {list(ev.args['split'])}, the rounding rule gives {want}",
             )
+
+    def _on_Prepaid(self, ev: ChainEvent) -> None:  # noqa: N802
+        """The new schedule hashes to its digest, carries exactly the outstanding principal and
+        starts after the principal repaid; with the schedule held, it is the rule's."""
+        lid = bytes(ev.args["loanId"])
+        rec = self.book.loans.get(lid)
+        if rec is None:
+            self._eflag(ev, lid, "UnknownLoan", "prepayment on a loan never originated")
+            return
+        self.records["prepayments"] += 1
+        a = ev.args
+        words = [int(w) for w in a["schedule"]]
+        rows = tuple(sched.Instalment(w >> 216, (w >> 144) & _MASK, (w >> 72) & _MASK, w & _MASK)
+                     for w in words)  # fmt: skip
+        repaid = rec.loan.principal - rec.outstanding
+        if keccak(b"".join(w.to_bytes(32, "big") for w in words)) != bytes(a["scheduleDigest"]):
+            self._eflag(ev, lid, "ScheduleMismatch", "the new schedule does not hash to its digest")
+        if sum(i.principal for i in rows) != rec.outstanding or a["principalBase"] != repaid:
+            self._eflag(
+                ev,
+                lid,
+                "PrepaymentMismatch",
+                f"the new schedule carries {sum(i.principal for i in rows)} fen after "
+                f"{a['principalBase']} repaid; the ledger has {rec.outstanding} outstanding "
+                f"after {repaid}",
+            )
+        held = self.schedules.get(lid)
+        if held is not None and sched.digest(held[1]) != rec.loan.schedule_digest:
+            held = None  # named once, by check_schedule
+        cur = self.in_force.get(lid) or (InForce(held[1]) if held else None)
+        if cur is None:
+            return
+        try:
+            after = cur.replay(int(a["principal"]), int(a["covered"]), int(a["principalBase"]))
+        except ValueError as exc:
+            self._eflag(ev, lid, "PrepaymentMismatch", str(exc))
+            return
+        self.in_force[lid] = after
+        if after.rows != rows:
+            self._eflag(
+                ev,
+                lid,
+                "PrepaymentMismatch",
+                "the new schedule is not what the prepayment rule gives",
+            )
+
+
+_MASK = (1 << 72) - 1
 
 
 def held_schedules(database_url: str) -> Schedules:

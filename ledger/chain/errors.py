@@ -25,6 +25,8 @@ RULE_CODES = {
     "StaleAttestation": "R8",
     "TooFewBankTranches": "R0",
     "AllInAprTooHigh": "R9",
+    "GuaranteeCapExceeded": "R10",
+    "StaleNetAssets": "R10",
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger.chain.errors import ContractRevert, LedgerError, ReceiptTimeout
@@ -41,6 +41,7 @@ class PipelinedOrigination(Transactor):
         per_tx: int = 1,
         window: int = 1,
         estimate_each: bool = False,
+        on_sent: Callable[[list[bytes], str], None] | None = None,
     ) -> list[OriginateResult | LedgerError]:
         """Record many co-loans without waiting in between: consecutive nonces are reserved up
         front, every transaction is signed locally, sent in JSON-RPC batches, and the receipts
@@ -61,6 +62,9 @@ class PipelinedOrigination(Transactor):
         measured (one JSON-RPC batch a chunk) and given 10% and 10,000: an interval-mined chain
         packs a block by the gas its transactions declare, so a generous flat margin leaves a
         third of each block empty.
+
+        `on_sent(loan_ids, tx_hash)` hears of each transaction the node accepted, before its
+        receipt is awaited (what the platform node shows of its originations in flight).
         """
         if not items:
             return []
@@ -92,6 +96,9 @@ class PipelinedOrigination(Transactor):
                 sent_at = time.monotonic()
                 sent = self.send_raw_batch(raws)
                 hashes = {start + k: h for k, h in enumerate(sent) if isinstance(h, str)}
+                if on_sent is not None:
+                    for g, h in hashes.items():
+                        on_sent([items[i][0].loan_id for i in groups[g]], h)
                 if len(hashes) != len(sent):
                     self.nonces.resync()  # type: ignore[union-attr]
                 if len(in_flight) >= window:

@@ -81,12 +81,28 @@ class ServicingCalls:
         words = [i.word() for i in schedule]
         return self.transact(self.servicing, "classify", loan.as_abi(), words, int(category))
 
+    def prepay(self, loan: CoLoan, schedule: Sequence[Instalment]) -> Any:
+        """Record that the principal repaid includes a prepayment: `schedule` is the schedule in
+        force; the contract rescales its remaining instalments (ledger.prepayment)."""
+        words = [i.word() for i in schedule]
+        return self.transact(self.servicing, "prepay", loan.as_abi(), words)
+
+    def current_schedule(self, loan_id: bytes) -> tuple[bytes, int]:
+        """(first 24 bytes of the digest of the schedule in force after the last prepayment, the
+        principal repaid before it starts); zero bytes if never prepaid."""
+        d, base = self.call(self.servicing, "currentSchedule", loan_id)
+        return bytes(d), int(base)
+
     def recover(self, loan: CoLoan, recovery_id: bytes, amount: int) -> Any:
         return self.transact(self.servicing, "recover", loan.as_abi(), recovery_id, amount)
 
     def guarantee_of(self, loan_id: bytes) -> dict[str, Any]:
         g = self.call(self.servicing, "guaranteeOf", loan_id)
         return {"guarantor": g[0], "cover_bps": g[1], "amount": g[2], "settled": g[3]}
+
+    def offer_of(self, loan_id: bytes, guarantor: str) -> int:
+        """The cover `guarantor` offers on the loan, not yet accepted (0 if none)."""
+        return int(self.call(self.servicing, "offerOf", loan_id, guarantor))
 
     def guaranteed_outstanding(self, guarantor: str) -> int:
         return self.call(self.servicing, "guaranteedOutstanding", guarantor)
@@ -107,6 +123,14 @@ class ServicingCalls:
         """LoanServicing.daysPastDue: the chain's own count, for agreement checks."""
         words = [i.word() for i in schedule]
         return self.call(self.servicing, "daysPastDue", words, principal_repaid, at)
+
+    def chain_rescale(
+        self, schedule: Sequence[Instalment], principal_repaid: int, at: int
+    ) -> tuple[int, int, list[int]]:
+        """LoanServicing.rescale: the chain's prepayment rule (covered, prepaid, new words)."""
+        words = [i.word() for i in schedule]
+        k, extra, out = self.call(self.servicing, "rescale", words, principal_repaid, at)
+        return int(k), int(extra), [int(w) for w in out]
 
     def chain_schedule_digest(self, schedule: Sequence[Instalment]) -> bytes:
         return bytes(self.call(self.servicing, "scheduleDigest", [i.word() for i in schedule]))

@@ -11,7 +11,11 @@ Checked at one block (the indexer's last), with batched eth_calls:
   tranches' outstanding principal: `trancheOutstanding`;
 * each line's limit, drawn amount, status and borrower: `lineState`;
 * each member's record (`member`), the member count, policy version, pause flag and governor;
-* every field of every policy version, R0's minBankTranches included (`policyAt`).
+* every field of every policy version, R0's minBankTranches included (`policyAt`);
+* LoanServicing (when the deployment has one): each bank's latest classification of each loan
+  (`classificationOf`), each loan's guarantee (`guaranteeOf`: guarantor, cover, amount,
+  settled), compensation per tranche (`compensationOf`) and recoveries (`recovered`), and each
+  guarantor's unsettled guarantees (`guaranteedOutstanding`).
 """
 
 from __future__ import annotations
@@ -57,6 +61,8 @@ class _Check:
     registry: str
     ledger_abi: list[dict]
     registry_abi: list[dict]
+    servicing: str = ""
+    servicing_abi: list[dict] = field(default_factory=list)
     out: list[Mismatch] = field(default_factory=list)
 
     def diff(self, kind: str, key: Any, what: str, db: Any, chain: Any) -> None:
@@ -65,11 +71,11 @@ class _Check:
             self.out.append(Mismatch(kind, k, what, db, chain))
 
     def calls(self, contract: str, fn: str, args: Iterable[tuple]) -> list[tuple | RpcError]:
-        to, abi = (
-            (self.ledger, self.ledger_abi)
-            if contract == "ledger"
-            else (self.registry, self.registry_abi)
-        )
+        to, abi = {
+            "ledger": (self.ledger, self.ledger_abi),
+            "registry": (self.registry, self.registry_abi),
+            "servicing": (self.servicing, self.servicing_abi),
+        }[contract]
         f = Function(abi, fn)
         batch = [("eth_call", [{"to": to, "data": f.data(*a)}, self.block]) for a in args]
         raw = self.rpc.batch(batch, return_errors=True)
@@ -92,12 +98,16 @@ def check(
     db = _snapshot(engine)
     at = db["block"] if block is None else block
     c = _Check(rpc, hex(at), dep.ledger, dep.registry, client.ledger.abi, client.registry.abi)
+    if dep.servicing:
+        c.servicing, c.servicing_abi = dep.servicing, client.servicing.abi
     _registry(c, db)
     pairs: Pairs = defaultdict(lambda: [0, 0])
     _loans(c, db, pairs)
     _lines(c, db, pairs)
     _borrowers(c, db, pairs)
     _lenders(c, db)
+    if dep.servicing:
+        _servicing(c, db)
     return c.out
 
 
@@ -128,6 +138,13 @@ def _snapshot(engine: Engine) -> dict[str, Any]:
         db["policy_rows"] = rows("policy_versions")
         db["policies"] = len(db["policy_rows"])
         db["block"] = conn.execute(select(t["indexer_cursor"].c.last_block)).scalar_one()
+        for name in ("guarantees", "guarantee_releases", "classifications", "recoveries"):
+            db[name] = rows(name)
+        db["compensations"] = defaultdict(list)
+        for r in conn.execute(
+            select(t["compensations"]).order_by(t["compensations"].c.idx)
+        ).mappings():
+            db["compensations"][r["loan_id"]].append(r["payout"])
     return db
 
 
@@ -278,6 +295,62 @@ def _lenders(c: _Check, db: dict[str, Any]) -> None:
         c.diff(
             "lender_partner_usage", bank, f"with {plat}", db["partner"].get((bank, plat), 0), v[1]
         )
+
+
+def _servicing(c: _Check, db: dict[str, Any]) -> None:
+    """LoanServicing's state per loan the read model names (every loan, so a guarantee or
+    classification the read model lacks is found too) and per guarantor."""
+    ids = [r["loan_id"] for r in db["loans"]]
+    latest: dict[tuple[bytes, str], int] = {}
+    for r in sorted(db["classifications"], key=lambda r: (r["block_number"], r["log_index"])):
+        latest[(r["loan_id"], r["lender"])] = r["category"]
+    banks = {m["address"] for m in db["members"] if m["role"] == Role.LENDER}
+    # a bank classifies only a tranche it funds
+    pairs = [(i, t["lender"]) for i in ids for t in db["tranches"][i] if t["lender"] in banks]
+    for (lid, bank), v in zip(
+        pairs, c.calls("servicing", "classificationOf", pairs), strict=True
+    ):  # fmt: skip
+        if not c.failed("classification", lid, v):
+            chain = int(v[1]) if v[0] else None
+            c.diff("classification", lid, f"{bank} category", latest.get((lid, bank)), chain)
+    guarantees = {r["loan_id"]: r for r in db["guarantees"]}
+    settled = {r["loan_id"] for r in db["guarantee_releases"]} | set(db["compensations"])
+    recovered: dict[bytes, int] = defaultdict(int)
+    for r in db["recoveries"]:
+        if r["idx"] == 0:  # each recovery's amount once
+            recovered[r["loan_id"]] += r["amount"]
+    per_loan = [(i,) for i in ids]
+    views = zip(
+        ids,
+        c.calls("servicing", "guaranteeOf", per_loan),
+        c.calls("servicing", "compensationOf", per_loan),
+        c.calls("servicing", "recovered", per_loan),
+        strict=True,
+    )
+    held: dict[str, int] = defaultdict(int)
+    for lid, g, paid, rec in views:
+        if c.failed("guarantee", lid, g) or c.failed("compensation", lid, paid):
+            continue
+        if c.failed("recovery", lid, rec):
+            continue
+        row = guarantees.get(lid)
+        mine = None if row is None else (row["guarantor"], row["cover_bps"], row["amount"],
+                                         lid in settled)  # fmt: skip
+        guarantor, cover, amount, done = g[0]
+        chain = None if int(guarantor, 16) == 0 else (checksum(guarantor), cover, amount, done)
+        c.diff("guarantee", lid, "guarantor/cover/amount/settled", mine, chain)
+        if row is not None and lid not in settled:
+            held[row["guarantor"]] += row["amount"]
+        c.diff("compensation", lid, "payouts", db["compensations"].get(lid, []), list(paid[0]))
+        c.diff("recovery", lid, "recovered", recovered.get(lid, 0), rec[0])
+    guarantors = [m["address"] for m in db["members"] if m["role"] == Role.GUARANTOR]
+    for g, v in zip(
+        guarantors,
+        c.calls("servicing", "guaranteedOutstanding", [(g,) for g in guarantors]),
+        strict=True,
+    ):
+        if not c.failed("guarantor", g, v):
+            c.diff("guarantor", g, "guaranteed outstanding", held.get(g, 0), v[0])
 
 
 def _loan(r: Any, tranches: list[Any]) -> CoLoan:

@@ -33,6 +33,7 @@ def claim(conn: Connection, dep: Deployment) -> dict[str, Any]:
                 "chain_id": dep.chain_id,
                 "registry_address": dep.registry,
                 "ledger_address": dep.ledger,
+                "servicing_address": dep.servicing,
                 "deployment_block": dep.deployment_block,
                 "last_block": dep.deployment_block - 1,
                 "last_hash": None,
@@ -42,6 +43,11 @@ def claim(conn: Connection, dep: Deployment) -> dict[str, Any]:
         ["id"],
     )
     return dict(conn.execute(select(cur)).mappings().one())
+
+
+def follow_servicing(conn: Connection, address: str) -> None:
+    """Record that the database now indexes LoanServicing at `address` as well."""
+    conn.execute(update(TABLES["indexer_cursor"]).values(servicing_address=address))
 
 
 def read(conn: Connection) -> Position:

@@ -27,7 +27,7 @@ from ledger.domain import (
     LineStatus,
     LoanStatus,
 )
-from ledger.ingest import registry
+from ledger.ingest import registry, servicing
 from ledger.ingest.common import ProjectionError, book_member, unhex
 from ledger.rules import (
     Book,
@@ -81,6 +81,8 @@ class Projection:
     touched_lenders: set[str] = field(default_factory=set)
     touched_partners: set[tuple[str, str]] = field(default_factory=set)
     touched_members: set[str] = field(default_factory=set)
+    # a bank's latest category per (loan, bank): LoanServicing's Classified (ingest.servicing)
+    classified: dict[tuple[bytes, str], int] = field(default_factory=dict)
     consortium_touched: bool = False
     inserts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -310,6 +312,7 @@ def _meta(ev: ChainEvent) -> RecordMeta:
 
 _FORWARD: dict[str, Callable[[Projection, ChainEvent], None]] = {
     **registry.HANDLERS,
+    **servicing.HANDLERS,
     "LoanOriginated": Projection._originated,
     "LineGranted": Projection._granted,
     "LineEnded": Projection._line_ended,

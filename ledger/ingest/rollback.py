@@ -15,6 +15,8 @@ orphaned events changed by replaying what survives them.
    what they count now.
 4. Registry state (members, consortium, attestations, policies) is rebuilt by replaying the
    registry events that remain: they are few.
+5. LoanServicing's rows (guarantees, compensations, classifications, recoveries) are only ever
+   added, so step 2 alone undoes them.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from ledger.ingest.common import unhex
 from ledger.ingest.projection import Projection
 from ledger.ingest.state import flush, load
 from ledger.store.bulk import delete_rows, select_in
-from ledger.store.models import TABLES
+from ledger.store.models import SERVICING_TABLES, TABLES
 
-# Children before parents (foreign keys).
+# Children before parents (foreign keys). LoanServicing's rows only ever accrue (no parent, no
+# replay): deleting those above the ancestor undoes them.
 _BY_BLOCK = (
+    *SERVICING_TABLES,
     "repayment_allocations",
     "repayments",
     "loan_status_changes",

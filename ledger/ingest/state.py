@@ -19,7 +19,7 @@ from ledger.ingest.projection import Pair, Projection
 from ledger.records import line_from_row, loan_from_row
 from ledger.rules import BorrowerState, LineState, LoanState
 from ledger.store.bulk import delete_rows, insert_rows, select_in, update_rows, upsert
-from ledger.store.models import TABLES
+from ledger.store.models import SERVICING_TABLES, TABLES
 
 _ZERO_HEX = "0x" + "00" * 32
 
@@ -63,7 +63,21 @@ def load(conn: Connection, events: Sequence[ChainEvent]) -> Projection:
     keys.update(_load_lines(conn, p, lines))
     _load_borrowers(conn, p, keys)
     _load_lenders(conn, p, lenders)
+    _load_classifications(conn, p, events)
     return p
+
+
+def _load_classifications(conn: Connection, p: Projection, events: Sequence[ChainEvent]) -> None:
+    """Each bank's latest category for the loans the batch's Classified events concern."""
+    ids = {unhex(ev.args["loanId"]) for ev in events if ev.name == "Classified"}
+    if not ids:
+        return
+    rows = sorted(
+        _rows(conn, TABLES["classifications"], "loan_id", ids),
+        key=lambda r: (r["block_number"], r["log_index"]),
+    )
+    for r in rows:
+        p.classified[(r["loan_id"], r["lender"])] = r["category"]
 
 
 def _load_loans(conn: Connection, p: Projection, ids: set[bytes]) -> list[CoLoan]:
@@ -234,6 +248,7 @@ def flush(conn: Connection, p: Projection) -> None:
         "loan_rejections",
         "capital_attestations",
         "policy_versions",
+        *SERVICING_TABLES,
     ):
         _insert(conn, table, p.inserts.get(table, []))
 

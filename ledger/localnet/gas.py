@@ -40,6 +40,7 @@ ECONOMICS_CASES = (
     "originate, 12-instalment schedule",
     "repay, no partnership terms",
     "repay with service fees",
+    "prepay, 12-instalment schedule rescaled",
 )
 
 
@@ -88,7 +89,8 @@ def measure_economics(cx: LocalConsortium) -> list[GasRow]:
     """Three tranches, new borrower: origination without and with a committed 12-instalment
     schedule (their difference is what the schedule commitment costs), then the first
     repayment of a loan whose banks have no partnership terms and of one whose banks do (the
-    difference is what the service-fee split costs)."""
+    difference is what the service-fee split costs), and a prepayment that rescales the
+    remaining 11 instalments on chain (LoanServicing.prepay)."""
     from ledger import apr, schedule
     from ledger.chain.servicing import Partnership
 
@@ -119,6 +121,9 @@ def measure_economics(cx: LocalConsortium) -> list[GasRow]:
         scheduled, new_id("repayment", cx.platform.address), s[0].principal, s[0].interest
     ).gas_used
     rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[3]))
+    plat.repay(scheduled, new_id("repayment", cx.platform.address), 100_000, 0)
+    gas = plat.prepay(scheduled, s).gas_used
+    rows.append(GasRow(3, 1, "existing", gas, gas, ECONOMICS_CASES[4]))
     return rows
 
 

@@ -12,14 +12,14 @@ Aggregates (borrower exposure, borrower-and-lender amounts, lender usage for R5/
 to date as events arrive, never summed at query time. An aggregate row whose amounts are all zero
 is deleted, so "no row" means zero and a rolled-back database equals a freshly indexed one.
 
-Tables created by migration 0001 come first, then those of 0002; `ledger.migrations` creates
-them, and tests prove a migrated database equals `metadata.create_all`.
+Tables created by migration 0001 come first, then those of 0002; LoanServicing's (0005) are in
+ledger.store.servicing, and `TABLES` holds them all. `ledger.migrations` creates them, and tests
+prove a migrated database equals `metadata.create_all`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -28,54 +28,19 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     SmallInteger,
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
+from ledger.store.base import ADDRESS, NAMING, Logged, StoreModel, col, metadata
+from ledger.store.servicing import SERVICING_INDEXES, SERVICING_TABLES
 from ledger.store.types import Bytes32, EventArgs, Uint64
 
-# Explicit constraint and index names, so migrations and create_all name everything alike.
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-_registry = registry(metadata=metadata)
+__all__ = ["NAMING", "SERVICING_INDEXES", "SERVICING_TABLES", "TABLES", "StoreModel", "metadata"]
 
-ADDRESS = String(42)
-
-
-def _col(type_: Any, *, pk: bool = False, null: bool = False, fk: str | None = None) -> Any:
-    # a type rather than a Column: a mixin's fields become a column of each table that has it
-    kw: dict[str, Any] = {"foreign_key": fk} if fk else {}
-    return Field(
-        sa_type=type_,
-        primary_key=pk,
-        nullable=null,
-        sa_column_kwargs={"autoincrement": False},
-        **kw,
-    )
-
-
-class StoreModel(SQLModel, registry=_registry):
-    """Base of every read-model table; its own metadata, apart from any other SQLModel tables."""
-
-
-# Column groups that several tables share. A table's columns are its bases', the last base's
-# first, then its own: the order the migrations created them in.
-
-
-class _Logged(SQLModel):
-    """Rows keyed by the log that created them."""
-
-    block_number: int = _col(BigInteger, pk=True)
-    log_index: int = _col(Integer, pk=True)
+_col, _Logged = col, Logged
 
 
 class _Part(SQLModel):
@@ -112,6 +77,9 @@ class IndexerCursorRow(StoreModel, table=True):
     last_block: int = _col(BigInteger)
     last_hash: bytes | None = _col(Bytes32, null=True)
     updated_at: datetime = _col(DateTime(timezone=True))
+    # LoanServicing's address ("" if the deployment has none); NULL in a database indexed
+    # before the indexer followed it (migration 0005), which is then indexed again
+    servicing_address: str | None = _col(ADDRESS, null=True)
 
 
 class BlockRow(StoreModel, table=True):
@@ -363,7 +331,7 @@ class LenderPartnerUsageRow(StoreModel, table=True):
     outstanding: int = _col(BigInteger)
 
 
-# Secondary indexes, added by migration 0002.
+# Secondary indexes, added by migration 0002 (and LoanServicing's by 0005).
 INDEXES = [
     Index(None, LoanRow.__table__.c.borrower_key),  # type: ignore[attr-defined]
     Index(None, LoanRow.__table__.c.line_id),  # type: ignore[attr-defined]
@@ -373,5 +341,4 @@ INDEXES = [
     Index(None, LoanStatusChangeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, RawEventRow.__table__.c.contract, RawEventRow.__table__.c.block_number),  # type: ignore[attr-defined]
 ]
-
 TABLES = {t.name: t for t in metadata.sorted_tables}
