@@ -139,6 +139,24 @@ def save_pending(engine: Engine, kind: str, key: str, pending: str) -> None:
         s.commit()
 
 
+def take_over(engine: Engine, kind: str, key: str, was: str, now: str) -> bool:
+    """Replace a pending claim's `pending` text only if it is still `was`: False if another
+    attempt changed it first."""
+    with Session(engine) as s:
+        done = s.exec(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
+                IdempotencyRecord.key == key,  # type: ignore[arg-type]
+                IdempotencyRecord.state == "pending",  # type: ignore[arg-type]
+                IdempotencyRecord.pending == was,  # type: ignore[arg-type]
+            )
+            .values(pending=now, updated_at=int(time.time()))
+        )
+        s.commit()
+        return done.rowcount == 1
+
+
 def finish(engine: Engine, kind: str, key: str, status_code: int, response: str) -> None:
     with Session(engine) as s:
         s.exec(

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +43,46 @@ def in_progress(kind: str, key: str) -> Problem:
     return Problem(409, "RequestInProgress", f"{kind} {key} is being written; retry", id=key)
 
 
+def _started(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (/proc): with its pid, who it is."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+#: who holds a claim: this process, by host, pid and start time
+OWNER = f"{socket.gethostname()}:{os.getpid()}:{_started(os.getpid())}"
+#: a claim held by a process this one cannot see (another host) is taken over after this long
+STALE_S = 600
+
+
+def _unpack(rec: store.IdempotencyRecord) -> tuple[Pending | None, str | None]:
+    """(what an earlier attempt saved, who holds the claim) from the record's `pending` text."""
+    if not rec.pending:
+        return None, None
+    try:
+        saved = json.loads(rec.pending)
+    except ValueError:  # a batch's claim marker: its own attempt, somewhere
+        return None, rec.pending
+    owner = saved.pop("owner", None)
+    return (saved or None), owner
+
+
+def _held_elsewhere(owner: str | None, updated_at: int) -> bool:
+    """Whether another live attempt holds the claim. In this process the keyed lock already
+    keeps a second thread out, so a claim of ours is an earlier attempt's, to resume. Another
+    process on this host holds it while it runs; one elsewhere until the claim is stale."""
+    if owner is None or owner == OWNER:
+        return False
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return _started(int(pid)) == started
+    return time.time() - updated_at < STALE_S
+
+
 def claim(ctx: MemberContext, kind: str, key: str, h: str) -> store.IdempotencyRecord | None:
     """The record an earlier identical request left under (kind, key), to replay or resume;
     else None, with the id now claimed for this request. 409 IdempotencyConflict if another
@@ -53,8 +96,17 @@ def claim(ctx: MemberContext, kind: str, key: str, h: str) -> store.IdempotencyR
                 f"{kind} id {key} was already used with a different request",
                 id=key,
             )
+        if rec.state != "done":
+            # a worker process of this node may be writing it now: resume only a claim whose
+            # attempt is over, and take it over first, so two processes never both resume it
+            saved, owner = _unpack(rec)
+            mine = json.dumps({**(saved or {}), "owner": OWNER})
+            if _held_elsewhere(owner, rec.updated_at) or not store.take_over(
+                ctx.engine, kind, key, rec.pending, mine
+            ):
+                raise in_progress(kind, key)
         return rec
-    if not store.put_pending(ctx.engine, kind, key, h, ""):
+    if not store.put_pending(ctx.engine, kind, key, h, json.dumps({"owner": OWNER})):
         raise in_progress(kind, key)
     return None
 
@@ -71,12 +123,12 @@ def run(
         if rec is not None:
             if rec.state == "done":
                 return rec.status_code, json.loads(rec.response), True
-            pending = json.loads(rec.pending) if rec.pending else None
+            pending = _unpack(rec)[0]
         sent = bool(pending and pending.get("submitted"))
 
         def save(p: Pending) -> None:
             nonlocal sent
-            store.save_pending(ctx.engine, kind, key, json.dumps(p))
+            store.save_pending(ctx.engine, kind, key, json.dumps({**p, "owner": OWNER}))
             sent = bool(p.get("submitted"))
 
         try:
