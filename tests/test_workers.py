@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -84,24 +85,10 @@ def _second_process(net: Consortium, name: str) -> str:
     cfg.update(port=free_port(), read_model="chain", line_keeper_s=0, dpd_keeper_s=0)
     path = Path(info.config).with_name("second.json")
     path.write_text(json.dumps(cfg))
-    log = open(Path(info.config).with_name("second.log"), "ab")  # noqa: SIM115 - the child's
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api", "--config", str(path)], cwd=ROOT,
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    log.close()
+    proc = nodes._spawn(path)  # as the tooling starts a node, logging beside the first
     url = f"http://127.0.0.1:{cfg['port']}"
     net.data["second"][name] = (proc, url)
-    with httpx.Client(timeout=2.0, trust_env=False) as http:
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"the second {name} process exited"
-            try:
-                return http.get(f"{url}/readyz").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait(ready, f"the second {name} process")
+    nodes._wait_ready(replace(info, url=url, config=str(path)), proc, time.monotonic() + 30)
     return url
 
 
