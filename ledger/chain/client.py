@@ -35,7 +35,8 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # the last co-loans recorded through this client, re-checked after an interruption
-        self._recent: deque[tuple[CoLoan, tuple[bytes, ...]]] = deque(maxlen=256)
+        # (two pipelined chunks' worth and more: what a node restart can take with it)
+        self._recent: deque[tuple[CoLoan, tuple[bytes, ...]]] = deque(maxlen=2048)
 
     # ------------------------------------------------------------------ registry (governor)
 
@@ -95,7 +96,7 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
         """Record one co-loan; if a loan with this id and these terms is already on chain, report
         it as already recorded instead of sending again."""
         if self.interrupted:
-            # still down: the record below waits for the node, the check runs on the next one
+            # if still down, the record below waits for the node and the check runs after it
             with contextlib.suppress(*CHAIN_GONE):
                 self.reconcile_recent()
         try:
@@ -113,34 +114,55 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
             if exc.code == "IdAlreadyUsed" and (found := self.existing_loan(loan)) is not None:
                 return found
             raise
-        with self._retry_lock:
-            self._recent.append((loan, tuple(signatures)))
+        self.remember([(loan, tuple(signatures))])
+        if self.interrupted:
+            # the node came back while this record waited for it: what it had acknowledged
+            # just before going away is checked now, not on some later record
+            with contextlib.suppress(*CHAIN_GONE):
+                self.reconcile_recent()
         if receipt is None:
             return OriginateResult(loan.loan_id, None, 0, 0, already_recorded=True)
         return OriginateResult(
             loan.loan_id, receipt.tx_hash, receipt.block_number, receipt.gas_used
         )
 
-    def reconcile_recent(self) -> list[bytes]:
+    def remember(self, recorded: Sequence[tuple[CoLoan, Sequence[bytes]]]) -> None:
+        """Keep co-loans the node acknowledged, to be checked again after an interruption."""
+        with self._retry_lock:
+            self._recent.extend((loan, tuple(sigs)) for loan, sigs in recorded)
+
+    def reconcile_recent(self) -> dict[bytes, OriginateResult]:
         """After the node stopped answering and came back, check the last co-loans this client
         saw recorded and send again any the chain no longer has: a local node restarted from a
         state dump (anvil --state) can come back without its last blocks. Idempotent by loan id.
-        Returns the ids sent again."""
+        Returns what was sent again, by loan id."""
         self.interrupted = False
         with self._retry_lock:
             recent = list(self._recent)
-        resent = []
+        resent: dict[bytes, OriginateResult] = {}
         try:
-            for loan, sigs in recent:
-                if self.existing_loan(loan) is None:
-                    with self._retry_lock:
-                        self.retried.append(f"originate 0x{loan.loan_id.hex()} (lost in a restart)")
-                    self.originate(loan, sigs)
-                    resent.append(loan.loan_id)
+            for k in self.missing([loan for loan, _ in recent]):
+                loan, sigs = recent[k]
+                with self._retry_lock:
+                    self.retried.append(f"originate 0x{loan.loan_id.hex()} (lost in a restart)")
+                resent[loan.loan_id] = self.originate(loan, sigs)
         except CHAIN_GONE:
             self.interrupted = True  # not back yet: check again later
             raise
         return resent
+
+    def missing(self, loans: Sequence[CoLoan], per_call: int = 500) -> list[int]:
+        """The positions of the loans the chain does not hold with these terms (batched reads)."""
+        out: list[int] = []
+        for start in range(0, len(loans), per_call):
+            part = loans[start : start + per_call]
+            states = self.call_many([(self.ledger, "loanState", (ln.loan_id,)) for ln in part])
+            for k, (loan, (commit, _outstanding, status)) in enumerate(
+                zip(part, states, strict=True)
+            ):
+                if status == 0 or bytes(commit) != commitment(loan):
+                    out.append(start + k)
+        return out
 
     def existing_loan(self, loan: CoLoan) -> OriginateResult | None:
         commit, _outstanding, status = self.call(self.ledger, "loanState", loan.loan_id)

@@ -32,6 +32,12 @@ class PipelinedOrigination(Transactor):
     def existing_loan(self, loan: CoLoan) -> OriginateResult | None:
         raise NotImplementedError  # LedgerClient.existing_loan
 
+    def remember(self, recorded: Sequence[tuple[CoLoan, Sequence[bytes]]]) -> None:
+        raise NotImplementedError  # LedgerClient.remember
+
+    def missing(self, loans: Sequence[CoLoan], per_call: int = 500) -> list[int]:
+        raise NotImplementedError  # LedgerClient.missing
+
     def originate_pipelined(
         self,
         items: Sequence[tuple[CoLoan, Sequence[bytes]]],
@@ -110,19 +116,51 @@ class PipelinedOrigination(Transactor):
             # The node went away mid-run: stop pipelining. Whatever has no outcome yet (not
             # sent, sent but lost with the node's pool, or mined but not yet seen) goes through
             # `originate` below, which waits for the node and is idempotent by loan id.
-            self.interrupted = True
+            self.interrupted = gone = True
             with contextlib.suppress(*CHAIN_GONE):
                 self.nonces.resync()  # type: ignore[union-attr]
+        else:
+            gone = False
+        settled = [i for i, r in enumerate(results) if isinstance(r, OriginateResult)]
+        self._retry_unsettled(items, results, gas if per_tx == 1 else None)
+        if gone:
+            # A node restarted from a state dump can come back without its last blocks, and
+            # with them loans whose receipts this run already holds: each is checked again and
+            # sent again if it is gone (the retries above waited until the node was back).
+            try:
+                lost = [settled[k] for k in self.missing([items[i][0] for i in settled])]
+            except CHAIN_GONE:
+                lost = []
+                self.interrupted = True  # down again: remembered below, checked on a later record
+            for i in lost:
+                with self._retry_lock:
+                    self.retried.append(
+                        f"originate 0x{items[i][0].loan_id.hex()} (lost in a restart)"
+                    )
+                results[i] = None
+            self._retry_unsettled(items, results, gas if per_tx == 1 else None, label=False)
+        self.remember([items[i] for i, r in enumerate(results) if isinstance(r, OriginateResult)])
+        return results  # type: ignore[return-value]
+
+    def _retry_unsettled(
+        self,
+        items: Sequence[tuple[CoLoan, Sequence[bytes]]],
+        results: list[OriginateResult | LedgerError | None],
+        gas: int | None,
+        *,
+        label: bool = True,
+    ) -> None:
+        """Record one by one, through idempotent `originate`, every item without an outcome."""
         for i, r in enumerate(results):
             if r is None:
                 loan, sigs = items[i]
-                with self._retry_lock:
-                    self.retried.append(f"originate 0x{loan.loan_id.hex()}")
+                if label:
+                    with self._retry_lock:
+                        self.retried.append(f"originate 0x{loan.loan_id.hex()}")
                 try:
-                    results[i] = self.originate(loan, sigs, gas=gas if per_tx == 1 else None)
+                    results[i] = self.originate(loan, sigs, gas=gas)
                 except LedgerError as exc:
                     results[i] = exc
-        return results  # type: ignore[return-value]
 
     def _estimate_each(self, txs: list[dict], fallback: int) -> None:
         """Give each transaction the gas it used in a trial run plus 10% and 10,000 (the flat
