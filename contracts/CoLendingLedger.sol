@@ -10,6 +10,7 @@ import {ICoLendingLedger} from "./interfaces/ICoLendingLedger.sol";
 import {ICoLendingLedgerErrors} from "./interfaces/ICoLendingLedgerErrors.sol";
 import {LedgerTypes} from "./libraries/LedgerTypes.sol";
 import {Allocation} from "./libraries/Allocation.sol";
+import {ScheduleCheck} from "./libraries/ScheduleCheck.sol";
 import {Book, BorrowerBook} from "./libraries/BorrowerBook.sol";
 import {MemberWord, PolicyWord} from "./libraries/PackedWords.sol";
 import {Usage, UsageWord} from "./libraries/UsageWord.sol";
@@ -59,26 +60,29 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     // ------------------------------------------------------------------ origination
 
     /// @inheritdoc ICoLendingLedger
-    function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
+    function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures, uint256[] calldata schedule)
         external
         returns (uint32 policyVersion)
     {
-        return _originate(msg.sender, loan, signatures);
+        return _originate(msg.sender, loan, signatures, schedule);
     }
 
     /// @inheritdoc ICoLendingLedger
-    function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[] calldata signatures, bool atomic)
-        external
-        returns (uint256 accepted)
-    {
+    function originateBatch(
+        LedgerTypes.CoLoan[] calldata loans,
+        bytes[] calldata signatures,
+        uint256[][] calldata schedules,
+        bool atomic
+    ) external returns (uint256 accepted) {
         uint256 n = loans.length;
         if (signatures.length != n) revert SignatureCountMismatch(n, signatures.length);
+        if (schedules.length != n) revert ScheduleCountMismatch(n, schedules.length);
         for (uint256 i; i < n; ++i) {
             if (atomic) {
-                _originate(msg.sender, loans[i], signatures[i]);
+                _originate(msg.sender, loans[i], signatures[i], schedules[i]);
                 ++accepted;
             } else {
-                try this.originateFromBatch(msg.sender, loans[i], signatures[i]) {
+                try this.originateFromBatch(msg.sender, loans[i], signatures[i], schedules[i]) {
                     ++accepted;
                 } catch (bytes memory reason) {
                     emit LoanRejected(loans[i].loanId, reason);
@@ -88,12 +92,14 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
     }
 
     /// @inheritdoc ICoLendingLedger
-    function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
-        external
-        returns (uint32)
-    {
+    function originateFromBatch(
+        address submitter,
+        LedgerTypes.CoLoan calldata loan,
+        bytes calldata signatures,
+        uint256[] calldata schedule
+    ) external returns (uint32) {
         if (msg.sender != address(this)) revert OnlySelf();
-        return _originate(submitter, loan, signatures);
+        return _originate(submitter, loan, signatures, schedule);
     }
 
     /// @inheritdoc ICoLendingLedger
@@ -319,10 +325,12 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
 
     // ------------------------------------------------------------------ internals
 
-    function _originate(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
-        private
-        returns (uint32 version)
-    {
+    function _originate(
+        address submitter,
+        LedgerTypes.CoLoan calldata loan,
+        bytes calldata signatures,
+        uint256[] calldata schedule
+    ) private returns (uint32 version) {
         uint256 platformAmount = _checkLoanTerms(submitter, loan, signatures);
         PolicyWord policy;
         MemberWord[] memory members;
@@ -338,6 +346,7 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (loan.aprBps > policy.maxAllInAprBps()) {
             revert AllInAprTooHigh(loan.loanId, loan.aprBps, policy.maxAllInAprBps());
         }
+        _checkSchedule(loan, schedule);
         _checkPlatformShare(loan.loanId, platformAmount, loan.principal, policy);
 
         bytes32 key = loan.borrowerKey;
@@ -373,6 +382,20 @@ contract CoLendingLedger is ICoLendingLedger, ICoLendingLedgerErrors, EIP712 {
         if (loan.repayment > uint8(LedgerTypes.Repayment.Instalment)) revert InvalidRepaymentType(loan.repayment);
         _checkSignatureCount(signatures, loan.tranches.length);
         return _checkTranches(loan.tranches, loan.principal, loan.platform);
+    }
+
+    /// @dev R9 made good: the schedule the terms commit to travels with them and must back the
+    /// declared APR and the principal (ScheduleCheck); without a digest there is none to send.
+    function _checkSchedule(LedgerTypes.CoLoan calldata loan, uint256[] calldata schedule) private pure {
+        if (loan.scheduleDigest == bytes32(0)) {
+            if (schedule.length != 0) {
+                revert ScheduleDigestMismatch(loan.loanId, bytes32(0), keccak256(abi.encodePacked(schedule)));
+            }
+            return;
+        }
+        ScheduleCheck.check(
+            ScheduleCheck.Terms(loan.loanId, loan.scheduleDigest, loan.principal, loan.aprBps, loan.termDays), schedule
+        );
     }
 
     /// @dev Tranches strictly ascending by lender, each non-zero, summing to `total`. Returns the

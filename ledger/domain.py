@@ -187,6 +187,11 @@ class CoLoan:
     line_id: bytes = ZERO32
     document_digest: bytes = ZERO32
     schedule_digest: bytes = ZERO32  # ledger.schedule.digest of the repayment schedule
+    # The instalment words themselves (Instalment.word()), not signed and not in `as_abi`: they
+    # travel beside the terms to the contract, which checks them against schedule_digest, the
+    # principal and the declared APR. Empty when there is no digest, or when the loan was read
+    # back from the chain (events carry only the digest).
+    schedule: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loan_id", as_bytes32(self.loan_id))
@@ -198,6 +203,7 @@ class CoLoan:
         object.__setattr__(self, "product", Product(self.product))
         object.__setattr__(self, "repayment", RepaymentType(self.repayment))
         object.__setattr__(self, "tranches", tuple(self.tranches))
+        object.__setattr__(self, "schedule", tuple(int(w) for w in self.schedule))
 
     def as_abi(self) -> tuple:
         return (

@@ -141,6 +141,8 @@ def loan_body(
         "tranches": [{"lender": address(m), "amount": a} for m, a in shares.items()],
         **extra,
     }
+    if "schedule" in extra and "term_days" not in extra:
+        del body["term_days"]  # the node derives it from the schedule
     if borrower_id is not None:
         body["borrower_id"] = borrower_id
     else:

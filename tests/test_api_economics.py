@@ -102,10 +102,12 @@ def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) ->
     """An insider platform sends a bank node terms whose schedule is missing, does not hash to the
     signed digest, or whose declared APR understates the schedule's IRR: each refused."""
     cx = net.cx
-    rows = sched.build("equal_instalment", 1_000_000, 12, 1_800, cx.now())
-    good = {"start": cx.now(), "instalments": sched.to_json(rows)}
+    start = cx.now()
+    rows = sched.build("equal_instalment", 1_000_000, 12, 1_800, start)
+    good = {"start": start, "instalments": sched.to_json(rows)}
     loan = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
-                   apr_bps=1_800, schedule_digest=sched.digest(rows))  # fmt: skip
+                   schedule=rows, start=start)  # fmt: skip
+    assert loan.apr_bps == 1_800
     s = net.session(P, A)
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan)})
     assert r.status_code == 409 and problem(r)["code"] == "ScheduleMissing"
@@ -113,10 +115,15 @@ def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) ->
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": other})
     assert r.status_code == 409 and problem(r)["code"] == "ScheduleMismatch"
     cheap = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
-                    apr_bps=1_500, schedule_digest=sched.digest(rows))  # fmt: skip
+                    apr_bps=1_500, schedule=rows, start=start)  # fmt: skip
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(cheap), "schedule": good})
     assert r.status_code == 409 and problem(r)["code"] == "AprMismatch"
     assert (problem(r)["declared"], problem(r)["computed"]) == (1_500, 1_800)
+    # a term that moves the start the chain judges the APR from (last due - term_days days)
+    short = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
+                    term_days=180, schedule=rows, start=start)  # fmt: skip
+    r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(short), "schedule": good})
+    assert r.status_code == 409 and problem(r)["code"] == "TermMismatch", r.text
     ok = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": good})
     assert ok.status_code == 200 and ok.json()["signer"] == address(A)
 

@@ -26,13 +26,10 @@ DAY = 86_400
 YEAR = 365 * DAY
 
 
-def _schedule(cx, principal: int = 1_000_000, months: int = 12, rate: int = 1200):  # noqa: ANN001, ANN202
-    return sched.build("equal_instalment", principal, months, rate, cx.now())
-
-
 def _loan(cx, principal: int = 1_000_000, **kw):  # noqa: ANN001, ANN003, ANN202
-    s = _schedule(cx, principal)
-    return cx.loan(principal, schedule_digest=sched.digest(s), **kw), s
+    start = cx.now()
+    s = sched.build("equal_instalment", principal, 12, 1200, start)
+    return cx.loan(principal, schedule=s, start=start, **kw), s
 
 
 def _terms(fee: int, lo: int = 1_000, hi: int = 4_000, now: int = 0) -> Partnership:
@@ -84,7 +81,8 @@ def test_r9_is_governed_within_its_hard_bound(cx):
 def test_a_loan_whose_irr_apr_is_over_the_cap_is_refused_though_its_simple_rate_is_not(cx, case):
     """The vectors' schedules, declared at their IRR APR: refused exactly when that is over R9."""
     s = sched.from_json(case["instalments"])
-    loan = cx.loan(case["principal"], apr_bps=case["apr_bps"], schedule_digest=sched.digest(s))
+    loan = cx.loan(case["principal"], schedule=s, start=case["start"])
+    assert loan.apr_bps == case["apr_bps"]
     if case["apr_bps"] > DEFAULT_POLICY.max_all_in_apr_bps:
         assert case["simple_bps"] < DEFAULT_POLICY.max_all_in_apr_bps
         with refused("AllInAprTooHigh", loanId=loan.loan_id, aprBps=case["apr_bps"], capBps=2_400):

@@ -36,8 +36,9 @@ def gx(cx):  # noqa: ANN001, ANN201
 
 
 def _loan(cx, principal: int = 1_000_000):  # noqa: ANN001, ANN202
-    s = sched.build("equal_instalment", principal, 12, 1200, cx.now() + 60)
-    loan = cx.loan(principal, schedule_digest=sched.digest(s))
+    start = cx.now() + 60
+    s = sched.build("equal_instalment", principal, 12, 1200, start)
+    loan = cx.loan(principal, schedule=s, start=start)
     originate(cx, loan)
     return loan, s
 

@@ -45,8 +45,9 @@ def servicing_story(cx: LocalConsortium, g: LocalAccount) -> None:
     stricter; a recovery on the written-off loan."""
 
     def scheduled() -> tuple[CoLoan, tuple[sched.Instalment, ...]]:
-        s = sched.build("equal_instalment", 1_000_000, 12, 1200, cx.now() + 60)
-        loan = cx.loan(1_000_000, schedule_digest=sched.digest(s))
+        start = cx.now() + 60
+        s = sched.build("equal_instalment", 1_000_000, 12, 1200, start)
+        loan = cx.loan(1_000_000, schedule=s, start=start)
         cx.plat.originate(loan, cx.sign(loan))
         return loan, s
 

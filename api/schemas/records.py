@@ -119,7 +119,11 @@ class LoanIn(BorrowerRef):
     apr_bps: U32 | None = Field(
         None, examples=[1_200], description="all-in APR (IRR), bps; computed from `schedule`"
     )
-    term_days: Annotated[int, Strict(), Field(gt=0, le=2**32 - 1, examples=[180])]
+    term_days: Annotated[int, Strict(), Field(gt=0, le=2**32 - 1, examples=[180])] | None = Field(
+        None,
+        description="days from the start to maturity; with a `schedule`, derived from it (last "
+        "due - start) and, if given, it must match",
+    )
     repayment: RepaymentName
     tranches: Shares
     line_id: ApiId | None = None
@@ -130,6 +134,8 @@ class LoanIn(BorrowerRef):
     def _apr_or_schedule(self) -> LoanIn:
         if self.apr_bps is None and self.schedule is None:
             raise ValueError("give apr_bps or a schedule to compute it from")
+        if self.term_days is None and self.schedule is None:
+            raise ValueError("give term_days or a schedule to derive it from")
         return self
 
 

@@ -19,7 +19,7 @@ from api.service.context import MemberContext
 from api.service.keeper import expire_due_lines
 from api.service.peers import CosignRefused, PeerUnavailable
 from api.service.platform import Platform
-from ledger import provenance
+from ledger import apr_bounds, provenance
 from ledger import schedule as sched
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
@@ -173,29 +173,35 @@ def build_loan(
 ) -> CoLoan:
     """The loan's terms; with its `schedule` (start, instalments), the schedule's digest and the
     all-in APR computed from it (a declared apr_bps must match: AprMismatch)."""
-    apr_bps, schedule_digest = req.apr_bps, ZERO32
+    apr_bps, schedule_digest, term_days, words = req.apr_bps, ZERO32, req.term_days, ()
     if schedule is not None:
         start, rows = schedule
+        term_days = schedules.term_days(req.term_days, start, rows)
         computed = schedules.all_in_apr(req.principal, start, rows)
         apr_bps = schedules.check_declared(req.apr_bps, computed)
         schedule_digest = sched.digest(rows)
-    if apr_bps is None:  # LoanIn requires apr_bps or a schedule
-        raise Problem(422, "InvalidSchedule", "give apr_bps or a schedule")
-    return CoLoan(
+        words = apr_bounds.words_of(rows)
+    if apr_bps is None or term_days is None:  # LoanIn requires them or a schedule
+        raise Problem(422, "InvalidSchedule", "give apr_bps and term_days, or a schedule")
+    loan = CoLoan(
         loan_id=chain_id_of(req.loan_id, ctx.address),
         borrower_key=key,
         platform=ctx.address,
         product=product_of(req.product),
         principal=req.principal,
         apr_bps=apr_bps,
-        term_days=req.term_days,
+        term_days=term_days,
         repayment=repayment_of(req.repayment),
         deadline=now + ctx.settings.cosign_deadline_s,
         tranches=_tranches(req.tranches),
         line_id=chain_id_of(req.line_id, ctx.address) if req.line_id else ZERO32,
         document_digest=digest,
         schedule_digest=schedule_digest,
+        schedule=words,
     )
+    if words:
+        schedules.chain_check(loan)
+    return loan
 
 
 def prepare_loan(
@@ -264,7 +270,9 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
 
     def work(pending: idem.Pending | None, save: idem.Save) -> tuple[int, dict[str, Any]]:
         if pending and "terms" in pending:
-            loan = LoanTerms.model_validate(pending["terms"]).record()
+            loan = schedules.with_held(
+                ctx.engine, LoanTerms.model_validate(pending["terms"]).record()
+            )
             sigs = _signatures(pending)
         else:
             loan, sigs = prepare_loan(p, req, doc, digest, key)

@@ -8,6 +8,7 @@ parties that signed them (the platform's and the banks' nodes).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlmodel import Session
 from api.problems import Problem
 from api.service import prepayments
 from api.store import LoanSchedule
-from ledger import apr, economics
+from ledger import apr, apr_bounds, economics
 from ledger import schedule as sched
 from ledger.domain import ZERO32, CoLoan, to_hex
 from ledger.prepayment import InForce
@@ -49,6 +50,40 @@ def build(spec: Any, principal: int, now: int) -> tuple[int, tuple[sched.Instalm
         raise _field_problem(422, "InvalidSchedule", "schedule.start", "before_first_due",
                              "the first instalment must fall due after the start")  # fmt: skip
     return start, rows
+
+
+def term_days(declared: int | None, start: int, rows: tuple[sched.Instalment, ...]) -> int:
+    """The loan's term as its schedule gives it: whole days from the start to the last due. The
+    chain defines the start from the signed terms as last due - term_days days, so a term that
+    contradicts the schedule would move the start the APR is judged from (and could dodge R7)."""
+    days, rest = divmod(rows[-1].due - start, apr_bounds.DAY)
+    if rest:
+        raise _field_problem(
+            422, "InvalidSchedule", "schedule.start", "whole_days_to_last_due",
+            f"the last instalment falls due {days} days and {rest} s after the start; the term "
+            "must be a whole number of days",
+        )  # fmt: skip
+    if declared is not None and declared != days:
+        raise _field_problem(
+            422, "TermMismatch", "term_days", "matches_schedule",
+            f"term_days {declared} does not match the schedule: its last instalment falls due "
+            f"{days} days after the start",
+            declared=declared, computed=days,
+        )  # fmt: skip
+    return days
+
+
+def chain_check(loan: CoLoan) -> None:
+    """What the contract will check of the schedule sent with `loan` (ledger.apr_bounds, the
+    same bounds): a loan that would be refused is a 422 here, and nothing is sent."""
+    refusal = apr_bounds.check(
+        loan.schedule_digest, loan.schedule, loan.principal, loan.apr_bps, loan.term_days
+    )
+    if refusal is not None:
+        numbers = {k: v for k, v in refusal.values.items() if isinstance(v, int)}
+        raise _field_problem(422, refusal.code, "schedule", "chain_schedule_check",
+                             f"the contract would refuse this schedule: {refusal.code}",
+                             **numbers)  # fmt: skip
 
 
 def all_in_apr(principal: int, start: int, rows: tuple[sched.Instalment, ...]) -> int:
@@ -87,6 +122,13 @@ def verify_for_cosign(
     if sched.digest(rows) != loan.schedule_digest:
         raise Problem(409, "ScheduleMismatch", "the schedule does not hash to the signed digest",
                       lender=lender)  # fmt: skip
+    defined = apr_bounds.start_of(rows[-1].due, loan.term_days)
+    if given.start != defined:
+        # the chain judges the APR from this start: a schedule sent with another is not the loan
+        raise Problem(409, "TermMismatch",
+                      f"the schedule starts at {given.start}, the signed terms (last due - "
+                      f"term_days {loan.term_days} days) at {defined}",
+                      lender=lender, start=given.start, defined=defined)  # fmt: skip
     try:
         sched.check(rows, loan.principal)
         computed = apr.all_in_apr_bps(rows, loan.principal, given.start)
@@ -104,6 +146,17 @@ def save(engine: Engine, loan: CoLoan, start: int, rows: tuple[sched.Instalment,
         s.merge(LoanSchedule(loan_id=to_hex(loan.loan_id), start=start,
                              instalments=json.dumps(sched.to_json(rows))))  # fmt: skip
         s.commit()
+
+
+def with_held(engine: Engine, loan: CoLoan) -> CoLoan:
+    """`loan` (terms resumed from a claim) with the words of the schedule saved beside it, which
+    the contract needs sent with the terms."""
+    if loan.schedule_digest == ZERO32:
+        return loan
+    held = load(engine, loan.loan_id)
+    if held is None:
+        return loan  # the contract refuses it (ScheduleDigestMismatch), as it should
+    return dataclasses.replace(loan, schedule=apr_bounds.words_of(held[1]))
 
 
 def load(engine: Engine, loan_id: bytes) -> tuple[int, tuple[sched.Instalment, ...]] | None:

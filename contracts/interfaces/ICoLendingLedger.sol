@@ -84,24 +84,36 @@ interface ICoLendingLedger {
     /// holders of the line's shares (NotLineShareHolder otherwise; after a servicing transfer the
     /// successor stands in for the old platform's share), within the line's limit, before its
     /// expiry.
+    /// With a non-zero `loan.scheduleDigest`, `schedule` is the committed schedule (one word per
+    /// instalment: due 40 | principal 72 | interest 72 | charges 72); it must hash to the digest,
+    /// fall due strictly later each time after the loan's start (last due - termDays days), sum
+    /// to the principal, and give the declared all-in APR within 1 bp (ScheduleCheck). Without a
+    /// digest it is empty.
     /// @return policyVersion the policy version the loan was judged under
-    function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
+    function originate(LedgerTypes.CoLoan calldata loan, bytes calldata signatures, uint256[] calldata schedule)
         external
         returns (uint32 policyVersion);
 
     /// @notice Record many co-loans in one transaction. With `atomic`, any failure reverts the
     /// whole batch; otherwise each failing loan emits `LoanRejected` with its revert data and the
     /// rest are recorded.
+    /// `schedules[i]` is loan i's schedule, as `originate` takes it.
     /// @return accepted how many loans were recorded
-    function originateBatch(LedgerTypes.CoLoan[] calldata loans, bytes[] calldata signatures, bool atomic)
-        external
-        returns (uint256 accepted);
+    function originateBatch(
+        LedgerTypes.CoLoan[] calldata loans,
+        bytes[] calldata signatures,
+        uint256[][] calldata schedules,
+        bool atomic
+    ) external returns (uint256 accepted);
 
     /// @notice Internal entry point for non-atomic batches, so one loan's revert can be caught.
     /// Callable only by this contract.
-    function originateFromBatch(address submitter, LedgerTypes.CoLoan calldata loan, bytes calldata signatures)
-        external
-        returns (uint32);
+    function originateFromBatch(
+        address submitter,
+        LedgerTypes.CoLoan calldata loan,
+        bytes calldata signatures,
+        uint256[] calldata schedule
+    ) external returns (uint32);
 
     /// @notice Grant a joint credit line. Its whole limit counts as the borrower's exposure until
     /// it is closed or expires; loans drawn under it add none. `signatures` packs the

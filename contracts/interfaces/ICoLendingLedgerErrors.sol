@@ -28,6 +28,11 @@ interface ICoLendingLedgerErrors {
     error TooFewBankTranches(bytes32 id, uint256 banks, uint256 min);
     /// @notice R9: the loan's declared all-in APR (IRR, annualised, bps) is above the policy's cap.
     error AllInAprTooHigh(bytes32 loanId, uint256 aprBps, uint256 capBps);
+    /// @notice R9: the declared all-in APR `declaredBps` is more than 1 bp from the schedule's IRR:
+    /// at an annual rate of `testedBps` + 1/2 bps the schedule's payments are worth `presentValue`
+    /// fen (a rigorous bound, ScheduleCheck), so the IRR is above `declaredBps` + 1 when that is
+    /// at least `received`, below `declaredBps` - 1 when it is less.
+    error AprMismatch(bytes32 loanId, uint256 declaredBps, uint256 testedBps, uint256 presentValue, uint256 received);
     /// @notice R8: the lender's capital attestation expired at `attestedUntil`: the end of the
     /// period it attested, or the policy's maxAttestationAge after it attested if that is earlier
     /// (the policy in force when the figures are used).
@@ -57,6 +62,18 @@ interface ICoLendingLedgerErrors {
     /// is refused rather than narrowed.
     error ExpiryTooLarge(uint256 expiresAt, uint256 max);
 
+    /// @notice The schedule sent with a loan does not hash to the `signed` scheduleDigest (`sent`
+    /// is what it hashes to; a loan without a digest takes no schedule).
+    error ScheduleDigestMismatch(bytes32 loanId, bytes32 signed, bytes32 sent);
+    /// @notice A schedule of `instalments` instalments: none, or more than `max`.
+    error ScheduleLengthOutOfRange(bytes32 loanId, uint256 instalments, uint256 max);
+    /// @notice Instalment `index` falls due at `due`, not after `notAfter` (the previous due, or
+    /// the loan's start: last due - termDays days; for the last instalment, `notAfter` may be the
+    /// term in seconds when it reaches back before the epoch).
+    error InvalidSchedule(bytes32 loanId, uint256 index, uint256 due, uint256 notAfter);
+    /// @notice The schedule's principal parts add up to `sum`, not to the loan's `principal`.
+    error ScheduleNotPrincipal(bytes32 loanId, uint256 sum, uint256 principal);
+
     // ------------------------------------------------------------------ provenance and roles
 
     /// @notice The registry has paused ledger writes.
@@ -67,6 +84,8 @@ interface ICoLendingLedgerErrors {
     error SignatureExpired(uint256 deadline, uint256 nowTs);
     /// @notice The packed signature list does not hold one complete signature per party.
     error SignatureCountMismatch(uint256 expected, uint256 given);
+    /// @notice A batch carries `given` schedules for `expected` loans.
+    error ScheduleCountMismatch(uint256 expected, uint256 given);
     /// @notice `signer`'s signature is neither a valid ECDSA nor a valid ERC-1271 signature.
     error InvalidSignature(address signer);
     /// @notice `account` is not an active member.

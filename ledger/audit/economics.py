@@ -14,7 +14,7 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
-from ledger import allocation, apr, economics
+from ledger import allocation, apr, apr_bounds, economics
 from ledger import schedule as sched
 from ledger.audit.events import ChainEvent
 from ledger.domain import ZERO32, CoLoan, to_hex
@@ -55,11 +55,14 @@ class EconomicsChecks:
 
     def check_schedule(self, ev: ChainEvent, loan: CoLoan) -> None:
         """The held schedule hashes to the signed digest, sums to the principal, and the declared
-        APR is not more than APR_TOLERANCE_BPS below the IRR recomputed from it."""
+        APR is not more than APR_TOLERANCE_BPS below the IRR recomputed from it, from the start
+        the signed terms define (last due - term_days days). The contract refuses such a loan
+        since it checks the schedule sent with it (ScheduleCheck); this replay still catches one
+        recorded by an older deployment, or in the few-fen gap of the contract's bounds."""
         held = self.schedules.get(loan.loan_id)
         if held is None or loan.schedule_digest == ZERO32:
             return
-        start, rows = held
+        _held_start, rows = held
         self.records["schedules_checked"] += 1
         if sched.digest(rows) != loan.schedule_digest:
             self._eflag(
@@ -71,6 +74,8 @@ class EconomicsChecks:
             return
         try:
             sched.check(rows, loan.principal)
+            # the start the signed terms define (the chain judges the APR from it too)
+            start = apr_bounds.start_of(rows[-1].due, loan.term_days)
             true_apr = apr.all_in_apr_bps(rows, loan.principal, start)
         except (sched.ScheduleError, ValueError) as exc:
             self._eflag(ev, loan.loan_id, "InvalidSchedule", str(exc))

@@ -95,7 +95,12 @@ def make_events(
             (
                 plat.ledger,
                 "originateBatch",
-                ([ln.as_abi() for ln in group], [pack_signatures(s) for s in sigs], True),
+                (
+                    [ln.as_abi() for ln in group],
+                    [pack_signatures(s) for s in sigs],
+                    [list(ln.schedule) for ln in group],
+                    True,
+                ),
                 _BATCH_GAS,
             )
         )

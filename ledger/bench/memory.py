@@ -140,7 +140,12 @@ class _Builder:
                 )
             sigs = [self._signatures(ln) for ln in group]
             abi = [ln.as_abi() for ln in group]
-            raws.append(self._raw(self.originate.data(abi, sigs, True), _tx_gas(len(group))))
+            raws.append(
+                self._raw(
+                    self.originate.data(abi, sigs, [list(ln.schedule) for ln in group], True),
+                    _tx_gas(len(group)),
+                )
+            )
             for i, ln in enumerate(group, start=self.loans):
                 if i % REPAY_EVERY == REPAY_EVERY - 1:  # after its loan: the nonce orders them
                     data = self.repay.data(

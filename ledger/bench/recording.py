@@ -61,7 +61,9 @@ def transact_loop(cx: LocalConsortium, n: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     ok = 0
     for loan, sigs in items:
-        h = fn(loan.as_abi(), pack_signatures(sigs)).transact({"from": cx.platform.address})
+        h = fn(loan.as_abi(), pack_signatures(sigs), list(loan.schedule)).transact(
+            {"from": cx.platform.address}
+        )
         # the client's own wait, which nudges anvil's automine past foundry-rs/foundry#10122,
         # so the baseline measures the per-record round trips, not a stuck miner
         ok += cx.plat.wait(h.to_0x_hex()).status == 1

@@ -105,6 +105,7 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
                 "originate",
                 loan.as_abi(),
                 pack_signatures(signatures),
+                list(loan.schedule),
                 gas=gas,
                 landed=lambda: self.existing_loan(loan) is not None,
                 label=f"originate 0x{loan.loan_id.hex()}",
@@ -185,6 +186,7 @@ class LedgerClient(ServicingCalls, PipelinedOrigination):
             "originateBatch",
             [ln.as_abi() for ln in loans],
             [pack_signatures(s) for s in signatures],
+            [list(ln.schedule) for ln in loans],
             atomic,
             gas=gas,
         )

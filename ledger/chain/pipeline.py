@@ -187,10 +187,11 @@ class PipelinedOrigination(Transactor):
         """The function and arguments that record `group`: one loan, or a non-atomic batch."""
         if len(group) == 1:
             loan, sigs = items[group.start]
-            return "originate", [loan.as_abi(), pack_signatures(sigs)]
+            return "originate", [loan.as_abi(), pack_signatures(sigs), list(loan.schedule)]
         return "originateBatch", [
             [items[i][0].as_abi() for i in group],
             [pack_signatures(items[i][1]) for i in group],
+            [list(items[i][0].schedule) for i in group],
             False,
         ]
 

@@ -17,6 +17,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from ledger import apr_bounds
 from ledger.chain.client import LedgerClient
 from ledger.chain.connect import is_dev_chain, wait_for_chain_time
 from ledger.chain.deployment import DEV_DELAY, Deployment, deploy, fund, hand_over
@@ -35,6 +36,7 @@ from ledger.domain import (
 from ledger.governance import Council, ProposalState, encode_action
 from ledger.keys import DevConsortium, dev_consortium
 from ledger.provenance import sign
+from ledger.schedule import Instalment
 
 # Large enough that R5/R6 do not bind in ordinary use; tests set their own figures.
 DEFAULT_TIER1 = 10**12  # fen
@@ -148,16 +150,27 @@ class LocalConsortium:
         borrower_key: bytes | None = None,
         product: Product = Product.CONSUMER,
         repayment: RepaymentType = RepaymentType.INSTALMENT,
-        term_days: int = 180,
-        apr_bps: int = 1_200,
+        term_days: int | None = None,
+        apr_bps: int | None = None,
         line_id: bytes = b"\0" * 32,
         deadline: int | None = None,
         platform: LocalAccount | None = None,
         loan_id: bytes | None = None,
-        schedule_digest: bytes = b"\0" * 32,
+        schedule_digest: bytes | None = None,
+        schedule: Sequence[Instalment] = (),
+        start: int | None = None,
+        words: Sequence[int] | None = None,
     ) -> CoLoan:
-        """A co-loan; by default the platform funds 40% and the first two lenders 30% each."""
+        """A co-loan; by default the platform funds 40% and the first two lenders 30% each,
+        180 days at 12%. With a `schedule` started at `start`, the terms commit to it: its
+        digest, its term and its all-in APR unless given (an insider's lie), its words sent."""
         platform = platform or self.platform
+        if schedule:
+            c = apr_bounds.committed(schedule, principal, self.now() if start is None else start)
+            term_days = c.term_days if term_days is None else term_days
+            apr_bps = c.apr_bps if apr_bps is None else apr_bps
+            schedule_digest = c.digest if schedule_digest is None else schedule_digest
+            words = c.words if words is None else words
         if shares is None:
             p = principal * 4 // 10
             a = (principal - p) // 2
@@ -171,13 +184,14 @@ class LocalConsortium:
             platform=platform.address,
             product=product,
             principal=principal,
-            apr_bps=apr_bps,
-            term_days=term_days,
+            apr_bps=1_200 if apr_bps is None else apr_bps,
+            term_days=180 if term_days is None else term_days,
             repayment=repayment,
             deadline=deadline if deadline is not None else self.now() + 3_600,
             tranches=tranches,
             line_id=line_id,
-            schedule_digest=schedule_digest,
+            schedule_digest=schedule_digest or b"\0" * 32,
+            schedule=tuple(words or ()),
         )
 
     def line(

@@ -41,6 +41,7 @@ ECONOMICS_CASES = (
     "repay, no partnership terms",
     "repay with service fees",
     "prepay, 12-instalment schedule rescaled",
+    "originate, 12-month bullet schedule",
 )
 
 
@@ -97,15 +98,21 @@ def measure_economics(cx: LocalConsortium) -> list[GasRow]:
     plat, shares = cx.plat, _shares(cx, 3, PRINCIPAL)
     rows = []
 
-    def originate(with_schedule: bool) -> tuple[CoLoan, tuple[schedule.Instalment, ...], int]:
-        s = schedule.build("equal_instalment", PRINCIPAL, 12, 1_200, cx.now())
-        rate = apr.all_in_apr_bps(s, PRINCIPAL, cx.now())
-        digest = schedule.digest(s) if with_schedule else bytes(32)
-        loan = cx.loan(PRINCIPAL, shares, apr_bps=rate, schedule_digest=digest)
+    def originate(
+        with_schedule: bool, kind: str = "equal_instalment"
+    ) -> tuple[CoLoan, tuple[schedule.Instalment, ...], int]:
+        start = cx.now()
+        s = schedule.build(kind, PRINCIPAL, 12, 1_200, start)
+        if with_schedule:  # its words travel with it and are checked on chain (ScheduleCheck)
+            loan = cx.loan(PRINCIPAL, shares, schedule=s, start=start)
+        else:
+            loan = cx.loan(PRINCIPAL, shares, apr_bps=apr.all_in_apr_bps(s, PRINCIPAL, start))
         return loan, s, plat.originate(loan, cx.sign(loan)).gas_used
 
     plain, s, gas = originate(False)
     rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[0]))
+    _bullet, _s, gas = originate(True, "bullet")
+    rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[5]))
     scheduled, s, gas = originate(True)
     rows.append(GasRow(3, 1, "new", gas, gas, ECONOMICS_CASES[1]))
     gas = plat.repay(

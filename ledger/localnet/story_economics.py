@@ -27,6 +27,7 @@ def _sched_loan(s: _Story, loan_id: str, nid: str, schedule: dict[str, Any]) -> 
         loan_id, nid, 1_000_000, {"platform": 400_000, "bank-a": 300_000, "bank-b": 300_000}
     )
     body.pop("apr_bps")
+    body.pop("term_days")  # both follow from the schedule
     body["schedule"] = schedule
     return body
 
