@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from ledger import apr, economics, prepayment, schedule
+from tests import schedule_check_vectors
 
 PATH = Path(__file__).parent / "vectors" / "economics.json"
 START = 1_769_832_000  # 2026-01-31T04:00:00Z: month ends exercise the day clamp
@@ -224,15 +225,18 @@ def build() -> dict:
         )
     return {
         "description": "Shared economics vectors (ledger.schedule, ledger.apr, ledger.economics; "
-        "the contracts' schedule digest and the audit replay the same). Amounts in fen, rates in "
-        "basis points per annum, times in unix seconds UTC. Instalment word: due 40 | principal 72 "
-        "| interest 72 | charges 72 bits, due highest; digest = keccak256(words).",
+        "the contracts' schedule digest and the audit replay the same; schedule_checks: what "
+        "the contract's ScheduleCheck and ledger.apr_bounds refuse of a loan's schedule sent "
+        "with its terms). Amounts in fen, rates in basis points per annum, times in unix "
+        "seconds UTC. Instalment word: due 40 | principal 72 | interest 72 | charges 72 bits, "
+        "due highest; digest = keccak256(words).",
         "schedules": out_s,
         "interest_splits": out_sp,
         "compensations": out_c,
         "recoveries": out_r,
         "dpd": out_d,
         "prepayments": prepayments(),
+        "schedule_checks": schedule_check_vectors.build(),
     }
 
 

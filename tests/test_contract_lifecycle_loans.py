@@ -329,7 +329,7 @@ def test_non_atomic_batch_rejects_only_the_bad_loans(cx):
     loans = [good[0], over_cap, good[1], forged, good[2]]
     sigs = [cx.sign(ln) for ln in loans]
     sigs[3], signer = bad_signature(cx, forged)
-    args = ([ln.as_abi() for ln in loans], [pack_signatures(s) for s in sigs], False)
+    args = ([ln.as_abi() for ln in loans], [pack_signatures(s) for s in sigs], [[]] * 5, False)
     accepted = cx.plat.ledger.functions.originateBatch(*args).call({"from": cx.platform.address})
     assert accepted == 3
     receipt = cx.plat.originate_batch(loans, sigs, atomic=False)
@@ -367,5 +367,6 @@ def test_originate_from_batch_is_internal(cx):
         cx.platform.address,
         loan.as_abi(),
         pack_signatures(cx.sign(loan)),
+        [],
     )
     assert cx.plat.loan_state(loan.loan_id)[2] == LoanStatus.NONE

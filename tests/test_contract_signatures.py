@@ -117,7 +117,7 @@ def test_a_malformed_signature_list_is_refused(cx, cut, given):
     packed = provenance.pack_signatures(cx.sign(loan))
     packed = packed + b"\x00" if cut == -1 else packed[:-cut]
     with refused("SignatureCountMismatch", expected=3, given=given):
-        cx.plat.transact(cx.plat.ledger, "originate", loan.as_abi(), packed)
+        cx.plat.transact(cx.plat.ledger, "originate", loan.as_abi(), packed, [])
     assert cx.plat.loan_state(loan.loan_id)[2] == LoanStatus.NONE
 
 
@@ -251,7 +251,7 @@ def test_signature_for_another_loan(cx):
     # and once recorded, the same signed loan cannot land again under its id
     with refused("IdAlreadyUsed", id=a.loan_id):
         packed = provenance.pack_signatures(sigs_a)
-        cx.plat.transact(cx.plat.ledger, "originate", a.as_abi(), packed)
+        cx.plat.transact(cx.plat.ledger, "originate", a.as_abi(), packed, [])
 
 
 def test_signature_over_a_line_is_not_a_loan_signature(cx):

@@ -100,8 +100,11 @@ class Case:
 
 def _chain_verdict(cx: LocalConsortium, record: CoLoan | CreditLine) -> rules.Violation | None:
     plat = cx.plat
+    args = [record.as_abi(), pack_signatures(cx.sign(record))]
+    if isinstance(record, CoLoan):
+        args.append(list(record.schedule))
     fn = "originate" if isinstance(record, CoLoan) else "grantLine"
-    data = plat.ledger.encode_abi(fn, args=[record.as_abi(), pack_signatures(cx.sign(record))])
+    data = plat.ledger.encode_abi(fn, args=args)
     try:
         plat.w3.eth.call({"from": cx.platform.address, "to": plat.ledger.address, "data": data})
     except ContractLogicError as exc:

@@ -72,14 +72,18 @@ library ScheduleCheck {
         flows = new uint256[](n);
         uint256 from = _civil(start);
         uint256 prev = start;
-        for (uint256 i; i < n; ++i) {
-            uint256 w = words[i];
-            uint256 due = w >> 216;
-            if (due <= prev) revert ICoLendingLedgerErrors.InvalidSchedule(loanId, i, due, prev);
-            prev = due;
-            uint256 p = (w >> 144) & AMOUNT_MASK;
-            principalSum += p;
-            count = _add(months, flows, count, _monthsAfter(from, due), p + ((w >> 72) & AMOUNT_MASK) + (w & AMOUNT_MASK));
+        // unchecked: at most 360 amounts of 72 bits each are added
+        unchecked {
+            for (uint256 i; i < n; ++i) {
+                uint256 w = words[i];
+                uint256 due = w >> 216;
+                if (due <= prev) revert ICoLendingLedgerErrors.InvalidSchedule(loanId, i, due, prev);
+                prev = due;
+                uint256 p = (w >> 144) & AMOUNT_MASK;
+                principalSum += p;
+                uint256 paid = p + ((w >> 72) & AMOUNT_MASK) + (w & AMOUNT_MASK);
+                count = _add(months, flows, count, _monthsAfter(from, due), paid);
+            }
         }
     }
 
@@ -89,13 +93,16 @@ library ScheduleCheck {
         pure
         returns (uint256)
     {
-        if (count != 0 && months[count - 1] == k) {
-            flows[count - 1] += paid;
-            return count;
+        // unchecked: count < the arrays' length, flows hold sums of 72-bit amounts
+        unchecked {
+            if (count != 0 && months[count - 1] == k) {
+                flows[count - 1] += paid;
+                return count;
+            }
+            months[count] = k;
+            flows[count] = paid;
+            return count + 1;
         }
-        months[count] = k;
-        flows[count] = paid;
-        return count + 1;
     }
 
     /// @notice AprMismatch(loanId, declared, tested, presentValue, received) when the bounds prove
@@ -127,11 +134,14 @@ library ScheduleCheck {
         uint256 v = Math.mulDiv(Q, Q128, Q + 2 * b + 1, r);
         uint256 power = Q128;
         uint256 at;
-        for (uint256 j; j < count; ++j) {
-            uint256 k = months[j];
-            power = Math.mulDiv(power, powerOf(v, k - at, r), Q128, r);
-            at = k;
-            pv += Math.mulDiv(flows[j], power, Q128, r);
+        // unchecked: months rise, and each term is at most its flow (v^k <= 1) plus one
+        unchecked {
+            for (uint256 j; j < count; ++j) {
+                uint256 k = months[j];
+                power = Math.mulDiv(power, powerOf(v, k - at, r), Q128, r);
+                at = k;
+                pv += Math.mulDiv(flows[j], power, Q128, r);
+            }
         }
     }
 
@@ -160,24 +170,31 @@ library ScheduleCheck {
     /// not before `due` (ledger.schedule.months_between). `due` is after the start.
     function _monthsAfter(uint256 from, uint256 due) private pure returns (uint256 k) {
         (uint256 y, uint256 m, uint256 d) = civilFromDays(due / DAY);
-        k = (y * 12 + m) - ((from >> 96) * 12 + ((from >> 64) & 0xffffffff));
-        uint256 day = Math.min((from >> 32) & 0xffffffff, daysInMonth(y, m));
-        // the k-th anniversary falls in due's month: if it is before due, one month more
-        if (day < d || (day == d && (from & 0xffffffff) < due % DAY)) ++k;
+        // unchecked: due is after the start, so its month is not before the start's
+        unchecked {
+            k = (y * 12 + m) - ((from >> 96) * 12 + ((from >> 64) & 0xffffffff));
+            uint256 day = Math.min((from >> 32) & 0xffffffff, daysInMonth(y, m));
+            // the k-th anniversary falls in due's month: if it is before due, one month more
+            if (day < d || (day == d && (from & 0xffffffff) < due % DAY)) ++k;
+        }
     }
 
     /// @notice Howard Hinnant's civil_from_days for days since 1970-01-01 (non-negative).
     function civilFromDays(uint256 z) internal pure returns (uint256 y, uint256 m, uint256 d) {
-        z += 719_468;
-        uint256 era = z / 146_097;
-        uint256 doe = z - era * 146_097;
-        uint256 yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        y = yoe + era * 400;
-        uint256 doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        uint256 mp = (5 * doy + 2) / 153;
-        d = doy - (153 * mp + 2) / 5 + 1;
-        m = mp < 10 ? mp + 3 : mp - 9;
-        if (m <= 2) ++y;
+        // unchecked: z is a 40-bit time's day count, so nothing here overflows, and every
+        // subtraction is of a part of the value it is taken from
+        unchecked {
+            z += 719_468;
+            uint256 era = z / 146_097;
+            uint256 doe = z - era * 146_097;
+            uint256 yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            y = yoe + era * 400;
+            uint256 doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            uint256 mp = (5 * doy + 2) / 153;
+            d = doy - (153 * mp + 2) / 5 + 1;
+            m = mp < 10 ? mp + 3 : mp - 9;
+            if (m <= 2) ++y;
+        }
     }
 
     function daysInMonth(uint256 y, uint256 m) internal pure returns (uint256) {

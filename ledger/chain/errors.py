@@ -25,6 +25,7 @@ RULE_CODES = {
     "StaleAttestation": "R8",
     "TooFewBankTranches": "R0",
     "AllInAprTooHigh": "R9",
+    "AprMismatch": "R9",  # the declared APR is not the committed schedule's (ScheduleCheck)
     "GuaranteeCapExceeded": "R10",
     "StaleNetAssets": "R10",
 }
@@ -110,6 +111,10 @@ for _name in list(RULE_CODES) + [
     "IllegalTransition",
     "TermsMismatch",
     "UnknownLoan",
+    "ScheduleDigestMismatch",
+    "ScheduleLengthOutOfRange",
+    "InvalidSchedule",
+    "ScheduleNotPrincipal",
 ]:
     error_class(_name)
 
