@@ -98,6 +98,45 @@ def test_instalments_that_do_not_sum_to_the_principal_are_refused(net: Consortiu
     assert not _on_chain(net, "sch-4")
 
 
+def test_a_term_that_contradicts_the_schedule_is_refused_before_the_chain(net: Consortium) -> None:
+    """The chain takes the start as last due - term_days days, so the node derives term_days
+    from the schedule and refuses a different one (a short term would also dodge R7)."""
+    status, p = post(net, "/v1/loans", _body("sch-t1", TWELVE, term_days=180))
+    assert status == 422 and p["code"] == "TermMismatch", p
+    assert p["errors"][0]["field"] == "term_days" and p["errors"][0]["rule"] == "matches_schedule"
+    assert p["declared"] == 180 and p["computed"] in (365, 366)
+    assert not _on_chain(net, "sch-t1")
+    now = net.cx.now()
+    rows = [{"due": now + 30 * 86_400 + 1, "principal": 1_000_000, "interest": 1_000}]
+    status, p = post(net, "/v1/loans", _body("sch-t2", {"start": now, "instalments": rows}))
+    assert status == 422 and p["code"] == "InvalidSchedule", p
+    assert p["errors"][0]["field"] == "schedule.start", p
+    assert p["errors"][0]["rule"] == "whole_days_to_last_due"
+    assert not _on_chain(net, "sch-t2")
+    # without term_days the node derives it, and the chain agrees with the loan it records
+    status, out = post(net, "/v1/loans", _body("sch-t3", {"start": now, "instalments": [
+        {**rows[0], "due": now + 30 * 86_400}]}))  # fmt: skip
+    assert status == 201, out
+    view = net.session(P, "platform").get(f"/v1/loans/{out['loan_id']}").json()
+    assert view["term_days"] == 30 and view["schedule"]["start"] == now
+
+
+def test_a_batch_refuses_just_the_loan_whose_term_contradicts_its_schedule(
+    net: Consortium,
+) -> None:
+    r = net.session(P, "platform").post(
+        "/v1/loans/batch",
+        {"loans": [_body("sch-b1", TWELVE), _body("sch-b2", TWELVE, term_days=200)]},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["accepted"], out["rejected"]) == (1, 1), out
+    bad = next(x for x in out["results"] if x["status"] != 201)
+    assert bad["status"] == 422 and bad["problem"]["code"] == "TermMismatch"
+    assert bad["problem"]["errors"][0]["field"] == "term_days"
+    assert _on_chain(net, "sch-b1") and not _on_chain(net, "sch-b2")
+
+
 def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) -> None:
     """An insider platform sends a bank node terms whose schedule is missing, does not hash to the
     signed digest, or whose declared APR understates the schedule's IRR: each refused."""
@@ -114,6 +153,8 @@ def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) ->
     other = {"start": good["start"], "instalments": good["instalments"][:-1]}
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": other})
     assert r.status_code == 409 and problem(r)["code"] == "ScheduleMismatch"
+    assert problem(r)["errors"][0] == {"field": "schedule", "rule": "hashes_to_digest",
+                                       "message": problem(r)["detail"]}  # fmt: skip
     cheap = cx.loan(1_000_000, [(cx.platform, 400_000), (cx.lenders[0], 600_000)],
                     apr_bps=1_500, schedule=rows, start=start)  # fmt: skip
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(cheap), "schedule": good})
@@ -124,6 +165,7 @@ def test_a_bank_node_checks_the_schedule_it_is_asked_to_sign(net: Consortium) ->
                     term_days=180, schedule=rows, start=start)  # fmt: skip
     r = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(short), "schedule": good})
     assert r.status_code == 409 and problem(r)["code"] == "TermMismatch", r.text
+    assert problem(r)["errors"][0]["field"] == "term_days"
     ok = s.post("/v1/cosign", {"kind": "loan", "terms": loan_terms(loan), "schedule": good})
     assert ok.status_code == 200 and ok.json()["signer"] == address(A)
 

@@ -116,28 +116,32 @@ def verify_for_cosign(
     if loan.schedule_digest == ZERO32:
         return None
     if given is None:
-        raise Problem(409, "ScheduleMissing", "the terms commit to a schedule that was not sent",
-                      lender=lender)  # fmt: skip
+        raise _field_problem(409, "ScheduleMissing", "schedule", "sent_with_terms",
+                             "the terms commit to a schedule that was not sent",
+                             lender=lender)  # fmt: skip
     rows = sched.from_json([i.model_dump() for i in given.instalments])
     if sched.digest(rows) != loan.schedule_digest:
-        raise Problem(409, "ScheduleMismatch", "the schedule does not hash to the signed digest",
-                      lender=lender)  # fmt: skip
+        raise _field_problem(409, "ScheduleMismatch", "schedule", "hashes_to_digest",
+                             "the schedule does not hash to the signed digest",
+                             lender=lender)  # fmt: skip
     defined = apr_bounds.start_of(rows[-1].due, loan.term_days)
     if given.start != defined:
         # the chain judges the APR from this start: a schedule sent with another is not the loan
-        raise Problem(409, "TermMismatch",
-                      f"the schedule starts at {given.start}, the signed terms (last due - "
-                      f"term_days {loan.term_days} days) at {defined}",
-                      lender=lender, start=given.start, defined=defined)  # fmt: skip
+        raise _field_problem(409, "TermMismatch", "term_days", "matches_schedule",
+                             f"the schedule starts at {given.start}, the signed terms (last due - "
+                             f"term_days {loan.term_days} days) at {defined}",
+                             lender=lender, start=given.start, defined=defined)  # fmt: skip
     try:
         sched.check(rows, loan.principal)
         computed = apr.all_in_apr_bps(rows, loan.principal, given.start)
     except (sched.ScheduleError, ValueError) as exc:
-        raise Problem(409, "InvalidSchedule", str(exc), lender=lender) from None
+        field = getattr(exc, "field", "schedule")
+        raise _field_problem(409, "InvalidSchedule", field, getattr(exc, "rule", "monthly"),
+                             str(exc), lender=lender) from None  # fmt: skip
     if computed != loan.apr_bps:
-        raise Problem(409, "AprMismatch",
-                      f"apr_bps {loan.apr_bps} is not the schedule's all-in APR {computed}",
-                      lender=lender, declared=loan.apr_bps, computed=computed)  # fmt: skip
+        raise _field_problem(409, "AprMismatch", "apr_bps", "irr_of_schedule",
+                             f"apr_bps {loan.apr_bps} is not the schedule's all-in APR {computed}",
+                             lender=lender, declared=loan.apr_bps, computed=computed)  # fmt: skip
     return given.start, rows
 
 
