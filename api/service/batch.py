@@ -152,7 +152,7 @@ def _precheck(p: Platform, items: list[_Item], fail: Any) -> list[_Item]:
     for x in items:
         try:
             if x.req.schedule is not None:
-                x.schedule = schedules.build(x.req.schedule, x.req.principal, now)
+                x.schedule = schedules.build(x.req.schedule, x.req.principal, now, x.req.term_days)
             x.loan = originate.build_loan(p.ctx, x.req, x.key, x.digest, now, x.schedule)
         except Problem as exc:
             fail(x, exc)

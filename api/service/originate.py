@@ -209,7 +209,11 @@ def prepare_loan(
 ) -> tuple[CoLoan, list[bytes]]:
     """Build, pre-check and collect signatures for one loan (steps 2-4)."""
     _block, now = p.chain.now()
-    schedule = None if req.schedule is None else schedules.build(req.schedule, req.principal, now)
+    schedule = (
+        None
+        if req.schedule is None
+        else schedules.build(req.schedule, req.principal, now, req.term_days)
+    )
     loan = build_loan(p.ctx, req, key, digest, now, schedule)
     if schedule is not None:
         schedules.save(p.ctx.engine, loan, *schedule)

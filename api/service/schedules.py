@@ -31,14 +31,22 @@ def _field_problem(
                    **extra)  # fmt: skip
 
 
-def build(spec: Any, principal: int, now: int) -> tuple[int, tuple[sched.Instalment, ...]]:
+def build(
+    spec: Any, principal: int, now: int, term_days: int | None = None
+) -> tuple[int, tuple[sched.Instalment, ...]]:
     """(start, instalments) from a request's `schedule`: the instalments given, checked, or built
-    by ledger.schedule from kind, months and rates."""
+    by ledger.schedule from kind, months and rates. Given instalments without a start start where
+    the chain will say they do: `term_days` before the last due, or without it the last moment
+    not after now that is a whole number of days before the last due."""
     start = spec.start if spec.start is not None else now
     try:
         if spec.instalments is not None:
             rows = tuple(sched.Instalment(i.due, i.principal, i.interest, i.charges)
                          for i in spec.instalments)  # fmt: skip
+            if spec.start is None and rows:
+                last = rows[-1].due
+                days = term_days if term_days is not None else (last - now) // apr_bounds.DAY
+                start = last - days * apr_bounds.DAY
         else:
             rows = sched.build(spec.kind, principal, spec.months, spec.rate_bps, start,
                                spec.charge_bps, spec.charge_on_original)  # fmt: skip
