@@ -133,7 +133,7 @@ library ScheduleCheck {
     ) internal pure returns (uint256 pv) {
         uint256 v = Math.mulDiv(Q, Q128, Q + 2 * b + 1, r);
         uint256 power = Q128;
-        uint256 at;
+        uint256 at = 0;
         // unchecked: months rise, and each term is at most its flow (v^k <= 1) plus one
         unchecked {
             for (uint256 j; j < count; ++j) {
