@@ -45,7 +45,9 @@ PRODUCTION_LIKE_CHAIN_ID = 1515
 # The timelock's delay on this chain: short enough to wait out in a test, as nobody may move
 # the clock here (production runs 48 hours).
 PRODUCTION_LIKE_DELAY = 4
-MEMBER_NAMES = ("governor", "platform", "bank-a", "bank-b", "bank-c", "auditor", "keyservice")
+MEMBER_NAMES = (
+    "governor", "platform", "bank-a", "bank-b", "bank-c", "auditor", "guarantor", "keyservice"
+)  # fmt: skip
 PASSWORD_FILE = "PASSWORD"
 PROFILE_FILE = "profile"  # in a state dir: which chain profile `ledger up` started
 # scrypt at 2**14: a local chain's keys, decrypted at every node start; real keys use
