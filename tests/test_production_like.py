@@ -367,3 +367,27 @@ def test_ledger_up_on_an_outside_chain_with_its_keystores(pl: Consortium, tmp_pa
     assert result["chain_stopped"] is False and result["nodes_stopped"] == 6
     assert rpc_call(pl.chain.url, "eth_chainId") == hex(PRODUCTION_LIKE_CHAIN_ID)
     assert pl.chain.refused[refused_before:] == []
+
+
+def test_a_key_directory_without_a_guarantor_runs_the_other_members(tmp_path: Path) -> None:
+    """A key directory made before `ledger up` ran a guarantor: the others load, no guarantor;
+    any other member missing is still an error."""
+    from ledger.keys import KeystoreError
+    from ledger.localnet.prodlike import MemberKeys
+
+    before = os.environ.get(KEY_PASSWORD_ENV)
+    try:
+        keys = MemberKeys.create(tmp_path / "keys")
+        assert "guarantor" in keys.accounts()
+        keys.path("guarantor").unlink()
+        assert set(keys.accounts()) == {"governor", "platform", "bank-a", "bank-b", "bank-c",
+                                        "auditor", "keyservice"}  # fmt: skip
+        assert "guarantor" not in keys.addresses()
+        keys.path("bank-c").unlink()
+        with pytest.raises(KeystoreError, match="bank-c.json does not exist"):
+            keys.accounts()
+    finally:
+        if before is None:
+            os.environ.pop(KEY_PASSWORD_ENV, None)
+        else:
+            os.environ[KEY_PASSWORD_ENV] = before

@@ -86,14 +86,16 @@ def ensure_nodes(
 ) -> None:
     """The key service and the six nodes (five members and the guarantor) running and ready:
     left alone when they are, else (re)started on their earlier ports, with
-    `keystores`/`addresses` when the members are not the DEV-ONLY ones. A state directory whose
-    recorded nodes are not exactly these (an older run's five) is restarted with all six."""
+    `keystores`/`addresses` when the members are not the DEV-ONLY ones (without a guarantor's
+    keystore, the five others). A state directory whose recorded nodes are not exactly these
+    (an older run's five) is restarted with all of them."""
     from ledger.cli.common import console
     from ledger.localnet import nodes
 
     running = nodes.status(state_dir)
     keys = nodes.key_service_status(state_dir)
-    wanted = {m.name for m in nodes.UP_MEMBERS}
+    members = tuple(m for m in nodes.UP_MEMBERS if keystores is None or m.name in keystores)
+    wanted = {m.name for m in members}
     if (
         running
         and {n["name"] for n in running} == wanted
@@ -112,6 +114,6 @@ def ensure_nodes(
             fresh=fresh,
             keystores=keystores,
             addresses=addresses,
-            members=nodes.UP_MEMBERS,
+            members=members,
         )
         nodes.start(state_dir, configs, addresses=addresses)
