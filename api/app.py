@@ -183,5 +183,6 @@ def create_app(settings: NodeSettings, services: NodeServices | None = None) -> 
         app.include_router(audit.router)
     if settings.role == "guarantor":
         app.include_router(guarantees.guarantor)
+        app.include_router(guarantees.guarantor_attest)
     app.include_router(guarantees.views)
     return app

@@ -49,6 +49,7 @@ def serve(
 
     import uvicorn
 
+    from api.quiet_server import QuietServer
     from ledger.keys import ensure_coincurve_backend
 
     ensure_coincurve_backend()
@@ -69,12 +70,13 @@ def serve(
         "log_level": args.log_level, "proxy_headers": False, "server_header": False,
     }  # fmt: skip
     if started.sock is None:
-        uvicorn.run(started.app, host=settings.host, port=settings.port, **options)
+        config = uvicorn.Config(started.app, host=settings.host, port=settings.port, **options)
+        QuietServer(config).run()
         return 0
     if started.workers is not None:
         started.workers.start()
     try:
-        server = uvicorn.Server(uvicorn.Config(started.app, **options))
+        server = QuietServer(uvicorn.Config(started.app, **options))
         server.run(sockets=[started.sock])
     finally:
         if started.workers is not None:

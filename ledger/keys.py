@@ -11,7 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Final, Literal, TypedDict
+from typing import Any, Final, Literal, NotRequired, TypedDict
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -113,6 +113,8 @@ class DevConsortium(TypedDict):
     platform: LocalAccount
     lenders: list[LocalAccount]
     auditor: LocalAccount
+    # a guarantee company admitted at bootstrap when present (`ledger up` admits one)
+    guarantor: NotRequired[LocalAccount]
 
 
 def dev_account(role: str, index: int = 0) -> LocalAccount:

@@ -1,5 +1,6 @@
-"""`ledger up|status|token|demo|down` as a user runs them: subprocesses, real anvil, five real
-node processes; afterwards no process of the consortium may be left (checked in /proc)."""
+"""`ledger up|status|token|demo|down` as a user runs them: subprocesses, real anvil, six real
+node processes (five members and a guarantor); afterwards no process of the consortium may be
+left (checked in /proc)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from tests.test_cli import ledger
 
-EXPECTED_STEPS = 52  # 17, R0, economics (11), a policy change (6), a servicing transfer (17)
+EXPECTED_STEPS = 54  # 17, R0, economics (13), a policy change (6), a servicing transfer (17)
+NODES = {"platform", "bank-a", "bank-b", "bank-c", "auditor", "guarantor"}
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -46,7 +48,8 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
         assert "DEV-ONLY" in up.stderr
         summary = json.loads(up.stdout)
         nodes = {n["name"]: n for n in summary["nodes"]}
-        assert set(nodes) == {"platform", "bank-a", "bank-b", "bank-c", "auditor"}
+        assert set(nodes) == NODES
+        assert nodes["guarantor"]["role"] == "guarantor"
         assert all(n["ready"] and n["url"].startswith("http://127.0.0.1:") for n in nodes.values())
         keys = summary["key_service"]
         assert keys["name"] == "keyservice" and keys["ready"], keys
@@ -60,6 +63,9 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
 
         st = ledger("status", "--state-dir", state, "--json")
         assert st.returncode == 0 and json.loads(st.stdout)["ready"] is True
+        assert {n["name"] for n in json.loads(st.stdout)["nodes"]} == NODES
+        text = ledger("status", "--state-dir", state)
+        assert f"guarantor {nodes['guarantor']['url']}/console/" in " ".join(text.stdout.split())
 
         tok = ledger("token", "bank-a", "--state-dir", state)
         assert tok.returncode == 0, tok.stderr
@@ -84,6 +90,7 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
                 "RoleForbidden", "LoanNotFound"} <= set(codes)  # fmt: skip
         assert any(s["action"].startswith("repays the transferred loan") and s["ok"]
                    for s in story["steps"])  # fmt: skip
+        _guarantor_acted_through_its_node(Path(state), nodes["guarantor"], story["steps"])
         # after the story, the audit of the whole history passes with every check run: the
         # auditor node's read model and the platform's encrypted document store included
         audit = ledger("audit", "--state-dir", state, "--json")
@@ -96,7 +103,7 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
         down = ledger("down", "--state-dir", state, "--json")
     assert down.returncode == 0, down.stderr
     assert json.loads(down.stdout) == {
-        "nodes_stopped": 5,
+        "nodes_stopped": 6,
         "key_service_stopped": True,
         "chain_stopped": True,
     }
@@ -104,6 +111,36 @@ def test_up_status_token_demo_down(tmp_path: Path) -> None:
     assert _processes_mentioning(state) == []
     st = ledger("status", "--state-dir", state, "--json")
     assert st.returncode == 1 and json.loads(st.stdout)["nodes"] == []
+
+
+def _guarantor_acted_through_its_node(state: Path, node: dict, steps: list[dict]) -> None:
+    """The guarantor's attestation, offers and payouts were sent by its own node: its node
+    counted them, each transaction's sender is the guarantor, and the demo names the node."""
+    from ledger.chain.client import LedgerClient
+    from ledger.chain.deployment import Deployment
+    from ledger.keys import dev_account
+
+    g = node["address"]
+    mine = [s for s in steps if s["actor"] == "guarantor"]
+    assert [s["status"] for s in mine] == [200, 201, 201, 201], mine
+    assert node["url"] in mine[0]["outcome"]
+    metrics = httpx.get(f"{node['url']}/metrics", trust_env=False).text
+    for kind in ("attestation", "guarantee_offer", "compensation"):
+        # two demo runs, each once through the guarantor's node
+        assert f'ledger_records_submitted_total{{kind="{kind}"}} 2' in metrics, metrics
+    dep = Deployment.load(state / "deployment.json")
+    rpc = json.loads(ledger("status", "--state-dir", str(state), "--json").stdout)["rpc_url"]
+    reader = LedgerClient(rpc, dep, dev_account("auditor", 0))
+    try:
+        start = dep.deployment_block
+        offered = reader.events("GuaranteeOffered", from_block=start, guarantor=g)
+        paid = reader.events("Compensated", from_block=start, guarantor=g)
+        attested = reader.events("CapitalAttested", from_block=start, lender=g)
+        assert len(offered) == len(paid) == 2 and len(attested) == 3  # bootstrap + 2 runs
+        for e in [*offered, *paid, *attested]:
+            assert reader.w3.eth.get_transaction(e.tx_hash)["from"] == g
+    finally:
+        reader.close()
 
 
 def test_token_refuses_without_a_dev_consortium(tmp_path: Path) -> None:

@@ -137,3 +137,48 @@ def test_a_recovery_on_an_open_loan_and_an_offer_on_stale_net_assets_are_refused
     status, p, _r = _post(net, G, G, f"/v1/loans/{lid}/guarantee-offer", {"cover_bps": 5_000})
     assert status == 409 and p["code"] == "StaleNetAssets" and p["rule"] == "R10", p
     assert p["attestedUntil"] < p["nowTs"]
+
+
+def test_net_assets_are_attested_through_the_guarantors_own_node_only(net) -> None:  # noqa: ANN001
+    """The guarantor's node attests its net assets (R10's base) with its own key: a period past
+    the policy's maximum is refused before the chain and on it; a bank can neither reach the
+    route on its node nor use the guarantor's; a payout on a loan it does not guarantee is
+    refused at its node and on chain."""
+    cx, g = net.cx, address(G)
+    path = "/v1/attestations/net-assets"
+    now, max_age = cx.now(), cx.deployer.current_policy()[0].max_attestation_age
+    before = cx.deployer.member(g)
+    too_long = {"net_assets": 10**9, "valid_until": now + max_age + DAY}
+    status, p, _r = _post(net, G, G, path, too_long)
+    assert status == 409 and p["code"] == "InvalidAttestation", p
+    assert p["errors"][0]["field"] == "valid_until" and p["maxAge"] == max_age
+    assert cx.deployer.member(g) == before  # nothing sent
+    with pytest.raises(ContractRevert) as direct:
+        cx.client(account(G)).attest_capital(10**9, 0, now + max_age + DAY)
+    assert direct.value.code == "InvalidAttestation"
+    # only the guarantor, on its own node
+    assert (
+        net.session(A, A).post(path, {"net_assets": 1, "valid_until": now + DAY}).status_code == 404
+    )
+    body = {"net_assets": 10**9, "valid_until": now + 30 * DAY}
+    assert net.session(A, G).post(path, body).status_code == 403
+    assert cx.deployer.member(g) == before
+    status, out, _r = _post(net, G, G, path, body)
+    assert status == 201 and out["cap"] == 10**10 and out["guarantor"] == g, out
+    m = cx.deployer.member(g)
+    assert (m["tier1_capital"], m["attested_until"]) == (10**9, now + 30 * DAY)
+    # fresh net assets again: the stale-net-assets refusal of the test before is lifted
+    lid = _loan(net, "gt-3", {P: 400_000, A: 300_000, B: 300_000})
+    status, out, _r = _post(net, G, G, f"/v1/loans/{lid}/guarantee-offer", {"cover_bps": 5_000})
+    assert status == 201 and out["amount"] == 300_000, out
+    # a defaulted loan nobody guarantees: no payout recorded through the node, nor directly
+    bare = _loan(net, "gt-4", {P: 400_000, A: 300_000, B: 300_000})
+    for to in ("overdue", "defaulted"):
+        status, _o, r = _post(net, P, P, f"/v1/loans/{bare}/status", {"status": to})
+        assert status == 200, r.text
+    status, p, _r = _post(net, G, G, f"/v1/loans/{bare}/compensation")
+    assert status == 409 and p["code"] == "NoGuarantee" and p["account"] == g, p
+    with pytest.raises(ContractRevert) as direct:
+        cx.client(account(G)).compensate(_terms(net, bare))
+    assert direct.value.code == "NoGuarantee"
+    assert not any(cx.plat.compensation_of(bytes.fromhex(bare[2:])))

@@ -291,3 +291,43 @@ def test_platform_page_and_the_pages_call_only_their_own_node(
     own = net.urls[P]
     urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(own) for u in urls), urls
+
+
+def test_a_guarantors_page_shows_who_it_is_and_its_guarantees(
+    net: Consortium, browser: Any
+) -> None:
+    """A guarantor (admitted by the council, on a node of its own, as `ledger up` runs one)
+    signs in: its identity, its R10 figures and the guarantee it gave, the members; no alert
+    feed (its node serves none) and nothing fetched from another node."""
+    from ledger.chain.deployment import fund
+    from ledger.domain import Role
+    from tests.api_support import start_node
+
+    d, cx, g = browser, net.cx, account("guarantor")
+    fund(net.chain.url, [g.address])
+    cx.gov.admit_member(g.address, Role.GUARANTOR, "Guarantor (dev)")
+    cx.client(g).attest_capital(10**8, 0, cx.now() + 30 * 86_400)
+    start_node(net, "guarantor", "guarantor")
+    loan = net.data["cb-b-1"]["loan_id"]
+    r = net.session("guarantor", "guarantor").post(
+        f"/v1/loans/{loan}/guarantee-offer", {"cover_bps": 5_000}
+    )
+    assert r.status_code == 201, r.text
+    r = net.session(P, P).post(
+        f"/v1/loans/{loan}/guarantee", {"guarantor": g.address, "cover_bps": 5_000}
+    )
+    assert r.status_code == 201, r.text
+    _sign_in(net, d, "guarantor")
+    _wait(d, ec.text_to_be_present_in_element((By.ID, "who"), "(guarantor)"))
+    _wait(d, ec.text_to_be_present_in_element((By.ID, "guarantees"), "as of block"))
+    text = d.find_element(By.ID, "guarantees").text
+    # 50% of bank B's 6,000 CNY tranche; net assets 1,000,000 CNY, cap 10x
+    assert loan[:14] in text and "50%" in text and "¥3,000.00" in text, text
+    assert "¥1,000,000.00" in text and "¥10,000,000.00" in text, text
+    assert d.find_element(By.ID, "members").is_displayed()
+    assert not d.find_element(By.ID, "alerts-section").is_displayed()
+    assert d.find_element(By.ID, "signin-problem").text == ""
+    _keep(net, d, "guarantor")
+    own = net.urls["guarantor"]
+    urls = d.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert urls and all(u.startswith(own) for u in urls), urls

@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from api.service.prepayments import in_force_indexed
+from ledger import prepayment
 from ledger.bench.indexer import make_events
 from ledger.chain.rpc import ResultTooLarge, Rpc, RpcError
+from ledger.domain import CoLoan
 from ledger.indexer import Indexer, IndexerError
 from ledger.localnet.chains import LocalChain
 from ledger.localnet.consortium import LocalConsortium, bootstrap
+from ledger.schedule import Instalment
 from ledger.store import db
 from ledger.store.models import SERVICING_TABLES, TABLES
 from tests.dbs import PG_URL, Databases, assert_same, dbs_fixture, dump  # noqa: F401
@@ -55,6 +59,9 @@ def _index(dbs: Databases, url: str, cx: LocalConsortium, **kw: Any) -> tuple[In
     return Indexer(engine, url, cx.deployment, **kw), engine
 
 
+PREPAID: list[tuple[CoLoan, tuple[Instalment, ...]]] = []  # the workload's prepaid loan
+
+
 @pytest.fixture(scope="module")
 def workload() -> Iterator[tuple[LocalChain, LocalConsortium]]:
     """Lines, loans, repayments, status changes and registry events across three lenders, and
@@ -63,7 +70,7 @@ def workload() -> Iterator[tuple[LocalChain, LocalConsortium]]:
         cx = bootstrap(chain.url)
         done = Workload(cx, seed=5).run(160)
         assert done["loan"] > 10 and done["repay"] > 10 and done["line"] > 2
-        servicing_story(cx, admit_guarantor(cx))
+        PREPAID.append(servicing_story(cx, admit_guarantor(cx)))
         yield chain, cx
 
 
@@ -193,6 +200,16 @@ def test_a_database_indexed_before_loan_servicing_is_indexed_again(
     )
     assert {r["loan_id"] for r in recovered} == {bad}
     assert sum(r["share"] for r in recovered) == 12_345 == cx.plat.recovered(bad)
+    # the prepayment: the node replays the schedule in force from its own rows, no chain call
+    (ev,) = cx.plat.events("Prepaid", from_block=cx.deployment.deployment_block)
+    (early, committed), paid = PREPAID[-1], PREPAID[-1][1][0].principal + 50_000
+    with engine.connect() as conn:
+        (row,) = conn.execute(sa.select(t["prepayments"])).mappings().all()
+        assert (row["loan_id"], row["principal"]) == (early.loan_id, 50_000)
+        force = in_force_indexed(conn, early.loan_id, committed)
+    assert force.digest == bytes(ev.args["scheduleDigest"]) == row["schedule_digest"]
+    assert force.rows == prepayment.InForce(committed).prepay(paid).rows
+    assert [i.word() for i in force.rows] == list(ev.args["schedule"])
     # another servicing contract than the one indexed is refused
     other = dataclasses.replace(cx.deployment, servicing=cx.deployment.registry)
     with pytest.raises(IndexerError, match="servicing contract"):

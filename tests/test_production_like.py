@@ -63,6 +63,7 @@ def pl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
             platform=accounts["platform"],
             lenders=[accounts["bank-a"], accounts["bank-b"], accounts["bank-c"]],
             auditor=accounts["auditor"],
+            guarantor=accounts["guarantor"],  # admitted at bootstrap, as `ledger up` does
         )
         cx = bootstrap(chain.url, keys=keys, delay=PRODUCTION_LIKE_DELAY)
         cx.deployment.save(state_dir / "deployment.json")
@@ -72,6 +73,7 @@ def pl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consortium]:
             chain.url,
             keystores={n: chain.keys.path(n) for n in accounts},
             addresses=addresses,
+            members=nodes.UP_MEMBERS,
         )
         infos = nodes.start(state_dir, configs, addresses=addresses)
         try:
@@ -129,7 +131,8 @@ def test_the_whole_story_passes_with_the_members_keystores(pl: Consortium) -> No
     steps = run_story(
         pl.urls,
         pl.state_dir,
-        accounts={n: pl.accounts[n] for n in ("platform", "bank-a", "bank-b", "bank-c", "auditor")},
+        # the members with nodes, the guarantor's included
+        accounts={n: a for n, a in pl.accounts.items() if n not in ("governor", "keyservice")},
         rpc_url=pl.chain.url,
         delay_s=PRODUCTION_LIKE_DELAY,
     )
@@ -137,6 +140,8 @@ def test_the_whole_story_passes_with_the_members_keystores(pl: Consortium) -> No
     assert not failed, failed
     # the council's change went through the timelock by waiting, not by moving the clock
     assert any("executed" in s["outcome"] for s in steps)
+    # the guarantor acted through its own node, signing with its keystore's key
+    assert [s["status"] for s in steps if s["actor"] == "guarantor"] == [200, 201, 201, 201]
 
 
 def test_pipelined_batches_then_the_audit_with_evidence(pl: Consortium) -> None:
@@ -282,7 +287,8 @@ def test_a_block_with_97_bytes_of_extra_data_is_read(tmp_path: Path) -> None:
 
 def test_ledger_up_with_the_production_like_profile(tmp_path: Path) -> None:
     """`ledger up --profile production-like` (its chain in a process of its own, the members'
-    keystores, five nodes and the key service), `ledger status` and `ledger down`."""
+    keystores, six nodes with the guarantor's and the key service), `ledger status` and
+    `ledger down`."""
 
     def ledger(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -303,11 +309,13 @@ def test_ledger_up_with_the_production_like_profile(tmp_path: Path) -> None:
         # the filtered endpoint is the only one recorded, and it refuses dev methods
         with pytest.raises(ChainError, match="not available"):
             rpc_call(summary["rpc_url"], "evm_mine")
+        assert {n["name"]: n["role"] for n in summary["nodes"]}["guarantor"] == "guarantor"
         status = ledger("status", "--json")
         assert status.returncode == 0 and json.loads(status.stdout)["ready"] is True
     finally:
         down = ledger("down", "--json")
     assert down.returncode == 0 and json.loads(down.stdout)["chain_stopped"] is True
+    assert json.loads(down.stdout)["nodes_stopped"] == 6
 
 
 def test_ledger_up_on_an_outside_chain_with_its_keystores(pl: Consortium, tmp_path: Path) -> None:
@@ -356,6 +364,30 @@ def test_ledger_up_on_an_outside_chain_with_its_keystores(pl: Consortium, tmp_pa
         down = ledger("down", "--json")
     assert down.returncode == 0, down.stderr[-2000:]
     result = json.loads(down.stdout)
-    assert result["chain_stopped"] is False and result["nodes_stopped"] >= 5
+    assert result["chain_stopped"] is False and result["nodes_stopped"] == 6
     assert rpc_call(pl.chain.url, "eth_chainId") == hex(PRODUCTION_LIKE_CHAIN_ID)
     assert pl.chain.refused[refused_before:] == []
+
+
+def test_a_key_directory_without_a_guarantor_runs_the_other_members(tmp_path: Path) -> None:
+    """A key directory made before `ledger up` ran a guarantor: the others load, no guarantor;
+    any other member missing is still an error."""
+    from ledger.keys import KeystoreError
+    from ledger.localnet.prodlike import MemberKeys
+
+    before = os.environ.get(KEY_PASSWORD_ENV)
+    try:
+        keys = MemberKeys.create(tmp_path / "keys")
+        assert "guarantor" in keys.accounts()
+        keys.path("guarantor").unlink()
+        assert set(keys.accounts()) == {"governor", "platform", "bank-a", "bank-b", "bank-c",
+                                        "auditor", "keyservice"}  # fmt: skip
+        assert "guarantor" not in keys.addresses()
+        keys.path("bank-c").unlink()
+        with pytest.raises(KeystoreError, match="bank-c.json does not exist"):
+            keys.accounts()
+    finally:
+        if before is None:
+            os.environ.pop(KEY_PASSWORD_ENV, None)
+        else:
+            os.environ[KEY_PASSWORD_ENV] = before

@@ -71,7 +71,7 @@ def test_fresh_migration_equals_create_all(dbs: Databases) -> None:
     created = _create_all(dbs)
     assert set(schema(migrated)) == BASE_TABLES | AGGREGATE_TABLES | SERVICING
     assert schema(migrated) == schema(created)
-    assert db.current_revision(migrated) == "0005"
+    assert db.current_revision(migrated) == "0006"
     # alembic's own comparison of the migrated database with the models finds nothing either
     with migrated.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True})
@@ -123,7 +123,7 @@ def test_two_nodes_upgrading_at_once_take_turns(dbs: Databases) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert db.current_revision(engines[0]) == "0005"
+    assert db.current_revision(engines[0]) == "0006"
     db.upgrade(engines[0])  # idempotent
     assert set(schema(engines[0])) == BASE_TABLES | AGGREGATE_TABLES | SERVICING
 

@@ -39,10 +39,13 @@ def admit_guarantor(cx: LocalConsortium) -> LocalAccount:
     return g
 
 
-def servicing_story(cx: LocalConsortium, g: LocalAccount) -> None:
+def servicing_story(
+    cx: LocalConsortium, g: LocalAccount
+) -> tuple[CoLoan, tuple[sched.Instalment, ...]]:
     """Every LoanServicing event the indexer keeps: a guarantee recorded, then released when its
     loan is repaid; another compensated on default; a bank's classifications, the second
-    stricter; a recovery on the written-off loan."""
+    stricter; a recovery on the written-off loan; a prepayment of 500 CNY with the first
+    instalment (the prepaid loan and its committed schedule are returned)."""
 
     def scheduled() -> tuple[CoLoan, tuple[sched.Instalment, ...]]:
         start = cx.now() + 60
@@ -67,6 +70,10 @@ def servicing_story(cx: LocalConsortium, g: LocalAccount) -> None:
     gc.compensate(bad)
     cx.plat.set_status(bad, LoanStatus.WRITTEN_OFF)
     cx.plat.recover(bad, new_id("rc", cx.platform.address), 12_345)
+    early, s = scheduled()
+    cx.plat.repay(early, new_id("rp", cx.platform.address), s[0].principal + 50_000, s[0].interest)
+    cx.plat.prepay(early, s)
+    return early, s
 
 
 @dataclass

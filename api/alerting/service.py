@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("api.alerts")
 
 DRIVEN_POLL_S = 30.0  # a watcher told of every commit looks on its own this often
+SENDER_IDLE_S = 30.0  # the webhook sender, with no retry due, looks on its own this often
 REORG_MARGIN = 256  # blocks looked at again on each pass: the indexer's own reorg window
 _ROLES = {"platform": Role.PLATFORM, "lender": Role.LENDER, "auditor": Role.AUDITOR}
 
@@ -188,13 +189,19 @@ class AlertService:
     def _send(self) -> None:
         with httpx.Client(timeout=self.settings.webhook_timeout_s, trust_env=False) as http:
             while not self._stop.is_set():
+                pause = SENDER_IDLE_S
                 try:
                     self.deliver_due(http)
+                    due = store.next_due(self.engine)
+                    if due is not None:
+                        pause = min(max(due - time.time(), self.settings.poll_s), SENDER_IDLE_S)
                 except Exception as exc:  # noqa: BLE001 - the database away: try again later
                     log.warning("webhook pass failed: %s", type(exc).__name__)
-                # woken at once by new alerts or a retry request; otherwise a due retry waits
-                # at most a second (an idle node makes one small query a second here)
-                self._wake_sender.wait(max(self.settings.poll_s, 1.0))
+                    pause = max(self.settings.poll_s, 1.0)
+                # Woken at once by new alerts and by a retry request (from the HTTP process over
+                # the follower link); otherwise asleep until the next retry falls due, so an idle
+                # node queries here twice a minute, not every second.
+                self._wake_sender.wait(pause)
                 self._wake_sender.clear()
 
     def deliver_due(self, http: httpx.Client) -> int:

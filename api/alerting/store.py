@@ -223,6 +223,18 @@ def due(engine: Engine, now: float, limit: int = 50) -> list[tuple[Delivery, Web
         return [tuple(r) for r in s.exec(q).all()]  # type: ignore[misc]
 
 
+def next_due(engine: Engine) -> float | None:
+    """When the earliest pending delivery to an active webhook falls due (None: there is none)."""
+    with Session(engine) as s:
+        q = (
+            select(func.min(Delivery.next_at))
+            .join(Webhook, Webhook.id == Delivery.webhook_id)  # type: ignore[arg-type]
+            .where(Delivery.state == "pending", Webhook.active == True)  # noqa: E712
+        )
+        found = s.exec(q).one()
+        return float(found) if found is not None else None
+
+
 def record_attempt(
     engine: Engine,
     delivery_id: int,

@@ -79,6 +79,9 @@ async function signIn() {
   show("lender", me.role === "lender");
   show("platform", me.role === "platform");
   show("auditor", me.role === "auditor");
+  show("guarantor", me.role === "guarantor");
+  // the alert feed serves platforms, banks and the auditor; a guarantor's node refuses it
+  show("alerts-section", me.role !== "guarantor");
   if (me.role === "lender") await Promise.all([loadLimits(), loadPortfolio(), loadLines()]);
   if (me.role === "platform") {
     await Promise.all([loadPending(), loadActivity()]);
@@ -86,7 +89,8 @@ async function signIn() {
     setInterval(() => loadPending().catch(() => {}), 2000);
   }
   if (me.role === "auditor") await Promise.all([loadSeries(), loadPolicies(), loadCouncil()]);
-  streamAlerts();
+  if (me.role === "guarantor") await loadGuarantees();
+  else streamAlerts();
 }
 
 function utf8Hex(text) {
@@ -124,9 +128,9 @@ async function loadMembers() {
   for (const x of m.members) state.names[x.address] = x.name;
   const now = Date.now() / 1000;
   document.getElementById("members").innerHTML =
-    table(["member", "role", "status", "tier-1 capital", "attested until"],
+    table(["member", "role", "status", "tier-1 capital (guarantor: net assets)", "attested until"],
       m.members.map((x) => [name(x.address), esc(x.role), esc(x.frozen ? `${x.status}, frozen` : x.status),
-        x.role === "lender" ? money(x.tier1_capital) : "",
+        x.role === "lender" || x.role === "guarantor" ? money(x.tier1_capital) : "",
         x.attested_until ? `${new Date(x.attested_until * 1000).toISOString().slice(0, 10)}${x.attested_until < now ? ' <span class="bad">expired</span>' : ""}` : ""])) +
     asof(m.as_of_block);
 }
@@ -266,6 +270,20 @@ async function loadActivity() {
     `<p class="figure" id="fee-total">${money(s.total.fee_income)}</p>` +
     table(["loan", "fee income"], fees.map(([id, l]) => [`<span class="addr">${esc(id.slice(0, 14))}…</span>`, money(l.fee_income)])) +
     '<p class="asof">service fees the banks paid out of their interest, from the ledger\'s ServiceFees events</p>' +
+    asof(s.as_of_block);
+}
+
+// ------------------------------------------------------------------ guarantor
+
+async function loadGuarantees() {
+  // the guarantor's statement (GET /v1/guarantors/{a}/statement): R10 cap, headroom, guarantees
+  const s = await api("GET", `/v1/guarantors/${state.me.address}/statement`);
+  document.getElementById("guarantees").innerHTML =
+    table(["net assets", "cap (R10)", "outstanding", "headroom", "paid out"],
+      [[money(s.net_assets), money(s.cap), money(s.outstanding), money(s.headroom), money(s.paid_out)]]) +
+    table(["loan", "cover", "amount", "state", "paid out"],
+      s.guarantees.map((g) => [`<span class="addr">${esc(g.loan_id.slice(0, 14))}…</span>`, `${esc(g.cover_bps / 100)}%`,
+        money(g.amount), esc(g.state), money(g.paid_out)])) +
     asof(s.as_of_block);
 }
 

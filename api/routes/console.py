@@ -12,7 +12,15 @@ from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import Engine
 
 from api.auth import Principal
-from api.deps import ConsortiumDep, ContextDep, PrincipalDep, ReaderDep, ReadsDep, require
+from api.deps import (
+    ConsortiumDep,
+    ContextDep,
+    MemberReader,
+    PrincipalDep,
+    ReaderDep,
+    ReadsDep,
+    require,
+)
 from api.problems import Problem
 from api.service import console
 
@@ -81,7 +89,7 @@ def me(principal: PrincipalDep, ctx: ContextDep, reads: ReadsDep) -> dict[str, A
 
 
 @router.get("/members")
-def members(reads: ReadsDep, _p: ReaderDep) -> dict[str, Any]:
+def members(reads: ReadsDep, _p: MemberReader) -> dict[str, Any]:
     return console.members(console.engine_of(reads))
 
 

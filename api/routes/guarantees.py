@@ -1,6 +1,7 @@
-"""Guarantees (LoanServicing) through the nodes: the guarantor's node offers cover and records
-its compensatory payment; the platform's node accepts the offer and records recoveries on a
-written-off loan; every node reads a loan's guarantee and a guarantor's statement."""
+"""Guarantees (LoanServicing) through the nodes: the guarantor's node attests its net assets,
+offers cover and records its compensatory payment; the platform's node accepts the offer and
+records recoveries on a written-off loan; every node reads a loan's guarantee and a guarantor's
+statement."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from api.schemas.common import Address, ApiId, Fen, Model
 from api.service import guarantees
 
 guarantor = APIRouter(prefix="/v1/loans", tags=["guarantor node"])
+guarantor_attest = APIRouter(prefix="/v1/attestations", tags=["guarantor node"])
 platform = APIRouter(prefix="/v1/loans", tags=["loans (platform node)"])
 views = APIRouter(prefix="/v1", tags=["guarantees"])
 
@@ -30,6 +32,11 @@ class OfferIn(Model):
     cover_bps: Cover
 
 
+class NetAssetsIn(Model):
+    net_assets: Annotated[int, Strict(), Field(gt=0, lt=2**64, description="fen")]
+    valid_until: Annotated[int, Strict(), Field(gt=0, lt=2**40, description="unix seconds")]
+
+
 class AcceptIn(Model):
     guarantor: Address
     cover_bps: Cover
@@ -38,6 +45,16 @@ class AcceptIn(Model):
 class RecoveryIn(Model):
     recovery_id: ApiId
     amount: Fen
+
+
+@guarantor_attest.post("/net-assets", status_code=201, responses=_WRITE)
+def attest_net_assets(
+    body: NetAssetsIn, ctx: ContextDep, chain: ConsortiumDep, _p: GuarantorSelf
+) -> dict:
+    """Attest this guarantor's net assets (R10's base: its unsettled guarantees stay within the
+    governed multiple of them) until `valid_until`, no further ahead than the policy's maximum
+    attestation age (InvalidAttestation naming `valid_until`)."""
+    return guarantees.attest_net_assets(ctx, chain, body.net_assets, body.valid_until)
 
 
 @guarantor.post("/{loan_id}/guarantee-offer", status_code=201, responses=_WRITE)

@@ -5,13 +5,17 @@ sent), and the LoanServicing.prepay call after the repayment is recorded."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from sqlalchemy import Connection, select
 
 from api.problems import Problem, from_revert
 from api.service.context import MemberContext
 from ledger.chain.errors import ContractRevert
 from ledger.domain import CoLoan, to_hex
 from ledger.prepayment import InForce, PrepaymentError
+from ledger.store.models import TABLES
 
 
 class ScheduleDisagrees(RuntimeError):
@@ -19,7 +23,7 @@ class ScheduleDisagrees(RuntimeError):
 
 
 def in_force(ctx: MemberContext, loan_id: bytes, rows: Any) -> InForce:
-    """The loan's schedule in force, from its committed `rows`: one call when it was never
+    """The loan's schedule in force now, from its committed `rows`: one call when it was never
     prepaid, else its Prepaid events replayed (each event's digest must be the rule's)."""
     cur = InForce(tuple(rows))
     c = ctx.client
@@ -28,13 +32,34 @@ def in_force(ctx: MemberContext, loan_id: bytes, rows: Any) -> InForce:
     head, _base = c.current_schedule(loan_id)
     if head == bytes(24):
         return cur
-    for e in c.events("Prepaid", from_block=c.deployment.deployment_block, loanId=loan_id):
-        a = e.args
-        cur = cur.replay(int(a["principal"]), int(a["covered"]), int(a["principalBase"]))
-        if cur.digest != bytes(a["scheduleDigest"]):
-            raise ScheduleDisagrees(f"loan 0x{loan_id.hex()}: Prepaid digest differs from the rule")
+    events = c.events("Prepaid", from_block=c.deployment.deployment_block, loanId=loan_id)
+    cur = _replay(loan_id, cur, ((int(e.args["principal"]), int(e.args["covered"]),
+                                  int(e.args["principalBase"]), bytes(e.args["scheduleDigest"]))
+                                 for e in events))  # fmt: skip
     if cur.digest[:24] != head:
         raise ScheduleDisagrees(f"loan 0x{loan_id.hex()}: currentSchedule is not the replay's")
+    return cur
+
+
+def in_force_indexed(conn: Connection, loan_id: bytes, rows: Any) -> InForce:
+    """The loan's schedule in force as of the read model's block: the Prepaid events its indexer
+    recorded, replayed (no call to the chain, so a portfolio of many loans is one query)."""
+    t = TABLES["prepayments"]
+    found = conn.execute(
+        select(t.c.principal, t.c.covered, t.c.principal_base, t.c.schedule_digest)
+        .where(t.c.loan_id == loan_id)
+        .order_by(t.c.block_number, t.c.log_index)
+    )
+    return _replay(loan_id, InForce(tuple(rows)), (tuple(r) for r in found))
+
+
+def _replay(
+    loan_id: bytes, cur: InForce, prepaid: Iterable[tuple[int, int, int, bytes]]
+) -> InForce:
+    for principal, covered, base, digest in prepaid:
+        cur = cur.replay(principal, covered, base)
+        if cur.digest != bytes(digest):
+            raise ScheduleDisagrees(f"loan 0x{loan_id.hex()}: Prepaid digest differs from the rule")
     return cur
 
 

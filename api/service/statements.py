@@ -98,7 +98,7 @@ def _floor(p: Any) -> economics.Floor:
 
 def _category(
     ctx: MemberContext, loan: CoLoan, outstanding: int, status: LoanStatus, recorded: int | None,
-    floor: economics.Floor, now: int,
+    floor: economics.Floor, now: int, conn: Connection | None = None,
 ) -> int:  # fmt: skip
     """The bank's own recorded category, else loss once written off, else the DPD floor's (from
     the loan's schedule in force, whose signed original this node holds if it signed the loan)."""
@@ -109,8 +109,13 @@ def _category(
     held = schedules.load(ctx.engine, loan.loan_id)
     if held is None:
         return int(floor.category(0))
-    # the schedule in force: the signed one, or what prepayments rescaled it to
-    force = prepayments.in_force(ctx, loan.loan_id, held[1])
+    # the schedule in force: the signed one, or what prepayments rescaled it to (from the read
+    # model when the figures come from it, so they are all as of one block)
+    force = (
+        prepayments.in_force(ctx, loan.loan_id, held[1])
+        if conn is None
+        else prepayments.in_force_indexed(conn, loan.loan_id, held[1])
+    )
     return int(floor.category(force.days_past_due(loan.principal - outstanding, now)))
 
 
@@ -145,7 +150,7 @@ def _indexed_portfolio(ctx: MemberContext, conn: Connection, address: str) -> di
         status = LoanStatus(r["status"])
         states[loan.loan_id] = (loan, r["outstanding"], status)
         categories[loan.loan_id] = _category(
-            ctx, loan, r["outstanding"], status, recorded.get(loan.loan_id), floor, at
+            ctx, loan, r["outstanding"], status, recorded.get(loan.loan_id), floor, at, conn
         )
     return {**portfolio(address, states, payouts, categories), "as_of_block": block}
 

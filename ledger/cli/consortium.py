@@ -84,18 +84,28 @@ def ensure_nodes(
     keystores: dict[str, Path] | None = None,
     addresses: dict[str, str] | None = None,
 ) -> None:
-    """The key service and the five nodes running and ready: left alone when they are, else
-    (re)started on their earlier ports, with `keystores`/`addresses` when the members are not
-    the DEV-ONLY ones."""
+    """The key service and the six nodes (five members and the guarantor) running and ready:
+    left alone when they are, else (re)started on their earlier ports, with
+    `keystores`/`addresses` when the members are not the DEV-ONLY ones (without a guarantor's
+    keystore, the five others). A state directory whose recorded nodes are not exactly these
+    (an older run's five) is restarted with all of them."""
     from ledger.cli.common import console
     from ledger.localnet import nodes
 
     running = nodes.status(state_dir)
     keys = nodes.key_service_status(state_dir)
-    if running and all(n["ready"] for n in running) and keys and keys["ready"]:
+    members = tuple(m for m in nodes.UP_MEMBERS if keystores is None or m.name in keystores)
+    wanted = {m.name for m in members}
+    if (
+        running
+        and {n["name"] for n in running} == wanted
+        and all(n["ready"] for n in running)
+        and keys
+        and keys["ready"]
+    ):
         return
     nodes.down(state_dir)
-    with console.status("starting the key service and five nodes"):
+    with console.status(f"starting the key service and {len(wanted)} nodes"):
         configs = nodes.write_configs(
             state_dir,
             url,
@@ -104,5 +114,6 @@ def ensure_nodes(
             fresh=fresh,
             keystores=keystores,
             addresses=addresses,
+            members=members,
         )
         nodes.start(state_dir, configs, addresses=addresses)

@@ -64,14 +64,15 @@ def up_cmd(
         Path | None,
         typer.Option(
             help="production-like on --rpc-url: a directory of member keystores (governor, "
-            "platform, bank-a, bank-b, bank-c, auditor, keyservice .json; password in "
+            "platform, bank-a, bank-b, bank-c, auditor, guarantor, keyservice .json; password in "
             "LEDGER_KEY_PASSWORD or its PASSWORD file)"
         ),
     ] = None,
     state_dir: StateDir = DEFAULT_STATE,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start the local consortium: chain, contracts, five members, their five nodes."""
+    """Start the local consortium: chain, contracts, six members (a platform, three banks, an
+    auditor, a guarantor), their six nodes."""
     from ledger.chain.deployment import Deployment
     from ledger.keys import DEV_KEYS_WARNING
     from ledger.localnet import nodes
@@ -108,7 +109,7 @@ def up_cmd(
     fresh = not (dep_file.exists() and deployed(url, Deployment.load(dep_file)))
     if fresh:
         with console.status("compiling, deploying, admitting members, attesting capital"):
-            cx = bootstrap(url)
+            cx = bootstrap(url, guarantor=True)
         cx.deployment.save(dep_file)
         nodes.down(state_dir)  # nodes of an older deployment must go
     ensure_nodes(state_dir, url, database_url=database_url, fresh=fresh)
@@ -121,7 +122,7 @@ def up_cmd(
 
 
 def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
-    """The chain, the five nodes and the key service. Exit code 1 unless everything is running
+    """The chain, the six nodes and the key service. Exit code 1 unless everything is running
     and ready."""
     summary = consortium_summary(state_dir)
     ok = (
@@ -142,7 +143,7 @@ def status_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) ->
 
 
 def down_cmd(state_dir: StateDir = DEFAULT_STATE, as_json: JsonOpt = False) -> None:
-    """Stop the five nodes, the key service and the chain; no process is left behind."""
+    """Stop the nodes, the key service and the chain; no process is left behind."""
     from ledger.localnet import nodes
     from ledger.localnet.detached import down
 
@@ -189,7 +190,7 @@ def _dev_urls(state_dir: Path) -> dict[str, str]:
 
 def token_cmd(
     member: Annotated[
-        str, typer.Argument(help="platform, bank-a, bank-b, bank-c, auditor, governor")
+        str, typer.Argument(help="platform, bank-a, bank-b, bank-c, auditor, guarantor, governor")
     ],
     node: Annotated[
         str | None, typer.Option(help="Node to sign in to (default: the member's).")

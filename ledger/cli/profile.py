@@ -93,4 +93,5 @@ def _as_consortium(accounts: dict[str, Any]) -> Any:
         platform=accounts["platform"],
         lenders=[accounts["bank-a"], accounts["bank-b"], accounts["bank-c"]],
         auditor=accounts["auditor"],
+        **({"guarantor": accounts["guarantor"]} if "guarantor" in accounts else {}),
     )

@@ -1,5 +1,5 @@
 """LoanServicing's events into the read model: guarantees recorded and released, compensations
-(代偿), classifications (五级分类) and recoveries.
+(代偿), classifications (五级分类), recoveries and prepayments.
 
 Each event only adds rows (see ledger.store.models), so a rollback deletes them by block and
 nothing is replayed. A classification keeps the same bank's previous category for the same loan
@@ -104,10 +104,26 @@ def recovered(p: Projection, ev: ChainEvent) -> None:
         )
 
 
+def prepaid(p: Projection, ev: ChainEvent) -> None:
+    a = ev.args
+    p.insert(
+        "prepayments",
+        {
+            **_logged(ev),
+            "loan_id": unhex(a["loanId"]),
+            "principal": a["principal"],
+            "covered": a["covered"],
+            "principal_base": a["principalBase"],
+            "schedule_digest": unhex(a["scheduleDigest"]),
+        },
+    )
+
+
 HANDLERS: dict[str, Callable[[Projection, ChainEvent], None]] = {
     "GuaranteeRecorded": guarantee_recorded,
     "GuaranteeReleased": guarantee_released,
     "Compensated": compensated,
     "Classified": classified,
     "Recovered": recovered,
+    "Prepaid": prepaid,
 }

@@ -34,13 +34,15 @@ from ledger.domain import (
     sort_tranches,
 )
 from ledger.governance import Council, ProposalState, encode_action
-from ledger.keys import DevConsortium, dev_consortium
+from ledger.keys import DevConsortium, dev_account, dev_consortium
 from ledger.provenance import sign
 from ledger.schedule import Instalment
 
 # Large enough that R5/R6 do not bind in ordinary use; tests set their own figures.
 DEFAULT_TIER1 = 10**12  # fen
 DEFAULT_LOAN_BALANCE = 10**13  # fen
+# A guarantor's attested net assets: R10 lets it cover 10x, 5,000,000 CNY, room for the demo.
+DEFAULT_NET_ASSETS = 50_000_000  # fen
 
 _ids = itertools.count(1)
 
@@ -65,6 +67,8 @@ class LocalConsortium:
     clients: dict[str, LedgerClient] = field(default_factory=dict)
     # accounts admitted later whose keys the council helper may also vote with
     extra: dict[str, LocalAccount] = field(default_factory=dict)
+    # the guarantee company admitted at bootstrap (`ledger up`), if any
+    guarantor: LocalAccount | None = None
 
     def client(self, account: LocalAccount) -> LedgerClient:
         c = self.clients.get(account.address)
@@ -131,8 +135,8 @@ class LocalConsortium:
         return self.client(self.platform)
 
     def accounts(self) -> dict[str, LocalAccount]:
-        out = {a.address: a for a in [self.governor, self.platform, self.auditor, *self.lenders]}
-        return out
+        everyone = [self.governor, self.platform, self.auditor, *self.lenders]
+        return {a.address: a for a in [*everyone, *([self.guarantor] if self.guarantor else [])]}
 
     def reset_clients(self) -> None:
         for c in self.clients.values():
@@ -240,26 +244,38 @@ def bootstrap(
     loan_balance: int = DEFAULT_LOAN_BALANCE,
     delay: int = DEV_DELAY,
     keys: DevConsortium | None = None,
+    guarantor: bool = False,
+    net_assets: int = DEFAULT_NET_ASSETS,
 ) -> LocalConsortium:
     """Deploy and populate a consortium on a local chain: DEV-ONLY keys unless `keys` are
     given (the production-like chain's keystores). On the dev chain the accounts get a balance;
-    elsewhere they must already be funded or gas be free (ledger.chain.deployment.fund)."""
+    elsewhere they must already be funded or gas be free (ledger.chain.deployment.fund).
+    With `guarantor` (or a guarantor in `keys`), a guarantee company is admitted beside the
+    others and attests `net_assets`, as `ledger up` runs it; off by default because many tests
+    admit their own guarantor through the council."""
     keys = keys or dev_consortium(n_lenders)
     governor, platform, auditor = keys["governor"], keys["platform"], keys["auditor"]
     # `governor` is the deployer: it admits the first members, then hands the registry to the
     # council's timelock and keeps no power
     lenders = list(keys["lenders"])
-    fund(rpc_url, [a.address for a in [governor, platform, auditor, *lenders]])
+    g = keys.get("guarantor") or (dev_account("guarantor", 0) if guarantor else None)
+    fund(rpc_url, [a.address for a in [governor, platform, auditor, *lenders, *([g] if g else [])]])
     deployment = deploy(rpc_url, governor, policy)
-    cx = LocalConsortium(rpc_url, deployment, governor, platform, lenders, auditor)
+    cx = LocalConsortium(rpc_url, deployment, governor, platform, lenders, auditor, guarantor=g)
     gov = cx.deployer
     gov.admit_member(platform.address, Role.PLATFORM, "Platform (dev)")
     for i, lender in enumerate(lenders):
         gov.admit_member(lender.address, Role.LENDER, f"Bank {chr(65 + i)} (dev)")
     gov.admit_member(auditor.address, Role.AUDITOR, "Auditor (dev)")
+    if g is not None:
+        # not on the council (only platforms, banks and the auditor are), so admitting it here
+        # changes no threshold; the deployer admits it as it admits the others
+        gov.admit_member(g.address, Role.GUARANTOR, "Guarantor (dev)")
     until = cx.now() + policy.max_attestation_age - 60
     for lender in lenders:
         cx.client(lender).attest_capital(tier1, loan_balance, until)
+    if g is not None:
+        cx.client(g).attest_capital(net_assets, 0, until)  # R10's base: net assets, no loans
     hand_over(rpc_url, governor, deployment, delay, allow_short_delay=True)  # a local chain
     cx.reset_clients()  # the deployer's nonce moved outside its client
     return cx

@@ -1,4 +1,5 @@
-"""The local consortium's five node processes: configs, start, readiness, status, stop.
+"""The local consortium's node processes (five, and a guarantor's under `ledger up`): configs,
+start, readiness, status, stop.
 
 Each node is `python -m api --config <state>/nodes/<name>/config.json`, a process of its own in
 its own process group (so `down` reaches anything it spawns), logging to a file beside its
@@ -80,16 +81,21 @@ MEMBERS: tuple[DevMember, ...] = (
               {"max_tranche": 2_000_000, "products": ["consumer"]}),
     DevMember("auditor", "auditor", "auditor", 0, "Auditor (dev)"),
 )  # fmt: skip
+#: The guarantee company `ledger up` admits at bootstrap and runs a node for; the test
+#: consortium (tests/api_support) leaves it out, as its modules admit their own.
+GUARANTOR = DevMember("guarantor", "guarantor", "guarantor", 0, "Guarantor (dev)")
+#: What `ledger up` runs: the five members and the guarantor.
+UP_MEMBERS: tuple[DevMember, ...] = (*MEMBERS, GUARANTOR)
 GOVERNOR = DevMember("governor", "governor", "governor", 0, "Governor (dev)")
 #: The key service: not a member (no role on chain); its own DEV-ONLY key.
 KEY_SERVICE = DevMember("keyservice", "keyservice", "keyservice", 0, "Key service (dev)")
 
 
 def member(name: str) -> DevMember:
-    for m in (*MEMBERS, GOVERNOR):
+    for m in (*UP_MEMBERS, GOVERNOR):
         if m.name == name:
             return m
-    names = ", ".join(m.name for m in (*MEMBERS, GOVERNOR))
+    names = ", ".join(m.name for m in (*UP_MEMBERS, GOVERNOR))
     raise KeyError(f"no member {name!r} in the dev consortium (members: {names})")
 
 
@@ -157,24 +163,26 @@ def write_configs(
     schema_prefix: str = "ledger_",
     keystores: dict[str, Path] | None = None,
     addresses: dict[str, str] | None = None,
+    members: tuple[DevMember, ...] = MEMBERS,
 ) -> dict[str, Path]:
-    """One config file per member; ports are reused from `ports` where still free. `fresh`
-    empties the nodes' databases (for a new deployment). With `keystores` (member name ->
+    """One config file per member of `members` (`UP_MEMBERS`: the guarantor too); ports are
+    reused from `ports` where still free. `fresh` empties the nodes' databases (for a new
+    deployment). With `keystores` (member name ->
     keystore file, password in LEDGER_KEY_PASSWORD) and their `addresses`, the members sign
     with those keys instead of the DEV-ONLY ones, and each node gets a document key of its own
     (a dev node makes one on first start; any other is provisioned)."""
     state_dir = state_dir.resolve()
     chosen: dict[str, int] = {}
-    for m in (KEY_SERVICE, *MEMBERS):
+    for m in (KEY_SERVICE, *members):
         p = (ports or {}).get(m.name)
         if p is None or not port_is_free(p) or p in chosen.values():
             p = free_port()
             while p in chosen.values():
                 p = free_port()
         chosen[m.name] = p
-    address = {m.name: (addresses or {}).get(m.name, m.address) for m in MEMBERS}
+    address = {m.name: (addresses or {}).get(m.name, m.address) for m in members}
     peers = {
-        address[m.name]: f"http://{HOST}:{chosen[m.name]}" for m in MEMBERS if m.role == "lender"
+        address[m.name]: f"http://{HOST}:{chosen[m.name]}" for m in members if m.role == "lender"
     }
 
     def key(m: DevMember) -> dict[str, Any]:
@@ -188,7 +196,7 @@ def write_configs(
         _database_url(database_url, state_dir, KEY_SERVICE.name, fresh, schema_prefix),
         key(KEY_SERVICE),
     )}  # fmt: skip
-    for m in MEMBERS:
+    for m in members:
         home = state_dir / "nodes" / m.name
         home.mkdir(parents=True, exist_ok=True)
         config = {
@@ -265,7 +273,7 @@ def start(
     state_dir = state_dir.resolve()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     infos: list[NodeInfo] = []
-    everyone = (KEY_SERVICE, *MEMBERS) if KEY_SERVICE.name in configs else MEMBERS
+    everyone = [m for m in (KEY_SERVICE, *UP_MEMBERS) if m.name in configs]
     try:
         for m in everyone:
             procs[m.name] = _spawn(configs[m.name])
@@ -366,7 +374,7 @@ def down(state_dir: Path, *, timeout: float = 10.0) -> int:
 def ports_of(state_dir: Path) -> dict[str, int]:
     """The ports of the previous run, from the configs, so URLs stay stable across down/up."""
     out = {}
-    for m in (KEY_SERVICE, *MEMBERS):
+    for m in (KEY_SERVICE, *UP_MEMBERS):
         try:
             cfg = json.loads((Path(state_dir) / "nodes" / m.name / "config.json").read_text())
             out[m.name] = int(cfg["port"])

@@ -45,7 +45,10 @@ PRODUCTION_LIKE_CHAIN_ID = 1515
 # The timelock's delay on this chain: short enough to wait out in a test, as nobody may move
 # the clock here (production runs 48 hours).
 PRODUCTION_LIKE_DELAY = 4
-MEMBER_NAMES = ("governor", "platform", "bank-a", "bank-b", "bank-c", "auditor", "keyservice")
+MEMBER_NAMES = (
+    "governor", "platform", "bank-a", "bank-b", "bank-c", "auditor", "guarantor", "keyservice"
+)  # fmt: skip
+OPTIONAL = "guarantor"
 PASSWORD_FILE = "PASSWORD"
 PROFILE_FILE = "profile"  # in a state dir: which chain profile `ledger up` started
 # scrypt at 2**14: a local chain's keys, decrypted at every node start; real keys use
@@ -76,14 +79,19 @@ class MemberKeys:
         """Put the password where load_keystore (and the nodes this process starts) read it."""
         os.environ[KEY_PASSWORD_ENV] = self.password
 
+    def names(self) -> tuple[str, ...]:
+        """The members with a keystore here: every one but the guarantor is required (a key
+        directory made before `ledger up` ran a guarantor has none, and runs without one)."""
+        return tuple(n for n in MEMBER_NAMES if n != OPTIONAL or self.path(n).exists())
+
     def accounts(self) -> dict[str, LocalAccount]:
         self.export_password()
-        return {n: load_keystore(self.path(n)) for n in MEMBER_NAMES}
+        return {n: load_keystore(self.path(n)) for n in self.names()}
 
     def addresses(self) -> dict[str, str]:
         return {
             n: "0x" + json.loads(self.path(n).read_text())["address"].removeprefix("0x")
-            for n in MEMBER_NAMES
+            for n in self.names()
         }
 
     @classmethod

@@ -52,7 +52,7 @@ def _fen(v: int) -> str:
 def _names() -> dict[str, str]:
     from ledger.localnet import nodes
 
-    return {m.address: m.name for m in nodes.MEMBERS}
+    return {m.address: m.name for m in nodes.UP_MEMBERS}
 
 
 # numbers in a refusal that are counts, shares or states rather than money
@@ -99,7 +99,7 @@ class _Story:
 
         # the members' own keys on the production-like chain, else the DEV-ONLY ones
         self._accounts = accounts or {
-            m.name: dev_account(m.key_role, m.key_index) for m in nodes.MEMBERS
+            m.name: dev_account(m.key_role, m.key_index) for m in nodes.UP_MEMBERS
         }
         self.addr = {name: a.address for name, a in self._accounts.items()}
         self.sessions: dict[tuple[str, str], NodeSession] = {}

@@ -1,5 +1,6 @@
-"""LoanServicing's tables (migration 0005): guarantees and their releases, compensations (代偿),
-classifications (五级分类) and recoveries, as the indexer decodes them (ledger.ingest.servicing).
+"""LoanServicing's tables (migration 0005; prepayments 0006): guarantees and their releases,
+compensations (代偿), classifications (五级分类), recoveries and prepayments, as the indexer
+decodes them (ledger.ingest.servicing).
 
 They only ever gain rows, each keyed by or carrying the block of the event that wrote it: a reorg
 removes what lies above the common ancestor and nothing else needs recomputing. They carry no
@@ -82,12 +83,27 @@ class RecoveryRow(StoreModel, table=True):
     tx_hash: bytes = col(Bytes32)
 
 
+class PrepaymentRow(Logged, StoreModel, table=True):
+    """A prepayment that rescaled a loan's schedule (Prepaid, migration 0006): the figures
+    ledger.prepayment replays, and the digest the replay must reach."""
+
+    __tablename__ = "prepayments"
+
+    loan_id: bytes = col(Bytes32)
+    principal: int = col(BigInteger)  # prepaid beyond the instalments it covered in full
+    covered: int = col(Integer)  # instalments of the schedule then in force covered in full
+    principal_base: int = col(BigInteger)  # principal repaid before the new schedule starts
+    schedule_digest: bytes = col(Bytes32)
+    tx_hash: bytes = col(Bytes32)
+
+
 SERVICING_TABLES = ("guarantees", "guarantee_releases", "compensations", "classifications",
-                    "recoveries")  # fmt: skip
+                    "recoveries", "prepayments")  # fmt: skip
 
 SERVICING_INDEXES = [
     Index(None, GuaranteeRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, ClassificationRow.__table__.c.loan_id),  # type: ignore[attr-defined]
     Index(None, ClassificationRow.__table__.c.lender),  # type: ignore[attr-defined]
     Index(None, RecoveryRow.__table__.c.loan_id),  # type: ignore[attr-defined]
+    Index(None, PrepaymentRow.__table__.c.loan_id),  # type: ignore[attr-defined]
 ]
