@@ -23,6 +23,8 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from ledger import apr
+from ledger import schedule as sched
 from ledger.schedule import MAX_INSTALMENTS, Instalment, months_between
 
 DAY = 86_400
@@ -145,9 +147,6 @@ class Committed:
 def committed(schedule: Sequence[Instalment], principal: int, start: int) -> Committed:
     """The term (whole days from `start` to the last due: ValueError otherwise), the all-in APR
     (ledger.apr, exact), the digest and the words of a schedule."""
-    from ledger import apr
-    from ledger import schedule as sched
-
     days, rest = divmod(schedule[-1].due - start, DAY)
     if rest or days <= 0:
         raise ValueError("the last instalment must fall due a whole number of days after the start")
