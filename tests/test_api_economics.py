@@ -334,3 +334,33 @@ def test_the_keeper_moves_a_loan_with_days_past_due(net: Consortium) -> None:
     net.cx.advance(91 * 86_400)
     view = _wait_status(net, out["loan_id"], "defaulted")
     assert view["schedule"]["days_past_due"] > 90
+
+
+def test_a_resumed_claim_sends_the_schedule_saved_beside_it(tmp_path) -> None:  # noqa: ANN001
+    """A retry resumes a loan from its signed terms (which carry only the digest): the words the
+    contract needs come from the schedule the node saved before anything was sent."""
+    import sqlalchemy as sa
+    from sqlmodel import SQLModel
+
+    from api.service import schedules
+    from api.store import LoanSchedule
+    from ledger import apr_bounds
+    from ledger.records import loan_from_terms
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'node.db'}")
+    SQLModel.metadata.create_all(engine, tables=[LoanSchedule.__table__])  # type: ignore[attr-defined]
+    start = 1_769_832_000
+    rows = sched.build("equal_instalment", 1_000_000, 12, 1_200, start)
+    c = apr_bounds.committed(rows, 1_000_000, start)
+    terms = {"loan_id": "0x" + "12" * 32, "borrower_key": "0x" + "34" * 32,
+             "platform": "0x" + "56" * 20, "product": "consumer", "principal": 1_000_000,
+             "apr_bps": c.apr_bps, "term_days": c.term_days, "repayment": "instalment",
+             "line_id": "0x" + "00" * 32, "document_digest": "0x" + "00" * 32,
+             "schedule_digest": "0x" + c.digest.hex(), "deadline": start,
+             "tranches": [{"lender": "0x" + "56" * 20, "amount": 1_000_000}]}  # fmt: skip
+    resumed = loan_from_terms(terms)
+    assert resumed.schedule == ()
+    assert schedules.with_held(engine, resumed).schedule == ()  # nothing saved: nothing to send
+    schedules.save(engine, resumed, start, rows)
+    assert schedules.with_held(engine, resumed).schedule == c.words
+    engine.dispose()

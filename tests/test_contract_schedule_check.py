@@ -12,6 +12,8 @@ import json
 
 import pytest
 from eth_utils import to_checksum_address
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger import apr, apr_bounds
 from ledger import schedule as sched
@@ -233,3 +235,27 @@ def test_the_contract_counts_months_and_bounds_present_values_as_python_does(cx)
                     assert got == apr_bounds.present_value(want, b, up), (start, shift, b, up)
                     checks += 1
     assert checks > 100
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(["bullet", "equal_instalment", "equal_principal"]),
+    principal=st.integers(100_000, 20_000_000),
+    months=st.integers(1, 60),
+    rate=st.integers(0, 3_600),
+    start=st.integers(1_700_000_000, 1_900_000_000),
+)
+def test_the_bounds_never_refuse_the_exact_apr_nor_one_bp_off(  # noqa: PLR0913
+    kind: str, principal: int, months: int, rate: int, start: int
+) -> None:
+    rows = sched.build(kind, principal, months, rate, start)
+    c = apr_bounds.committed(rows, principal, start)
+    assert apr_bounds.start_of(rows[-1].due, c.term_days) == start
+    for d in (-1, 0, 1):
+        if c.apr_bps + d >= 0:
+            got = apr_bounds.check(c.digest, c.words, principal, c.apr_bps + d, c.term_days)
+            assert got is None, (d, got)
+    # 5 bps off is far outside the bounds' rounding at these principals
+    assert apr_bounds.check(c.digest, c.words, principal, c.apr_bps + 5, c.term_days)
+    if c.apr_bps >= 5:
+        assert apr_bounds.check(c.digest, c.words, principal, c.apr_bps - 5, c.term_days)
