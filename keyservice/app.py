@@ -187,7 +187,11 @@ def challenge(body: ChallengeIn, ks: ServiceDep) -> ChallengeOut:
 def token(body: TokenIn, ks: ServiceDep) -> TokenOut:
     """A bearer token for the signed challenge; only active members get one."""
     return auth.issue_token(
-        ks, ks.registry, body.message, body.signature, ks.signin  # type: ignore[arg-type]
+        ks,
+        ks.registry,
+        body.message,
+        body.signature,
+        ks.signin,  # type: ignore[arg-type]
     )
 
 

@@ -105,9 +105,14 @@ class Leaks:
         engine = sa.create_engine(url)
         try:
             with engine.connect() as conn:
-                schemas = conn.execute(
-                    sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"), {"p": like}
-                ).scalars().all()
+                schemas = (
+                    conn.execute(
+                        sa.text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
+                        {"p": like},
+                    )
+                    .scalars()
+                    .all()
+                )
             for s in schemas:
                 self.scan_schema(engine, s)
         finally:

@@ -380,6 +380,7 @@ def test_a_borrower_classified_worse_at_another_lender(net: Consortium, slipped:
     for category in ("substandard", "special_mention", "doubtful"):
         r = bank_b.post(path, {"category": category})
         assert r.status_code == 200, r.text
+
     def two(member: str) -> list[dict]:
         got = _of(net, member, "borrower.classified", KEY)
         return got if len(got) >= 2 else []

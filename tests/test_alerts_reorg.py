@@ -102,4 +102,3 @@ def test_a_reorged_slip_is_kept_once_and_the_new_branch_s_slip_is_found(tmp_path
         svc.run_once()
         assert [a.alert_id for a in _slips(ctx.engine)] == ids
         ix.close()
-

@@ -79,7 +79,9 @@ def test_ledger_wired_to_a_shadow_registry_is_reported_not_crashed_on():
         # too, point elsewhere
         hits = [v for v in report.violations if v.code == "ImmutableMismatch"]
         assert {v.details["immutable"] for v in hits} == {
-            "CoLendingLedger.registry", "ConsortiumCouncil._registry", "LoanServicing.registry"
+            "CoLendingLedger.registry",
+            "ConsortiumCouncil._registry",
+            "LoanServicing.registry",
         }, hits
         hits = [v for v in hits if v.details["immutable"] == "CoLendingLedger.registry"]
         assert shadow.registry.lower()[2:] in hits[0].details["onchain"]

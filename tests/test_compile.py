@@ -324,7 +324,7 @@ def _abi_type(param: dict[str, Any]) -> str:
     kind = str(param["type"])
     if kind.startswith("tuple"):
         inner = ",".join(f"{_abi_type(c)} {c['name']}" for c in param["components"])
-        kind = f"({inner}){kind[len('tuple'):]}"
+        kind = f"({inner}){kind[len('tuple') :]}"
     return kind
 
 

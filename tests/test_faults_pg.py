@@ -164,8 +164,10 @@ def test_postgresql_restarted_under_load_nodes_recover_and_lose_nothing(
             bank_c.attest_capital(DEFAULT_TIER1, DEFAULT_LOAN_BALANCE, cx.now() + 86_400)
             failed = len([a for a in load.answers if a[1] >= 400])
             _wait(
-                lambda: len([a for a in load.answers if a[1] >= 400]) >= failed + 6
-                or not load.thread.is_alive(),
+                lambda: (
+                    len([a for a in load.answers if a[1] >= 400]) >= failed + 6
+                    or not load.thread.is_alive()
+                ),
                 "the load to meet the outage",
             )
             pg.start()

@@ -259,9 +259,7 @@ def test_key_client_refuses_a_plain_http_url_off_loopback() -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_the_derivation_log_is_append_only_and_a_gap_is_detected(
-    kind: str, tmp_path: Path
-) -> None:
+def test_the_derivation_log_is_append_only_and_a_gap_is_detected(kind: str, tmp_path: Path) -> None:
     from keyservice.store import DerivationLog, make_engine
     from ledger import siwe
     from ledger.identity import GENESIS_HASH, derivation_hash, derivation_statement

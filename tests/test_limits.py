@@ -148,9 +148,10 @@ def test_batch_over_the_maximum_size_is_a_422_naming_loans(net: Consortium) -> N
 
 def test_caller_over_its_rate_gets_429_with_retry_after(net: Consortium) -> None:
     url = net.urls["bank-a"]
-    with NodeSession.signed_in(url, account("bank-a")) as bank, NodeSession.signed_in(
-        url, account("auditor")
-    ) as auditor:
+    with (
+        NodeSession.signed_in(url, account("bank-a")) as bank,
+        NodeSession.signed_in(url, account("auditor")) as auditor,
+    ):
         path = f"/v1/lenders/{address('bank-a')}/limits"
         answers = [bank.get(path) for _ in range(CALLER_BURST + 2)]
         assert [r.status_code for r in answers] == [200] * CALLER_BURST + [429, 429]
