@@ -9,8 +9,10 @@ days (the term runs from start to maturity).
 The exact IRR (ledger.apr) needs integers far wider than the 256 bits the contract has, so the
 contract judges the APR by rigorous fixed-point bounds, reproduced here step for step: with
 q = 240,000 and c = 2b + 1 (an annual rate of b + 1/2 bps), v = q / (q + c) in Q128, and
-PV(b) = sum CF_k * v^k, v^k by squaring, every product rounded down for PV_floor and up for
-PV_ceil (OpenZeppelin Math.mulDiv's Floor and Ceil). A declared APR a is refused as understated
+PV(b) = sum CF_k * v^k in nested (Horner) form from the last month back (acc = CF_last; acc =
+CF_j + acc * v^gap; PV = acc * v^k_first; v^gap by squaring), every product rounded down for
+PV_floor and up for PV_ceil (OpenZeppelin Math.mulDiv's Floor and Ceil): all terms are
+non-negative and v < 1, so rounding one way at every step keeps each a bound. A declared APR a is refused as understated
 when PV_floor(a + 1) >= received (so the IRR is at least a + 1.5 bps: the rounded APR a + 2 or
 more), as overstated when a >= 2 and PV_ceil(a - 2) < received. The exact APR is never refused.
 """
@@ -68,14 +70,17 @@ def power_of(v: int, e: int, up: bool) -> int:
 
 
 def present_value(flows: Sequence[tuple[int, int]], b: int, up: bool) -> int:
-    """sum CF_k v^k at b + 1/2 bps a year, a lower bound (`up` False) or an upper one."""
+    """sum CF_k v^k at b + 1/2 bps a year, a lower bound (`up` False) or an upper one, in nested
+    form from the last month back: acc = CF_last, then acc = CF_j + acc * v^(gap), PV = acc *
+    v^k_first, every product rounded the one way."""
+    if not flows:
+        return 0
     v = mul_div(_Q, Q128, _Q + 2 * b + 1, up)
-    power, at, pv = Q128, 0, 0
-    for k, cf in flows:
-        power = mul_div(power, power_of(v, k - at, up), Q128, up)
+    at, acc = flows[-1]
+    for k, cf in reversed(flows[:-1]):
+        acc = cf + mul_div(acc, power_of(v, at - k, up), Q128, up)
         at = k
-        pv += mul_div(cf, power, Q128, up)
-    return pv
+    return mul_div(acc, power_of(v, at, up), Q128, up)
 
 
 def check_apr(declared: int, received: int, flows: Sequence[tuple[int, int]]) -> Refusal | None:

@@ -16,8 +16,9 @@ import {ICoLendingLedgerErrors} from "../interfaces/ICoLendingLedgerErrors.sol";
 /// to the month's end, ledger.schedule.months_between), dates from Howard Hinnant's
 /// civil_from_days. The exact IRR needs integers far wider than 256 bits, so the APR is judged by
 /// bounds: v = q / (q + 2b + 1) in Q128 (q = 240,000: the annual rate b + 1/2 bps as a monthly
-/// factor), PV = sum CF_k v^k with every product rounded one way, down for a lower bound and up
-/// for an upper one (Math.mulDiv with explicit rounding). A declared APR a is refused only when
+/// factor), PV = sum CF_k v^k in nested form from the last month back (one product per month
+/// with a flow, a gap's v^g by squaring), every product rounded one way, down for a lower bound
+/// and up for an upper one (Math.mulDiv with explicit rounding). A declared APR a is refused only when
 /// the bound proves the rounded IRR is at least a + 2 (PV_floor(a + 1) >= received) or at most
 /// a - 2 (PV_ceil(a - 2) < received); the exact IRR is always accepted.
 library ScheduleCheck {
@@ -123,7 +124,10 @@ library ScheduleCheck {
         }
     }
 
-    /// @notice sum flows[j] * v^months[j], v = q / (q + 2b + 1) in Q128, every step rounded `r`.
+    /// @notice sum flows[j] * v^months[j], v = q / (q + 2b + 1) in Q128, in nested (Horner) form
+    /// from the last month back: acc = flows[last]; acc = flows[j] + acc * v^(gap to the next
+    /// flow); PV = acc * v^months[0]. Every product is rounded `r`: as every term is non-negative
+    /// and v < 1, rounding one way at every step keeps the result a bound the same way.
     function presentValue(
         uint256[] memory months,
         uint256[] memory flows,
@@ -131,17 +135,21 @@ library ScheduleCheck {
         uint256 b,
         Math.Rounding r
     ) internal pure returns (uint256 pv) {
+        if (count == 0) return 0;
         uint256 v = Math.mulDiv(Q, Q128, Q + 2 * b + 1, r);
-        uint256 power = Q128;
-        uint256 at = 0;
-        // unchecked: months rise, and each term is at most its flow (v^k <= 1) plus one
+        // unchecked: count >= 1, months rise (so each gap is positive), and acc stays at most
+        // the flows' sum plus one per step (v^k <= 1), far below 2^128
         unchecked {
-            for (uint256 j; j < count; ++j) {
+            uint256 j = count - 1;
+            uint256 at = months[j];
+            uint256 acc = flows[j];
+            while (j != 0) {
+                --j;
                 uint256 k = months[j];
-                power = Math.mulDiv(power, powerOf(v, k - at, r), Q128, r);
+                acc = flows[j] + Math.mulDiv(acc, powerOf(v, at - k, r), Q128, r);
                 at = k;
-                pv += Math.mulDiv(flows[j], power, Q128, r);
             }
+            pv = Math.mulDiv(acc, powerOf(v, at, r), Q128, r);
         }
     }
 
