@@ -12,9 +12,10 @@ q = 240,000 and c = 2b + 1 (an annual rate of b + 1/2 bps), v = q / (q + c) in Q
 PV(b) = sum CF_k * v^k in nested (Horner) form from the last month back (acc = CF_last; acc =
 CF_j + acc * v^gap; PV = acc * v^k_first; v^gap by squaring), every product rounded down for
 PV_floor and up for PV_ceil (OpenZeppelin Math.mulDiv's Floor and Ceil): all terms are
-non-negative and v < 1, so rounding one way at every step keeps each a bound. A declared APR a is refused as understated
-when PV_floor(a + 1) >= received (so the IRR is at least a + 1.5 bps: the rounded APR a + 2 or
-more), as overstated when a >= 2 and PV_ceil(a - 2) < received. The exact APR is never refused.
+non-negative and v < 1, so rounding one way at every step keeps each a bound. A declared APR
+a is refused as understated when PV_floor(a + 1) >= received (so the IRR is at least a + 1.5
+bps: the rounded APR a + 2 or more), as overstated when a >= 2 and PV_ceil(a - 2) < received.
+The exact APR is never refused.
 """
 
 from __future__ import annotations

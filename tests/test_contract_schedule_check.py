@@ -9,6 +9,7 @@ the bad loan is rejected, with its reason."""
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 from eth_utils import to_checksum_address
@@ -89,6 +90,28 @@ def test_months_follow_the_calendar_with_the_day_clamped() -> None:
     assert sched.months_between(jan31, feb28) == 1
     assert sched.months_between(jan31 - 86_400, sched.add_months(jan31, 2)) == 3
     assert sched.months_between(jan31 + 86_400, sched.add_months(jan31, 2)) == 2
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    flows=st.lists(st.tuples(st.integers(1, 40), st.integers(0, 3 * 2**72)), min_size=1,
+                   max_size=40),
+    b=st.integers(0, 10_000),
+)  # fmt: skip
+def test_the_nested_bounds_hold_the_exact_present_value_between_them(
+    flows: list[tuple[int, int]], b: int
+) -> None:
+    """Horner's form rounded one way at every step, gaps of up to 40 months between flows (v^g
+    by squaring), amounts up to a word's three 72-bit parts: PV_floor <= exact <= PV_ceil."""
+    months, at = [], 0
+    for gap, cf in flows:
+        at += gap
+        months.append((at, cf))
+    v = Fraction(240_000, 240_000 + 2 * b + 1)
+    exact = sum(cf * v**k for k, cf in months)
+    assert apr_bounds.present_value(months, b, False) <= exact
+    assert apr_bounds.present_value(months, b, True) >= exact
+    assert apr_bounds.present_value(months, b, True) - exact <= 2 * len(months)
 
 
 # ------------------------------------------------------------------ on chain
@@ -259,3 +282,31 @@ def test_the_bounds_never_refuse_the_exact_apr_nor_one_bp_off(  # noqa: PLR0913
     assert apr_bounds.check(c.digest, c.words, principal, c.apr_bps + 5, c.term_days)
     if c.apr_bps >= 5:
         assert apr_bounds.check(c.digest, c.words, principal, c.apr_bps - 5, c.term_days)
+
+
+def test_the_contract_counts_months_of_irregular_dues_as_python_does(cx) -> None:
+    """Dues seconds apart, on either side of an anniversary, in the same month and years apart,
+    from starts on the 28th to the 31st at any time of day: the contract's calendar months (and
+    the flows it adds up by month) are ledger.schedule.months_between's."""
+    import random  # noqa: PLC0415
+
+    h = _harness(cx)
+    rnd = random.Random(16)
+    gaps = (1, 86_399, 86_400, 27 * 86_400, 28 * 86_400, 29 * 86_400, 30 * 86_400,
+            31 * 86_400, 31 * 86_400 + 1, 32 * 86_400, 62 * 86_400, 400 * 86_400)  # fmt: skip
+    checked = 0
+    for _ in range(40):
+        day = rnd.choice((28, 29, 30, 31))
+        month_end = sched.add_months(1_769_817_600, rnd.randrange(60))  # 2026-01-31T00:00Z on
+        start = month_end - (31 - day) * 86_400 + rnd.choice((0, 1, 43_200, 86_399))
+        dues, due = [], start
+        for _ in range(rnd.randint(1, 30)):
+            due += rnd.choice(gaps) + rnd.choice((0, 0, -1, 1))
+            dues.append(max(due, (dues[-1] if dues else start) + 1))
+        words = [d << 216 | 1 << 144 for d in dues]
+        months, flows, count, _ = h.functions.cashFlows(start, words).call()
+        want = apr.cash_flows(sched.from_json([{"due": d, "principal": 1, "interest": 0}
+                                               for d in dues]), start)  # fmt: skip
+        assert list(zip(months[:count], flows[:count], strict=True)) == want, (start, dues)
+        checked += len(dues)
+    assert checked > 300
