@@ -22,30 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from eth_hash.auto import keccak
 
 from ledger import apr
 from ledger import schedule as sched
+from ledger.rules import Violation
 from ledger.schedule import MAX_INSTALMENTS, Instalment, months_between
 
 DAY = 86_400
 Q128 = 1 << 128
 _Q = 240_000
-_MASK = (1 << 72) - 1
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """The contract's custom error and its arguments after the loan id, by ABI name."""
-
-    code: str
-    values: dict[str, Any]
-
-
-def words_of(schedule: Sequence[Instalment]) -> tuple[int, ...]:
-    return tuple(i.word() for i in schedule)
 
 
 def start_of(last_due: int, term_days: int) -> int:
@@ -84,14 +69,14 @@ def present_value(flows: Sequence[tuple[int, int]], b: int, up: bool) -> int:
     return mul_div(acc, power_of(v, at, up), Q128, up)
 
 
-def check_apr(declared: int, received: int, flows: Sequence[tuple[int, int]]) -> Refusal | None:
+def check_apr(declared: int, received: int, flows: Sequence[tuple[int, int]]) -> Violation | None:
     pv = present_value(flows, declared + 1, False)
     if pv >= received:
-        return Refusal("AprMismatch", _apr(declared, declared + 1, pv, received))
+        return Violation("AprMismatch", _apr(declared, declared + 1, pv, received))
     if declared >= 2:
         pv = present_value(flows, declared - 2, True)
         if pv < received:
-            return Refusal("AprMismatch", _apr(declared, declared - 2, pv, received))
+            return Violation("AprMismatch", _apr(declared, declared - 2, pv, received))
     return None
 
 
@@ -101,42 +86,42 @@ def _apr(declared: int, tested: int, pv: int, received: int) -> dict[str, int]:
 
 def check(
     digest: bytes, words: Sequence[int], principal: int, apr_bps: int, term_days: int
-) -> Refusal | None:
+) -> Violation | None:
     """The chain's verdict on a loan's schedule (None: accepted), in the contract's order."""
-    sent = keccak(b"".join(w.to_bytes(32, "big") for w in words))
+    sent = sched.words_digest(words)
     if digest == b"\0" * 32:
         return (
             None
             if not words
-            else Refusal("ScheduleDigestMismatch", {"signed": digest, "sent": sent})
+            else Violation("ScheduleDigestMismatch", {"signed": digest, "sent": sent})
         )
     if sent != digest:
-        return Refusal("ScheduleDigestMismatch", {"signed": digest, "sent": sent})
+        return Violation("ScheduleDigestMismatch", {"signed": digest, "sent": sent})
     n = len(words)
     if not 1 <= n <= MAX_INSTALMENTS:
-        return Refusal("ScheduleLengthOutOfRange", {"instalments": n, "max": MAX_INSTALMENTS})
-    last = words[-1] >> 216
+        return Violation("ScheduleLengthOutOfRange", {"instalments": n, "max": MAX_INSTALMENTS})
+    rows = [Instalment.from_word(w) for w in words]
+    last = rows[-1].due
     term = term_days * DAY
     if term > last:
-        return Refusal("InvalidSchedule", {"index": n - 1, "due": last, "notAfter": term})
+        return Violation("InvalidSchedule", {"index": n - 1, "due": last, "notAfter": term})
     start = last - term
     flows: list[tuple[int, int]] = []
     prev, total = start, 0
-    for i, w in enumerate(words):
-        due = w >> 216
+    for i, row in enumerate(rows):
+        due = row.due
         if due <= prev:
-            return Refusal("InvalidSchedule", {"index": i, "due": due, "notAfter": prev})
+            return Violation("InvalidSchedule", {"index": i, "due": due, "notAfter": prev})
         prev = due
-        p = (w >> 144) & _MASK
-        total += p
-        paid = p + ((w >> 72) & _MASK) + (w & _MASK)
+        total += row.principal
+        paid = row.total
         k = months_between(start, due)
         if flows and flows[-1][0] == k:
             flows[-1] = (k, flows[-1][1] + paid)
         else:
             flows.append((k, paid))
     if total != principal:
-        return Refusal("ScheduleNotPrincipal", {"sum": total, "principal": principal})
+        return Violation("ScheduleNotPrincipal", {"sum": total, "principal": principal})
     return check_apr(apr_bps, principal, flows)
 
 
@@ -158,5 +143,5 @@ def committed(schedule: Sequence[Instalment], principal: int, start: int) -> Com
         raise ValueError("the last instalment must fall due a whole number of days after the start")
     return Committed(
         days, apr.all_in_apr_bps(schedule, principal, start), sched.digest(schedule),
-        words_of(schedule),
+        sched.words(schedule),
     )  # fmt: skip

@@ -88,6 +88,17 @@ class Instalment:
             | self.charges
         )
 
+    @classmethod
+    def from_word(cls, word: int) -> Instalment:
+        """The instalment a 256-bit word holds (the inverse of `word`)."""
+        mask = (1 << _AMOUNT_BITS) - 1
+        return cls(
+            word >> 3 * _AMOUNT_BITS,
+            (word >> 2 * _AMOUNT_BITS) & mask,
+            (word >> _AMOUNT_BITS) & mask,
+            word & mask,
+        )
+
     def as_json(self) -> dict[str, int]:
         return {
             "due": self.due,
@@ -165,9 +176,19 @@ def build(
     return tuple(out)
 
 
+def words(schedule: Sequence[Instalment]) -> tuple[int, ...]:
+    """The instalment words: what the digest hashes and the contracts are sent."""
+    return tuple(i.word() for i in schedule)
+
+
+def words_digest(words: Sequence[int]) -> bytes:
+    """keccak256 of instalment words (abi.encodePacked of a uint256[])."""
+    return keccak(b"".join(w.to_bytes(32, "big") for w in words))
+
+
 def digest(schedule: Sequence[Instalment]) -> bytes:
     """keccak256 of the instalment words: the commitment the signed terms carry."""
-    return keccak(b"".join(i.word().to_bytes(32, "big") for i in schedule))
+    return words_digest(words(schedule))
 
 
 def check(schedule: Sequence[Instalment], principal: int) -> None:

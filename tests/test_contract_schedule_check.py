@@ -21,6 +21,7 @@ from ledger import schedule as sched
 from ledger.chain.artifacts import load_artifacts
 from ledger.chain.errors import ContractRevert
 from ledger.domain import LoanStatus, RepaymentType
+from ledger.rules import Violation
 from tests.contract_lifecycle_support import events
 from tests.contract_rules_support import originate, refused
 from tests.economics_vectors import PATH
@@ -29,7 +30,7 @@ VECTORS = json.loads(PATH.read_text())
 CHECKS = VECTORS["schedule_checks"]
 
 
-def _verdict(case: dict) -> apr_bounds.Refusal | None:
+def _verdict(case: dict) -> Violation | None:
     return apr_bounds.check(
         bytes.fromhex(case["digest"][2:]), [int(w, 16) for w in case["words"]],
         case["principal"], case["apr_bps"], case["term_days"],
@@ -68,7 +69,7 @@ def test_the_exact_apr_and_one_bp_either_side_are_never_refused(case: dict) -> N
     """The bounds are rigorous: the exact IRR (ledger.apr) and +-1 bp always pass; +-2 bps are
     refused unless within the bounds' fen rounding."""
     rows = sched.from_json(case["instalments"])
-    words = apr_bounds.words_of(rows)
+    words = sched.words(rows)
     term = (rows[-1].due - case["start"]) // 86_400
     exact = apr.all_in_apr_bps(rows, case["principal"], case["start"])
     for d in (-1, 0, 1):
@@ -163,7 +164,7 @@ def test_an_insider_cannot_record_an_understated_apr(cx) -> None:
 def test_an_insider_cannot_send_words_that_are_not_the_signed_schedule(cx) -> None:
     honest, rows, start = _scheduled(cx)
     other = sched.build("equal_instalment", 1_000_000, 12, 600, start)
-    loan = cx.loan(1_000_000, schedule=rows, start=start, words=apr_bounds.words_of(other))
+    loan = cx.loan(1_000_000, schedule=rows, start=start, words=sched.words(other))
     with refused("ScheduleDigestMismatch", loanId=loan.loan_id, signed=sched.digest(rows),
                  sent=sched.digest(other)):  # fmt: skip
         cx.plat.originate(loan, cx.sign(loan))
@@ -172,7 +173,7 @@ def test_an_insider_cannot_send_words_that_are_not_the_signed_schedule(cx) -> No
     with refused("ScheduleDigestMismatch", loanId=bare.loan_id, signed=sched.digest(rows),
                  sent=sched.digest(())):  # fmt: skip
         cx.plat.originate(bare, cx.sign(bare))
-    none = cx.loan(1_000_000, words=apr_bounds.words_of(rows))
+    none = cx.loan(1_000_000, words=sched.words(rows))
     with refused("ScheduleDigestMismatch", loanId=none.loan_id, signed=bytes(32),
                  sent=sched.digest(rows)):  # fmt: skip
         cx.plat.originate(none, cx.sign(none))

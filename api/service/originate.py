@@ -19,7 +19,7 @@ from api.service.context import MemberContext
 from api.service.keeper import expire_due_lines
 from api.service.peers import CosignRefused, PeerUnavailable
 from api.service.platform import Platform
-from ledger import apr_bounds, provenance
+from ledger import provenance
 from ledger import schedule as sched
 from ledger.chain.errors import ContractRevert
 from ledger.documents import document_digest
@@ -180,7 +180,7 @@ def build_loan(
         computed = schedules.all_in_apr(req.principal, start, rows)
         apr_bps = schedules.check_declared(req.apr_bps, computed)
         schedule_digest = sched.digest(rows)
-        words = apr_bounds.words_of(rows)
+        words = sched.words(rows)
     if apr_bps is None or term_days is None:  # LoanIn requires them or a schedule
         raise Problem(422, "InvalidSchedule", "give apr_bps and term_days, or a schedule")
     loan = CoLoan(

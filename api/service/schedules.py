@@ -168,7 +168,7 @@ def with_held(engine: Engine, loan: CoLoan) -> CoLoan:
     held = load(engine, loan.loan_id)
     if held is None:
         return loan  # the contract refuses it (ScheduleDigestMismatch), as it should
-    return dataclasses.replace(loan, schedule=apr_bounds.words_of(held[1]))
+    return dataclasses.replace(loan, schedule=sched.words(held[1]))
 
 
 def load(engine: Engine, loan_id: bytes) -> tuple[int, tuple[sched.Instalment, ...]] | None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from ledger import allocation, apr, apr_bounds, economics
 from ledger import schedule as sched
 from ledger.audit.events import ChainEvent
@@ -179,10 +177,9 @@ class EconomicsChecks:
         self.records["prepayments"] += 1
         a = ev.args
         words = [int(w) for w in a["schedule"]]
-        rows = tuple(sched.Instalment(w >> 216, (w >> 144) & _MASK, (w >> 72) & _MASK, w & _MASK)
-                     for w in words)  # fmt: skip
+        rows = tuple(sched.Instalment.from_word(w) for w in words)
         repaid = rec.loan.principal - rec.outstanding
-        if keccak(b"".join(w.to_bytes(32, "big") for w in words)) != bytes(a["scheduleDigest"]):
+        if sched.words_digest(words) != bytes(a["scheduleDigest"]):
             self._eflag(ev, lid, "ScheduleMismatch", "the new schedule does not hash to its digest")
         if sum(i.principal for i in rows) != rec.outstanding or a["principalBase"] != repaid:
             self._eflag(
@@ -212,9 +209,6 @@ class EconomicsChecks:
                 "PrepaymentMismatch",
                 "the new schedule is not what the prepayment rule gives",
             )
-
-
-_MASK = (1 << 72) - 1
 
 
 def held_schedules(database_url: str) -> Schedules:

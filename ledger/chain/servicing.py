@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ledger import schedule as sched
 from ledger.domain import CoLoan
 from ledger.schedule import Instalment
 
@@ -78,13 +79,13 @@ class ServicingCalls:
         return self.transact(self.servicing, "releaseGuarantee", loan.as_abi())
 
     def classify(self, loan: CoLoan, schedule: Sequence[Instalment], category: int) -> Any:
-        words = [i.word() for i in schedule]
+        words = sched.words(schedule)
         return self.transact(self.servicing, "classify", loan.as_abi(), words, int(category))
 
     def prepay(self, loan: CoLoan, schedule: Sequence[Instalment]) -> Any:
         """Record that the principal repaid includes a prepayment: `schedule` is the schedule in
         force; the contract rescales its remaining instalments (ledger.prepayment)."""
-        words = [i.word() for i in schedule]
+        words = sched.words(schedule)
         return self.transact(self.servicing, "prepay", loan.as_abi(), words)
 
     def current_schedule(self, loan_id: bytes) -> tuple[bytes, int]:
@@ -121,16 +122,16 @@ class ServicingCalls:
         self, schedule: Sequence[Instalment], principal_repaid: int, at: int
     ) -> int:
         """LoanServicing.daysPastDue: the chain's own count, for agreement checks."""
-        words = [i.word() for i in schedule]
+        words = sched.words(schedule)
         return self.call(self.servicing, "daysPastDue", words, principal_repaid, at)
 
     def chain_rescale(
         self, schedule: Sequence[Instalment], principal_repaid: int, at: int
     ) -> tuple[int, int, list[int]]:
         """LoanServicing.rescale: the chain's prepayment rule (covered, prepaid, new words)."""
-        words = [i.word() for i in schedule]
+        words = sched.words(schedule)
         k, extra, out = self.call(self.servicing, "rescale", words, principal_repaid, at)
         return int(k), int(extra), [int(w) for w in out]
 
     def chain_schedule_digest(self, schedule: Sequence[Instalment]) -> bytes:
-        return bytes(self.call(self.servicing, "scheduleDigest", [i.word() for i in schedule]))
+        return bytes(self.call(self.servicing, "scheduleDigest", sched.words(schedule)))
