@@ -100,13 +100,14 @@ def attest_net_assets(
     """The guarantor's net assets, R10's base, valid until `valid_until` (R8's limits on its
     period): pre-checked with the contract's rule, then sent with the node's key."""
     _block, now = chain.now()
-    max_age = chain.policy().max_attestation_age
+    policy = chain.policy()
+    max_age = policy.max_attestation_age
     if valid_until <= now or valid_until - now > max_age:
         raise _refuse("InvalidAttestation", "valid_until", "within_max_attestation_age",
                       validUntil=valid_until, nowTs=now, maxAge=max_age)  # fmt: skip
     receipt = _send(ctx, "attestation", ctx.client.attest_capital, net_assets, 0, valid_until)
     return {"guarantor": ctx.address, "net_assets": net_assets, "valid_until": valid_until,
-            "cap": net_assets * chain.policy().max_guarantee_multiple,
+            "cap": net_assets * policy.max_guarantee_multiple,
             "tx_hash": receipt.tx_hash if receipt else None,
             "block_number": receipt.block_number if receipt else 0}  # fmt: skip
 

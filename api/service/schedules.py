@@ -46,7 +46,7 @@ def build(
             if spec.start is None and rows:
                 last = rows[-1].due
                 days = term_days if term_days is not None else (last - now) // apr_bounds.DAY
-                start = last - days * apr_bounds.DAY
+                start = apr_bounds.start_of(last, days)
         else:
             rows = sched.build(spec.kind, principal, spec.months, spec.rate_bps, start,
                                spec.charge_bps, spec.charge_on_original)  # fmt: skip
