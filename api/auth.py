@@ -33,12 +33,13 @@ _CLOCK_SKEW = timedelta(seconds=60)
 @dataclass(frozen=True, slots=True)
 class Principal:
     """The caller of a request: an address, its member record as of this request, and the chain
-    head read with it (None where no request read it)."""
+    head and its timestamp read with it (None where no request read them)."""
 
     address: str
     role: str
     member: MemberInfo
     head: int | None = None
+    clock: int | None = None
 
 
 def _hash(token: str) -> str:
@@ -165,6 +166,6 @@ async def token_owner(ctx: MemberContext, token: str) -> str:
 async def member_principal(chain: ConsortiumView, address: str) -> Principal:
     """The caller as the chain has it now; 403 if no longer active or frozen. The member record
     and the head come from one JSON-RPC batch."""
-    member, head = await chain.member_and_head(address)
+    member, head, clock = await chain.member_and_head(address)
     refuse_unless_admitted(member)
-    return Principal(address, member.role_name, member, head)
+    return Principal(address, member.role_name, member, head, clock)

@@ -9,6 +9,7 @@ by its borrower key, and tokens are stored as SHA-256 hashes.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import threading
 import time
@@ -108,29 +109,34 @@ def make_engine(url: str) -> Engine:
 
 
 def get_record(engine: Engine, kind: str, key: str) -> IdempotencyRecord | None:
-    with Session(engine) as s:
-        return s.get(IdempotencyRecord, (kind, key))
+    with engine.connect() as conn:
+        row = conn.execute(_GET, {"kind": kind, "key": key}).first()
+    return None if row is None else IdempotencyRecord(**row._mapping)
 
 
-# The single-key writes below are SQLAlchemy Core statements, not ORM ones: the ORM's session,
-# unit of work and post-update synchronisation were a third of a platform node's CPU for each
-# loan requested one at a time.
+# The single-key statements below are SQLAlchemy Core, built once, not ORM ones: the ORM's
+# session, identity map and unit of work, and building each statement afresh, were over a third
+# of a platform node's CPU for each loan requested one at a time.
 _IDEM = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+_GET = _IDEM.select().where(_IDEM.c.kind == bindparam("kind"), _IDEM.c.key == bindparam("key"))
+
+
+def _insert_new(engine: Engine) -> Any:
+    """INSERT that does nothing where the key exists (no exception to raise and catch)."""
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return insert(_IDEM).on_conflict_do_nothing()
 
 
 def put_pending(engine: Engine, kind: str, key: str, request_hash: str, pending: str) -> bool:
-    """Claim (kind, key) for a new write. False if another request claimed it first."""
-    from sqlalchemy.exc import IntegrityError
-
+    """Claim (kind, key) for a new write in one statement. False if a record of it exists
+    (another request claimed it first, or an earlier one wrote it)."""
     row = {"kind": kind, "key": key, "request_hash": request_hash, "state": "pending",
            "status_code": 0, "response": "", "pending": pending,
            "updated_at": int(time.time())}  # fmt: skip
-    try:
-        with engine.begin() as conn:
-            conn.execute(_IDEM.insert(), row)
-    except IntegrityError:
-        return False
-    return True
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that did nothing or something
+    stmt = _insert_new(engine).returning(_IDEM.c.key)
+    with engine.begin() as conn:
+        return conn.execute(stmt, row).first() is not None
 
 
 def save_pending(engine: Engine, kind: str, key: str, pending: str) -> None:
@@ -183,12 +189,8 @@ def claim_many(
          "response": "", "pending": marker, "updated_at": now}
         for k, h in hashes.items()
     ]  # fmt: skip
-    table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
-    insert = (
-        pg_insert(table) if engine.dialect.name == "postgresql" else sqlite_insert(table)
-    ).on_conflict_do_nothing()
     with Session(engine) as s:
-        s.execute(insert, rows)
+        s.execute(_insert_new(engine), rows)
         found = s.exec(
             select(IdempotencyRecord).where(
                 IdempotencyRecord.kind == kind,  # type: ignore[arg-type]
@@ -223,20 +225,24 @@ def finish_many(engine: Engine, kind: str, done: dict[str, tuple[int, str]]) -> 
     _update_many(engine, kind, rows)
 
 
+@functools.cache
+def _update(columns: tuple[str, ...]) -> Any:
+    """UPDATE of `columns` (bound as v_<column>: a parameter may not share its name with a
+    column being set) and `updated_at` for the row (kind_, k)."""
+    t = _IDEM
+    values = {c: bindparam(f"v_{c}") for c in (*columns, "updated_at")}
+    return (
+        t.update().where(t.c.kind == bindparam("kind_"), t.c.key == bindparam("k")).values(values)
+    )
+
+
 def _update_many(engine: Engine, kind: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    t = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    stmt = _update(tuple(c[2:] for c in rows[0] if c != "k"))
     now = int(time.time())
-    # bound as v_<column>: a parameter may not share its name with a column being set
-    values = {c[2:]: bindparam(c) for c in rows[0] if c != "k"}
-    stmt = (
-        t.update()
-        .where(t.c.kind == kind, t.c.key == bindparam("k"))
-        .values(**values, updated_at=now)
-    )
     with engine.begin() as conn:
-        conn.execute(stmt, rows)
+        conn.execute(stmt, [{**r, "kind_": kind, "v_updated_at": now} for r in rows])
 
 
 def forget_many(engine: Engine, kind: str, keys: list[str]) -> None:

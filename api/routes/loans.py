@@ -29,10 +29,10 @@ def _reply(result: tuple[int, dict[str, Any], bool]) -> JSONResponse:
 
 
 @writes.post("", status_code=201, response_model=RecordOut, responses=_WRITE_ERRORS)
-def create_loan(body: LoanIn, platform: PlatformDep, _p: PlatformSelf) -> JSONResponse:
+def create_loan(body: LoanIn, platform: PlatformDep, caller: PlatformSelf) -> JSONResponse:
     """Co-originate a loan: validate, pre-check (ledger.rules), collect every lender node's
     co-signature, verify them, submit, wait for the receipt. Idempotent by `loan_id`."""
-    return _reply(originate.originate(platform, body))
+    return _reply(originate.originate(platform, body, caller.clock))
 
 
 @writes.post(

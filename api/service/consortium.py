@@ -120,11 +120,11 @@ class ConsortiumView:
         takes effect on the next request, with no cache to go stale."""
         return self._read(block, ("member", address))
 
-    async def member_and_head(self, address: str) -> tuple[MemberInfo, int]:
-        """`member(address)` at "latest" and the chain head, in one round trip (every
-        authenticated request makes this read; see api/service/gate.py)."""
-        record, head = await self.gate.read(address)
-        return MemberInfo.from_abi(address, record), head
+    async def member_and_head(self, address: str) -> tuple[MemberInfo, int, int]:
+        """`member(address)` at "latest" and the latest block's number and timestamp, in one
+        round trip (every authenticated request makes this read; see api/service/gate.py)."""
+        record, head, clock = await self.gate.read(address)
+        return MemberInfo.from_abi(address, record), head, clock
 
     def policy(self, block: Block = "latest") -> Policy:
         return self._read(block, ("policy",))

@@ -1,9 +1,12 @@
 """What every authenticated request reads from the chain: the caller's member record and the
-chain head, in one JSON-RPC batch (one round trip) over a kept-alive connection.
+latest block's number and timestamp, in one JSON-RPC batch (one round trip) over a kept-alive
+connection.
 
 The record is read at "latest" on every request, never cached: a member suspended on chain is
 refused on its next request. The head travels with the caller (Principal.head) so a read can
-wait for its read model to hold that block without asking the chain again.
+wait for its read model to hold that block without asking the chain again, and the block's
+timestamp (Principal.clock) is the chain's clock for terms the request writes (a co-loan's
+signing deadline), so a write does not ask the chain for it a second time.
 
 The calldata and the output types are worked out once from the registry's ABI (web3's
 `encode_abi` looks the function up and validates the ABI on every call), and the batch goes
@@ -47,23 +50,25 @@ class Gate:
     def _body(self, address: str) -> list[dict[str, Any]]:
         call = {"to": self.registry, "data": self._selector + address[2:].lower()}
         return [
-            request("eth_blockNumber", [], _HEAD),
+            request("eth_getBlockByNumber", ["latest", False], _HEAD),
             request("eth_call", [call, "latest"], _MEMBER),
         ]
 
-    def _parse(self, replies: Any) -> tuple[tuple[Any, ...], int]:
+    def _parse(self, replies: Any) -> tuple[tuple[Any, ...], int, int]:
         if not isinstance(replies, list):  # a server refusing the batch as a whole
             raise LedgerError(f"member/head batch refused: {replies}")
         by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
         head, member = by_id.get(_HEAD, {}), by_id.get(_MEMBER, {})
-        for name, r in (("eth_blockNumber", head), ("registry.member", member)):
-            if "result" not in r:
+        for name, r in (("eth_getBlockByNumber", head), ("registry.member", member)):
+            if not r.get("result"):
                 raise LedgerError(f"{name} failed: {r.get('error')}")
         (record,) = decode(self._types, bytes.fromhex(member["result"][2:]))
-        return tuple(record), int(head["result"], 16)
+        block = head["result"]
+        return tuple(record), int(block["number"], 16), int(block["timestamp"], 16)
 
-    async def read(self, address: str) -> tuple[tuple[Any, ...], int]:
-        """(the registry's Member struct for `address`, the chain head)."""
+    async def read(self, address: str) -> tuple[tuple[Any, ...], int, int]:
+        """(the registry's Member struct for `address`, the latest block's number and
+        timestamp)."""
         try:
             replies = await self._rpc.post(self._body(address), "member/head")
         except NodeUnavailable as exc:

@@ -87,28 +87,28 @@ def claim(ctx: MemberContext, kind: str, key: str, h: str) -> store.IdempotencyR
     """The record an earlier identical request left under (kind, key), to replay or resume;
     else None, with the id now claimed for this request. 409 IdempotencyConflict if another
     request used the id, RequestInProgress if one claims it at this very moment."""
+    if store.put_pending(ctx.engine, kind, key, h, json.dumps({"owner": OWNER})):
+        return None
     rec = store.get_record(ctx.engine, kind, key)
-    if rec is not None:
-        if rec.request_hash != h:
-            raise Problem(
-                409,
-                "IdempotencyConflict",
-                f"{kind} id {key} was already used with a different request",
-                id=key,
-            )
-        if rec.state != "done":
-            # a worker process of this node may be writing it now: resume only a claim whose
-            # attempt is over, and take it over first, so two processes never both resume it
-            saved, owner = _unpack(rec)
-            mine = json.dumps({**(saved or {}), "owner": OWNER})
-            if _held_elsewhere(owner, rec.updated_at) or not store.take_over(
-                ctx.engine, kind, key, rec.pending, mine
-            ):
-                raise in_progress(kind, key)
-        return rec
-    if not store.put_pending(ctx.engine, kind, key, h, json.dumps({"owner": OWNER})):
+    if rec is None:  # claimed and dropped again at this very moment
         raise in_progress(kind, key)
-    return None
+    if rec.request_hash != h:
+        raise Problem(
+            409,
+            "IdempotencyConflict",
+            f"{kind} id {key} was already used with a different request",
+            id=key,
+        )
+    if rec.state != "done":
+        # a worker process of this node may be writing it now: resume only a claim whose
+        # attempt is over, and take it over first, so two processes never both resume it
+        saved, owner = _unpack(rec)
+        mine = json.dumps({**(saved or {}), "owner": OWNER})
+        if _held_elsewhere(owner, rec.updated_at) or not store.take_over(
+            ctx.engine, kind, key, rec.pending, mine
+        ):
+            raise in_progress(kind, key)
+    return rec
 
 
 def run(

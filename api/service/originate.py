@@ -205,10 +205,10 @@ def build_loan(
 
 
 def prepare_loan(
-    p: Platform, req: LoanIn, doc: bytes | None, digest: bytes, key: bytes
+    p: Platform, req: LoanIn, doc: bytes | None, digest: bytes, key: bytes, now: int
 ) -> tuple[CoLoan, list[bytes]]:
-    """Build, pre-check and collect signatures for one loan (steps 2-4)."""
-    _block, now = p.chain.now()
+    """Build, pre-check and collect signatures for one loan (steps 2-4), its terms dated by
+    the chain's clock `now`."""
     schedule = (
         None
         if req.schedule is None
@@ -267,7 +267,11 @@ def _signatures(pending: idem.Pending) -> list[bytes]:
     return [bytes.fromhex(s[2:]) for s in pending["signatures"]]
 
 
-def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
+def originate(p: Platform, req: LoanIn, clock: int | None) -> tuple[int, dict[str, Any], bool]:
+    """One co-loan, idempotent by its id. `clock`: the chain's clock as the request's caller
+    was read with it (Principal.clock), else read here. It dates the terms: the co-signing
+    deadline and a schedule's start, both committed in what every party signs; a clock read a
+    moment before only brings the deadline that moment earlier."""
     ctx = p.ctx
     key, doc, digest, canonical = loan_request(ctx, req)
     loan_id = to_hex(chain_id_of(req.loan_id, ctx.address))
@@ -279,7 +283,8 @@ def originate(p: Platform, req: LoanIn) -> tuple[int, dict[str, Any], bool]:
             )
             sigs = _signatures(pending)
         else:
-            loan, sigs = prepare_loan(p, req, doc, digest, key)
+            now = clock if clock is not None else p.chain.now()[1]
+            loan, sigs = prepare_loan(p, req, doc, digest, key, now)
             save(pending_of(loan, sigs))
         result = _send(p, "loan", lambda: p.submitter.originate(loan, sigs))
         tx, block = result.tx_hash, result.block_number
