@@ -10,16 +10,24 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import lru_cache
 
-from eth_utils import keccak as _keccak
+from Crypto.Hash import keccak as _keccak_mod
 from eth_utils import to_checksum_address as _to_checksum_address
 
 MAX_AMOUNT = (1 << 48) - 1
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=65_536)
 def to_checksum_address(address: str) -> str:
-    """EIP-55 form; cached because a consortium has few members and this is on hot paths."""
+    """EIP-55 form; cached because a consortium has few members and this is on hot paths
+    (each tranche of each loan in a request, each party in each event)."""
     return _to_checksum_address(address)
+
+
+def keccak256(data: bytes) -> bytes:
+    """keccak-256 through pycryptodome directly (eth-hash's own backend): eth_utils' argument
+    handling around the same call cost as much as the hash itself, on paths that hash each
+    loan's id, tranches and digest several times."""
+    return _keccak_mod.new(digest_bits=256, data=data).digest()
 
 
 ZERO32 = b"\x00" * 32
@@ -147,7 +155,7 @@ def record_id(platform: str, client_id: str | bytes) -> bytes:
     start with its platform (a repayment's: the submitting platform), so no member can use up
     another's ids (IdOutsideNamespace)."""
     raw = client_id.encode() if isinstance(client_id, str) else bytes(client_id)
-    return bytes.fromhex(platform.removeprefix("0x")) + _keccak(raw)[:12]
+    return bytes.fromhex(platform.removeprefix("0x")) + keccak256(raw)[:12]
 
 
 def id_platform(record_id_: bytes) -> str:

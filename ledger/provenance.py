@@ -15,13 +15,12 @@ from functools import lru_cache
 
 from coincurve import PrivateKey as _PrivateKey
 from coincurve import PublicKey as _PublicKey
-from Crypto.Hash import keccak as _keccak_mod
 from eth_abi import encode
 from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_utils import keccak, to_checksum_address
 
-from ledger.domain import CoLoan, CreditLine, Tranche
+from ledger.domain import CoLoan, CreditLine, Tranche, keccak256
 
 DOMAIN_NAME = "CoLendingLedger"
 DOMAIN_VERSION = "1"
@@ -105,24 +104,19 @@ def _address_word(address: str) -> bytes:
 # concatenation; building it by hand is several times faster than eth_abi's validating encoder.
 
 
-def _keccak(data: bytes) -> bytes:
-    # pycryptodome directly (eth-hash's backend): the audit hashes several times per signature,
-    # and eth_utils' argument handling around the same call cost as much as the hash itself
-    return _keccak_mod.new(digest_bits=256, data=data).digest()
-
-
 def _checksummed(address: bytes) -> str:
     """EIP-55 spelling of a 20-byte address (what eth_utils.to_checksum_address returns)."""
     low = address.hex()
-    mask = _keccak(low.encode("ascii")).hex()[:40]
+    mask = keccak256(low.encode("ascii")).hex()[:40]
     upper = "89abcdef"
     return "0x" + "".join(c.upper() if m in upper else c for c, m in zip(low, mask, strict=True))
 
 
 def hash_tranches(tranches: tuple[Tranche, ...]) -> bytes:
-    return _keccak(
+    return keccak256(
         b"".join(
-            _keccak(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount)) for t in tranches
+            keccak256(TRANCHE_TYPEHASH + _address_word(t.lender) + _word(t.amount))
+            for t in tranches
         )
     )
 
@@ -138,7 +132,7 @@ def _hash_record(
     # CoLoan and CreditLine lay out their structs alike: id, borrower key, platform, product,
     # then their own terms, then the digests (document; a loan's schedule too), deadline and the
     # hashed tranches (or shares).
-    return _keccak(
+    return keccak256(
         b"".join(
             (
                 typehash,
@@ -178,7 +172,7 @@ def hash_line(line: CreditLine) -> bytes:
 def digest(domain: Domain, record: CoLoan | CreditLine) -> bytes:
     """The 32-byte EIP-712 digest every party of `record` signs."""
     struct_hash = hash_loan(record) if isinstance(record, CoLoan) else hash_line(record)
-    return _keccak(b"\x19\x01" + domain.separator + struct_hash)
+    return keccak256(b"\x19\x01" + domain.separator + struct_hash)
 
 
 @lru_cache(maxsize=16)
@@ -223,7 +217,7 @@ def recover(message_digest: bytes, signature: bytes) -> str:
         pub = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(message_digest)
     except (BadSignature, ValueError) as exc:
         raise SignatureError("?", f"unrecoverable ({exc.__class__.__name__})") from None
-    return _checksummed(_keccak(pub.to_bytes())[12:])
+    return _checksummed(keccak256(pub.to_bytes())[12:])
 
 
 def recover_address(message_digest: bytes, signature: bytes) -> bytes | None:
@@ -243,7 +237,7 @@ def recover_address(message_digest: bytes, signature: bytes) -> bytes | None:
         )
     except ValueError:
         return None
-    return _keccak(pub.format(compressed=False)[1:])[12:]
+    return keccak256(pub.format(compressed=False)[1:])[12:]
 
 
 def verify(domain: Domain, record: CoLoan | CreditLine, signatures: list[bytes]) -> None:

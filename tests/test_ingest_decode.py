@@ -188,7 +188,7 @@ def test_unsupported_types_fail_when_compiled(typ: str) -> None:
 
 _TOPIC_TYPES = ["uint8", "uint32", "uint256", "int8", "int64", "int256", "bool", "address",
                 "bytes1", "bytes4", "bytes32"]  # fmt: skip
-_words = st.one_of(
+_topic_words = st.one_of(
     st.binary(min_size=32, max_size=32),
     st.tuples(st.integers(0, 32), st.binary(min_size=32, max_size=32)).map(
         lambda x: bytes(x[0]) + x[1][x[0] :]  # high bytes clear: often valid
@@ -203,7 +203,7 @@ _words = st.one_of(
 
 
 @_FUZZ
-@given(st.sampled_from(_TOPIC_TYPES), _words, st.booleans())
+@given(st.sampled_from(_TOPIC_TYPES), _topic_words, st.booleans())
 def test_indexed_topics_decode_as_eth_abi_does(typ: str, word: bytes, native: bool) -> None:
     """An indexed argument is read from its topic as eth_abi reads the word, or refused."""
     from eth_utils import to_checksum_address

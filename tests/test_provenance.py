@@ -133,9 +133,10 @@ def test_fast_keccak_and_checksum_agree_with_eth_utils(address: bytes, data: byt
     from eth_utils import keccak as eth_keccak
     from eth_utils import to_checksum_address
 
-    from ledger.provenance import _checksummed, _keccak
+    from ledger.domain import keccak256
+    from ledger.provenance import _checksummed
 
-    assert _keccak(data) == eth_keccak(data)
+    assert keccak256(data) == eth_keccak(data)
     assert _checksummed(address) == to_checksum_address(address)
 
 

@@ -7,10 +7,9 @@ import binascii
 import re
 from typing import Annotated, Any
 
-from eth_utils import to_checksum_address
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, model_validator
 
-from ledger.domain import MAX_AMOUNT, record_id
+from ledger.domain import MAX_AMOUNT, record_id, to_checksum_address
 
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")

@@ -78,6 +78,7 @@ def run(quick: bool = False, progress: Callable[[str], None] | None = None) -> d
         steps=(1_000, 5_000) if quick else (10_000, 100_000, 1_000_000),
         queries=100 if quick else 1_000,
         progress=say,
+        runs=runs,
     )
     section("")
     out["section_seconds"] = sections

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from ledger.chain.abi import canonical
 from ledger.chain.abidecode import Leaves, compile_inputs
 from ledger.chain.artifacts import Artifacts, load_artifacts
 from ledger.chain.rpc import Rpc
-from ledger.domain import to_hex
+from ledger.domain import to_checksum_address, to_hex
 from ledger.provenance import unpack_signatures
 
 
@@ -52,12 +51,6 @@ class DecodeError(Exception):
     """A log from one of our contracts that does not match its ABI."""
 
 
-@lru_cache(maxsize=65_536)
-def checksum(address: str) -> str:
-    # Few distinct addresses (the members) appear in many events; keccak once per address.
-    return to_checksum_address(address)
-
-
 def _text(value: bytes) -> str:
     # Names are governor input: invalid UTF-8 or NULs (which PostgreSQL text refuses) must not
     # stop the indexer, so they are replaced rather than rejected.
@@ -78,13 +71,13 @@ def _leaves(native: bool) -> Leaves:
     if native:
         sigs: Callable[[bytes], Any] = unpack_signatures
         return Leaves(
-            address=checksum,
+            address=to_checksum_address,
             fixed_bytes=bytes,
             dynamic_bytes=lambda inp: sigs if inp["name"] == "signatures" else bytes,
             string=_text,
         )
     return Leaves(
-        address=checksum,
+        address=to_checksum_address,
         fixed_bytes=to_hex,
         dynamic_bytes=lambda inp: _signature_list if inp["name"] == "signatures" else to_hex,
         string=_text,
@@ -107,7 +100,7 @@ def _topic_converter(inp: dict[str, Any], native: bool) -> Callable[[str], Any]:
         return _topic_bytes if native else _same
     if t == "address":
         pad, keep = "0" * 24, 26
-        make: Callable[[str], Any] = lambda rest: checksum("0x" + rest)  # noqa: E731
+        make: Callable[[str], Any] = lambda rest: to_checksum_address("0x" + rest)  # noqa: E731
     elif t == "bool":
         pad, keep = "0" * 63, 65
         make = lambda rest: rest == "1" if rest in "01" else None  # noqa: E731
@@ -219,7 +212,7 @@ class EventDecoder:
         self, contracts: Sequence[tuple[str, str, str]], artifacts: Artifacts | None, native: bool
     ) -> None:
         art = artifacts or load_artifacts()
-        self.addresses = [checksum(address) for _label, address, _name in contracts]
+        self.addresses = [to_checksum_address(address) for _label, address, _name in contracts]
         self._specs: dict[tuple[str, str], _Spec] = {}
         for contract, address, name in contracts:
             for item in art[name].abi:
@@ -259,7 +252,7 @@ class EventDecoder:
                 ]
                 while topics[-1] is None:
                     topics.pop()
-                return checksum(address), topics
+                return to_checksum_address(address), topics
         raise ValueError(f"no event {name}")
 
     def decode(self, log: dict[str, Any]) -> ChainEvent | None:

@@ -28,9 +28,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, select
 
 from ledger.chain.abi import Function
-from ledger.chain.events import checksum
 from ledger.chain.rpc import Rpc, RpcError
-from ledger.domain import CoLoan, LineStatus, Policy, Role
+from ledger.domain import CoLoan, LineStatus, Policy, Role, to_checksum_address
 from ledger.provenance import commitment
 from ledger.records import loan_from_row
 from ledger.store.models import TABLES
@@ -181,7 +180,7 @@ def _registry(c: _Check, db: dict[str, Any]) -> None:
     )
     c.diff("consortium", "registry", "paused", cons.get("paused"), paused)
     _policies(c, db["policy_rows"])
-    c.diff("consortium", "registry", "governor", cons.get("governor"), checksum(owner))
+    c.diff("consortium", "registry", "governor", cons.get("governor"), to_checksum_address(owner))
 
 
 def _policies(c: _Check, rows: list[Any]) -> None:
@@ -337,7 +336,11 @@ def _servicing(c: _Check, db: dict[str, Any]) -> None:
         mine = None if row is None else (row["guarantor"], row["cover_bps"], row["amount"],
                                          lid in settled)  # fmt: skip
         guarantor, cover, amount, done = g[0]
-        chain = None if int(guarantor, 16) == 0 else (checksum(guarantor), cover, amount, done)
+        chain = (
+            None
+            if int(guarantor, 16) == 0
+            else (to_checksum_address(guarantor), cover, amount, done)
+        )
         c.diff("guarantee", lid, "guarantor/cover/amount/settled", mine, chain)
         if row is not None and lid not in settled:
             held[row["guarantor"]] += row["amount"]
