@@ -169,6 +169,14 @@ class NodeSettings(ServiceSettings):
         3_600, gt=0, description="a lender refuses to sign terms with a later deadline"
     )
     peer_timeout_s: float = Field(15.0, gt=0)
+    submit_linger_s: float = Field(
+        0.02,
+        ge=0,
+        le=1.0,
+        description="a platform node's submitter waits up to this long for more co-loans before "
+        "sending a round that would not fill one transaction (api/service/submitter.py); 0: "
+        "send at once",
+    )
     key_service: KeyServiceLink
     document_key_dir: Path
     document_dir: Path

@@ -105,7 +105,7 @@ def build(
     peers = submitter = gatherer = None
     if settings.role == "platform":
         peers = PeerPool(settings, account, deployment.chain_id)
-        submitter = Submitter(client)
+        submitter = Submitter(client, linger_s=settings.submit_linger_s)
         gatherer = Gatherer()
     keeper = None
     if primary and settings.role in ("platform", "lender"):

@@ -201,3 +201,34 @@ def test_the_node_submitter_learns_gas_and_still_gives_each_loan_its_outcome(
         assert cx.plat.retried == []
     finally:
         sub.close()
+
+
+def test_the_node_submitter_lingers_for_a_fuller_transaction_but_not_past_a_full_one(
+    cx: LocalConsortium,
+) -> None:
+    """Loans requested a moment apart share one transaction when the submitter lingers (a round
+    that would not fill a transaction waits up to `linger_s` for more); a round that fills one
+    goes at once, however long the linger."""
+    import threading
+    import time
+
+    from api.service.submitter import Submitter
+
+    sub = Submitter(cx.plat, per_tx=2, linger_s=30.0)
+    try:
+        a, b = cx.loan(300_000), cx.loan(300_000)
+        outcomes: dict[str, object] = {}
+        first = threading.Thread(target=lambda: outcomes.update(a=sub.originate(a, cx.sign(a))))
+        first.start()
+        time.sleep(0.3)  # `a` is waiting in the submitter, not yet sent
+        assert cx.plat.w3.eth.get_transaction_count(cx.platform.address, "pending") == (
+            cx.plat.w3.eth.get_transaction_count(cx.platform.address)
+        )
+        outcomes["b"] = sub.originate(b, cx.sign(b))  # fills the transaction: both go now
+        first.join(timeout=20)
+        assert not first.is_alive(), "the lone loan waited out the whole linger"
+        ra, rb = outcomes["a"], outcomes["b"]
+        assert ra.tx_hash == rb.tx_hash  # type: ignore[attr-defined]
+        assert {ra.loan_id, rb.loan_id} == {a.loan_id, b.loan_id}  # type: ignore[attr-defined]
+    finally:
+        sub.close()
