@@ -182,3 +182,33 @@ def test_net_assets_are_attested_through_the_guarantors_own_node_only(net) -> No
         cx.client(account(G)).compensate(_terms(net, bare))
     assert direct.value.code == "NoGuarantee"
     assert not any(cx.plat.compensation_of(bytes.fromhex(bare[2:])))
+
+
+def test_a_lenders_capital_attestation_is_pre_checked_at_its_own_node(net) -> None:  # noqa: ANN001
+    """A bank attests its tier-1 capital and loan balance (R5/R6 bases) through its own node with
+    the same pre-check as a guarantor's net assets: a period the registry would refuse (already
+    past, or beyond the policy's maximum age) is a 409 `InvalidAttestation` naming `valid_until`
+    with the registry's numbers, and nothing is sent; the registry refuses the same call made
+    directly; a period within the rule lands."""
+    cx, c = net.cx, address(C)
+    path = "/v1/attestations/capital"
+    now, max_age = cx.now(), cx.deployer.current_policy()[0].max_attestation_age
+    before = cx.deployer.member(c)
+    sent = cx.deployer.w3.eth.get_transaction_count(c)
+    figures = {"tier1_capital": before["tier1_capital"],
+               "total_loan_balance": before["total_loan_balance"]}  # fmt: skip
+    for valid_until in (now - 1, now + max_age + DAY):
+        status, p, _r = _post(net, C, C, path, {**figures, "valid_until": valid_until})
+        assert status == 409 and p["code"] == "InvalidAttestation", p
+        assert p["errors"][0]["field"] == "valid_until", p
+        assert (p["validUntil"], p["maxAge"]) == (valid_until, max_age), p
+    assert cx.deployer.member(c) == before
+    assert cx.deployer.w3.eth.get_transaction_count(c) == sent  # nothing sent
+    with pytest.raises(ContractRevert) as direct:
+        cx.client(account(C)).attest_capital(
+            figures["tier1_capital"], figures["total_loan_balance"], now + max_age + DAY
+        )
+    assert direct.value.code == "InvalidAttestation"
+    status, out, _r = _post(net, C, C, path, {**figures, "valid_until": now + 30 * DAY})
+    assert status == 201 and out["lender"] == c and out["block_number"] > 0, out
+    assert cx.deployer.member(c)["attested_until"] == now + 30 * DAY

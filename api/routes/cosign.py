@@ -14,6 +14,7 @@ from api.schemas.records import (
     CosignIn,
     CosignOut,
 )
+from api.service import attestations
 from api.service import cosign as service
 
 router = APIRouter(prefix="/v1", tags=["lender node"])
@@ -50,17 +51,14 @@ def cosign_batch(
     response_model=AttestationOut,
     responses=responses(401, 403, 409, 422),
 )
-def attest(body: AttestationIn, ctx: ContextDep, _p: LenderSelf) -> AttestationOut:
+def attest(
+    body: AttestationIn, ctx: ContextDep, chain: ConsortiumDep, _p: LenderSelf
+) -> AttestationOut:
     """Attest this lender's tier-1 capital and total loan balance (R5/R6 bases) until
-    `valid_until` (R8)."""
-    receipt = ctx.client.attest_capital(
-        body.tier1_capital, body.total_loan_balance, body.valid_until
-    )
+    `valid_until` (R8: a period the registry would refuse is a 409 `InvalidAttestation` naming
+    `valid_until`, and nothing is sent)."""
     return AttestationOut(
-        lender=ctx.address,
-        tier1_capital=body.tier1_capital,
-        total_loan_balance=body.total_loan_balance,
-        valid_until=body.valid_until,
-        tx_hash=receipt.tx_hash if receipt else None,
-        block_number=receipt.block_number if receipt else 0,
+        **attestations.attest_capital(
+            ctx, chain, body.tier1_capital, body.total_loan_balance, body.valid_until
+        )
     )

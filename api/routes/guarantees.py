@@ -16,7 +16,7 @@ from api.deps import ConsortiumDep, ContextDep, GuarantorSelf, MemberReader, Pla
 from api.problems import responses
 from api.routes import LoanIdPath
 from api.schemas.common import Address, ApiId, Fen, Model
-from api.service import guarantees
+from api.service import attestations, guarantees
 
 guarantor = APIRouter(prefix="/v1/loans", tags=["guarantor node"])
 guarantor_attest = APIRouter(prefix="/v1/attestations", tags=["guarantor node"])
@@ -54,7 +54,7 @@ def attest_net_assets(
     """Attest this guarantor's net assets (R10's base: its unsettled guarantees stay within the
     governed multiple of them) until `valid_until`, no further ahead than the policy's maximum
     attestation age (InvalidAttestation naming `valid_until`)."""
-    return guarantees.attest_net_assets(ctx, chain, body.net_assets, body.valid_until)
+    return attestations.attest_net_assets(ctx, chain, body.net_assets, body.valid_until)
 
 
 @guarantor.post("/{loan_id}/guarantee-offer", status_code=201, responses=_WRITE)

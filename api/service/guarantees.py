@@ -34,7 +34,8 @@ def _loan(chain: ConsortiumView, loan_id: str, me: str) -> CoLoan:
     return rec.loan
 
 
-def _send(ctx: MemberContext, kind: str, fn: Any, *args: Any) -> Any:
+def send(ctx: MemberContext, kind: str, fn: Any, *args: Any) -> Any:
+    """`fn(*args)` from the node's key, counted; a contract refusal as its problem."""
     try:
         receipt = fn(*args)
     except ContractRevert as exc:
@@ -89,27 +90,9 @@ def offer(ctx: MemberContext, chain: ConsortiumView, loan_id: str, cover_bps: in
     _status(chain, loan, _OPEN)
     _no_guarantee_yet(ctx, loan)
     amount = check_r10(ctx, chain, loan, ctx.address, cover_bps)
-    receipt = _send(ctx, "guarantee_offer", ctx.client.offer_guarantee, loan.loan_id, cover_bps)
+    receipt = send(ctx, "guarantee_offer", ctx.client.offer_guarantee, loan.loan_id, cover_bps)
     return {"loan_id": to_hex(loan.loan_id), "guarantor": ctx.address, "cover_bps": cover_bps,
             "amount": amount, "tx_hash": receipt.tx_hash if receipt else None}  # fmt: skip
-
-
-def attest_net_assets(
-    ctx: MemberContext, chain: ConsortiumView, net_assets: int, valid_until: int
-) -> dict:
-    """The guarantor's net assets, R10's base, valid until `valid_until` (R8's limits on its
-    period): pre-checked with the contract's rule, then sent with the node's key."""
-    _block, now = chain.now()
-    policy = chain.policy()
-    max_age = policy.max_attestation_age
-    if valid_until <= now or valid_until - now > max_age:
-        raise _refuse("InvalidAttestation", "valid_until", "within_max_attestation_age",
-                      validUntil=valid_until, nowTs=now, maxAge=max_age)  # fmt: skip
-    receipt = _send(ctx, "attestation", ctx.client.attest_capital, net_assets, 0, valid_until)
-    return {"guarantor": ctx.address, "net_assets": net_assets, "valid_until": valid_until,
-            "cap": net_assets * policy.max_guarantee_multiple,
-            "tx_hash": receipt.tx_hash if receipt else None,
-            "block_number": receipt.block_number if receipt else 0}  # fmt: skip
 
 
 def accept(
@@ -126,7 +109,7 @@ def accept(
         raise _refuse("GuaranteeOfferMismatch", "cover_bps", "matches_offer",
                       loanId=loan.loan_id, guarantor=guarantor, offered=offered)  # fmt: skip
     check_r10(ctx, chain, loan, guarantor, cover_bps)
-    receipt = _send(ctx, "guarantee", ctx.client.accept_guarantee, loan, guarantor, cover_bps)
+    receipt = send(ctx, "guarantee", ctx.client.accept_guarantee, loan, guarantor, cover_bps)
     (ev,) = ctx.client.receipt_events(receipt, "GuaranteeRecorded")
     return {"loan_id": to_hex(loan.loan_id), "guarantor": guarantor, "cover_bps": cover_bps,
             "amount": int(ev.args["amount"]), "tx_hash": receipt.tx_hash}  # fmt: skip
@@ -140,7 +123,7 @@ def compensate(ctx: MemberContext, chain: ConsortiumView, loan_id: str) -> dict:
         raise _refuse("NoGuarantee", "loan_id", "unsettled_guarantee_of_caller",
                       loanId=loan.loan_id, account=ctx.address)  # fmt: skip
     _status(chain, loan, (LoanStatus.DEFAULTED,))
-    receipt = _send(ctx, "compensation", ctx.client.compensate, loan)
+    receipt = send(ctx, "compensation", ctx.client.compensate, loan)
     (ev,) = ctx.client.receipt_events(receipt, "Compensated")
     payouts = [int(x) for x in ev.args["payouts"]]
     return {
@@ -171,7 +154,7 @@ def recover(ctx: MemberContext, chain: ConsortiumView, loan_id: str, body: Any) 
                           loanId=loan.loan_id, recovered=before, requested=body.amount,
                           principal=loan.principal)  # fmt: skip
         save({"submitted": True})
-        receipt = _send(ctx, "recovery", ctx.client.recover, loan, rid, body.amount)
+        receipt = send(ctx, "recovery", ctx.client.recover, loan, rid, body.amount)
         (ev,) = ctx.client.receipt_events(receipt, "Recovered")
         split = [int(x) for x in ev.args["split"]]
         return 201, {
