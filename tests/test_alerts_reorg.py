@@ -5,7 +5,6 @@ transaction, not the block) and finds the new one: nothing lost, nothing repeate
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,21 +27,6 @@ def _rpc(cx: Any, method: str, params: list | None = None) -> Any:
 
 def _slips(engine: Any) -> list[store.AlertRecord]:
     return store.alerts_after(engine, 0, 100, types=["borrower.overdue"])
-
-
-def _mined_in(cx: Any, tx: str) -> int:
-    """The block a transaction landed in. anvil's automine may answer `eth_sendRawTransaction`
-    and leave the transaction unmined until the next one arrives (foundry-rs/foundry#10122), so
-    a receipt that does not appear within 250 ms gets a block mined for it, as the client does."""
-    deadline = time.monotonic() + 30
-    nudge = time.monotonic() + 0.25
-    while (receipt := _rpc(cx, "eth_getTransactionReceipt", [tx])) is None:
-        assert time.monotonic() < deadline, f"{tx} was never mined"
-        if time.monotonic() > nudge:
-            _rpc(cx, "evm_mine")
-            nudge = time.monotonic() + 0.25
-        time.sleep(0.02)
-    return int(receipt["blockNumber"], 16)
 
 
 def _head(cx: Any) -> int:
@@ -81,7 +65,7 @@ def test_a_reorged_slip_is_kept_once_and_the_new_branch_s_slip_is_found(tmp_path
         snap = _rpc(cx, "evm_snapshot")
         tx = cx.plat.set_status(first, LoanStatus.OVERDUE, b"DPD".ljust(32, b"\0")).tx_hash
         raw = _rpc(cx, "eth_getRawTransactionByHash", [tx])
-        orphaned_block = _mined_in(cx, tx)
+        orphaned_block = cx.plat.wait(tx).block_number
         _rpc(cx, "evm_mine")
         old_head = _head(cx)
         ix.catch_up()
@@ -95,7 +79,9 @@ def test_a_reorged_slip_is_kept_once_and_the_new_branch_s_slip_is_found(tmp_path
         for _ in range(2):
             _rpc(cx, "evm_mine")
         assert _rpc(cx, "eth_sendRawTransaction", [raw]) == tx
-        again = _mined_in(cx, tx)
+        # the client's own wait: anvil's automine can answer before the block is sealed, or
+        # leave the transaction unmined until another arrives; the client mines one then
+        again = cx.plat.wait(tx).block_number
         assert again != orphaned_block
         cx.reset_clients()
         cx.plat.set_status(second, LoanStatus.OVERDUE, b"DPD".ljust(32, b"\0"))

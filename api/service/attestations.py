@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.problems import rule_problem
 from api.service.consortium import ConsortiumView
 from api.service.context import MemberContext
-from api.service.guarantees import send
+from api.service.guarantees import refuse, send
 from ledger.domain import Policy
 
 
@@ -21,15 +20,8 @@ def check_period(chain: ConsortiumView, valid_until: int) -> Policy:
     policy = chain.policy()
     max_age = policy.max_attestation_age
     if valid_until <= now or valid_until - now > max_age:
-        p = rule_problem(
-            "InvalidAttestation",
-            {"validUntil": valid_until, "nowTs": now, "maxAge": max_age},
-            "the pre-check",
-        )
-        p.extra["errors"] = [
-            {"field": "valid_until", "rule": "within_max_attestation_age", "message": p.detail}
-        ]
-        raise p
+        raise refuse("InvalidAttestation", "valid_until", "within_max_attestation_age",
+                     validUntil=valid_until, nowTs=now, maxAge=max_age)  # fmt: skip
     return policy
 
 

@@ -21,7 +21,8 @@ ZERO = "0x0000000000000000000000000000000000000000"
 _OPEN = (LoanStatus.ACTIVE, LoanStatus.OVERDUE)
 
 
-def _refuse(code: str, field: str, rule: str, **values: Any) -> Problem:
+def refuse(code: str, field: str, rule: str, **values: Any) -> Problem:
+    """The pre-check's refusal with the contract's code and numbers, naming the field."""
     p = rule_problem(code, values, "the pre-check")
     p.extra["errors"] = [{"field": field, "rule": rule, "message": p.detail}]
     return p
@@ -48,7 +49,7 @@ def send(ctx: MemberContext, kind: str, fn: Any, *args: Any) -> Any:
 def _status(chain: ConsortiumView, loan: CoLoan, allowed: tuple[LoanStatus, ...]) -> int:
     outstanding, status = chain.loan_state(loan.loan_id)
     if status not in allowed:
-        raise _refuse("WrongLoanStatus", "loan_id", "loan_status", loanId=loan.loan_id,
+        raise refuse("WrongLoanStatus", "loan_id", "loan_status", loanId=loan.loan_id,
                       status=int(status))  # fmt: skip
     return outstanding
 
@@ -60,13 +61,13 @@ def check_r10(ctx: MemberContext, chain: ConsortiumView, loan: CoLoan, guarantor
     governed multiple of them."""
     m = chain.member(guarantor)
     if m.role != Role.GUARANTOR or m.status != MemberStatus.ACTIVE or m.frozen:
-        raise _refuse("NotActiveInRole", "guarantor", "active_guarantor", account=guarantor,
+        raise refuse("NotActiveInRole", "guarantor", "active_guarantor", account=guarantor,
                       role=int(Role.GUARANTOR))  # fmt: skip
     p = chain.policy()
     _block, now = chain.now()
     until = min(m.attested_at + p.max_attestation_age, m.attested_until)
     if now > until:
-        raise _refuse("StaleNetAssets", "guarantor", "fresh_net_assets", guarantor=guarantor,
+        raise refuse("StaleNetAssets", "guarantor", "fresh_net_assets", guarantor=guarantor,
                       attestedUntil=until, nowTs=now)  # fmt: skip
     left = ctx.client.tranche_outstanding(loan)
     amount = sum(o * cover_bps // BPS for o, t in zip(left, loan.tranches, strict=True)
@@ -74,14 +75,14 @@ def check_r10(ctx: MemberContext, chain: ConsortiumView, loan: CoLoan, guarantor
     held = ctx.client.guaranteed_outstanding(guarantor)
     cap = m.tier1_capital * p.max_guarantee_multiple
     if held + amount > cap:
-        raise _refuse("GuaranteeCapExceeded", "cover_bps", "within_multiple_of_net_assets",
+        raise refuse("GuaranteeCapExceeded", "cover_bps", "within_multiple_of_net_assets",
                       guarantor=guarantor, outstanding=held, requested=amount, cap=cap)  # fmt: skip
     return amount
 
 
 def _no_guarantee_yet(ctx: MemberContext, loan: CoLoan) -> None:
     if ctx.client.guarantee_of(loan.loan_id)["guarantor"] != ZERO:
-        raise _refuse("GuaranteeExists", "loan_id", "one_guarantee", loanId=loan.loan_id)
+        raise refuse("GuaranteeExists", "loan_id", "one_guarantee", loanId=loan.loan_id)
 
 
 def offer(ctx: MemberContext, chain: ConsortiumView, loan_id: str, cover_bps: int) -> dict:
@@ -106,7 +107,7 @@ def accept(
     _no_guarantee_yet(ctx, loan)
     offered = ctx.client.offer_of(loan.loan_id, guarantor)
     if offered == 0 or offered != cover_bps:
-        raise _refuse("GuaranteeOfferMismatch", "cover_bps", "matches_offer",
+        raise refuse("GuaranteeOfferMismatch", "cover_bps", "matches_offer",
                       loanId=loan.loan_id, guarantor=guarantor, offered=offered)  # fmt: skip
     check_r10(ctx, chain, loan, guarantor, cover_bps)
     receipt = send(ctx, "guarantee", ctx.client.accept_guarantee, loan, guarantor, cover_bps)
@@ -120,7 +121,7 @@ def compensate(ctx: MemberContext, chain: ConsortiumView, loan_id: str) -> dict:
     loan = _loan(chain, loan_id, ctx.address)
     g = ctx.client.guarantee_of(loan.loan_id)
     if g["guarantor"] != ctx.address or g["settled"]:
-        raise _refuse("NoGuarantee", "loan_id", "unsettled_guarantee_of_caller",
+        raise refuse("NoGuarantee", "loan_id", "unsettled_guarantee_of_caller",
                       loanId=loan.loan_id, account=ctx.address)  # fmt: skip
     _status(chain, loan, (LoanStatus.DEFAULTED,))
     receipt = send(ctx, "compensation", ctx.client.compensate, loan)
@@ -150,7 +151,7 @@ def recover(ctx: MemberContext, chain: ConsortiumView, loan_id: str, body: Any) 
         _status(chain, loan, (LoanStatus.WRITTEN_OFF,))
         before = ctx.client.recovered(loan.loan_id)
         if before + body.amount > loan.principal:
-            raise _refuse("RecoveryExceedsPrincipal", "amount", "within_principal",
+            raise refuse("RecoveryExceedsPrincipal", "amount", "within_principal",
                           loanId=loan.loan_id, recovered=before, requested=body.amount,
                           principal=loan.principal)  # fmt: skip
         save({"submitted": True})

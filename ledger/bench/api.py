@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,22 @@ def measure(url: str, pid: int, account: Any, keys: list[str], n: int, clients: 
     return out
 
 
+def wait_indexed(urls: Iterable[str], account: Any, head: int, timeout: float = 120.0) -> None:
+    """Until the read model of each node at `urls` holds block `head` (its follower has digested
+    everything before), so what is measured next is not charged with indexing; RuntimeError
+    naming the node after `timeout`."""
+    deadline = time.monotonic() + timeout
+    for url in urls:
+        with NodeSession.signed_in(url, account) as s:
+            while True:
+                r = s.get(f"/v1/borrowers/0x{'00' * 32}/exposure")
+                if r.status_code == 200 and r.json().get("as_of_block", -1) >= head:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the read model at {url} did not reach block {head}")
+                time.sleep(0.2)
+
+
 @contextmanager
 def consortium_with_nodes() -> Iterator[tuple[LocalConsortium, dict[str, str], dict[str, int]]]:
     """A fresh anvil with the DEV-ONLY consortium deployed, the key service and the five nodes
@@ -156,12 +172,7 @@ def run(loans: int, queries: int, progress: Callable[[str], None] | None = None)
             items.append((ln, cx.sign(ln)))
         cx.plat.originate_pipelined(items)
         head = cx.plat.w3.eth.block_number
-        with NodeSession.signed_in(urls["bank-a"], cx.lenders[0]) as bank:
-            while True:  # until bank-a's read model has caught up with the chain
-                r = bank.get(f"/v1/borrowers/{keys[-1]}/exposure")
-                if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
-                    break
-                time.sleep(0.2)
+        wait_indexed([urls["bank-a"]], cx.lenders[0], head)
         for clients in (1, 8, 32):
             say(f"exposure queries, {clients} client(s)")
             n = per_client(queries, clients)

@@ -129,7 +129,7 @@ def run(
     median run's figures (by p99), every run's p99 beside them."""
     if pg_url is None:
         return {"not_measured": "no PostgreSQL (set TEST_DATABASE_URL or DATABASE_URL)"}
-    from ledger.bench.api import _queries, measure, per_client
+    from ledger.bench.api import _queries, measure, per_client, wait_indexed
     from ledger.localnet import nodes
     from ledger.localnet.chains import LocalChain
     from ledger.localnet.consortium import bootstrap
@@ -156,7 +156,7 @@ def run(
             "database": "postgresql", "loans_per_borrower": 5, "workers": workers, "steps": [],
         }  # fmt: skip
         try:
-            _wait_caught_up(url, cx, block)  # its tables exist and hold the real history
+            wait_indexed([url], cx.lenders[0], block, 60.0)  # its tables hold the real history
             have = 0
             eight_at = min(steps, key=lambda s: abs(s - 100_000))  # 8 clients at ~100k loans
             for target in steps:
@@ -195,20 +195,6 @@ def median_run(measured: list[dict[str, Any]]) -> dict[str, Any]:
     if len(measured) > 1:
         out["runs_p99_ms"] = [m["p99_ms"] for m in measured]
     return out
-
-
-def _wait_caught_up(url: str, cx: Any, head: int, timeout: float = 60.0) -> None:
-    from ledger.nodeclient import NodeSession
-
-    deadline = time.monotonic() + timeout
-    with NodeSession.signed_in(url, cx.lenders[0]) as s:
-        while True:
-            r = s.get(f"/v1/borrowers/0x{'00' * 32}/exposure")
-            if r.status_code == 200 and r.json().get("as_of_block", -1) >= head:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bank-a's read model did not reach block {head}: {r.text}")
-            time.sleep(0.2)
 
 
 def _drop_schemas(pg_url: str, prefix: str) -> None:

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ledger.bench.api import consortium_with_nodes, cpu_seconds, group_pids
+from ledger.bench.api import consortium_with_nodes, cpu_seconds, group_pids, wait_indexed
 from ledger.bench.recording import BATCH, _pct, pipelined
 from ledger.localnet.consortium import LocalConsortium, new_id
 from ledger.nodeclient import NodeSession
@@ -171,22 +171,6 @@ def idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
     return out
 
 
-def _wait_indexed(urls: dict[str, str], cx: LocalConsortium, head: int) -> None:
-    """Until every node's read model holds block `head` (each follower has digested what came
-    before), so a figure taken next is not charged with another run's indexing."""
-    key = "0x" + "00" * 32
-    deadline = time.monotonic() + 120
-    for name, url in urls.items():
-        if name == "keyservice":
-            continue
-        with NodeSession.signed_in(url, cx.lenders[0]) as s:
-            while time.monotonic() < deadline:
-                r = s.get(f"/v1/borrowers/{key}/exposure")
-                if r.status_code == 200 and r.json().get("as_of_block", 0) >= head:
-                    break
-                time.sleep(0.5)
-
-
 def one_run(n: int, singles: int, idle_s: float, say: Callable[[str], None]) -> dict[str, Any]:
     from ledger.localnet.chains import LocalChain
     from ledger.localnet.consortium import bootstrap
@@ -202,10 +186,12 @@ def one_run(n: int, singles: int, idle_s: float, say: Callable[[str], None]) -> 
             out["batched"] = batched(urls["platform"], cx, n, BATCH_CLIENTS)
         out["rss_peak_mb"] = {k: round(v, 1) for k, v in rss.peak.items()}
         say(f"through the platform node, batched: {out['batched']['records_per_s']}/s")
-        _wait_indexed(urls, cx, cx.plat.w3.eth.block_number)
+        # each figure next is not charged with indexing what came before
+        nodes = [u for name, u in urls.items() if name != "keyservice"]
+        wait_indexed(nodes, cx.lenders[0], cx.plat.w3.eth.block_number)
         out["single"] = single(urls["platform"], cx, singles, SINGLE_CLIENTS)
         say(f"through the platform node, one per request: {out['single']['records_per_s']}/s")
-        _wait_indexed(urls, cx, cx.plat.w3.eth.block_number)
+        wait_indexed(nodes, cx.lenders[0], cx.plat.w3.eth.block_number)
         time.sleep(2.0)  # the last requests' after-effects (keep-alive, gc) settle
         out["idle_cpu_pct"] = idle_cpu(pids, idle_s)
         say(f"idle: {out['idle_cpu_pct']}")
